@@ -1,0 +1,557 @@
+//! The domain collections, each declared exactly once.
+//!
+//! A [`CollectionSchema`] is the single description of a collection: the
+//! store validates writes with it, creates its query indexes from it, sync
+//! refuses ops that do not fit it, and exports will take their columns from
+//! it. Adding a field means adding one line here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The tombstone field every collection has. `true` deletes, `false`
+/// undeletes; like any field, the latest write wins.
+pub const DELETED: &str = "deleted";
+
+/// Separates a map field from its key in a field path: `answers/fee_amount`.
+/// `/` cannot occur in XLSForm names, so paths never collide.
+pub const PATH_SEPARATOR: char = '/';
+
+/// The fields of an entity or an op: field path to JSON value.
+/// `null` clears a field.
+pub type Fields = BTreeMap<String, Value>;
+
+/// A domain collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    /// The person registry.
+    Traders,
+    /// Survey interviews.
+    Submissions,
+    /// Health and environment awareness sessions.
+    AwarenessSessions,
+    /// Who attended which awareness session.
+    Attendance,
+}
+
+impl Collection {
+    /// Every collection, in code order.
+    pub const ALL: [Collection; 4] = [
+        Collection::Traders,
+        Collection::Submissions,
+        Collection::AwarenessSessions,
+        Collection::Attendance,
+    ];
+
+    /// The collection's declaration.
+    pub fn schema(self) -> &'static CollectionSchema {
+        match self {
+            Collection::Traders => &TRADERS,
+            Collection::Submissions => &SUBMISSIONS,
+            Collection::AwarenessSessions => &AWARENESS_SESSIONS,
+            Collection::Attendance => &ATTENDANCE,
+        }
+    }
+
+    /// The collection's name on the wire and in exports.
+    pub fn name(self) -> &'static str {
+        self.schema().name
+    }
+
+    /// Looks a collection up by name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Collection::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| Error::UnknownCollection {
+                name: name.to_owned(),
+            })
+    }
+
+    pub(crate) fn code(self) -> i64 {
+        self.schema().code
+    }
+
+    pub(crate) fn from_code(code: i64) -> Result<Self> {
+        Collection::ALL
+            .into_iter()
+            .find(|c| c.code() == code)
+            .ok_or_else(|| Error::Corrupt(format!("unknown collection code {code}")))
+    }
+}
+
+/// How a collection's entity ids are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdRule {
+    /// A random UUID chosen by the device that creates the entity.
+    Random,
+    /// Derived from the awareness session and the attendee (see
+    /// [`crate::attendance_id`]), so two devices registering the same person
+    /// at the same session converge to one row.
+    SessionAttendee,
+}
+
+/// The type of a field's value, and what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldKind {
+    /// A string of at most `max_chars` characters, not blank.
+    Text {
+        /// Longest accepted length, in characters.
+        max_chars: usize,
+    },
+    /// A phone number: an optional `+` and 7 to 15 digits (spaces and
+    /// dashes allowed between them).
+    Phone,
+    /// A whole number in `min..=max`.
+    Integer {
+        /// Smallest accepted value.
+        min: i64,
+        /// Largest accepted value.
+        max: i64,
+    },
+    /// `true` or `false`.
+    Bool,
+    /// An RFC 3339 timestamp with its offset, e.g. `2026-11-27T08:30:00+02:00`.
+    Timestamp,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// One code from a controlled list.
+    Choice(&'static [&'static str]),
+    /// A list of distinct codes from a controlled list.
+    Choices(&'static [&'static str]),
+    /// The id of an entity of another collection.
+    Ref(Collection),
+    /// `{"lat": .., "lon": .., "alt"?: .., "accuracy"?: ..}` in degrees and metres.
+    GeoPoint,
+    /// A map merged key by key: each key is its own field, written as
+    /// `field/key`. Keys are XLSForm names; values are any JSON the form
+    /// engine accepts.
+    Map,
+}
+
+/// One field of a collection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldSpec {
+    /// Field name, `snake_case`.
+    pub name: &'static str,
+    /// Type and accepted values.
+    pub kind: FieldKind,
+    /// Must be non-null on a live entity after every local save.
+    pub required: bool,
+    /// Identifies or describes a person: never written to logs or errors.
+    pub personal: bool,
+    /// What the field means, for exports' codebooks and the docs.
+    pub doc: &'static str,
+}
+
+impl FieldSpec {
+    const fn new(name: &'static str, kind: FieldKind, doc: &'static str) -> Self {
+        FieldSpec {
+            name,
+            kind,
+            required: false,
+            personal: false,
+            doc,
+        }
+    }
+    const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    const fn personal(mut self) -> Self {
+        self.personal = true;
+        self
+    }
+}
+
+/// The declaration of a collection.
+#[derive(Debug)]
+pub struct CollectionSchema {
+    /// Name on the wire, in queries and in exports.
+    pub name: &'static str,
+    /// Stable code stored in the database; never reused or changed.
+    pub code: i64,
+    /// What the collection holds.
+    pub doc: &'static str,
+    /// How ids are chosen.
+    pub ids: IdRule,
+    /// The fields, in export order ([`DELETED`] is implicit).
+    pub fields: &'static [FieldSpec],
+    /// Fields the store keeps an index on, for list filters.
+    pub indexed: &'static [&'static str],
+}
+
+/// The tombstone's declaration, shared by every collection.
+const TOMBSTONE: FieldSpec = FieldSpec::new(DELETED, FieldKind::Bool, "true when deleted");
+
+impl CollectionSchema {
+    /// The declaration of a top-level field (not a map key).
+    pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
+        if name == DELETED {
+            return Some(&TOMBSTONE);
+        }
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Resolves a field path (`status`, `answers/fee_amount`) to its
+    /// declaration, checking map keys.
+    pub fn resolve(&self, path: &str) -> Result<&'static FieldSpec> {
+        let unknown = || Error::UnknownField {
+            collection: self.name,
+            field: path.to_owned(),
+        };
+        match path.split_once(PATH_SEPARATOR) {
+            None => self.field(path).filter(|f| f.kind != FieldKind::Map).ok_or_else(unknown),
+            Some((map, key)) => {
+                let spec = self.field(map).filter(|f| f.kind == FieldKind::Map).ok_or_else(unknown)?;
+                if is_xml_name(key) {
+                    Ok(spec)
+                } else {
+                    Err(Error::invalid(
+                        self.name,
+                        path,
+                        None,
+                        "a key must be an XLSForm name: a letter or _, then letters, digits, _, - or . (at most 128)",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Checks one field write: the path is declared and the value fits.
+    pub fn check(&self, path: &str, value: &Value) -> Result<()> {
+        let spec = self.resolve(path)?;
+        if value.is_null() {
+            return if spec.name == DELETED {
+                Err(self.reject(spec, path, value, "use true or false".into()))
+            } else {
+                Ok(())
+            };
+        }
+        spec.kind
+            .accepts(value)
+            .map_err(|reason| self.reject(spec, path, value, reason))
+    }
+
+    /// Checks that a live entity has every required field.
+    pub fn check_required(&self, fields: &Fields) -> Result<()> {
+        if fields.get(DELETED) == Some(&Value::Bool(true)) {
+            return Ok(());
+        }
+        for spec in self.fields.iter().filter(|f| f.required) {
+            if fields.get(spec.name).is_none_or(Value::is_null) {
+                return Err(Error::MissingRequired {
+                    collection: self.name,
+                    field: spec.name,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&self, spec: &FieldSpec, path: &str, value: &Value, reason: String) -> Error {
+        let shown = (!spec.personal && spec.kind != FieldKind::Map).then_some(value);
+        Error::invalid(self.name, path, shown, reason)
+    }
+}
+
+impl FieldKind {
+    /// `Ok` when the (non-null) value fits; otherwise what was expected.
+    fn accepts(&self, value: &Value) -> Result<(), String> {
+        match *self {
+            FieldKind::Text { max_chars } => {
+                let text = value.as_str().ok_or("expected text")?;
+                if text.trim().is_empty() {
+                    return Err("must not be blank; write null to clear it".into());
+                }
+                let chars = text.chars().count();
+                if chars > max_chars {
+                    return Err(format!("at most {max_chars} characters, got {chars}"));
+                }
+                Ok(())
+            }
+            FieldKind::Phone => {
+                let text = value.as_str().ok_or("expected a phone number as text")?;
+                let body = text.strip_prefix('+').unwrap_or(text);
+                let digits = body.chars().filter(char::is_ascii_digit).count();
+                let clean = body.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+                if clean && (7..=15).contains(&digits) {
+                    Ok(())
+                } else {
+                    Err("expected a phone number: optional +, then 7 to 15 digits".into())
+                }
+            }
+            FieldKind::Integer { min, max } => match value.as_i64() {
+                Some(n) if (min..=max).contains(&n) => Ok(()),
+                Some(_) => Err(format!("must be between {min} and {max}")),
+                None => Err("expected a whole number".into()),
+            },
+            FieldKind::Bool => value.as_bool().map(drop).ok_or_else(|| "expected true or false".into()),
+            FieldKind::Timestamp => {
+                let text = value.as_str().ok_or("expected an RFC 3339 timestamp as text")?;
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map(drop)
+                    .map_err(|e| format!("expected an RFC 3339 timestamp such as 2026-11-27T08:30:00+02:00 ({e})"))
+            }
+            FieldKind::Date => {
+                let text = value.as_str().ok_or("expected a date as text")?;
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map(drop)
+                    .map_err(|_| "expected a date as YYYY-MM-DD".into())
+            }
+            FieldKind::Choice(list) => match value.as_str() {
+                Some(code) if list.contains(&code) => Ok(()),
+                _ => Err(format!("expected one of: {}", list.join(", "))),
+            },
+            FieldKind::Choices(list) => {
+                let items = value.as_array().ok_or_else(|| format!("expected a list of: {}", list.join(", ")))?;
+                let mut seen = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.as_str() {
+                        Some(code) if list.contains(&code) && !seen.contains(&code) => seen.push(code),
+                        Some(code) if seen.contains(&code) => return Err(format!("`{code}` is listed twice")),
+                        _ => return Err(format!("each item must be one of: {}", list.join(", "))),
+                    }
+                }
+                Ok(())
+            }
+            FieldKind::Ref(target) => {
+                let text = value.as_str().ok_or("expected an id as text")?;
+                uuid::Uuid::try_parse(text)
+                    .map(drop)
+                    .map_err(|_| format!("expected the id (a UUID) of an entity of `{}`", target.name()))
+            }
+            FieldKind::GeoPoint => geopoint(value),
+            FieldKind::Map => Ok(()),
+        }
+    }
+}
+
+fn geopoint(value: &Value) -> Result<(), String> {
+    const SHAPE: &str = r#"expected {"lat": .., "lon": .., "alt"?: .., "accuracy"?: ..}"#;
+    let object = value.as_object().ok_or(SHAPE)?;
+    let number = |key: &str| object.get(key).map(|v| v.as_f64().ok_or(SHAPE));
+    let lat = number("lat").ok_or(SHAPE)??;
+    let lon = number("lon").ok_or(SHAPE)??;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err("latitude must be within ±90 and longitude within ±180 degrees".into());
+    }
+    number("alt").transpose()?;
+    if number("accuracy").transpose()?.is_some_and(|a| a < 0.0) {
+        return Err("accuracy must not be negative".into());
+    }
+    if object.keys().any(|k| !matches!(k.as_str(), "lat" | "lon" | "alt" | "accuracy")) {
+        return Err(SHAPE.into());
+    }
+    Ok(())
+}
+
+/// Is `key` an XLSForm (XML) name as ODK accepts it?
+pub fn is_xml_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    key.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Sex, as the programme's indicators count it.
+pub const SEX: &[&str] = &["female", "male"];
+/// Age bands used when the exact year of birth is not known.
+pub const AGE_BANDS: &[&str] = &["under_18", "18_24", "25_34", "35_44", "45_54", "55_64", "65_plus"];
+/// Nationalities met at the crossing (ISO 3166-1 alpha-2), and `other`.
+pub const NATIONALITIES: &[&str] = &["RW", "CD", "BI", "UG", "TZ", "KE", "other"];
+/// Border posts of the programme.
+pub const BORDER_POSTS: &[&str] = &["rusizi_1", "rusizi_2", "other"];
+/// Side of the border.
+pub const SIDES: &[&str] = &["rwanda", "drc"];
+/// Goods small-scale traders carry.
+pub const GOODS: &[&str] = &[
+    "beans",
+    "cassava_flour",
+    "bananas_plantain",
+    "vegetables",
+    "fish",
+    "milk",
+    "clothes",
+    "cosmetics",
+    "other",
+];
+/// Awareness session topics.
+pub const TOPICS: &[&str] = &[
+    "hiv_aids",
+    "ebola",
+    "covid_19",
+    "malaria",
+    "hygiene_sanitation",
+    "environment_waste",
+    "gender_based_violence",
+    "other",
+];
+/// Session languages (ISO 639; `shr` is Mashi).
+pub const LANGUAGES: &[&str] = &["rw", "fr", "sw", "shr", "en", "other"];
+/// Submission status.
+pub const SUBMISSION_STATUS: &[&str] = &["draft", "complete"];
+
+use FieldKind::*;
+
+const NAME: FieldKind = Text { max_chars: 200 };
+const CODE: FieldKind = Text { max_chars: 64 };
+
+/// `traders`: the person registry.
+pub static TRADERS: CollectionSchema = CollectionSchema {
+    name: "traders",
+    code: 1,
+    doc: "Small-scale cross-border traders, found again at endline through this registry.",
+    ids: IdRule::Random,
+    fields: &[
+        FieldSpec::new("full_name", NAME, "full name as the trader gives it").required().personal(),
+        FieldSpec::new("sex", Choice(SEX), "sex").required(),
+        FieldSpec::new("year_of_birth", Integer { min: 1900, max: 2100 }, "year of birth, if known").personal(),
+        FieldSpec::new("age_band", Choice(AGE_BANDS), "age band, when the year is not known"),
+        FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
+        FieldSpec::new("phone", Phone, "phone number").personal(),
+        FieldSpec::new("main_goods", Choices(GOODS), "goods usually carried"),
+        FieldSpec::new("border_post", Choice(BORDER_POSTS), "border post where registered").required(),
+        FieldSpec::new("consent_given", Bool, "consented to be registered and surveyed").required(),
+        FieldSpec::new("consent_at", Timestamp, "when consent was given"),
+    ],
+    indexed: &["phone", "border_post"],
+};
+
+/// `submissions`: survey interviews.
+pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
+    name: "submissions",
+    code: 2,
+    doc: "Survey interviews; answers are keyed by the form's question names.",
+    ids: IdRule::Random,
+    fields: &[
+        FieldSpec::new("form_id", CODE, "XLSForm form_id").required(),
+        FieldSpec::new("form_version", CODE, "XLSForm version").required(),
+        FieldSpec::new("trader_id", Ref(Collection::Traders), "the trader interviewed, if registered"),
+        FieldSpec::new("enumerator", CODE, "enumerator's user name").required(),
+        FieldSpec::new("device", CODE, "device id"),
+        FieldSpec::new("started_at", Timestamp, "when the interview started (device clock)"),
+        FieldSpec::new("ended_at", Timestamp, "when the interview ended (device clock)"),
+        FieldSpec::new("location", GeoPoint, "where the interview took place").personal(),
+        FieldSpec::new("status", Choice(SUBMISSION_STATUS), "draft or complete").required(),
+        FieldSpec::new("answers", Map, "answers keyed by question name").personal(),
+    ],
+    indexed: &["form_id", "status"],
+};
+
+/// `awareness_sessions`: health and environment awareness sessions.
+pub static AWARENESS_SESSIONS: CollectionSchema = CollectionSchema {
+    name: "awareness_sessions",
+    code: 3,
+    doc: "Health and environment awareness sessions held at the border.",
+    ids: IdRule::Random,
+    fields: &[
+        FieldSpec::new("topic", Choice(TOPICS), "topic").required(),
+        FieldSpec::new("topic_other", NAME, "topic, when `other`"),
+        FieldSpec::new("date", Date, "date held").required(),
+        FieldSpec::new("border_post", Choice(BORDER_POSTS), "border post").required(),
+        FieldSpec::new("side", Choice(SIDES), "side of the border").required(),
+        FieldSpec::new("facilitator", CODE, "facilitator's user name").required(),
+        FieldSpec::new("language", Choice(LANGUAGES), "language spoken"),
+    ],
+    indexed: &["date", "topic"],
+};
+
+/// `attendance`: who attended which session.
+pub static ATTENDANCE: CollectionSchema = CollectionSchema {
+    name: "attendance",
+    code: 4,
+    doc: "One row per attendee per session; the id is derived from both.",
+    ids: IdRule::SessionAttendee,
+    fields: &[
+        FieldSpec::new("session_id", Ref(Collection::AwarenessSessions), "the session").required(),
+        FieldSpec::new("trader_id", Ref(Collection::Traders), "the attendee, if registered"),
+        FieldSpec::new("walk_in_name", NAME, "walk-in attendee's name or code").personal(),
+        FieldSpec::new("sex", Choice(SEX), "sex").required(),
+        FieldSpec::new("age_band", Choice(AGE_BANDS), "age band"),
+        FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
+        FieldSpec::new("is_trader", Bool, "a cross-border trader"),
+        FieldSpec::new("registered_by", CODE, "facilitator who registered the attendee"),
+    ],
+    indexed: &["session_id"],
+};
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_indexed_field_is_declared_and_codes_are_unique() {
+        for c in Collection::ALL {
+            let schema = c.schema();
+            for name in schema.indexed {
+                assert!(schema.field(name).is_some(), "{}.{name}", schema.name);
+            }
+            assert_eq!(Collection::from_code(c.code()).unwrap(), c);
+            assert_eq!(Collection::from_name(c.name()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn values_are_checked_against_their_kind() {
+        let t = &TRADERS;
+        t.check("full_name", &json!("Uwimana Claudine")).unwrap();
+        t.check("phone", &json!("+250 788 123 456")).unwrap();
+        t.check("main_goods", &json!(["beans", "fish"])).unwrap();
+        t.check("consent_at", &json!("2026-11-27T08:30:00+02:00")).unwrap();
+        t.check("year_of_birth", &json!(1988)).unwrap();
+        t.check(DELETED, &json!(true)).unwrap();
+        t.check("phone", &Value::Null).unwrap();
+
+        let err = |path: &str, v: Value| t.check(path, &v).unwrap_err().to_string();
+        assert!(err("sex", json!("f")).contains("female, male"));
+        assert!(err("year_of_birth", json!(1850)).contains("between 1900"));
+        assert!(err("main_goods", json!(["beans", "beans"])).contains("twice"));
+        assert!(err("consent_at", json!("yesterday")).contains("RFC 3339"));
+        assert!(err("full_name", json!("   ")).contains("blank"));
+        assert!(matches!(t.check("nickname", &json!("x")), Err(Error::UnknownField { .. })));
+        assert!(err(DELETED, Value::Null).contains("true or false"));
+    }
+
+    #[test]
+    fn personal_values_never_appear_in_errors() {
+        let text = TRADERS.check("phone", &json!("call me at 0788")).unwrap_err().to_string();
+        assert!(!text.contains("0788"), "{text}");
+        let text = SUBMISSIONS.check("answers/bad key", &json!("secret")).unwrap_err().to_string();
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn map_keys_are_xlsform_names() {
+        SUBMISSIONS.check("answers/fee_amount", &json!(1500)).unwrap();
+        SUBMISSIONS.check("answers/goods.main-1", &json!("x")).unwrap();
+        assert!(SUBMISSIONS.check("answers/1st", &json!(1)).is_err());
+        assert!(SUBMISSIONS.check("answers", &json!({})).is_err(), "a map is written key by key");
+        assert!(SUBMISSIONS.check("status/x", &json!(1)).is_err());
+    }
+
+    #[test]
+    fn geopoints_are_bounded() {
+        let s = &SUBMISSIONS;
+        s.check("location", &json!({"lat": -2.49, "lon": 28.9, "accuracy": 5.0})).unwrap();
+        assert!(s.check("location", &json!({"lat": 91, "lon": 0})).is_err());
+        assert!(s.check("location", &json!({"lat": 1})).is_err());
+        assert!(s.check("location", &json!({"lat": 1, "lon": 1, "x": 1})).is_err());
+    }
+
+    #[test]
+    fn required_fields_are_enforced_unless_deleted() {
+        let mut fields = Fields::new();
+        fields.insert("full_name".into(), json!("Uwimana Claudine"));
+        let err = TRADERS.check_required(&fields).unwrap_err();
+        assert!(matches!(err, Error::MissingRequired { field: "sex", .. }));
+        fields.insert(DELETED.into(), json!(true));
+        TRADERS.check_required(&fields).unwrap();
+    }
+}

@@ -1,0 +1,80 @@
+//! Versioned schema migrations.
+//!
+//! `PRAGMA user_version` counts the migrations applied. A store written by
+//! any earlier release opens and is upgraded in one transaction; a store
+//! from a newer release is refused, never rewritten.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::schema::Collection;
+
+/// `application_id` of mpaka stores ("MPKA"), so that a foreign SQLite file
+/// is recognised and left alone.
+pub(crate) const APPLICATION_ID: i64 = 0x4d50_4b41;
+
+/// Every released schema change, oldest first. Never edit a released entry.
+pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the store at `path` up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// Applies migrations up to `target` (tests build old stores with it).
+pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()> {
+    // IMMEDIATE: two processes opening one file at once migrate it once.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let application_id: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let fresh = application_id == 0 && version == 0 && tables == 0;
+    if application_id != APPLICATION_ID && !fresh {
+        return Err(Error::ForeignDatabase {
+            path: path.to_owned(),
+            application_id,
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target as usize).skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    if fresh {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    if target == SCHEMA_VERSION {
+        create_query_indexes(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// One partial expression index per field a schema marks `indexed`: the
+/// schema, not the migration list, says what is queried.
+fn create_query_indexes(conn: &Connection) -> Result<()> {
+    for collection in Collection::ALL {
+        let schema = collection.schema();
+        for field in schema.indexed {
+            // Names come from the static schema (snake_case), never from input.
+            conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS entities_{name}_{field} \
+                 ON entities (json_extract(doc, '$.\"{field}\"')) WHERE collection = {code};",
+                name = schema.name,
+                code = schema.code,
+            ))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,546 @@
+//! The offline store: one SQLite file holding the op log, the merged state
+//! and the conflicts of one replica.
+//!
+//! Every public write is one SQLite transaction that appends the op, merges
+//! it into the entity and persists the clock, so after a crash at any point
+//! an op is either wholly there or absent. With [`Durability::Full`] a save
+//! that returned survives power loss (one fsync of the WAL per save).
+
+mod batch;
+mod codec;
+pub(crate) mod migrations;
+mod query;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+pub use self::migrations::SCHEMA_VERSION;
+pub use self::query::{Filter, Query};
+use self::batch::{Batch, Outcome};
+use self::codec::{OP_COLUMNS, decode_state, op_from_row};
+use crate::error::{Error, Result};
+use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
+use crate::merge::{Conflict, ConflictingWrite, EntityState};
+use crate::op::{Attendee, EntityId, Op, OpId, attendance_id};
+use crate::schema::{Collection, DELETED, Fields, IdRule};
+
+/// Default bound on how far ahead of the local clock a remote op may be
+/// stamped: 24 hours.
+pub const DEFAULT_MAX_CLOCK_AHEAD_MS: u64 = 24 * 3600 * 1000;
+
+/// The key a store is encrypted with (SQLCipher).
+#[derive(Clone)]
+pub enum StoreKey {
+    /// A passphrase, stretched by SQLCipher's PBKDF2 (slow to open on
+    /// purpose).
+    Passphrase(String),
+    /// 32 random bytes, e.g. from the Android Keystore: no stretching,
+    /// fast to open.
+    Raw([u8; 32]),
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreKey(..)")
+    }
+}
+
+/// What a returned save promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives power loss: one fsync per transaction. The default.
+    #[default]
+    Full,
+    /// Survives a crash of the app but not of the phone. For bulk imports,
+    /// benchmarks and tests only.
+    NoSync,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Encrypt at rest with this key (needs the `encryption` feature).
+    pub key: Option<StoreKey>,
+    /// Fsync policy.
+    pub durability: Durability,
+    /// Remote ops stamped further ahead of the local clock are refused.
+    pub max_clock_ahead_ms: u64,
+    /// Where the time comes from.
+    pub clock: Arc<dyn WallClock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            key: None,
+            durability: Durability::Full,
+            max_clock_ahead_ms: DEFAULT_MAX_CLOCK_AHEAD_MS,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// One entity as merged from every op this store holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// Its collection.
+    pub collection: Collection,
+    /// Its id.
+    pub id: EntityId,
+    /// Field values and the stamp of each field's winning write.
+    pub state: EntityState,
+}
+
+impl Entity {
+    /// The value of a field path, if set.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        self.state.fields.get(path).filter(|v| !v.is_null())
+    }
+
+    /// The version an editor should pass back as "seen" when saving.
+    pub fn version(&self) -> Option<Hlc> {
+        self.state.version()
+    }
+
+    /// Whether the entity is deleted (tombstoned).
+    pub fn is_deleted(&self) -> bool {
+        self.state.is_deleted()
+    }
+}
+
+/// A conflict as this store holds it, with its local id for resolving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConflict {
+    /// Local id, for [`Store::resolve_conflict`].
+    pub id: i64,
+    /// The pair of writes.
+    pub conflict: Conflict,
+}
+
+/// What a remote batch did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Ops new to this store, now merged.
+    pub applied: usize,
+    /// Ops this store already had (resent batches).
+    pub duplicates: usize,
+    /// New conflicts recorded.
+    pub conflicts: usize,
+    /// Ops refused, with the reason; the rest of the batch was applied.
+    pub rejected: Vec<(OpId, Error)>,
+}
+
+/// One replica's store. Safe to share between threads; calls are serialized.
+pub struct Store {
+    inner: Mutex<Inner>,
+    path: PathBuf,
+    node: NodeId,
+}
+
+struct Inner {
+    conn: Connection,
+    clock: HlcState,
+    options: StoreOptions,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).field("node", &self.node).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, upgrading its schema.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        Store::setup(conn, path, options)
+    }
+
+    /// A store that lives in memory only: for tests and simulations.
+    pub fn open_in_memory(options: StoreOptions) -> Result<Store> {
+        Store::setup(Connection::open_in_memory()?, Path::new(":memory:"), options)
+    }
+
+    /// Opens a store at an older schema version, as an earlier release
+    /// would have written it (for migration tests only).
+    #[doc(hidden)]
+    pub fn create_at_schema_version(path: &Path, version: i64) -> Result<()> {
+        let mut conn = Connection::open(path)?;
+        migrations::migrate_to(&mut conn, path, version)
+    }
+
+    fn setup(mut conn: Connection, path: &Path, options: StoreOptions) -> Result<Store> {
+        if let Some(key) = &options.key {
+            apply_key(&conn, key)?;
+        }
+        // The first read tells a wrong key or a non-database apart from success.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) if options.key.is_some() => Error::WrongKey { path: path.to_owned() },
+                Some(ErrorCode::NotADatabase) => Error::NotADatabase { path: path.to_owned() },
+                _ => Error::Sqlite(e),
+            })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        let sync = match options.durability {
+            Durability::Full => "FULL",
+            Durability::NoSync => "OFF",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrations::migrate(&mut conn, path)?;
+        let clock = load_or_create_clock(&mut conn)?;
+        Ok(Store {
+            node: clock.node(),
+            inner: Mutex::new(Inner { conn, clock, options }),
+            path: path.to_owned(),
+        })
+    }
+
+    /// This replica's node id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The last stamp this store issued or observed.
+    pub fn last_hlc(&self) -> Hlc {
+        self.lock().clock.last()
+    }
+
+    /// Saves `fields` of an entity as one op, based on the entity as this
+    /// store currently holds it. Creates the entity if it is new.
+    pub fn save(&self, collection: Collection, id: EntityId, fields: Fields) -> Result<Op> {
+        self.save_inner(collection, id, fields, None)
+    }
+
+    /// Saves `fields` as an editor that loaded the entity at version `seen`
+    /// (from [`Entity::version`]) and has not seen anything merged since.
+    /// Writes made meanwhile by others are then reported as conflicts
+    /// instead of being silently overwritten.
+    pub fn save_seen(&self, seen: Option<Hlc>, collection: Collection, id: EntityId, fields: Fields) -> Result<Op> {
+        self.save_inner(collection, id, fields, Some(seen))
+    }
+
+    /// Deletes (tombstones) an entity. Its data stays in the log.
+    pub fn delete(&self, collection: Collection, id: EntityId) -> Result<Op> {
+        self.save(collection, id, Fields::from([(DELETED.to_owned(), Value::Bool(true))]))
+    }
+
+    /// Undoes a delete.
+    pub fn undelete(&self, collection: Collection, id: EntityId) -> Result<Op> {
+        self.save(collection, id, Fields::from([(DELETED.to_owned(), Value::Bool(false))]))
+    }
+
+    /// Registers `attendee` at `session` (or updates the registration): the
+    /// row's id is derived from both, so a second phone registering the
+    /// same person at the same session writes to the same row.
+    pub fn register_attendance(&self, session: EntityId, attendee: &Attendee, mut fields: Fields) -> Result<Op> {
+        fields.insert("session_id".into(), Value::String(session.to_string()));
+        match attendee {
+            Attendee::Trader(trader) => fields.insert("trader_id".into(), Value::String(trader.to_string())),
+            Attendee::WalkIn { name_or_code } => fields.insert("walk_in_name".into(), Value::String(name_or_code.clone())),
+        };
+        self.save(Collection::Attendance, attendance_id(session, attendee), fields)
+    }
+
+    fn save_inner(&self, collection: Collection, id: EntityId, fields: Fields, seen: Option<Option<Hlc>>) -> Result<Op> {
+        let schema = collection.schema();
+        if fields.is_empty() {
+            return Err(Error::EmptyWrite { collection: schema.name });
+        }
+        fields.iter().try_for_each(|(path, value)| schema.check(path, value))?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let now = inner.options.clock.now_ms();
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = Batch::new(&tx);
+        let mut after = batch.entity(collection, id)?.state.clone();
+        let mut clock = inner.clock;
+        let op = Op {
+            id: OpId::new(),
+            hlc: clock.tick(now),
+            base: seen.unwrap_or_else(|| after.version()),
+            collection,
+            entity: id,
+            fields,
+        };
+        after.apply(&op);
+        schema.check_required(&after.fields)?;
+        if schema.ids == IdRule::SessionAttendee {
+            check_attendance_id(id, &after.fields)?;
+        }
+        batch.apply(&op, true)?;
+        batch.finish()?;
+        save_clock(&tx, clock.last())?;
+        tx.commit()?;
+        inner.clock = clock;
+        Ok(op)
+    }
+
+    /// Applies ops received from elsewhere, in one transaction. Ops already
+    /// held are skipped; ops that do not fit the schema or are stamped too
+    /// far ahead are refused one by one, and the rest are applied.
+    pub fn apply_remote(&self, ops: &[Op]) -> Result<ApplyReport> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let now = inner.options.clock.now_ms();
+        let bound = inner.options.max_clock_ahead_ms;
+        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut batch = Batch::new(&tx);
+        let mut clock = inner.clock;
+        let mut report = ApplyReport::default();
+        for op in ops {
+            let mut observed = clock;
+            if let Err(reason) = op.validate().and_then(|()| observed.observe(op.hlc, now, bound)) {
+                report.rejected.push((op.id, reason));
+                continue;
+            }
+            match batch.apply(op, false)? {
+                Outcome::Applied => {
+                    clock = observed;
+                    report.applied += 1;
+                }
+                Outcome::Duplicate => report.duplicates += 1,
+            }
+        }
+        report.conflicts = batch.conflicts_found;
+        batch.finish()?;
+        save_clock(&tx, clock.last())?;
+        tx.commit()?;
+        inner.clock = clock;
+        Ok(report)
+    }
+
+    /// The entity as merged here, deleted or not; `None` if never written.
+    pub fn get(&self, collection: Collection, id: EntityId) -> Result<Option<Entity>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT doc, stamps FROM entities WHERE collection = ?1 AND id = ?2")?;
+        let row = stmt
+            .query_row(params![collection.code(), id.0.as_bytes()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?;
+        row.map(|(doc, stamps)| {
+            Ok(Entity {
+                collection,
+                id,
+                state: decode_state(&doc, &stamps)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Entities matching `query`.
+    pub fn list(&self, query: &Query) -> Result<Vec<Entity>> {
+        query.list(&self.lock().conn)
+    }
+
+    /// How many entities match `query`.
+    pub fn count(&self, query: &Query) -> Result<u64> {
+        query.count(&self.lock().conn)
+    }
+
+    /// Conflicts recorded here; with `open_only`, those not yet resolved.
+    pub fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>> {
+        let inner = self.lock();
+        let filter = if open_only { "WHERE resolved_op IS NULL" } else { "" };
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT id, collection, entity, field, older_op, older_hlc, older_node, older_value, \
+             newer_op, newer_hlc, newer_node, newer_value, resolved_op, resolved_hlc, resolved_node \
+             FROM conflicts {filter} ORDER BY id"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let write = |at: usize| -> Result<ConflictingWrite> {
+                Ok(ConflictingWrite {
+                    op: OpId::from_slice(&row.get::<_, Vec<u8>>(at)?)?,
+                    hlc: Hlc::from_packed(row.get(at + 1)?, row.get(at + 2)?),
+                    value: row.get(at + 3)?,
+                })
+            };
+            let resolved_by = match row.get::<_, Option<Vec<u8>>>(12)? {
+                Some(op) => Some((Hlc::from_packed(row.get(13)?, row.get(14)?), OpId::from_slice(&op)?)),
+                None => None,
+            };
+            out.push(StoredConflict {
+                id: row.get(0)?,
+                conflict: Conflict {
+                    collection: Collection::from_code(row.get(1)?)?,
+                    entity: EntityId::from_slice(&row.get::<_, Vec<u8>>(2)?)?,
+                    field: row.get(3)?,
+                    older: write(4)?,
+                    newer: write(8)?,
+                    resolved_by,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Resolves a conflict by writing `value` to its field, as an op that
+    /// saw both sides (on every replica this op then marks it resolved).
+    pub fn resolve_conflict(&self, conflict_id: i64, value: Value) -> Result<Op> {
+        let conflict = self
+            .conflicts(false)?
+            .into_iter()
+            .find(|c| c.id == conflict_id)
+            .ok_or(Error::UnknownConflict { id: conflict_id })?
+            .conflict;
+        let field = conflict.field;
+        self.save(conflict.collection, conflict.entity, Fields::from([(field, value)]))
+    }
+
+    /// How many ops written here a server has not yet acknowledged.
+    pub fn pending_count(&self) -> Result<u64> {
+        let inner = self.lock();
+        let n: i64 = inner
+            .conn
+            .query_row("SELECT count(*) FROM ops WHERE pending = 1", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// The oldest `limit` ops written here and not yet acknowledged.
+    pub fn pending_ops(&self, limit: usize) -> Result<Vec<Op>> {
+        self.select_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE pending = 1 ORDER BY seq LIMIT ?1"), [limit as i64])
+    }
+
+    /// Marks ops as acknowledged by a server; returns how many were pending.
+    pub fn acknowledge(&self, ids: &[OpId]) -> Result<usize> {
+        let mut inner = self.lock();
+        let tx = inner.conn.transaction()?;
+        let mut done = 0;
+        {
+            let mut stmt = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1")?;
+            for id in ids {
+                done += stmt.execute([id.0.as_bytes()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Ops in this store's arrival order after local sequence `after`
+    /// (0 for all), with their sequence numbers: for relaying and audits.
+    pub fn ops_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Op)>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached(&format!("SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let mut rows = stmt.query(params![after as i64, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((row.get::<_, i64>(0)? as u64, op_from_row(row, 1)?));
+        }
+        Ok(out)
+    }
+
+    /// Every entity of every collection, deleted ones included, ordered by
+    /// collection and id: what replicas compare to prove convergence.
+    pub fn snapshot(&self) -> Result<Vec<Entity>> {
+        let mut all = Vec::new();
+        for collection in Collection::ALL {
+            all.extend(self.list(&Query::new(collection).include_deleted())?);
+        }
+        all.sort_by_key(|e| (e.collection, e.id));
+        Ok(all)
+    }
+
+    fn select_ops(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Op>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(op_from_row(row, 0)?);
+        }
+        Ok(out)
+    }
+
+    /// Every call is one transaction, so a panic in another thread cannot
+    /// leave the database half-written: a poisoned lock is safe to reuse.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn check_attendance_id(id: EntityId, fields: &Fields) -> Result<()> {
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    let session = text("session_id").and_then(|s| s.parse().ok());
+    let attendee = match (text("trader_id"), text("walk_in_name")) {
+        (Some(trader), _) => trader.parse().ok().map(Attendee::Trader),
+        (None, Some(name)) => Some(Attendee::WalkIn {
+            name_or_code: name.to_owned(),
+        }),
+        (None, None) => None,
+    };
+    let expected = session.zip(attendee).map(|(s, a)| attendance_id(s, &a));
+    if expected == Some(id) {
+        Ok(())
+    } else {
+        Err(Error::IdRule {
+            collection: "attendance",
+            id: id.to_string(),
+            reason: "an attendance id is attendance_id(session, attendee); register attendees with \
+                     Store::register_attendance, which also needs trader_id or walk_in_name"
+                .into(),
+        })
+    }
+}
+
+#[cfg(feature = "encryption")]
+fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
+    let text = match key {
+        StoreKey::Passphrase(p) if p.is_empty() => {
+            return Err(Error::InvalidKey {
+                reason: "the passphrase is empty".into(),
+            });
+        }
+        StoreKey::Passphrase(p) => p.clone(),
+        StoreKey::Raw(bytes) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("x'{hex}'")
+        }
+    };
+    conn.pragma_update(None, "key", text)?;
+    Ok(())
+}
+
+#[cfg(not(feature = "encryption"))]
+fn apply_key(_: &Connection, _: &StoreKey) -> Result<()> {
+    Err(Error::EncryptionUnavailable)
+}
+
+fn load_or_create_clock(conn: &mut Connection) -> Result<HlcState> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let get = |key: &str| -> Result<Option<i64>> {
+        Ok(tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    };
+    let state = match (get("node")?, get("clock")?) {
+        (Some(node), Some(clock)) => HlcState::resume(Hlc::from_packed(clock, node)),
+        (Some(node), None) => HlcState::new(NodeId::from_sql(node)),
+        (None, _) => {
+            let state = HlcState::new(NodeId::random());
+            tx.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [state.node().to_sql()])?;
+            state
+        }
+    };
+    tx.commit()?;
+    Ok(state)
+}
+
+fn save_clock(tx: &rusqlite::Transaction<'_>, last: Hlc) -> Result<()> {
+    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute([last.packed()])?;
+    Ok(())
+}
