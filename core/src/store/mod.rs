@@ -544,3 +544,6 @@ fn save_clock(tx: &rusqlite::Transaction<'_>, last: Hlc) -> Result<()> {
         .execute([last.packed()])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,355 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::hlc::ManualClock;
+
+const NOV_27: u64 = 1_795_766_400_000; // 2026-11-27T00:00:00Z
+const HOUR: u64 = 3600 * 1000;
+
+fn fields(value: Value) -> Fields {
+    serde_json::from_value(value).expect("test fields are an object")
+}
+
+fn store_at(clock: &ManualClock) -> Store {
+    Store::open_in_memory(StoreOptions {
+        clock: Arc::new(clock.clone()),
+        ..StoreOptions::default()
+    })
+    .unwrap()
+}
+
+fn trader(name: &str) -> Fields {
+    fields(json!({
+        "full_name": name, "sex": "female", "border_post": "rusizi_2",
+        "consent_given": true, "consent_at": "2026-11-27T08:30:00+02:00",
+    }))
+}
+
+fn submission(form: &str, status: &str) -> Fields {
+    fields(json!({
+        "form_id": form, "form_version": "2026-11", "enumerator": "enum07",
+        "status": status, "answers/paid_fees": "yes", "answers/fee_amount": 1500,
+    }))
+}
+
+fn session(date: &str, topic: &str) -> Fields {
+    fields(json!({
+        "topic": topic, "date": date, "border_post": "rusizi_2",
+        "side": "drc", "facilitator": "fac02", "language": "sw",
+    }))
+}
+
+/// Sends every op of `from` to `to`.
+fn sync(from: &Store, to: &Store) -> ApplyReport {
+    let ops: Vec<Op> = from.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op).collect();
+    to.apply_remote(&ops).unwrap()
+}
+
+#[test]
+fn save_get_and_pending_ops() {
+    let store = store_at(&ManualClock::at(NOV_27));
+    let id = EntityId::random();
+    let op = store.save(Collection::Traders, id, trader("Uwimana Claudine")).unwrap();
+    let entity = store.get(Collection::Traders, id).unwrap().unwrap();
+    assert_eq!(entity.get("full_name"), Some(&json!("Uwimana Claudine")));
+    assert_eq!(entity.version(), Some(op.hlc));
+    assert_eq!(op.base, None, "a create saw nothing");
+
+    let edit = store
+        .save(Collection::Traders, id, fields(json!({"phone": "+250788123456"})))
+        .unwrap();
+    assert_eq!(edit.base, Some(op.hlc));
+    assert_eq!(store.pending_count().unwrap(), 2);
+    assert_eq!(store.pending_ops(10).unwrap(), vec![op.clone(), edit]);
+    assert_eq!(store.acknowledge(&[op.id, op.id]).unwrap(), 1);
+    assert_eq!(store.pending_count().unwrap(), 1);
+    assert!(store.get(Collection::Traders, EntityId::random()).unwrap().is_none());
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_named_and_nothing_written() {
+    let store = store_at(&ManualClock::at(NOV_27));
+    let id = EntityId::random();
+    let mut bad = trader("Uwimana Claudine");
+    bad.insert("sex".into(), json!("F"));
+    let err = store.save(Collection::Traders, id, bad).unwrap_err();
+    assert!(err.to_string().contains("traders.sex") && err.to_string().contains("female, male"), "{err}");
+
+    let err = store.save(Collection::Traders, id, fields(json!({"nickname": "x"}))).unwrap_err();
+    assert!(matches!(err, Error::UnknownField { ref field, .. } if field == "nickname"), "{err}");
+
+    let err = store.save(Collection::Traders, id, fields(json!({"full_name": "Only a name"}))).unwrap_err();
+    assert!(matches!(err, Error::MissingRequired { field: "sex", .. }), "{err}");
+
+    let err = store.save(Collection::Traders, id, Fields::new()).unwrap_err();
+    assert!(matches!(err, Error::EmptyWrite { .. }));
+
+    let err = store.save(Collection::Submissions, id, fields(json!({"trader_id": "T-17"}))).unwrap_err();
+    assert!(err.to_string().contains("UUID"), "{err}");
+
+    assert_eq!(store.pending_count().unwrap(), 0);
+    assert!(store.get(Collection::Traders, id).unwrap().is_none());
+}
+
+#[test]
+fn delete_and_undelete_are_field_writes() {
+    let store = store_at(&ManualClock::at(NOV_27));
+    let id = EntityId::random();
+    store.save(Collection::Traders, id, trader("Mukamana Aline")).unwrap();
+    store.delete(Collection::Traders, id).unwrap();
+    assert_eq!(store.count(&Query::new(Collection::Traders)).unwrap(), 0);
+    assert_eq!(store.count(&Query::new(Collection::Traders).include_deleted()).unwrap(), 1);
+    let deleted = store.get(Collection::Traders, id).unwrap().unwrap();
+    assert!(deleted.is_deleted());
+    assert_eq!(deleted.get("full_name"), Some(&json!("Mukamana Aline")), "data stays");
+    store.undelete(Collection::Traders, id).unwrap();
+    assert_eq!(store.count(&Query::new(Collection::Traders)).unwrap(), 1);
+}
+
+#[test]
+fn queries_filter_by_form_status_dates_topics_and_session() {
+    let store = store_at(&ManualClock::at(NOV_27));
+    for (form, status) in [("baseline", "complete"), ("baseline", "draft"), ("endline", "complete")] {
+        store.save(Collection::Submissions, EntityId::random(), submission(form, status)).unwrap();
+    }
+    let complete_baseline = Query::new(Collection::Submissions)
+        .eq("form_id", "baseline")
+        .eq("status", "complete");
+    assert_eq!(store.count(&complete_baseline).unwrap(), 1);
+    let listed = store.list(&complete_baseline).unwrap();
+    assert_eq!(listed[0].get("answers/fee_amount"), Some(&json!(1500)));
+    assert_eq!(
+        store.count(&Query::new(Collection::Submissions).eq("answers/paid_fees", "yes")).unwrap(),
+        3
+    );
+
+    let mut sessions = Vec::new();
+    for (date, topic) in [("2026-10-30", "hiv_aids"), ("2026-11-03", "hiv_aids"), ("2026-11-20", "ebola")] {
+        let id = EntityId::random();
+        store.save(Collection::AwarenessSessions, id, session(date, topic)).unwrap();
+        sessions.push(id);
+    }
+    let november = Query::new(Collection::AwarenessSessions).between("date", Some("2026-11-01"), Some("2026-11-30"));
+    assert_eq!(store.count(&november).unwrap(), 2);
+    assert_eq!(store.count(&november.clone().eq("topic", "hiv_aids")).unwrap(), 1);
+    assert_eq!(store.list(&november.limit(1).offset(1)).unwrap()[0].id, sessions[2]);
+
+    let trader_id = EntityId::random();
+    store.save(Collection::Traders, trader_id, trader("Uwimana Claudine")).unwrap();
+    store
+        .register_attendance(sessions[0], &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
+        .unwrap();
+    store
+        .register_attendance(
+            sessions[0],
+            &Attendee::WalkIn {
+                name_or_code: "Walk-in 014".into(),
+            },
+            fields(json!({"sex": "male", "is_trader": false})),
+        )
+        .unwrap();
+    store
+        .register_attendance(sessions[1], &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
+        .unwrap();
+    let at_first = Query::new(Collection::Attendance).eq("session_id", sessions[0].to_string());
+    assert_eq!(store.count(&at_first).unwrap(), 2);
+    assert_eq!(store.count(&at_first.eq("is_trader", false)).unwrap(), 1);
+
+    let err = store
+        .count(&Query::new(Collection::Traders).eq("x'); DROP TABLE ops; --", 1))
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownField { .. }));
+}
+
+#[test]
+fn two_phones_registering_one_trader_at_one_session_make_one_row() {
+    let clock = ManualClock::at(NOV_27);
+    let (a, b) = (store_at(&clock), store_at(&clock));
+    let (session_id, trader_id) = (EntityId::random(), EntityId::random());
+    a.save(Collection::AwarenessSessions, session_id, session("2026-11-27", "ebola")).unwrap();
+    sync(&a, &b);
+    a.register_attendance(session_id, &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
+        .unwrap();
+    b.register_attendance(
+        session_id,
+        &Attendee::Trader(trader_id),
+        fields(json!({"sex": "female", "is_trader": true})),
+    )
+    .unwrap();
+    sync(&a, &b);
+    sync(&b, &a);
+    let q = Query::new(Collection::Attendance).eq("session_id", session_id.to_string());
+    assert_eq!(a.count(&q).unwrap(), 1);
+    assert_eq!(a.snapshot().unwrap(), b.snapshot().unwrap());
+    assert!(a.conflicts(false).unwrap().is_empty(), "same values written: no conflict");
+
+    let stray = EntityId::random();
+    let err = a
+        .save(Collection::Attendance, stray, fields(json!({"session_id": session_id.to_string(), "sex": "male", "walk_in_name": "X"})))
+        .unwrap_err();
+    assert!(matches!(err, Error::IdRule { .. }), "{err}");
+}
+
+#[test]
+fn concurrent_edits_conflict_on_every_replica_and_a_resolution_syncs() {
+    let clock = ManualClock::at(NOV_27);
+    let (a, b, c) = (store_at(&clock), store_at(&clock), store_at(&clock));
+    let id = EntityId::random();
+    a.save(Collection::Traders, id, trader("Uwimana Claudine")).unwrap();
+    sync(&a, &b);
+    clock.advance(1000);
+    a.save(Collection::Traders, id, fields(json!({"full_name": "Uwimana Claudine M."})))
+        .unwrap();
+    clock.advance(1000);
+    b.save(Collection::Traders, id, fields(json!({"full_name": "Uwimana Claudette", "phone": "0788000111"})))
+        .unwrap();
+    // c receives b's ops before a's; a and b receive each other's.
+    sync(&b, &c);
+    sync(&a, &c);
+    sync(&a, &b);
+    sync(&b, &a);
+    let conflicts = a.conflicts(true).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    let conflict = &conflicts[0].conflict;
+    assert_eq!(conflict.field, "full_name");
+    assert_eq!(conflict.older.value, "\"Uwimana Claudine M.\"");
+    assert_eq!(conflict.newer.value, "\"Uwimana Claudette\"");
+    assert_eq!(conflict.newer.hlc.node, b.node());
+    for other in [&b, &c] {
+        let theirs: Vec<_> = other.conflicts(true).unwrap().into_iter().map(|c| c.conflict).collect();
+        assert_eq!(theirs, vec![conflict.clone()]);
+        assert_eq!(other.snapshot().unwrap(), a.snapshot().unwrap());
+    }
+    let winner = a.get(Collection::Traders, id).unwrap().unwrap();
+    assert_eq!(winner.get("full_name"), Some(&json!("Uwimana Claudette")));
+    assert_eq!(winner.get("phone"), Some(&json!("0788000111")), "other fields merge");
+
+    let fix = c.resolve_conflict(c.conflicts(true).unwrap()[0].id, json!("Uwimana Claudine")).unwrap();
+    assert!(c.conflicts(true).unwrap().is_empty());
+    sync(&c, &a);
+    sync(&c, &b);
+    for store in [&a, &b, &c] {
+        let all = store.conflicts(false).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].conflict.resolved_by, Some((fix.hlc, fix.id)));
+        let entity = store.get(Collection::Traders, id).unwrap().unwrap();
+        assert_eq!(entity.get("full_name"), Some(&json!("Uwimana Claudine")));
+    }
+    assert!(matches!(a.resolve_conflict(999, json!("x")), Err(Error::UnknownConflict { id: 999 })));
+}
+
+#[test]
+fn an_editor_that_held_an_old_version_conflicts_instead_of_overwriting() {
+    let clock = ManualClock::at(NOV_27);
+    let (phone, office) = (store_at(&clock), store_at(&clock));
+    let id = EntityId::random();
+    phone.save(Collection::Traders, id, trader("Uwimana Claudine")).unwrap();
+    sync(&phone, &office);
+    let opened = phone.get(Collection::Traders, id).unwrap().unwrap();
+    clock.advance(10);
+    office.save(Collection::Traders, id, fields(json!({"border_post": "rusizi_1"}))).unwrap();
+    sync(&office, &phone);
+    clock.advance(10);
+    phone
+        .save_seen(opened.version(), Collection::Traders, id, fields(json!({"border_post": "other"})))
+        .unwrap();
+    assert_eq!(phone.conflicts(true).unwrap().len(), 1);
+}
+
+#[test]
+fn remote_batches_are_idempotent_and_refuse_bad_ops_one_by_one() {
+    let clock = ManualClock::at(NOV_27);
+    let (a, b) = (store_at(&clock), store_at(&clock));
+    for i in 0..3 {
+        a.save(Collection::Traders, EntityId::random(), trader(&format!("Trader {i}"))).unwrap();
+    }
+    let first = sync(&a, &b);
+    assert_eq!((first.applied, first.duplicates), (3, 0));
+    let again = sync(&a, &b);
+    assert_eq!((again.applied, again.duplicates), (0, 3));
+    assert_eq!(b.pending_count().unwrap(), 0, "received ops are not ours to push");
+
+    // A phone whose clock says 2031, an unknown field, and one good op.
+    let future_phone = ManualClock::at(NOV_27 + 4 * 365 * 24 * HOUR);
+    let far = store_at(&future_phone);
+    let future_op = far.save(Collection::Traders, EntityId::random(), trader("From 2031")).unwrap();
+    let mut unknown = a.save(Collection::Traders, EntityId::random(), trader("Unknown field")).unwrap();
+    unknown.id = OpId::new();
+    unknown.fields.insert("favourite_colour".into(), json!("blue"));
+    let good = a.save(Collection::Traders, EntityId::random(), trader("Good")).unwrap();
+    let report = b.apply_remote(&[future_op.clone(), unknown.clone(), good]).unwrap();
+    assert_eq!(report.applied, 1);
+    assert_eq!(report.rejected.len(), 2);
+    let (id, reason) = &report.rejected[0];
+    assert_eq!(*id, future_op.id);
+    assert!(reason.to_string().contains(&far.node().to_string()), "{reason}");
+    assert!(matches!(report.rejected[1].1, Error::UnknownField { .. }));
+    assert!(b.last_hlc() < future_op.hlc, "a refused stamp does not move the clock");
+}
+
+#[test]
+fn the_clock_survives_restarts_and_backward_jumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.mpaka");
+    let clock = ManualClock::at(NOV_27);
+    let options = StoreOptions {
+        clock: Arc::new(clock.clone()),
+        ..StoreOptions::default()
+    };
+    let id = EntityId::random();
+    let (node, last) = {
+        let store = Store::open(&path, options.clone()).unwrap();
+        store.save(Collection::Traders, id, trader("Before reboot")).unwrap();
+        (store.node(), store.last_hlc())
+    };
+    clock.set(NOV_27 - 2 * 365 * 24 * HOUR); // battery pulled: back to 2024
+    let store = Store::open(&path, options).unwrap();
+    assert_eq!(store.node(), node);
+    let after = store
+        .save(Collection::Traders, id, fields(json!({"full_name": "After reboot"})))
+        .unwrap();
+    assert!(after.hlc > last);
+    assert_eq!(after.base, Some(last));
+    let entity = store.get(Collection::Traders, id).unwrap().unwrap();
+    assert_eq!(entity.get("full_name"), Some(&json!("After reboot")), "the later edit wins");
+}
+
+#[test]
+fn damaged_foreign_and_newer_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.mpaka");
+    std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+    let err = Store::open(&garbage, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192]);
+
+    let foreign = dir.path().join("other-app.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('x');")
+        .unwrap();
+    let err = Store::open(&foreign, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::ForeignDatabase { .. }), "{err}");
+
+    let newer = dir.path().join("newer.mpaka");
+    drop(Store::open(&newer, StoreOptions::default()).unwrap());
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let err = Store::open(&newer, StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NewerSchema { .. }), "{err}");
+    assert!(err.to_string().contains("update the app"));
+}
+
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn a_key_without_the_encryption_feature_is_a_clear_error() {
+    let options = StoreOptions {
+        key: Some(StoreKey::Raw([7; 32])),
+        ..StoreOptions::default()
+    };
+    assert!(matches!(Store::open_in_memory(options), Err(Error::EncryptionUnavailable)));
+}
