@@ -228,6 +228,11 @@ impl CollectionSchema {
         if value.is_null() {
             return if spec.name == DELETED {
                 Err(self.reject(spec, path, value, "use true or false".into()))
+            } else if spec.required {
+                Err(Error::MissingRequired {
+                    collection: self.name,
+                    field: spec.name,
+                })
             } else {
                 Ok(())
             };
@@ -237,7 +242,8 @@ impl CollectionSchema {
             .map_err(|reason| self.reject(spec, path, value, reason))
     }
 
-    /// Checks that a live entity has every required field.
+    /// Checks that a new entity has every required field. (Later writes
+    /// cannot clear one: [`CollectionSchema::check`] refuses null there.)
     pub fn check_required(&self, fields: &Fields) -> Result<()> {
         if fields.get(DELETED) == Some(&Value::Bool(true)) {
             return Ok(());
@@ -517,6 +523,7 @@ mod tests {
         assert!(err("full_name", json!("   ")).contains("blank"));
         assert!(matches!(t.check("nickname", &json!("x")), Err(Error::UnknownField { .. })));
         assert!(err(DELETED, Value::Null).contains("true or false"));
+        assert!(matches!(t.check("sex", &Value::Null), Err(Error::MissingRequired { field: "sex", .. })));
     }
 
     #[test]

@@ -270,8 +270,13 @@ impl Store {
             entity: id,
             fields,
         };
+        let creating = after.fields.is_empty();
         after.apply(&op);
-        schema.check_required(&after.fields)?;
+        if creating {
+            // Later edits may come from a device holding only part of the
+            // entity's history, so only a create must be complete.
+            schema.check_required(&after.fields)?;
+        }
         if schema.ids == IdRule::SessionAttendee {
             check_attendance_id(id, &after.fields)?;
         }

@@ -1,0 +1,257 @@
+//! Convergence under any delivery: 3 to 5 replicas write, delete, undelete
+//! and resolve conflicts offline, then exchange ops in random partial
+//! batches, in random order, with duplicates. Afterwards every replica must
+//! hold the same state and the same conflicts, and both must equal what
+//! the definitions say for the union of all ops (computed here directly
+//! from the pairwise definition, not by the store's incremental path).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use mpaka_core::{
+    Collection, Conflict, ConflictingWrite, EntityId, EntityState, Fields, ManualClock, Op, OpId, Store, StoreOptions,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const NOV_27: u64 = 1_795_766_400_000;
+const ENTITIES: usize = 3;
+
+#[derive(Debug, Clone)]
+enum Action {
+    Write { replica: usize, entity: usize, field: usize, value: usize, stale: bool },
+    Delete { replica: usize, entity: usize },
+    Undelete { replica: usize, entity: usize },
+    Deliver { from: usize, to: usize, seed: u64 },
+    Tick { replica: usize, ms: u64 },
+    Resolve { replica: usize, pick: usize },
+}
+
+const FIELDS: &[(&str, &[&str])] = &[
+    ("full_name", &["\"Aline\"", "\"Claudine\"", "\"Dative\""]),
+    ("phone", &["\"0788000001\"", "\"0788000002\"", "null"]),
+    ("main_goods", &["[\"beans\"]", "[\"fish\",\"milk\"]"]),
+    ("border_post", &["\"rusizi_1\"", "\"rusizi_2\""]),
+];
+
+fn action(replicas: usize) -> impl Strategy<Value = Action> {
+    let r = 0..replicas;
+    prop_oneof![
+        6 => (r.clone(), 0..ENTITIES, 0..FIELDS.len(), 0..3usize, prop::bool::weighted(0.2))
+            .prop_map(|(replica, entity, field, value, stale)| Action::Write { replica, entity, field, value, stale }),
+        1 => (r.clone(), 0..ENTITIES).prop_map(|(replica, entity)| Action::Delete { replica, entity }),
+        1 => (r.clone(), 0..ENTITIES).prop_map(|(replica, entity)| Action::Undelete { replica, entity }),
+        4 => (r.clone(), r.clone(), any::<u64>()).prop_map(|(from, to, seed)| Action::Deliver { from, to, seed }),
+        2 => (r.clone(), 0..5_000u64).prop_map(|(replica, ms)| Action::Tick { replica, ms }),
+        1 => (r, any::<usize>()).prop_map(|(replica, pick)| Action::Resolve { replica, pick }),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = (Vec<i64>, Vec<Action>)> {
+    (3..=5usize).prop_flat_map(|n| {
+        (
+            prop::collection::vec(-3_600_000i64..3_600_000, n),
+            prop::collection::vec(action(n), 1..60),
+        )
+    })
+}
+
+/// A tiny deterministic generator for shuffles and subsets.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+struct Replica {
+    store: Store,
+    clock: ManualClock,
+}
+
+fn entity_id(i: usize) -> EntityId {
+    EntityId(uuid::Uuid::from_u128(0x7472_6164_6572 + i as u128))
+}
+
+fn all_ops(store: &Store) -> Vec<Op> {
+    store.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op).collect()
+}
+
+/// Applies `ops` to `to` in shuffled partial batches, some of them twice.
+fn deliver(to: &Store, mut ops: Vec<Op>, rng: &mut Rng) {
+    rng.shuffle(&mut ops);
+    let mut sent = 0;
+    while sent < ops.len() {
+        let size = 1 + rng.below(ops.len() - sent);
+        let mut batch = ops[sent..sent + size].to_vec();
+        if rng.below(3) == 0 {
+            batch.extend_from_slice(&ops[..sent.min(2)]); // a resent earlier batch
+        }
+        let report = to.apply_remote(&batch).unwrap();
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        sent += size;
+    }
+}
+
+fn run(replicas: &[Replica], action: &Action) {
+    match *action {
+        Action::Write { replica, entity, field, value, stale } => {
+            let r = &replicas[replica];
+            let id = entity_id(entity);
+            let (name, values) = FIELDS[field];
+            let value: Value = serde_json::from_str(values[value % values.len()]).unwrap();
+            let current = r.store.get(Collection::Traders, id).unwrap();
+            let mut fields = Fields::from([(name.to_owned(), value.clone())]);
+            if current.is_none() {
+                // Creating: the required fields come with the first write.
+                for (k, v) in [("full_name", json!("New")), ("sex", json!("female")), ("border_post", json!("rusizi_2")), ("consent_given", json!(true))] {
+                    fields.entry(k.to_owned()).or_insert(v);
+                }
+                if fields["full_name"].is_null() {
+                    fields.insert("full_name".into(), json!("New"));
+                }
+            }
+            let result = if stale {
+                // An editor that opened the entity before anything was merged.
+                r.store.save_seen(None, Collection::Traders, id, fields)
+            } else {
+                r.store.save(Collection::Traders, id, fields)
+            };
+            if let Err(e) = result {
+                // Only clearing a required field may be refused.
+                assert!(matches!(e, mpaka_core::Error::MissingRequired { .. }), "{e}");
+            }
+        }
+        Action::Delete { replica, entity } | Action::Undelete { replica, entity } => {
+            let r = &replicas[replica];
+            let id = entity_id(entity);
+            if r.store.get(Collection::Traders, id).unwrap().is_some() {
+                if matches!(action, Action::Delete { .. }) {
+                    r.store.delete(Collection::Traders, id).unwrap();
+                } else {
+                    r.store.undelete(Collection::Traders, id).unwrap();
+                }
+            }
+        }
+        Action::Deliver { from, to, seed } => {
+            let mut rng = Rng(seed | 1);
+            let mut ops = all_ops(&replicas[from].store);
+            ops.retain(|_| rng.below(4) != 0); // a partial delivery
+            deliver(&replicas[to].store, ops, &mut rng);
+        }
+        Action::Tick { replica, ms } => replicas[replica].clock.advance(ms),
+        Action::Resolve { replica, pick } => {
+            let store = &replicas[replica].store;
+            let open = store.conflicts(true).unwrap();
+            if !open.is_empty() {
+                let chosen = &open[pick % open.len()];
+                let value: Value = serde_json::from_str(&chosen.conflict.older.value).unwrap();
+                if let Err(e) = store.resolve_conflict(chosen.id, value) {
+                    assert!(matches!(e, mpaka_core::Error::MissingRequired { .. }), "{e}");
+                }
+            }
+        }
+    }
+}
+
+/// The state the definitions give for a set of ops: per field, the value
+/// of the op with the greatest stamp.
+fn expected_state(ops: &[Op]) -> BTreeMap<EntityId, EntityState> {
+    let mut states: BTreeMap<EntityId, EntityState> = BTreeMap::new();
+    for op in ops {
+        let state = states.entry(op.entity).or_default();
+        for (path, value) in &op.fields {
+            if state.stamps.get(path).is_none_or(|&s| op.hlc > s) {
+                state.stamps.insert(path.clone(), op.hlc);
+                state.fields.insert(path.clone(), value.clone());
+            }
+        }
+    }
+    states
+}
+
+/// The conflicts the definitions give: every pair of concurrent ops that
+/// wrote different values to one field, resolved by the earliest op that
+/// saw both and wrote the field.
+fn expected_conflicts(ops: &[Op]) -> BTreeSet<Conflict> {
+    let mut out = BTreeSet::new();
+    for (i, a) in ops.iter().enumerate() {
+        for b in &ops[i + 1..] {
+            if a.entity != b.entity || !a.concurrent_with(b) {
+                continue;
+            }
+            for (path, va) in &a.fields {
+                let Some(vb) = b.fields.get(path).filter(|vb| *vb != va) else { continue };
+                let (older, newer) = if a.hlc < b.hlc { ((a, va), (b, vb)) } else { ((b, vb), (a, va)) };
+                let side = |(op, v): (&Op, &Value)| ConflictingWrite { op: op.id, hlc: op.hlc, value: v.to_string() };
+                let newer_hlc = newer.0.hlc;
+                let resolved_by = ops
+                    .iter()
+                    .filter(|z| z.entity == a.entity && z.fields.contains_key(path) && z.saw_stamp(newer_hlc))
+                    .map(|z| (z.hlc, z.id))
+                    .min();
+                out.insert(Conflict {
+                    collection: a.collection,
+                    entity: a.entity,
+                    field: path.clone(),
+                    older: side(older),
+                    newer: side(newer),
+                    resolved_by,
+                });
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replicas_converge_to_the_same_state_and_conflicts((offsets, actions) in scenario()) {
+        let replicas: Vec<Replica> = offsets
+            .iter()
+            .map(|offset| {
+                let clock = ManualClock::at(NOV_27.saturating_add_signed(*offset));
+                let options = StoreOptions { clock: Arc::new(clock.clone()), ..StoreOptions::default() };
+                Replica { store: Store::open_in_memory(options).unwrap(), clock }
+            })
+            .collect();
+        for action in &actions {
+            run(&replicas, action);
+        }
+
+        // Everyone eventually receives everything, in their own random order.
+        let mut union: BTreeMap<OpId, Op> = BTreeMap::new();
+        for r in &replicas {
+            union.extend(all_ops(&r.store).into_iter().map(|op| (op.id, op)));
+        }
+        let union: Vec<Op> = union.into_values().collect();
+        for (i, r) in replicas.iter().enumerate() {
+            deliver(&r.store, union.clone(), &mut Rng(0x9e37_79b9_7f4a_7c15 ^ i as u64));
+        }
+
+        let expected = expected_state(&union);
+        let expected_conflicts = expected_conflicts(&union);
+        for r in &replicas {
+            prop_assert_eq!(all_ops(&r.store).len(), union.len());
+            let snapshot: BTreeMap<EntityId, EntityState> =
+                r.store.snapshot().unwrap().into_iter().map(|e| (e.id, e.state)).collect();
+            prop_assert_eq!(&snapshot, &expected);
+            let conflicts: BTreeSet<Conflict> = r.store.conflicts(false).unwrap().into_iter().map(|c| c.conflict).collect();
+            prop_assert_eq!(conflicts.len(), r.store.conflicts(false).unwrap().len(), "no duplicate conflict rows");
+            prop_assert_eq!(&conflicts, &expected_conflicts);
+        }
+    }
+}
