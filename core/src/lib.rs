@@ -36,6 +36,7 @@ pub mod error;
 pub mod hlc;
 pub mod merge;
 pub mod op;
+pub mod sample;
 pub mod schema;
 pub mod store;
 

@@ -181,9 +181,14 @@ pub struct CollectionSchema {
     pub ids: IdRule,
     /// The fields, in export order ([`DELETED`] is implicit).
     pub fields: &'static [FieldSpec],
-    /// Fields the store keeps an index on, for list filters.
+    /// Up to [`MAX_INDEXED`] fields the store keeps an index on, for
+    /// list filters. Changing this list needs a migration that refills
+    /// the store's index columns.
     pub indexed: &'static [&'static str],
 }
+
+/// How many fields per collection the store can index.
+pub const MAX_INDEXED: usize = 2;
 
 /// The tombstone's declaration, shared by every collection.
 const TOMBSTONE: FieldSpec = FieldSpec::new(DELETED, FieldKind::Bool, "true when deleted");
@@ -496,6 +501,7 @@ mod tests {
     fn every_indexed_field_is_declared_and_codes_are_unique() {
         for c in Collection::ALL {
             let schema = c.schema();
+            assert!(schema.indexed.len() <= MAX_INDEXED, "{}", schema.name);
             for name in schema.indexed {
                 assert!(schema.field(name).is_some(), "{}.{name}", schema.name);
             }

@@ -10,7 +10,7 @@ use std::collections::hash_map::Entry;
 
 use rusqlite::{Transaction, params};
 
-use super::codec::{OP_COLUMNS, decode_state, encode_stamps, op_from_row};
+use super::codec::{OP_COLUMNS, decode_state, encode_stamps, index_keys, op_from_row};
 use crate::error::{Error, Result};
 use crate::merge::{Conflict, EntityState, conflicts_with_history};
 use crate::op::{EntityId, Op};
@@ -22,6 +22,9 @@ pub(crate) struct Loaded {
     pub(crate) state: EntityState,
     has_conflicts: bool,
     dirty: bool,
+    /// The doc's JSON when the entity's only op wrote it (most entities):
+    /// the op's own serialization, reused instead of serializing again.
+    doc: Option<String>,
 }
 
 /// What became of one op.
@@ -60,6 +63,7 @@ impl<'t> Batch<'t> {
                         state: decode_state(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_blob()?)?,
                         has_conflicts: row.get(2)?,
                         dirty: false,
+                        doc: None,
                     },
                     None => Loaded::default(),
                 };
@@ -71,11 +75,14 @@ impl<'t> Batch<'t> {
     /// Appends `op` to the log and merges it; a known op id is a no-op.
     /// `pending` marks ops written here that a server has yet to acknowledge.
     pub(crate) fn apply(&mut self, op: &Op, pending: bool) -> Result<Outcome> {
-        if !self.append(op, pending)? {
+        let fields =
+            serde_json::to_string(&op.fields).map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
+        if !self.append(op, &fields, pending)? {
             return Ok(Outcome::Duplicate);
         }
         let tx = self.tx;
         let loaded = self.entity(op.collection, op.entity)?;
+        let fresh = loaded.state.fields.is_empty();
         let mut found = Vec::new();
         if loaded.state.needs_history(op) {
             found = conflicts_with_history(op, &history(tx, op)?);
@@ -86,6 +93,7 @@ impl<'t> Batch<'t> {
         }
         let check_resolutions = loaded.has_conflicts;
         loaded.dirty |= loaded.state.apply(op);
+        loaded.doc = fresh.then_some(fields);
         self.conflicts_found += found.len();
         for conflict in &found {
             insert_conflict(tx, conflict)?;
@@ -99,18 +107,22 @@ impl<'t> Batch<'t> {
     /// Writes every changed entity back.
     pub(crate) fn finish(self) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO entities (collection, id, doc, stamps, deleted, has_conflicts) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+            "INSERT INTO entities (collection, id, doc, stamps, deleted, has_conflicts, key1, key2) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (collection, id) DO UPDATE SET \
              doc = excluded.doc, stamps = excluded.stamps, deleted = excluded.deleted, \
-             has_conflicts = excluded.has_conflicts",
+             has_conflicts = excluded.has_conflicts, key1 = excluded.key1, key2 = excluded.key2",
         )?;
         for ((collection, id), loaded) in &self.entities {
             if !loaded.dirty {
                 continue;
             }
-            let doc = serde_json::to_string(&loaded.state.fields)
-                .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
+            let doc = match &loaded.doc {
+                Some(doc) => doc.clone(),
+                None => serde_json::to_string(&loaded.state.fields)
+                    .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?,
+            };
+            let [key1, key2] = index_keys(*collection, &loaded.state);
             stmt.execute(params![
                 collection.code(),
                 id.0.as_bytes(),
@@ -118,15 +130,15 @@ impl<'t> Batch<'t> {
                 encode_stamps(&loaded.state),
                 loaded.state.is_deleted(),
                 loaded.has_conflicts,
+                key1,
+                key2,
             ])?;
         }
         Ok(())
     }
 
     /// Inserts the op unless its id is known; true if inserted.
-    fn append(&self, op: &Op, pending: bool) -> Result<bool> {
-        let fields =
-            serde_json::to_string(&op.fields).map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
+    fn append(&self, op: &Op, fields: &str, pending: bool) -> Result<bool> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, fields, pending) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (op_id) DO NOTHING",

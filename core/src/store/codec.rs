@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 
 use rusqlite::Row;
+use rusqlite::types::Value as SqlValue;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
@@ -91,6 +93,28 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
         }
     }
     None
+}
+
+/// A JSON value as SQLite's `json_extract` returns it, so that index
+/// columns and JSON paths compare alike; `None` for null.
+pub(crate) fn sql_value(value: &Value) -> Option<SqlValue> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::String(s) => SqlValue::Text(s.clone()),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::Array(_) | Value::Object(_) => SqlValue::Text(value.to_string()),
+    })
+}
+
+/// The values of the schema's `indexed` fields, for columns key1 and key2.
+pub(crate) fn index_keys(collection: Collection, state: &EntityState) -> [Option<SqlValue>; 2] {
+    let indexed = collection.schema().indexed;
+    let key = |slot: usize| indexed.get(slot).and_then(|f| state.fields.get(*f)).and_then(sql_value);
+    [key(0), key(1)]
 }
 
 /// Columns an op is read from, in the order [`op_from_row`] expects.

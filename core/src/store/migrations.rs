@@ -9,7 +9,6 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::schema::Collection;
 
 /// `application_id` of mpaka stores ("MPKA"), so that a foreign SQLite file
 /// is recognised and left alone.
@@ -54,27 +53,6 @@ pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Res
     if fresh {
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     }
-    if target == SCHEMA_VERSION {
-        create_query_indexes(&tx)?;
-    }
     tx.commit()?;
-    Ok(())
-}
-
-/// One partial expression index per field a schema marks `indexed`: the
-/// schema, not the migration list, says what is queried.
-fn create_query_indexes(conn: &Connection) -> Result<()> {
-    for collection in Collection::ALL {
-        let schema = collection.schema();
-        for field in schema.indexed {
-            // Names come from the static schema (snake_case), never from input.
-            conn.execute_batch(&format!(
-                "CREATE INDEX IF NOT EXISTS entities_{name}_{field} \
-                 ON entities (json_extract(doc, '$.\"{field}\"')) WHERE collection = {code};",
-                name = schema.name,
-                code = schema.code,
-            ))?;
-        }
-    }
     Ok(())
 }

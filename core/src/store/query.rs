@@ -9,7 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
 use super::Entity;
-use super::codec::decode_state;
+use super::codec::{decode_state, sql_value};
 use crate::error::{Error, Result};
 use crate::op::EntityId;
 use crate::schema::Collection;
@@ -97,8 +97,11 @@ impl Query {
         }
         for (path, filter) in &self.filters {
             schema.resolve(path)?;
-            // Checked: a declared field or `map/xml_name`, so no quotes inside.
-            let column = format!("json_extract(doc, '$.\"{path}\"')");
+            let column = match schema.indexed.iter().position(|f| f == path) {
+                Some(slot) => format!("key{}", slot + 1),
+                // Checked: a declared field or `map/xml_name`, so no quotes inside.
+                None => format!("json_extract(doc, '$.\"{path}\"')"),
+            };
             match filter {
                 Filter::Eq(Value::Null) => sql.push_str(&format!(" AND {column} IS NULL")),
                 Filter::Eq(value) => {
@@ -146,18 +149,7 @@ impl Query {
     }
 }
 
-/// A filter value as SQLite's `json_extract` would return it.
+/// A filter value as the column or `json_extract` holds it.
 fn to_sql(collection: Collection, path: &str, value: &Value) -> Result<SqlValue> {
-    Ok(match value {
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::String(s) => SqlValue::Text(s.clone()),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::Array(_) | Value::Object(_) => SqlValue::Text(value.to_string()),
-        Value::Null => {
-            return Err(Error::invalid(collection.name(), path, None, "a range bound cannot be null"));
-        }
-    })
+    sql_value(value).ok_or_else(|| Error::invalid(collection.name(), path, None, "a range bound cannot be null"))
 }

@@ -25,6 +25,9 @@ CREATE INDEX ops_pending ON ops (seq) WHERE pending = 1;
 
 -- Merged state: one row per entity. `doc` holds the winning values,
 -- `stamps` the HLC of each field's winning write (see store/codec.rs).
+-- `key1`/`key2` copy the fields the collection's schema lists in
+-- `indexed`, in that order, so list filters use an index without SQLite
+-- parsing JSON on every write.
 CREATE TABLE entities (
     collection    INTEGER NOT NULL,
     id            BLOB    NOT NULL,
@@ -32,8 +35,12 @@ CREATE TABLE entities (
     stamps        BLOB    NOT NULL,
     deleted       INTEGER NOT NULL,
     has_conflicts INTEGER NOT NULL DEFAULT 0,
+    key1,
+    key2,
     UNIQUE (collection, id)
 );
+CREATE INDEX entities_key1 ON entities (collection, key1) WHERE key1 IS NOT NULL;
+CREATE INDEX entities_key2 ON entities (collection, key2) WHERE key2 IS NOT NULL;
 
 -- Pairs of concurrent writes of different values to one field.
 CREATE TABLE conflicts (
