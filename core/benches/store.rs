@@ -54,7 +54,7 @@ fn save_submissions(dir: &Path, n: u64) {
     println!("## Local saves: {n} submissions of 40 answers, one transaction each");
     println!("| durability | median | p99 | CPU median | CPU p99 |");
     println!("|---|---|---|---|---|");
-    let mut on_disk = 0;
+    let (mut on_disk, mut compacted, mut ack_time) = (0, 0, Duration::ZERO);
     for durability in [Durability::Full, Durability::NoSync] {
         let path = dir.join(format!("saves-{durability:?}.mpaka"));
         let store = Store::open(&path, options(durability)).expect("open");
@@ -73,22 +73,30 @@ fn save_submissions(dir: &Path, n: u64) {
             ms(percentile(&mut cpu, 50)),
             ms(percentile(&mut cpu, 99)),
         );
-        drop(store);
         if durability == Durability::Full {
+            drop(store);
             on_disk = file_size(&path);
+            let store = Store::open(&path, options(durability)).expect("reopen");
+            let pending: Vec<OpId> = store.pending_ops(usize::MAX).expect("pending").iter().map(|op| op.id).collect();
+            let started = Instant::now();
+            store.acknowledge(&pending).expect("acknowledge");
+            let took = started.elapsed();
+            drop(store);
+            compacted = live_bytes(&path);
+            ack_time = took / n as u32;
         }
     }
     let answers_json: usize = (0..n).map(|i| json_len(&survey_answers(i))).sum();
     let record_json: usize = (0..n).map(|i| json_len(&baseline_submission(i))).sum();
-    println!(
-        "\nStore size: {:.0} bytes per submission on disk; its 40 answers as JSON are {:.0} bytes \
-         (ratio {:.2}x); the whole record as JSON is {:.0} bytes (ratio {:.2}x)\n",
-        on_disk as f64 / n as f64,
-        answers_json as f64 / n as f64,
-        on_disk as f64 / answers_json as f64,
-        record_json as f64 / n as f64,
-        on_disk as f64 / record_json as f64,
-    );
+    let per = |bytes: u64| bytes as f64 / n as f64;
+    let (answers, record) = (answers_json as f64 / n as f64, record_json as f64 / n as f64);
+    println!("\nStore size per submission (its 40 answers as JSON: {answers:.0} B; the whole record as JSON: {record:.0} B)");
+    println!("| state | bytes per submission | / answers JSON | / record JSON |");
+    println!("|---|---|---|---|");
+    for (label, bytes) in [("before acknowledgement (op + entity)", on_disk), ("acknowledged, compacted (live pages)", compacted)] {
+        println!("| {label} | {:.0} | {:.2}x | {:.2}x |", per(bytes), per(bytes) / answers, per(bytes) / record);
+    }
+    println!("\nAcknowledging (and compacting) {n} ops: {} per op\n", ms(ack_time));
 }
 
 /// A remote device's ops: `n` whole 40-answer submissions, applied in
@@ -217,6 +225,13 @@ fn json_len(fields: &Fields) -> usize {
 fn file_size(path: &Path) -> u64 {
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     std::fs::metadata(path).map(|m| m.len()).unwrap_or_default() + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Bytes in pages that hold data (freed pages are reused by later writes).
+fn live_bytes(path: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    let pragma = |name: &str| -> u64 { conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0)).expect(name) as u64 };
+    (pragma("page_count") - pragma("freelist_count")) * pragma("page_size")
 }
 
 fn percentile(samples: &mut [Duration], p: usize) -> Duration {

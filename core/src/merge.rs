@@ -34,6 +34,16 @@ impl EntityState {
         self.stamps.values().max().copied()
     }
 
+    /// The fields whose winning write is stamped `stamp`: all an op wrote,
+    /// while it still wins every field it wrote.
+    pub fn written_by(&self, stamp: Hlc) -> Fields {
+        self.stamps
+            .iter()
+            .filter(|&(_, s)| *s == stamp)
+            .filter_map(|(path, _)| Some((path.clone(), self.fields.get(path)?.clone())))
+            .collect()
+    }
+
     /// Whether the tombstone is set.
     pub fn is_deleted(&self) -> bool {
         self.fields.get(DELETED) == Some(&Value::Bool(true))

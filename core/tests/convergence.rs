@@ -25,6 +25,8 @@ enum Action {
     Deliver { from: usize, to: usize, seed: u64 },
     Tick { replica: usize, ms: u64 },
     Resolve { replica: usize, pick: usize },
+    /// A server acknowledged everything the replica wrote: ops get compacted.
+    Ack { replica: usize },
 }
 
 const FIELDS: &[(&str, &[&str])] = &[
@@ -43,7 +45,8 @@ fn action(replicas: usize) -> impl Strategy<Value = Action> {
         1 => (r.clone(), 0..ENTITIES).prop_map(|(replica, entity)| Action::Undelete { replica, entity }),
         4 => (r.clone(), r.clone(), any::<u64>()).prop_map(|(from, to, seed)| Action::Deliver { from, to, seed }),
         2 => (r.clone(), 0..5_000u64).prop_map(|(replica, ms)| Action::Tick { replica, ms }),
-        1 => (r, any::<usize>()).prop_map(|(replica, pick)| Action::Resolve { replica, pick }),
+        1 => (r.clone(), any::<usize>()).prop_map(|(replica, pick)| Action::Resolve { replica, pick }),
+        1 => r.prop_map(|replica| Action::Ack { replica }),
     ]
 }
 
@@ -151,6 +154,11 @@ fn run(replicas: &[Replica], action: &Action) {
             deliver(&replicas[to].store, ops, &mut rng);
         }
         Action::Tick { replica, ms } => replicas[replica].clock.advance(ms),
+        Action::Ack { replica } => {
+            let store = &replicas[replica].store;
+            let pending: Vec<OpId> = store.pending_ops(usize::MAX).unwrap().iter().map(|op| op.id).collect();
+            assert_eq!(store.acknowledge(&pending).unwrap(), pending.len());
+        }
         Action::Resolve { replica, pick } => {
             let store = &replicas[replica].store;
             let open = store.conflicts(true).unwrap();
@@ -233,10 +241,17 @@ proptest! {
         }
 
         // Everyone eventually receives everything, in their own random order.
+        // Compacted ops read back whole: every replica agrees on every op.
         let mut union: BTreeMap<OpId, Op> = BTreeMap::new();
         for r in &replicas {
-            union.extend(all_ops(&r.store).into_iter().map(|op| (op.id, op)));
+            for op in all_ops(&r.store) {
+                if let Some(known) = union.get(&op.id) {
+                    prop_assert_eq!(known, &op);
+                }
+                union.insert(op.id, op);
+            }
         }
+        let by_id = union.clone();
         let union: Vec<Op> = union.into_values().collect();
         for (i, r) in replicas.iter().enumerate() {
             deliver(&r.store, union.clone(), &mut Rng(0x9e37_79b9_7f4a_7c15 ^ i as u64));
@@ -245,7 +260,11 @@ proptest! {
         let expected = expected_state(&union);
         let expected_conflicts = expected_conflicts(&union);
         for r in &replicas {
-            prop_assert_eq!(all_ops(&r.store).len(), union.len());
+            let ops = all_ops(&r.store);
+            prop_assert_eq!(ops.len(), union.len());
+            for op in &ops {
+                prop_assert_eq!(op, &by_id[&op.id], "an op reads back as it was written");
+            }
             let snapshot: BTreeMap<EntityId, EntityState> =
                 r.store.snapshot().unwrap().into_iter().map(|e| (e.id, e.state)).collect();
             prop_assert_eq!(&snapshot, &expected);

@@ -10,8 +10,9 @@ use std::collections::hash_map::Entry;
 
 use rusqlite::{Transaction, params};
 
-use super::codec::{OP_COLUMNS, decode_state, encode_stamps, index_keys, op_from_row};
+use super::codec::{Logged, OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row};
 use crate::error::{Error, Result};
+use crate::hlc::Hlc;
 use crate::merge::{Conflict, EntityState, conflicts_with_history};
 use crate::op::{EntityId, Op};
 use crate::schema::Collection;
@@ -21,6 +22,8 @@ use crate::schema::Collection;
 pub(crate) struct Loaded {
     pub(crate) state: EntityState,
     has_conflicts: bool,
+    /// Some op of the entity is stored compacted (see 0001_initial.sql).
+    compacted: bool,
     dirty: bool,
     /// The doc's JSON when the entity's only op wrote it (most entities):
     /// the op's own serialization, reused instead of serializing again.
@@ -54,14 +57,11 @@ impl<'t> Batch<'t> {
         match self.entities.entry((collection, id)) {
             Entry::Occupied(slot) => Ok(slot.into_mut()),
             Entry::Vacant(slot) => {
-                let mut stmt = self
-                    .tx
-                    .prepare_cached("SELECT doc, stamps, has_conflicts FROM entities WHERE collection = ?1 AND id = ?2")?;
-                let mut rows = stmt.query(params![collection.code(), id.0.as_bytes()])?;
-                let loaded = match rows.next()? {
+                let loaded = match load_entity(self.tx, collection, id)? {
                     Some(row) => Loaded {
-                        state: decode_state(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_blob()?)?,
-                        has_conflicts: row.get(2)?,
+                        state: row.state,
+                        has_conflicts: row.has_conflicts,
+                        compacted: row.compacted,
                         dirty: false,
                         doc: None,
                     },
@@ -73,16 +73,24 @@ impl<'t> Batch<'t> {
     }
 
     /// Appends `op` to the log and merges it; a known op id is a no-op.
-    /// `pending` marks ops written here that a server has yet to acknowledge.
+    /// `pending` marks ops written here that a server has yet to
+    /// acknowledge; other ops that create their entity are stored
+    /// compacted at once, since the entity's doc then holds their fields.
     pub(crate) fn apply(&mut self, op: &Op, pending: bool) -> Result<Outcome> {
         let fields =
             serde_json::to_string(&op.fields).map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
-        if !self.append(op, &fields, pending)? {
+        let tx = self.tx;
+        let fresh = self.entity(op.collection, op.entity)?.state.fields.is_empty();
+        let compact = fresh && !pending;
+        if !self.append(op, (!compact).then_some(&fields), pending)? {
             return Ok(Outcome::Duplicate);
         }
-        let tx = self.tx;
         let loaded = self.entity(op.collection, op.entity)?;
-        let fresh = loaded.state.fields.is_empty();
+        if loaded.compacted {
+            restore_compacted(tx, op.collection, op.entity, &loaded.state)?;
+            loaded.compacted = false;
+            loaded.dirty = true;
+        }
         let mut found = Vec::new();
         if loaded.state.needs_history(op) {
             found = conflicts_with_history(op, &history(tx, op)?);
@@ -93,6 +101,7 @@ impl<'t> Batch<'t> {
         }
         let check_resolutions = loaded.has_conflicts;
         loaded.dirty |= loaded.state.apply(op);
+        loaded.compacted = compact;
         loaded.doc = fresh.then_some(fields);
         self.conflicts_found += found.len();
         for conflict in &found {
@@ -107,11 +116,12 @@ impl<'t> Batch<'t> {
     /// Writes every changed entity back.
     pub(crate) fn finish(self) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO entities (collection, id, doc, stamps, deleted, has_conflicts, key1, key2) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+            "INSERT INTO entities (collection, id, doc, stamps, deleted, has_conflicts, compacted, key1, key2) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (collection, id) DO UPDATE SET \
              doc = excluded.doc, stamps = excluded.stamps, deleted = excluded.deleted, \
-             has_conflicts = excluded.has_conflicts, key1 = excluded.key1, key2 = excluded.key2",
+             has_conflicts = excluded.has_conflicts, compacted = excluded.compacted, \
+             key1 = excluded.key1, key2 = excluded.key2",
         )?;
         for ((collection, id), loaded) in &self.entities {
             if !loaded.dirty {
@@ -130,6 +140,7 @@ impl<'t> Batch<'t> {
                 encode_stamps(&loaded.state),
                 loaded.state.is_deleted(),
                 loaded.has_conflicts,
+                loaded.compacted,
                 key1,
                 key2,
             ])?;
@@ -137,11 +148,12 @@ impl<'t> Batch<'t> {
         Ok(())
     }
 
-    /// Inserts the op unless its id is known; true if inserted.
-    fn append(&self, op: &Op, fields: &str, pending: bool) -> Result<bool> {
+    /// Inserts the op unless its id is known; true if inserted. `fields`
+    /// is `None` to store it compacted.
+    fn append(&self, op: &Op, fields: Option<&String>, pending: bool) -> Result<bool> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, fields, pending) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (op_id) DO NOTHING",
+            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (op_id) DO NOTHING",
         )?;
         let inserted = stmt.execute(params![
             op.id.0.as_bytes(),
@@ -151,22 +163,53 @@ impl<'t> Batch<'t> {
             op.base.map(|b| b.node.to_sql()),
             op.collection.code(),
             op.entity.0.as_bytes(),
-            fields,
             pending,
         ])?;
+        if inserted == 1
+            && let Some(fields) = fields
+        {
+            let seq = self.tx.last_insert_rowid();
+            self.tx
+                .prepare_cached("INSERT INTO op_fields (seq, fields) VALUES (?1, ?2)")?
+                .execute(params![seq, fields])?;
+        }
         Ok(inserted == 1)
     }
 }
 
-/// Every op of `op`'s entity in the log.
+/// Every op of `op`'s entity in the log (none compacted: see `apply`).
 fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
     let mut stmt = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"))?;
     let mut rows = stmt.query(params![op.collection.code(), op.entity.0.as_bytes()])?;
     let mut ops = Vec::new();
     while let Some(row) = rows.next()? {
-        ops.push(op_from_row(row, 0)?);
+        match op_from_row(row, 0)? {
+            Logged::Whole(op) => ops.push(op),
+            Logged::Compacted(op) => return Err(Error::Corrupt(format!("op {} is compacted in a history", op.id))),
+        }
     }
     Ok(ops)
+}
+
+/// Gives the entity's compacted ops their fields back, from `state` as it
+/// is before anything newer is merged into it.
+fn restore_compacted(tx: &Transaction<'_>, collection: Collection, id: EntityId, state: &EntityState) -> Result<()> {
+    let mut select = tx.prepare_cached(
+        "SELECT seq, hlc, node FROM ops WHERE collection = ?1 AND entity = ?2 \
+         AND NOT EXISTS (SELECT 1 FROM op_fields WHERE op_fields.seq = ops.seq)",
+    )?;
+    let compacted: Vec<(i64, Hlc)> = select
+        .query_map(params![collection.code(), id.0.as_bytes()], |r| {
+            Ok((r.get(0)?, Hlc::from_packed(r.get(1)?, r.get(2)?)))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare_cached("INSERT INTO op_fields (seq, fields) VALUES (?2, ?1)")?;
+    for (seq, hlc) in compacted {
+        let fields = serde_json::to_string(&state.written_by(hlc))
+            .map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
+        update.execute(params![fields, seq])?;
+    }
+    Ok(())
 }
 
 fn insert_conflict(tx: &Transaction<'_>, c: &Conflict) -> Result<()> {

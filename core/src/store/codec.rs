@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Row;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
@@ -95,6 +95,45 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
     None
 }
 
+/// An entity's row: its state and its flags.
+pub(crate) struct EntityRow {
+    pub(crate) state: EntityState,
+    pub(crate) has_conflicts: bool,
+    pub(crate) compacted: bool,
+}
+
+/// Reads an entity's row, if it was ever written.
+pub(crate) fn load_entity(conn: &Connection, collection: Collection, id: EntityId) -> Result<Option<EntityRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc, stamps, has_conflicts, compacted FROM entities WHERE collection = ?1 AND id = ?2",
+    )?;
+    stmt.query_row(params![collection.code(), id.0.as_bytes()], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get(2)?, row.get(3)?))
+    })
+    .optional()?
+    .map(|(doc, stamps, has_conflicts, compacted)| {
+        Ok(EntityRow {
+            state: decode_state(&doc, &stamps)?,
+            has_conflicts,
+            compacted,
+        })
+    })
+    .transpose()
+}
+
+/// The op with its fields, reading a compacted op's from its entity.
+pub(crate) fn whole(conn: &Connection, logged: Logged) -> Result<Op> {
+    match logged {
+        Logged::Whole(op) => Ok(op),
+        Logged::Compacted(mut op) => {
+            let row = load_entity(conn, op.collection, op.entity)?
+                .ok_or_else(|| Error::Corrupt(format!("compacted op {} has no entity", op.id)))?;
+            op.fields = row.state.written_by(op.hlc);
+            Ok(op)
+        }
+    }
+}
+
 /// A JSON value as SQLite's `json_extract` returns it, so that index
 /// columns and JSON paths compare alike; `None` for null.
 pub(crate) fn sql_value(value: &Value) -> Option<SqlValue> {
@@ -118,24 +157,40 @@ pub(crate) fn index_keys(collection: Collection, state: &EntityState) -> [Option
 }
 
 /// Columns an op is read from, in the order [`op_from_row`] expects.
-pub(crate) const OP_COLUMNS: &str = "op_id, hlc, node, base_hlc, base_node, collection, entity, fields";
+pub(crate) const OP_COLUMNS: &str = "op_id, hlc, node, base_hlc, base_node, collection, entity, \
+     (SELECT fields FROM op_fields WHERE op_fields.seq = ops.seq)";
+
+/// An op as read from the log.
+pub(crate) enum Logged {
+    /// With its fields.
+    Whole(Op),
+    /// Compacted: `fields` is empty; its entity's state holds them.
+    Compacted(Op),
+}
 
 /// Reads an op selected with [`OP_COLUMNS`] starting at column `at`.
-pub(crate) fn op_from_row(row: &Row<'_>, at: usize) -> Result<Op> {
+pub(crate) fn op_from_row(row: &Row<'_>, at: usize) -> Result<Logged> {
     let id: Vec<u8> = row.get(at)?;
     let base = match (row.get::<_, Option<i64>>(at + 3)?, row.get::<_, Option<i64>>(at + 4)?) {
         (Some(hlc), Some(node)) => Some(Hlc::from_packed(hlc, node)),
         _ => None,
     };
     let entity: Vec<u8> = row.get(at + 6)?;
-    let fields: String = row.get(at + 7)?;
-    Ok(Op {
+    let fields: Option<String> = row.get(at + 7)?;
+    let mut op = Op {
         id: OpId::from_slice(&id)?,
         hlc: Hlc::from_packed(row.get(at + 1)?, row.get(at + 2)?),
         base,
         collection: Collection::from_code(row.get(at + 5)?)?,
         entity: EntityId::from_slice(&entity)?,
-        fields: serde_json::from_str(&fields).map_err(|e| Error::Corrupt(format!("op fields: {e}")))?,
+        fields: Fields::new(),
+    };
+    Ok(match fields {
+        Some(text) => {
+            op.fields = serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("op fields: {e}")))?;
+            Logged::Whole(op)
+        }
+        None => Logged::Compacted(op),
     })
 }
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 pub use self::migrations::SCHEMA_VERSION;
 pub use self::query::{Filter, Query};
 use self::batch::{Batch, Outcome};
-use self::codec::{OP_COLUMNS, decode_state, op_from_row};
+use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
 use crate::merge::{Conflict, ConflictingWrite, EntityState};
@@ -332,23 +332,12 @@ impl Store {
 
     /// The entity as merged here, deleted or not; `None` if never written.
     pub fn get(&self, collection: Collection, id: EntityId) -> Result<Option<Entity>> {
-        let inner = self.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached("SELECT doc, stamps FROM entities WHERE collection = ?1 AND id = ?2")?;
-        let row = stmt
-            .query_row(params![collection.code(), id.0.as_bytes()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .optional()?;
-        row.map(|(doc, stamps)| {
-            Ok(Entity {
-                collection,
-                id,
-                state: decode_state(&doc, &stamps)?,
-            })
-        })
-        .transpose()
+        let row = load_entity(&self.lock().conn, collection, id)?;
+        Ok(row.map(|row| Entity {
+            collection,
+            id,
+            state: row.state,
+        }))
     }
 
     /// Entities matching `query`.
@@ -426,15 +415,30 @@ impl Store {
         self.select_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE pending = 1 ORDER BY seq LIMIT ?1"), [limit as i64])
     }
 
-    /// Marks ops as acknowledged by a server; returns how many were pending.
+    /// Marks ops as acknowledged by a server; returns how many were
+    /// pending. An acknowledged op whose fields all still win is compacted
+    /// (its values stay in the entity): the server now keeps the history.
     pub fn acknowledge(&self, ids: &[OpId]) -> Result<usize> {
         let mut inner = self.lock();
         let tx = inner.conn.transaction()?;
         let mut done = 0;
         {
-            let mut stmt = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1")?;
+            let mut ack = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
+            let mut read = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE seq = ?1"))?;
+            let mut compact = tx.prepare_cached("DELETE FROM op_fields WHERE seq = ?1")?;
+            let mut flag = tx.prepare_cached("UPDATE entities SET compacted = 1 WHERE collection = ?1 AND id = ?2")?;
             for id in ids {
-                done += stmt.execute([id.0.as_bytes()])?;
+                let Some(seq) = ack.query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0)).optional()? else {
+                    continue;
+                };
+                done += 1;
+                let op = whole(&tx, read.query_row([seq], |row| Ok(op_from_row(row, 0)))??)?;
+                let entity = load_entity(&tx, op.collection, op.entity)?;
+                let wins_all = entity.is_some_and(|e| op.fields.keys().all(|f| e.state.stamps.get(f) == Some(&op.hlc)));
+                if wins_all {
+                    compact.execute([seq])?;
+                    flag.execute(params![op.collection.code(), op.entity.0.as_bytes()])?;
+                }
             }
         }
         tx.commit()?;
@@ -451,7 +455,7 @@ impl Store {
         let mut rows = stmt.query(params![after as i64, limit as i64])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push((row.get::<_, i64>(0)? as u64, op_from_row(row, 1)?));
+            out.push((row.get::<_, i64>(0)? as u64, whole(&inner.conn, op_from_row(row, 1)?)?));
         }
         Ok(out)
     }
@@ -473,7 +477,7 @@ impl Store {
         let mut rows = stmt.query(params)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(op_from_row(row, 0)?);
+            out.push(whole(&inner.conn, op_from_row(row, 0)?)?);
         }
         Ok(out)
     }

@@ -353,3 +353,47 @@ fn a_key_without_the_encryption_feature_is_a_clear_error() {
     };
     assert!(matches!(Store::open_in_memory(options), Err(Error::EncryptionUnavailable)));
 }
+
+#[test]
+fn acknowledged_ops_are_compacted_and_restored_before_anything_overwrites_them() {
+    let clock = ManualClock::at(NOV_27);
+    let (phone, office) = (store_at(&clock), store_at(&clock));
+    let id = EntityId::random();
+    let create = phone.save(Collection::Traders, id, trader("Uwimana Claudine")).unwrap();
+    sync(&phone, &office);
+    let stored_fields = |store: &Store| -> Option<String> {
+        store
+            .lock()
+            .conn
+            .query_row(
+                "SELECT fields FROM ops LEFT JOIN op_fields USING (seq) WHERE op_id = ?1",
+                [create.id.0.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert!(stored_fields(&office).is_none(), "a received create is stored compacted");
+    assert!(stored_fields(&phone).is_some(), "not yet acknowledged");
+    assert_eq!(phone.acknowledge(&[create.id]).unwrap(), 1);
+    assert!(stored_fields(&phone).is_none(), "acknowledged and still winning: compacted");
+    assert_eq!(phone.ops_after(0, 10).unwrap()[0].1, create, "reads back whole");
+
+    // A concurrent edit from a third device that never saw the create.
+    clock.advance(5);
+    let blind = Op {
+        id: OpId::new(),
+        hlc: Hlc::new(NOV_27 + 5, 0, NodeId(42)).unwrap(),
+        base: None,
+        collection: Collection::Traders,
+        entity: id,
+        fields: fields(json!({"full_name": "Uwimana Claudette"})),
+    };
+    for store in [&phone, &office] {
+        assert_eq!(store.apply_remote(std::slice::from_ref(&blind)).unwrap().conflicts, 1);
+        assert_eq!(stored_fields(store).as_deref().map(|f| f.contains("Uwimana Claudine")), Some(true));
+        let conflict = &store.conflicts(true).unwrap()[0].conflict;
+        assert_eq!(conflict.older.value, "\"Uwimana Claudine\"", "the overwritten value is kept");
+        assert_eq!(store.ops_after(0, 10).unwrap()[0].1, create);
+    }
+    assert_eq!(phone.snapshot().unwrap(), office.snapshot().unwrap());
+}

@@ -17,11 +17,21 @@ CREATE TABLE ops (
     base_node  INTEGER,
     collection INTEGER NOT NULL,      -- CollectionSchema::code
     entity     BLOB    NOT NULL,
-    fields     TEXT    NOT NULL,      -- JSON object: field path -> value
     pending    INTEGER NOT NULL       -- 1: written here, not yet acknowledged by a server
 );
 CREATE INDEX ops_by_entity ON ops (collection, entity);
 CREATE INDEX ops_pending ON ops (seq) WHERE pending = 1;
+
+-- What each op wrote: a JSON object, field path -> value. An op a server
+-- holds (acknowledged, or received from it) whose every field is still its
+-- entity's winning value is compacted: its row here is deleted, and its
+-- values are those of its entity's fields stamped with its HLC. The first
+-- later op on that entity puts the row back before it changes anything
+-- (store/batch.rs), so no value is ever lost.
+CREATE TABLE op_fields (
+    seq    INTEGER PRIMARY KEY,       -- ops.seq
+    fields TEXT    NOT NULL
+);
 
 -- Merged state: one row per entity. `doc` holds the winning values,
 -- `stamps` the HLC of each field's winning write (see store/codec.rs).
@@ -35,6 +45,7 @@ CREATE TABLE entities (
     stamps        BLOB    NOT NULL,
     deleted       INTEGER NOT NULL,
     has_conflicts INTEGER NOT NULL DEFAULT 0,
+    compacted     INTEGER NOT NULL DEFAULT 0,  -- 1: some op of this entity is compacted
     key1,
     key2,
     UNIQUE (collection, id)
