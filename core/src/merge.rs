@@ -46,12 +46,18 @@ impl EntityState {
 
     /// Whether the tombstone is set.
     pub fn is_deleted(&self) -> bool {
-        self.fields.get(DELETED) == Some(&Value::Bool(true))
+        is_deleted(&self.fields)
     }
 
     /// Merges `op` into the state, field by field; returns whether any
     /// field changed. Commutative, associative and idempotent.
     pub fn apply(&mut self, op: &Op) -> bool {
+        if self.stamps.is_empty() {
+            // The common case, a create: build both maps in one sorted pass.
+            self.fields = op.fields.clone();
+            self.stamps = op.fields.keys().map(|path| (path.clone(), op.hlc)).collect();
+            return !op.fields.is_empty();
+        }
         let mut changed = false;
         for (path, value) in &op.fields {
             let wins = self.stamps.get(path).is_none_or(|&stamp| op.hlc > stamp);
@@ -73,6 +79,11 @@ impl EntityState {
             .keys()
             .any(|path| self.stamps.get(path).is_some_and(|&stamp| !op.saw_stamp(stamp)))
     }
+}
+
+/// Whether these fields set the tombstone.
+pub fn is_deleted(fields: &Fields) -> bool {
+    fields.get(DELETED) == Some(&Value::Bool(true))
 }
 
 /// One side of a conflict.

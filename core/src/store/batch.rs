@@ -10,24 +10,52 @@ use std::collections::hash_map::Entry;
 
 use rusqlite::{Transaction, params};
 
-use super::codec::{Logged, OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row};
+use super::codec::{EntityRow, Logged, OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row};
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
-use crate::merge::{Conflict, EntityState, conflicts_with_history};
+use crate::merge::{Conflict, EntityState, conflicts_with_history, is_deleted};
 use crate::op::{EntityId, Op};
 use crate::schema::Collection;
 
-/// An entity loaded into a batch.
+/// An entity as of this batch.
 #[derive(Debug, Default)]
-pub(crate) struct Loaded {
-    pub(crate) state: EntityState,
+struct Loaded<'o> {
+    state: EntityState,
+    /// The op that created the entity in this batch, while it is the
+    /// entity's only op: then `state` is left empty and the op's fields
+    /// (and JSON) stand for it, saving a copy of every field on the path
+    /// most ops take.
+    created_by: Option<(&'o Op, String)>,
     has_conflicts: bool,
     /// Some op of the entity is stored compacted (see 0001_initial.sql).
     compacted: bool,
     dirty: bool,
-    /// The doc's JSON when the entity's only op wrote it (most entities):
-    /// the op's own serialization, reused instead of serializing again.
-    doc: Option<String>,
+}
+
+impl Loaded<'_> {
+    fn is_new(&self) -> bool {
+        self.created_by.is_none() && self.state.stamps.is_empty()
+    }
+
+    /// The entity's state, materialized.
+    fn state(&mut self) -> &mut EntityState {
+        if let Some((op, _)) = self.created_by.take() {
+            self.state.apply(op);
+        }
+        &mut self.state
+    }
+}
+
+impl From<EntityRow> for Loaded<'_> {
+    fn from(row: EntityRow) -> Self {
+        Loaded {
+            state: row.state,
+            created_by: None,
+            has_conflicts: row.has_conflicts,
+            compacted: row.compacted,
+            dirty: false,
+        }
+    }
 }
 
 /// What became of one op.
@@ -37,13 +65,13 @@ pub(crate) enum Outcome {
     Duplicate,
 }
 
-pub(crate) struct Batch<'t> {
+pub(crate) struct Batch<'t, 'o> {
     tx: &'t Transaction<'t>,
-    entities: HashMap<(Collection, EntityId), Loaded>,
+    entities: HashMap<(Collection, EntityId), Loaded<'o>>,
     pub(crate) conflicts_found: usize,
 }
 
-impl<'t> Batch<'t> {
+impl<'t, 'o> Batch<'t, 'o> {
     pub(crate) fn new(tx: &'t Transaction<'t>) -> Self {
         Batch {
             tx,
@@ -52,22 +80,18 @@ impl<'t> Batch<'t> {
         }
     }
 
-    /// The entity's state as of this batch (loaded once, then cached).
-    pub(crate) fn entity(&mut self, collection: Collection, id: EntityId) -> Result<&mut Loaded> {
+    /// Hands the batch an entity its caller already read.
+    pub(crate) fn preload(&mut self, collection: Collection, id: EntityId, row: EntityRow) {
+        self.entities.insert((collection, id), Loaded::from(row));
+    }
+
+    /// The entity as of this batch (read once, then cached).
+    fn entity(&mut self, collection: Collection, id: EntityId) -> Result<&mut Loaded<'o>> {
         match self.entities.entry((collection, id)) {
             Entry::Occupied(slot) => Ok(slot.into_mut()),
             Entry::Vacant(slot) => {
-                let loaded = match load_entity(self.tx, collection, id)? {
-                    Some(row) => Loaded {
-                        state: row.state,
-                        has_conflicts: row.has_conflicts,
-                        compacted: row.compacted,
-                        dirty: false,
-                        doc: None,
-                    },
-                    None => Loaded::default(),
-                };
-                Ok(slot.insert(loaded))
+                let row = load_entity(self.tx, collection, id)?;
+                Ok(slot.insert(row.map(Loaded::from).unwrap_or_default()))
             }
         }
     }
@@ -76,40 +100,42 @@ impl<'t> Batch<'t> {
     /// `pending` marks ops written here that a server has yet to
     /// acknowledge; other ops that create their entity are stored
     /// compacted at once, since the entity's doc then holds their fields.
-    pub(crate) fn apply(&mut self, op: &Op, pending: bool) -> Result<Outcome> {
+    pub(crate) fn apply(&mut self, op: &'o Op, pending: bool) -> Result<Outcome> {
         let fields =
             serde_json::to_string(&op.fields).map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
         let tx = self.tx;
-        let fresh = self.entity(op.collection, op.entity)?.state.fields.is_empty();
-        let compact = fresh && !pending;
+        let creates = self.entity(op.collection, op.entity)?.is_new();
+        let compact = creates && !pending;
         if !self.append(op, (!compact).then_some(&fields), pending)? {
             return Ok(Outcome::Duplicate);
         }
         let loaded = self.entity(op.collection, op.entity)?;
+        loaded.dirty = true;
+        if creates {
+            // No earlier op, so no conflict and nothing to resolve.
+            loaded.created_by = Some((op, fields));
+            loaded.compacted = compact;
+            return Ok(Outcome::Applied);
+        }
         if loaded.compacted {
-            restore_compacted(tx, op.collection, op.entity, &loaded.state)?;
+            restore_compacted(tx, op.collection, op.entity, loaded.state())?;
             loaded.compacted = false;
-            loaded.dirty = true;
         }
-        let mut found = Vec::new();
-        if loaded.state.needs_history(op) {
-            found = conflicts_with_history(op, &history(tx, op)?);
+        let state = loaded.state();
+        let found = if state.needs_history(op) {
+            conflicts_with_history(op, &history(tx, op)?)
+        } else {
+            Vec::new()
+        };
+        state.apply(op);
+        loaded.has_conflicts |= !found.is_empty();
+        if loaded.has_conflicts {
+            record_resolutions(tx, op)?;
         }
-        if !found.is_empty() && !loaded.has_conflicts {
-            loaded.has_conflicts = true;
-            loaded.dirty = true;
-        }
-        let check_resolutions = loaded.has_conflicts;
-        loaded.dirty |= loaded.state.apply(op);
-        loaded.compacted = compact;
-        loaded.doc = fresh.then_some(fields);
-        self.conflicts_found += found.len();
         for conflict in &found {
             insert_conflict(tx, conflict)?;
         }
-        if check_resolutions {
-            record_resolutions(tx, op)?;
-        }
+        self.conflicts_found += found.len();
         Ok(Outcome::Applied)
     }
 
@@ -127,18 +153,22 @@ impl<'t> Batch<'t> {
             if !loaded.dirty {
                 continue;
             }
-            let doc = match &loaded.doc {
-                Some(doc) => doc.clone(),
-                None => serde_json::to_string(&loaded.state.fields)
-                    .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?,
+            let (fields, doc, stamps) = match &loaded.created_by {
+                Some((op, json)) => (&op.fields, json.clone(), encode_stamps(op.fields.keys().map(|_| op.hlc))),
+                None => {
+                    let state = &loaded.state;
+                    let doc = serde_json::to_string(&state.fields)
+                        .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
+                    (&state.fields, doc, encode_stamps(state.stamps.values().copied()))
+                }
             };
-            let [key1, key2] = index_keys(*collection, &loaded.state);
+            let [key1, key2] = index_keys(*collection, fields);
             stmt.execute(params![
                 collection.code(),
                 id.0.as_bytes(),
                 doc,
-                encode_stamps(&loaded.state),
-                loaded.state.is_deleted(),
+                stamps,
+                is_deleted(fields),
                 loaded.has_conflicts,
                 loaded.compacted,
                 key1,

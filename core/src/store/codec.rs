@@ -18,23 +18,29 @@ use crate::merge::EntityState;
 use crate::op::{EntityId, Op, OpId};
 use crate::schema::{Collection, Fields};
 
-/// Encodes the stamps of `state` aligned with its fields' sorted order.
-pub(crate) fn encode_stamps(state: &EntityState) -> Vec<u8> {
-    let mut distinct: Vec<Hlc> = state.stamps.values().copied().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut out = Vec::with_capacity(2 + distinct.len() * 16 + state.fields.len());
+/// Encodes an entity's stamps, given in its fields' sorted order (its
+/// fields and stamps have the same keys).
+pub(crate) fn encode_stamps(stamps: impl ExactSizeIterator<Item = Hlc>) -> Vec<u8> {
+    // Most entities have one to three distinct stamps: a linear scan beats a set.
+    let mut distinct: Vec<Hlc> = Vec::new();
+    let mut indexes: Vec<usize> = Vec::with_capacity(stamps.len());
+    for stamp in stamps {
+        let index = match distinct.iter().position(|d| *d == stamp) {
+            Some(i) => i,
+            None => {
+                distinct.push(stamp);
+                distinct.len() - 1
+            }
+        };
+        indexes.push(index);
+    }
+    let mut out = Vec::with_capacity(2 + distinct.len() * 16 + indexes.len());
     write_varint(&mut out, distinct.len() as u64);
     for stamp in &distinct {
         out.extend_from_slice(&stamp.packed().to_be_bytes());
         out.extend_from_slice(&stamp.node.to_sql().to_be_bytes());
     }
-    for path in state.fields.keys() {
-        let index = state
-            .stamps
-            .get(path)
-            .and_then(|s| distinct.binary_search(s).ok())
-            .unwrap_or_default();
+    for index in indexes {
         write_varint(&mut out, index as u64);
     }
     out
@@ -150,9 +156,9 @@ pub(crate) fn sql_value(value: &Value) -> Option<SqlValue> {
 }
 
 /// The values of the schema's `indexed` fields, for columns key1 and key2.
-pub(crate) fn index_keys(collection: Collection, state: &EntityState) -> [Option<SqlValue>; 2] {
+pub(crate) fn index_keys(collection: Collection, fields: &Fields) -> [Option<SqlValue>; 2] {
     let indexed = collection.schema().indexed;
-    let key = |slot: usize| indexed.get(slot).and_then(|f| state.fields.get(*f)).and_then(sql_value);
+    let key = |slot: usize| indexed.get(slot).and_then(|f| fields.get(*f)).and_then(sql_value);
     [key(0), key(1)]
 }
 
@@ -210,8 +216,9 @@ mod tests {
             state.fields.insert((*path).into(), json!(i));
             state.stamps.insert((*path).into(), if i % 2 == 0 { a } else { b });
         }
-        let blob = encode_stamps(&state);
+        let blob = encode_stamps(state.stamps.values().copied());
         assert_eq!(blob.len(), 1 + 2 * 16 + 4);
+        assert_eq!(&blob[33..], &[0, 1, 0, 1], "first-seen order of stamps");
         let doc = serde_json::to_string(&state.fields).unwrap();
         assert_eq!(decode_state(&doc, &blob).unwrap(), state);
         assert!(decode_state(&doc, &blob[..blob.len() - 1]).is_err());

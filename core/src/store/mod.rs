@@ -267,26 +267,29 @@ impl Store {
         let inner = &mut *guard;
         let now = inner.options.clock.now_ms();
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut batch = Batch::new(&tx);
-        let mut after = batch.entity(collection, id)?.state.clone();
+        let current = load_entity(&tx, collection, id)?;
         let mut clock = inner.clock;
         let op = Op {
             id: OpId::new(),
             hlc: clock.tick(now),
-            base: seen.unwrap_or_else(|| after.version()),
+            base: seen.unwrap_or_else(|| current.as_ref().and_then(|row| row.state.version())),
             collection,
             entity: id,
             fields,
         };
-        let creating = after.fields.is_empty();
-        after.apply(&op);
-        if creating {
+        if current.is_none() {
             // Later edits may come from a device holding only part of the
             // entity's history, so only a create must be complete.
-            schema.check_required(&after.fields)?;
+            schema.check_required(&op.fields)?;
         }
         if schema.ids == IdRule::SessionAttendee {
+            let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
+            after.apply(&op);
             check_attendance_id(id, &after.fields)?;
+        }
+        let mut batch = Batch::new(&tx);
+        if let Some(row) = current {
+            batch.preload(collection, id, row);
         }
         batch.apply(&op, true)?;
         batch.finish()?;
