@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use mpaka_core::hlc::HlcState;
 use mpaka_core::sample::{baseline_submission, survey_answers, trader};
 use mpaka_core::{
-    Collection, Durability, EntityId, Fields, Hlc, NodeId, Op, OpId, Query, Store, StoreOptions, SystemClock,
-    WallClock,
+    Collection, Durability, EntityId, Fields, Hlc, NodeId, Op, OpId, Query, Store, StoreOptions, SystemClock, WallClock,
 };
 use serde_json::json;
 
@@ -25,9 +24,19 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir on the target disk");
-    let path = if std::env::var_os("MPAKA_BENCH_KEEP").is_some() { dir.keep() } else { dir.path().to_owned() };
-    println!("mpaka-core store benchmark{}", if quick { " (--quick: 1/10 sizes)" } else { "" });
-    println!("store files in {} (a real disk: fsync is not free there)\n", path.display());
+    let path = if std::env::var_os("MPAKA_BENCH_KEEP").is_some() {
+        dir.keep()
+    } else {
+        dir.path().to_owned()
+    };
+    println!(
+        "mpaka-core store benchmark{}",
+        if quick { " (--quick: 1/10 sizes)" } else { "" }
+    );
+    println!(
+        "store files in {} (a real disk: fsync is not free there)\n",
+        path.display()
+    );
 
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -62,7 +71,9 @@ fn save_submissions(dir: &Path, n: u64) {
         for i in 0..n {
             let fields = baseline_submission(i);
             let (w0, c0) = (Instant::now(), thread_cpu());
-            store.save(Collection::Submissions, EntityId::random(), fields).expect("save");
+            store
+                .save(Collection::Submissions, EntityId::random(), fields)
+                .expect("save");
             wall.push(w0.elapsed());
             cpu.push(thread_cpu() - c0);
         }
@@ -77,7 +88,12 @@ fn save_submissions(dir: &Path, n: u64) {
             drop(store);
             on_disk = file_size(&path);
             let store = Store::open(&path, options(durability)).expect("reopen");
-            let pending: Vec<OpId> = store.pending_ops(usize::MAX).expect("pending").iter().map(|op| op.id).collect();
+            let pending: Vec<OpId> = store
+                .pending_ops(usize::MAX)
+                .expect("pending")
+                .iter()
+                .map(|op| op.id)
+                .collect();
             let started = Instant::now();
             store.acknowledge(&pending).expect("acknowledge");
             let took = started.elapsed();
@@ -90,11 +106,21 @@ fn save_submissions(dir: &Path, n: u64) {
     let record_json: usize = (0..n).map(|i| json_len(&baseline_submission(i))).sum();
     let per = |bytes: u64| bytes as f64 / n as f64;
     let (answers, record) = (answers_json as f64 / n as f64, record_json as f64 / n as f64);
-    println!("\nStore size per submission (its 40 answers as JSON: {answers:.0} B; the whole record as JSON: {record:.0} B)");
+    println!(
+        "\nStore size per submission (its 40 answers as JSON: {answers:.0} B; the whole record as JSON: {record:.0} B)"
+    );
     println!("| state | bytes per submission | / answers JSON | / record JSON |");
     println!("|---|---|---|---|");
-    for (label, bytes) in [("before acknowledgement (op + entity)", on_disk), ("acknowledged, compacted (live pages)", compacted)] {
-        println!("| {label} | {:.0} | {:.2}x | {:.2}x |", per(bytes), per(bytes) / answers, per(bytes) / record);
+    for (label, bytes) in [
+        ("before acknowledgement (op + entity)", on_disk),
+        ("acknowledged, compacted (live pages)", compacted),
+    ] {
+        println!(
+            "| {label} | {:.0} | {:.2}x | {:.2}x |",
+            per(bytes),
+            per(bytes) / answers,
+            per(bytes) / record
+        );
     }
     println!("\nAcknowledging (and compacting) {n} ops: {} per op\n", ms(ack_time));
 }
@@ -104,7 +130,14 @@ fn save_submissions(dir: &Path, n: u64) {
 fn apply_whole_submissions(dir: &Path, n: u64) {
     let mut remote = Remote::new();
     let ops: Vec<Op> = (0..n)
-        .map(|i| remote.op(Collection::Submissions, EntityId::random(), None, baseline_submission(i)))
+        .map(|i| {
+            remote.op(
+                Collection::Submissions,
+                EntityId::random(),
+                None,
+                baseline_submission(i),
+            )
+        })
         .collect();
     let path = dir.join("remote-submissions.mpaka");
     let store = Store::open(&path, options(Durability::Full)).expect("open");
@@ -230,7 +263,10 @@ fn file_size(path: &Path) -> u64 {
 /// Bytes in pages that hold data (freed pages are reused by later writes).
 fn live_bytes(path: &Path) -> u64 {
     let conn = rusqlite::Connection::open(path).expect("open");
-    let pragma = |name: &str| -> u64 { conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0)).expect(name) as u64 };
+    let pragma = |name: &str| -> u64 {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+            .expect(name) as u64
+    };
     (pragma("page_count") - pragma("freelist_count")) * pragma("page_size")
 }
 

@@ -100,11 +100,7 @@ impl Hlc {
                 reason: format!("wall time must be below {MAX_WALL_MS} ms"),
             });
         }
-        Ok(Hlc {
-            wall_ms,
-            counter,
-            node,
-        })
+        Ok(Hlc { wall_ms, counter, node })
     }
 
     /// `(wall << 16) | counter`: one integer that sorts like the stamp
@@ -145,16 +141,16 @@ impl FromStr for Hlc {
             reason: reason.to_owned(),
         };
         let mut parts = s.split('-');
-        let (Some(wall), Some(counter), Some(node), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(wall), Some(counter), Some(node), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(bad("expected wall-counter-node, e.g. 1764230400000-0003-9f3c2a1b4d5e6f70"));
+            return Err(bad(
+                "expected wall-counter-node, e.g. 1764230400000-0003-9f3c2a1b4d5e6f70",
+            ));
         };
         let wall = wall
             .parse::<u64>()
             .map_err(|_| bad("wall time is not a number of milliseconds"))?;
-        let counter =
-            u16::from_str_radix(counter, 16).map_err(|_| bad("counter is not 4 hex digits"))?;
+        let counter = u16::from_str_radix(counter, 16).map_err(|_| bad("counter is not 4 hex digits"))?;
         Hlc::new(wall, counter, node.parse()?)
     }
 }
@@ -360,7 +356,13 @@ mod tests {
 
     #[test]
     fn malformed_stamps_are_typed_errors() {
-        for bad in ["", "12-0001", "x-0001-0000000000000001", "1-zz-0000000000000001", "1-0001-12"] {
+        for bad in [
+            "",
+            "12-0001",
+            "x-0001-0000000000000001",
+            "1-zz-0000000000000001",
+            "1-0001-12",
+        ] {
             assert!(matches!(bad.parse::<Hlc>(), Err(Error::MalformedClock { .. })), "{bad}");
         }
         assert!(Hlc::new(MAX_WALL_MS, 0, NODE).is_err());

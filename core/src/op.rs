@@ -147,7 +147,9 @@ impl Op {
                 reason: format!("op {} claims to have seen a version at or after its own stamp", self.id),
             });
         }
-        self.fields.iter().try_for_each(|(path, value)| schema.check(path, value))
+        self.fields
+            .iter()
+            .try_for_each(|(path, value)| schema.check(path, value))
     }
 }
 
@@ -175,7 +177,11 @@ pub fn attendance_id(session: EntityId, attendee: &Attendee) -> EntityId {
     let key = match attendee {
         Attendee::Trader(trader) => format!("{session}/trader/{trader}"),
         Attendee::WalkIn { name_or_code } => {
-            let normalized = name_or_code.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            let normalized = name_or_code
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
             format!("{session}/walk-in/{normalized}")
         }
     };

@@ -6,11 +6,19 @@ use serde_json::{Value, json};
 
 use crate::schema::Fields;
 
-
 /// Goods, fees and harassment answers of one trader survey: 40 answers, as
 /// the baseline questionnaire has. `n` varies the values.
 pub fn survey_answers(n: u64) -> Fields {
-    let goods = ["beans", "cassava_flour", "bananas_plantain", "vegetables", "fish", "milk", "clothes", "cosmetics"];
+    let goods = [
+        "beans",
+        "cassava_flour",
+        "bananas_plantain",
+        "vegetables",
+        "fish",
+        "milk",
+        "clothes",
+        "cosmetics",
+    ];
     let mut fields = Fields::new();
     let mut put = |name: &str, value: Value| {
         fields.insert(format!("answers/{name}"), value);
@@ -21,12 +29,18 @@ pub fn survey_answers(n: u64) -> Fields {
     put("goods_value_rwf", json!(5_000 + (n * 7_919) % 95_000));
     put("paid_fees", json!(if n % 3 == 0 { "no" } else { "yes" }));
     put("fee_amount_rwf", json!((n * 31) % 2_000));
-    put("document", json!(["jeton", "national_id", "laissez_passer", "passport"][(n % 4) as usize]));
+    put(
+        "document",
+        json!(["jeton", "national_id", "laissez_passer", "passport"][(n % 4) as usize]),
+    );
     put("harassment", json!(if n % 5 == 0 { "yes" } else { "no" }));
     put("wait_minutes", json!(10 + n % 120));
     put("side_of_residence", json!(if n % 2 == 0 { "rwanda" } else { "drc" }));
     for i in 0..30 {
-        put(&format!("q{:02}", i + 11), json!(["yes", "no", "dont_know"][((n + i) % 3) as usize]));
+        put(
+            &format!("q{:02}", i + 11),
+            json!(["yes", "no", "dont_know"][((n + i) % 3) as usize]),
+        );
     }
     fields
 }
@@ -40,7 +54,10 @@ pub fn baseline_submission(n: u64) -> Fields {
     fields.insert("device".into(), json!("tecno-pop-5"));
     fields.insert("started_at".into(), json!("2026-11-27T09:12:00+02:00"));
     fields.insert("ended_at".into(), json!("2026-11-27T09:31:00+02:00"));
-    fields.insert("location".into(), json!({"lat": -2.4846, "lon": 28.9075, "accuracy": 8.0}));
+    fields.insert(
+        "location".into(),
+        json!({"lat": -2.4846, "lon": 28.9075, "accuracy": 8.0}),
+    );
     fields.insert("status".into(), json!("complete"));
     fields
 }
@@ -48,8 +65,28 @@ pub fn baseline_submission(n: u64) -> Fields {
 /// A registered trader with consent. Names are invented from common given
 /// and family names on both sides of the border.
 pub fn trader(n: u64) -> Fields {
-    let given = ["Claudine", "Aline", "Consolée", "Espérance", "Dative", "Furaha", "Neema", "Jeanne", "Solange", "Vestine"];
-    let family = ["Uwimana", "Mukamana", "Nyirahabimana", "Bahati", "Mwamini", "Ingabire", "Mapendo", "Uwase"];
+    let given = [
+        "Claudine",
+        "Aline",
+        "Consolée",
+        "Espérance",
+        "Dative",
+        "Furaha",
+        "Neema",
+        "Jeanne",
+        "Solange",
+        "Vestine",
+    ];
+    let family = [
+        "Uwimana",
+        "Mukamana",
+        "Nyirahabimana",
+        "Bahati",
+        "Mwamini",
+        "Ingabire",
+        "Mapendo",
+        "Uwase",
+    ];
     let mut fields = Fields::new();
     let name = format!("{} {}", family[(n % 8) as usize], given[((n / 8) % 10) as usize]);
     fields.insert("full_name".into(), json!(name));
@@ -72,7 +109,10 @@ mod tests {
     #[test]
     fn samples_fit_their_schemas() {
         for n in 0..50 {
-            for (collection, fields) in [(Collection::Submissions, baseline_submission(n)), (Collection::Traders, trader(n))] {
+            for (collection, fields) in [
+                (Collection::Submissions, baseline_submission(n)),
+                (Collection::Traders, trader(n)),
+            ] {
                 let schema = collection.schema();
                 fields.iter().for_each(|(k, v)| schema.check(k, v).unwrap());
                 schema.check_required(&fields).unwrap();

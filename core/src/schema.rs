@@ -67,9 +67,7 @@ impl Collection {
         Collection::ALL
             .into_iter()
             .find(|c| c.name() == name)
-            .ok_or_else(|| Error::UnknownCollection {
-                name: name.to_owned(),
-            })
+            .ok_or_else(|| Error::UnknownCollection { name: name.to_owned() })
     }
 
     pub(crate) fn code(self) -> i64 {
@@ -210,9 +208,15 @@ impl CollectionSchema {
             field: path.to_owned(),
         };
         match path.split_once(PATH_SEPARATOR) {
-            None => self.field(path).filter(|f| f.kind != FieldKind::Map).ok_or_else(unknown),
+            None => self
+                .field(path)
+                .filter(|f| f.kind != FieldKind::Map)
+                .ok_or_else(unknown),
             Some((map, key)) => {
-                let spec = self.field(map).filter(|f| f.kind == FieldKind::Map).ok_or_else(unknown)?;
+                let spec = self
+                    .field(map)
+                    .filter(|f| f.kind == FieldKind::Map)
+                    .ok_or_else(unknown)?;
                 if is_xml_name(key) {
                     Ok(spec)
                 } else {
@@ -319,7 +323,9 @@ impl FieldKind {
                 _ => Err(format!("expected one of: {}", list.join(", "))),
             },
             FieldKind::Choices(list) => {
-                let items = value.as_array().ok_or_else(|| format!("expected a list of: {}", list.join(", ")))?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| format!("expected a list of: {}", list.join(", ")))?;
                 let mut seen = Vec::with_capacity(items.len());
                 for item in items {
                     match item.as_str() {
@@ -355,7 +361,10 @@ fn geopoint(value: &Value) -> Result<(), String> {
     if number("accuracy").transpose()?.is_some_and(|a| a < 0.0) {
         return Err("accuracy must not be negative".into());
     }
-    if object.keys().any(|k| !matches!(k.as_str(), "lat" | "lon" | "alt" | "accuracy")) {
+    if object
+        .keys()
+        .any(|k| !matches!(k.as_str(), "lat" | "lon" | "alt" | "accuracy"))
+    {
         return Err(SHAPE.into());
     }
     Ok(())
@@ -419,9 +428,16 @@ pub static TRADERS: CollectionSchema = CollectionSchema {
     doc: "Small-scale cross-border traders, found again at endline through this registry.",
     ids: IdRule::Random,
     fields: &[
-        FieldSpec::new("full_name", NAME, "full name as the trader gives it").required().personal(),
+        FieldSpec::new("full_name", NAME, "full name as the trader gives it")
+            .required()
+            .personal(),
         FieldSpec::new("sex", Choice(SEX), "sex").required(),
-        FieldSpec::new("year_of_birth", Integer { min: 1900, max: 2100 }, "year of birth, if known").personal(),
+        FieldSpec::new(
+            "year_of_birth",
+            Integer { min: 1900, max: 2100 },
+            "year of birth, if known",
+        )
+        .personal(),
         FieldSpec::new("age_band", Choice(AGE_BANDS), "age band, when the year is not known"),
         FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
         FieldSpec::new("phone", Phone, "phone number").personal(),
@@ -442,7 +458,11 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
     fields: &[
         FieldSpec::new("form_id", CODE, "XLSForm form_id").required(),
         FieldSpec::new("form_version", CODE, "XLSForm version").required(),
-        FieldSpec::new("trader_id", Ref(Collection::Traders), "the trader interviewed, if registered"),
+        FieldSpec::new(
+            "trader_id",
+            Ref(Collection::Traders),
+            "the trader interviewed, if registered",
+        ),
         FieldSpec::new("enumerator", CODE, "enumerator's user name").required(),
         FieldSpec::new("device", CODE, "device id"),
         FieldSpec::new("started_at", Timestamp, "when the interview started (device clock)"),
@@ -527,16 +547,28 @@ mod tests {
         assert!(err("main_goods", json!(["beans", "beans"])).contains("twice"));
         assert!(err("consent_at", json!("yesterday")).contains("RFC 3339"));
         assert!(err("full_name", json!("   ")).contains("blank"));
-        assert!(matches!(t.check("nickname", &json!("x")), Err(Error::UnknownField { .. })));
+        assert!(matches!(
+            t.check("nickname", &json!("x")),
+            Err(Error::UnknownField { .. })
+        ));
         assert!(err(DELETED, Value::Null).contains("true or false"));
-        assert!(matches!(t.check("sex", &Value::Null), Err(Error::MissingRequired { field: "sex", .. })));
+        assert!(matches!(
+            t.check("sex", &Value::Null),
+            Err(Error::MissingRequired { field: "sex", .. })
+        ));
     }
 
     #[test]
     fn personal_values_never_appear_in_errors() {
-        let text = TRADERS.check("phone", &json!("call me at 0788")).unwrap_err().to_string();
+        let text = TRADERS
+            .check("phone", &json!("call me at 0788"))
+            .unwrap_err()
+            .to_string();
         assert!(!text.contains("0788"), "{text}");
-        let text = SUBMISSIONS.check("answers/bad key", &json!("secret")).unwrap_err().to_string();
+        let text = SUBMISSIONS
+            .check("answers/bad key", &json!("secret"))
+            .unwrap_err()
+            .to_string();
         assert!(!text.contains("secret"), "{text}");
     }
 
@@ -545,14 +577,18 @@ mod tests {
         SUBMISSIONS.check("answers/fee_amount", &json!(1500)).unwrap();
         SUBMISSIONS.check("answers/goods.main-1", &json!("x")).unwrap();
         assert!(SUBMISSIONS.check("answers/1st", &json!(1)).is_err());
-        assert!(SUBMISSIONS.check("answers", &json!({})).is_err(), "a map is written key by key");
+        assert!(
+            SUBMISSIONS.check("answers", &json!({})).is_err(),
+            "a map is written key by key"
+        );
         assert!(SUBMISSIONS.check("status/x", &json!(1)).is_err());
     }
 
     #[test]
     fn geopoints_are_bounded() {
         let s = &SUBMISSIONS;
-        s.check("location", &json!({"lat": -2.49, "lon": 28.9, "accuracy": 5.0})).unwrap();
+        s.check("location", &json!({"lat": -2.49, "lon": 28.9, "accuracy": 5.0}))
+            .unwrap();
         assert!(s.check("location", &json!({"lat": 91, "lon": 0})).is_err());
         assert!(s.check("location", &json!({"lat": 1})).is_err());
         assert!(s.check("location", &json!({"lat": 1, "lon": 1, "x": 1})).is_err());

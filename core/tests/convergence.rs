@@ -4,6 +4,7 @@
 //! hold the same state and the same conflicts, and both must equal what
 //! the definitions say for the union of all ops (computed here directly
 //! from the pairwise definition, not by the store's incremental path).
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,14 +20,38 @@ const ENTITIES: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Write { replica: usize, entity: usize, field: usize, value: usize, stale: bool },
-    Delete { replica: usize, entity: usize },
-    Undelete { replica: usize, entity: usize },
-    Deliver { from: usize, to: usize, seed: u64 },
-    Tick { replica: usize, ms: u64 },
-    Resolve { replica: usize, pick: usize },
+    Write {
+        replica: usize,
+        entity: usize,
+        field: usize,
+        value: usize,
+        stale: bool,
+    },
+    Delete {
+        replica: usize,
+        entity: usize,
+    },
+    Undelete {
+        replica: usize,
+        entity: usize,
+    },
+    Deliver {
+        from: usize,
+        to: usize,
+        seed: u64,
+    },
+    Tick {
+        replica: usize,
+        ms: u64,
+    },
+    Resolve {
+        replica: usize,
+        pick: usize,
+    },
     /// A server acknowledged everything the replica wrote: ops get compacted.
-    Ack { replica: usize },
+    Ack {
+        replica: usize,
+    },
 }
 
 const FIELDS: &[(&str, &[&str])] = &[
@@ -88,7 +113,12 @@ fn entity_id(i: usize) -> EntityId {
 }
 
 fn all_ops(store: &Store) -> Vec<Op> {
-    store.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op).collect()
+    store
+        .ops_after(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, op)| op)
+        .collect()
 }
 
 /// Applies `ops` to `to` in shuffled partial batches, some of them twice.
@@ -109,7 +139,13 @@ fn deliver(to: &Store, mut ops: Vec<Op>, rng: &mut Rng) {
 
 fn run(replicas: &[Replica], action: &Action) {
     match *action {
-        Action::Write { replica, entity, field, value, stale } => {
+        Action::Write {
+            replica,
+            entity,
+            field,
+            value,
+            stale,
+        } => {
             let r = &replicas[replica];
             let id = entity_id(entity);
             let (name, values) = FIELDS[field];
@@ -118,7 +154,12 @@ fn run(replicas: &[Replica], action: &Action) {
             let mut fields = Fields::from([(name.to_owned(), value.clone())]);
             if current.is_none() {
                 // Creating: the required fields come with the first write.
-                for (k, v) in [("full_name", json!("New")), ("sex", json!("female")), ("border_post", json!("rusizi_2")), ("consent_given", json!(true))] {
+                for (k, v) in [
+                    ("full_name", json!("New")),
+                    ("sex", json!("female")),
+                    ("border_post", json!("rusizi_2")),
+                    ("consent_given", json!(true)),
+                ] {
                     fields.entry(k.to_owned()).or_insert(v);
                 }
                 if fields["full_name"].is_null() {
@@ -200,9 +241,19 @@ fn expected_conflicts(ops: &[Op]) -> BTreeSet<Conflict> {
                 continue;
             }
             for (path, va) in &a.fields {
-                let Some(vb) = b.fields.get(path).filter(|vb| *vb != va) else { continue };
-                let (older, newer) = if a.hlc < b.hlc { ((a, va), (b, vb)) } else { ((b, vb), (a, va)) };
-                let side = |(op, v): (&Op, &Value)| ConflictingWrite { op: op.id, hlc: op.hlc, value: v.to_string() };
+                let Some(vb) = b.fields.get(path).filter(|vb| *vb != va) else {
+                    continue;
+                };
+                let (older, newer) = if a.hlc < b.hlc {
+                    ((a, va), (b, vb))
+                } else {
+                    ((b, vb), (a, va))
+                };
+                let side = |(op, v): (&Op, &Value)| ConflictingWrite {
+                    op: op.id,
+                    hlc: op.hlc,
+                    value: v.to_string(),
+                };
                 let newer_hlc = newer.0.hlc;
                 let resolved_by = ops
                     .iter()

@@ -1,5 +1,6 @@
 //! Encryption at rest: a lost phone must not expose who was interviewed.
 #![cfg(feature = "encryption")]
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
 
@@ -72,7 +73,10 @@ fn a_keyed_store_holds_no_plain_text_and_reopens_with_its_key() {
 fn a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.mpaka");
-    write_trader(&path, keyed(StoreKey::Passphrase("correct horse battery staple".into())));
+    write_trader(
+        &path,
+        keyed(StoreKey::Passphrase("correct horse battery staple".into())),
+    );
     let before = std::fs::read(&path).unwrap();
 
     let err = Store::open(&path, keyed(StoreKey::Passphrase("wrong".into()))).unwrap_err();
@@ -87,5 +91,9 @@ fn a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing() {
     assert!(matches!(err, Error::InvalidKey { .. }), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
-    Store::open(&path, keyed(StoreKey::Passphrase("correct horse battery staple".into()))).unwrap();
+    Store::open(
+        &path,
+        keyed(StoreKey::Passphrase("correct horse battery staple".into())),
+    )
+    .unwrap();
 }

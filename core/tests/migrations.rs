@@ -4,6 +4,7 @@
 //! with the content `fixture_content` describes. Each schema release adds
 //! its fixture (write it with `MPAKA_WRITE_FIXTURE=1 cargo test -p
 //! mpaka-core --test migrations`) and never changes older ones.
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 
@@ -33,11 +34,15 @@ fn write_fixture_content(store: &Store) {
         .save(
             Collection::Submissions,
             SUBMISSION,
-            fields(json!({"form_id": "baseline", "form_version": "1", "enumerator": "enum01", "status": "complete",
-                "trader_id": TRADER.to_string(), "answers/fee_amount": 500})),
+            fields(
+                json!({"form_id": "baseline", "form_version": "1", "enumerator": "enum01", "status": "complete",
+                "trader_id": TRADER.to_string(), "answers/fee_amount": 500}),
+            ),
         )
         .unwrap();
-    store.save(Collection::Traders, TRADER, fields(json!({"phone": "0788000000"}))).unwrap();
+    store
+        .save(Collection::Traders, TRADER, fields(json!({"phone": "0788000000"})))
+        .unwrap();
 }
 
 #[test]
@@ -49,20 +54,31 @@ fn stores_of_every_released_schema_open_upgrade_and_keep_their_data() {
     }
     for version in 1..=SCHEMA_VERSION {
         let original = fixture(version);
-        assert!(original.exists(), "missing fixture {}: every schema release adds one", original.display());
+        assert!(
+            original.exists(),
+            "missing fixture {}: every schema release adds one",
+            original.display()
+        );
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("old.mpaka");
         std::fs::copy(&original, &copy).unwrap();
 
         let store = Store::open(&copy, StoreOptions::default()).unwrap();
-        let trader = store.get(Collection::Traders, TRADER).unwrap().expect("trader survives");
+        let trader = store
+            .get(Collection::Traders, TRADER)
+            .unwrap()
+            .expect("trader survives");
         assert_eq!(trader.get("full_name"), Some(&json!("Fixture Trader")));
         assert_eq!(trader.get("phone"), Some(&json!("0788000000")));
-        let query = Query::new(Collection::Submissions).eq("form_id", "baseline").eq("status", "complete");
+        let query = Query::new(Collection::Submissions)
+            .eq("form_id", "baseline")
+            .eq("status", "complete");
         assert_eq!(store.count(&query).unwrap(), 1);
         assert_eq!(store.pending_count().unwrap(), 3);
         let last = store.last_hlc();
-        let op = store.save(Collection::Traders, TRADER, fields(json!({"nationality": "CD"}))).unwrap();
+        let op = store
+            .save(Collection::Traders, TRADER, fields(json!({"nationality": "CD"})))
+            .unwrap();
         assert!(op.hlc > last, "the clock resumes past the old store's stamps");
         drop(store);
         let reopened: i64 = rusqlite::Connection::open(&copy)

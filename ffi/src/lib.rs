@@ -7,7 +7,11 @@
 /// The library's version and the store schema version it writes, so an app
 /// can log what it embeds.
 pub fn library_version() -> String {
-    format!("mpaka {} (store schema v{})", env!("CARGO_PKG_VERSION"), mpaka_core::SCHEMA_VERSION)
+    format!(
+        "mpaka {} (store schema v{})",
+        env!("CARGO_PKG_VERSION"),
+        mpaka_core::SCHEMA_VERSION
+    )
 }
 
 #[cfg(test)]

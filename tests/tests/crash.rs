@@ -1,6 +1,7 @@
 //! Kill -9 in the middle of a stream of saves, again and again, then
 //! reopen: every save that returned is there in full, and no op is in the
 //! log without its state or the other way round.
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -44,12 +45,21 @@ fn a_killed_writer_leaves_every_returned_save_and_no_torn_one() {
         assert_eq!(integrity, "ok");
         let ops: i64 = conn.query_row("SELECT count(*) FROM ops", [], |r| r.get(0)).unwrap();
         let entities = store.count(&Query::new(Collection::Submissions)).unwrap();
-        assert_eq!(ops as u64, entities, "each save is one op and one new entity, together or not at all");
+        assert_eq!(
+            ops as u64, entities,
+            "each save is one op and one new entity, together or not at all"
+        );
         assert!(entities >= returned.len() as u64);
         let unreported = entities - returned.len() as u64;
-        assert!(unreported <= round + 1, "at most the save in flight at each kill may land unreported");
+        assert!(
+            unreported <= round + 1,
+            "at most the save in flight at each kill may land unreported"
+        );
         for (n, id) in &returned {
-            let saved = store.get(Collection::Submissions, *id).unwrap().expect("a returned save survives");
+            let saved = store
+                .get(Collection::Submissions, *id)
+                .unwrap()
+                .expect("a returned save survives");
             assert_eq!(saved.state.fields, baseline_submission(*n), "save {n} is whole");
         }
         assert_eq!(store.pending_count().unwrap(), entities);

@@ -101,8 +101,8 @@ impl<'t, 'o> Batch<'t, 'o> {
     /// acknowledge; other ops that create their entity are stored
     /// compacted at once, since the entity's doc then holds their fields.
     pub(crate) fn apply(&mut self, op: &'o Op, pending: bool) -> Result<Outcome> {
-        let fields =
-            serde_json::to_string(&op.fields).map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
+        let fields = serde_json::to_string(&op.fields)
+            .map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
         let tx = self.tx;
         let creates = self.entity(op.collection, op.entity)?.is_new();
         let compact = creates && !pending;
@@ -154,7 +154,11 @@ impl<'t, 'o> Batch<'t, 'o> {
                 continue;
             }
             let (fields, doc, stamps) = match &loaded.created_by {
-                Some((op, json)) => (&op.fields, json.clone(), encode_stamps(op.fields.keys().map(|_| op.hlc))),
+                Some((op, json)) => (
+                    &op.fields,
+                    json.clone(),
+                    encode_stamps(op.fields.keys().map(|_| op.hlc)),
+                ),
                 None => {
                     let state = &loaded.state;
                     let doc = serde_json::to_string(&state.fields)
@@ -209,7 +213,9 @@ impl<'t, 'o> Batch<'t, 'o> {
 
 /// Every op of `op`'s entity in the log (none compacted: see `apply`).
 fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
-    let mut stmt = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"))?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"
+    ))?;
     let mut rows = stmt.query(params![op.collection.code(), op.entity.0.as_bytes()])?;
     let mut ops = Vec::new();
     while let Some(row) = rows.next()? {

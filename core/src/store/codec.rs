@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -114,7 +114,12 @@ pub(crate) fn load_entity(conn: &Connection, collection: Collection, id: EntityI
         "SELECT doc, stamps, has_conflicts, compacted FROM entities WHERE collection = ?1 AND id = ?2",
     )?;
     stmt.query_row(params![collection.code(), id.0.as_bytes()], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get(2)?, row.get(3)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Vec<u8>>(1)?,
+            row.get(2)?,
+            row.get(3)?,
+        ))
     })
     .optional()?
     .map(|(doc, stamps, has_conflicts, compacted)| {

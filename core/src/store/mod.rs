@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-pub use self::migrations::SCHEMA_VERSION;
-pub use self::query::{Filter, Query};
 use self::batch::{Batch, Outcome};
 use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
+pub use self::migrations::SCHEMA_VERSION;
+pub use self::query::{Filter, Query};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
 use crate::merge::{Conflict, ConflictingWrite, EntityState};
@@ -152,7 +152,10 @@ struct Inner {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).field("node", &self.node).finish()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("node", &self.node)
+            .finish()
     }
 }
 
@@ -185,7 +188,11 @@ impl Store {
         // Before the first write: 8 KiB pages hold five 1.5 KB submissions
         // where 4 KiB pages hold two (see docs/benchmarks.md). A no-op on
         // an existing plain file; SQLCipher needs it on every open.
-        let page_size = if options.key.is_some() { "cipher_page_size" } else { "page_size" };
+        let page_size = if options.key.is_some() {
+            "cipher_page_size"
+        } else {
+            "page_size"
+        };
         conn.pragma_update(None, page_size, PAGE_SIZE)?;
         // The first read tells a wrong key or a non-database apart from success.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
@@ -252,15 +259,25 @@ impl Store {
         fields.insert("session_id".into(), Value::String(session.to_string()));
         match attendee {
             Attendee::Trader(trader) => fields.insert("trader_id".into(), Value::String(trader.to_string())),
-            Attendee::WalkIn { name_or_code } => fields.insert("walk_in_name".into(), Value::String(name_or_code.clone())),
+            Attendee::WalkIn { name_or_code } => {
+                fields.insert("walk_in_name".into(), Value::String(name_or_code.clone()))
+            }
         };
         self.save(Collection::Attendance, attendance_id(session, attendee), fields)
     }
 
-    fn save_inner(&self, collection: Collection, id: EntityId, fields: Fields, seen: Option<Option<Hlc>>) -> Result<Op> {
+    fn save_inner(
+        &self,
+        collection: Collection,
+        id: EntityId,
+        fields: Fields,
+        seen: Option<Option<Hlc>>,
+    ) -> Result<Op> {
         let schema = collection.schema();
         if fields.is_empty() {
-            return Err(Error::EmptyWrite { collection: schema.name });
+            return Err(Error::EmptyWrite {
+                collection: schema.name,
+            });
         }
         fields.iter().try_for_each(|(path, value)| schema.check(path, value))?;
         let mut guard = self.lock();
@@ -415,7 +432,10 @@ impl Store {
 
     /// The oldest `limit` ops written here and not yet acknowledged.
     pub fn pending_ops(&self, limit: usize) -> Result<Vec<Op>> {
-        self.select_ops(&format!("SELECT {OP_COLUMNS} FROM ops WHERE pending = 1 ORDER BY seq LIMIT ?1"), [limit as i64])
+        self.select_ops(
+            &format!("SELECT {OP_COLUMNS} FROM ops WHERE pending = 1 ORDER BY seq LIMIT ?1"),
+            [limit as i64],
+        )
     }
 
     /// Marks ops as acknowledged by a server; returns how many were
@@ -426,12 +446,16 @@ impl Store {
         let tx = inner.conn.transaction()?;
         let mut done = 0;
         {
-            let mut ack = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
+            let mut ack =
+                tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
             let mut read = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE seq = ?1"))?;
             let mut compact = tx.prepare_cached("DELETE FROM op_fields WHERE seq = ?1")?;
             let mut flag = tx.prepare_cached("UPDATE entities SET compacted = 1 WHERE collection = ?1 AND id = ?2")?;
             for id in ids {
-                let Some(seq) = ack.query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0)).optional()? else {
+                let Some(seq) = ack
+                    .query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0))
+                    .optional()?
+                else {
                     continue;
                 };
                 done += 1;
@@ -452,9 +476,9 @@ impl Store {
     /// (0 for all), with their sequence numbers: for relaying and audits.
     pub fn ops_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Op)>> {
         let inner = self.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached(&format!("SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
         let mut rows = stmt.query(params![after as i64, limit as i64])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -551,7 +575,10 @@ fn load_or_create_clock(conn: &mut Connection) -> Result<HlcState> {
         (Some(node), None) => HlcState::new(NodeId::from_sql(node)),
         (None, _) => {
             let state = HlcState::new(NodeId::random());
-            tx.execute("INSERT INTO meta (key, value) VALUES ('node', ?1)", [state.node().to_sql()])?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('node', ?1)",
+                [state.node().to_sql()],
+            )?;
             state
         }
     };
@@ -560,8 +587,10 @@ fn load_or_create_clock(conn: &mut Connection) -> Result<HlcState> {
 }
 
 fn save_clock(tx: &rusqlite::Transaction<'_>, last: Hlc) -> Result<()> {
-    tx.prepare_cached("INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
-        .execute([last.packed()])?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([last.packed()])?;
     Ok(())
 }
 

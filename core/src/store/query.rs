@@ -62,8 +62,10 @@ impl Query {
 
     /// Only entities whose `field` lies in `from..=to`.
     pub fn between(mut self, field: &str, from: Option<impl Into<Value>>, to: Option<impl Into<Value>>) -> Self {
-        self.filters
-            .push((field.to_owned(), Filter::Between(from.map(Into::into), to.map(Into::into))));
+        self.filters.push((
+            field.to_owned(),
+            Filter::Between(from.map(Into::into), to.map(Into::into)),
+        ));
         self
     }
 

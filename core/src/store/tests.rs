@@ -43,7 +43,12 @@ fn session(date: &str, topic: &str) -> Fields {
 
 /// Sends every op of `from` to `to`.
 fn sync(from: &Store, to: &Store) -> ApplyReport {
-    let ops: Vec<Op> = from.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op).collect();
+    let ops: Vec<Op> = from
+        .ops_after(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, op)| op)
+        .collect();
     to.apply_remote(&ops).unwrap()
 }
 
@@ -75,18 +80,30 @@ fn bad_input_is_refused_with_the_field_named_and_nothing_written() {
     let mut bad = trader("Uwimana Claudine");
     bad.insert("sex".into(), json!("F"));
     let err = store.save(Collection::Traders, id, bad).unwrap_err();
-    assert!(err.to_string().contains("traders.sex") && err.to_string().contains("female, male"), "{err}");
+    assert!(
+        err.to_string().contains("traders.sex") && err.to_string().contains("female, male"),
+        "{err}"
+    );
 
-    let err = store.save(Collection::Traders, id, fields(json!({"nickname": "x"}))).unwrap_err();
-    assert!(matches!(err, Error::UnknownField { ref field, .. } if field == "nickname"), "{err}");
+    let err = store
+        .save(Collection::Traders, id, fields(json!({"nickname": "x"})))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownField { ref field, .. } if field == "nickname"),
+        "{err}"
+    );
 
-    let err = store.save(Collection::Traders, id, fields(json!({"full_name": "Only a name"}))).unwrap_err();
+    let err = store
+        .save(Collection::Traders, id, fields(json!({"full_name": "Only a name"})))
+        .unwrap_err();
     assert!(matches!(err, Error::MissingRequired { field: "sex", .. }), "{err}");
 
     let err = store.save(Collection::Traders, id, Fields::new()).unwrap_err();
     assert!(matches!(err, Error::EmptyWrite { .. }));
 
-    let err = store.save(Collection::Submissions, id, fields(json!({"trader_id": "T-17"}))).unwrap_err();
+    let err = store
+        .save(Collection::Submissions, id, fields(json!({"trader_id": "T-17"})))
+        .unwrap_err();
     assert!(err.to_string().contains("UUID"), "{err}");
 
     assert_eq!(store.pending_count().unwrap(), 0);
@@ -100,7 +117,10 @@ fn delete_and_undelete_are_field_writes() {
     store.save(Collection::Traders, id, trader("Mukamana Aline")).unwrap();
     store.delete(Collection::Traders, id).unwrap();
     assert_eq!(store.count(&Query::new(Collection::Traders)).unwrap(), 0);
-    assert_eq!(store.count(&Query::new(Collection::Traders).include_deleted()).unwrap(), 1);
+    assert_eq!(
+        store.count(&Query::new(Collection::Traders).include_deleted()).unwrap(),
+        1
+    );
     let deleted = store.get(Collection::Traders, id).unwrap().unwrap();
     assert!(deleted.is_deleted());
     assert_eq!(deleted.get("full_name"), Some(&json!("Mukamana Aline")), "data stays");
@@ -112,7 +132,9 @@ fn delete_and_undelete_are_field_writes() {
 fn queries_filter_by_form_status_dates_topics_and_session() {
     let store = store_at(&ManualClock::at(NOV_27));
     for (form, status) in [("baseline", "complete"), ("baseline", "draft"), ("endline", "complete")] {
-        store.save(Collection::Submissions, EntityId::random(), submission(form, status)).unwrap();
+        store
+            .save(Collection::Submissions, EntityId::random(), submission(form, status))
+            .unwrap();
     }
     let complete_baseline = Query::new(Collection::Submissions)
         .eq("form_id", "baseline")
@@ -121,14 +143,22 @@ fn queries_filter_by_form_status_dates_topics_and_session() {
     let listed = store.list(&complete_baseline).unwrap();
     assert_eq!(listed[0].get("answers/fee_amount"), Some(&json!(1500)));
     assert_eq!(
-        store.count(&Query::new(Collection::Submissions).eq("answers/paid_fees", "yes")).unwrap(),
+        store
+            .count(&Query::new(Collection::Submissions).eq("answers/paid_fees", "yes"))
+            .unwrap(),
         3
     );
 
     let mut sessions = Vec::new();
-    for (date, topic) in [("2026-10-30", "hiv_aids"), ("2026-11-03", "hiv_aids"), ("2026-11-20", "ebola")] {
+    for (date, topic) in [
+        ("2026-10-30", "hiv_aids"),
+        ("2026-11-03", "hiv_aids"),
+        ("2026-11-20", "ebola"),
+    ] {
         let id = EntityId::random();
-        store.save(Collection::AwarenessSessions, id, session(date, topic)).unwrap();
+        store
+            .save(Collection::AwarenessSessions, id, session(date, topic))
+            .unwrap();
         sessions.push(id);
     }
     let november = Query::new(Collection::AwarenessSessions).between("date", Some("2026-11-01"), Some("2026-11-30"));
@@ -137,9 +167,15 @@ fn queries_filter_by_form_status_dates_topics_and_session() {
     assert_eq!(store.list(&november.limit(1).offset(1)).unwrap()[0].id, sessions[2]);
 
     let trader_id = EntityId::random();
-    store.save(Collection::Traders, trader_id, trader("Uwimana Claudine")).unwrap();
     store
-        .register_attendance(sessions[0], &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
+        .save(Collection::Traders, trader_id, trader("Uwimana Claudine"))
+        .unwrap();
+    store
+        .register_attendance(
+            sessions[0],
+            &Attendee::Trader(trader_id),
+            fields(json!({"sex": "female"})),
+        )
         .unwrap();
     store
         .register_attendance(
@@ -151,7 +187,11 @@ fn queries_filter_by_form_status_dates_topics_and_session() {
         )
         .unwrap();
     store
-        .register_attendance(sessions[1], &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
+        .register_attendance(
+            sessions[1],
+            &Attendee::Trader(trader_id),
+            fields(json!({"sex": "female"})),
+        )
         .unwrap();
     let at_first = Query::new(Collection::Attendance).eq("session_id", sessions[0].to_string());
     assert_eq!(store.count(&at_first).unwrap(), 2);
@@ -168,10 +208,19 @@ fn two_phones_registering_one_trader_at_one_session_make_one_row() {
     let clock = ManualClock::at(NOV_27);
     let (a, b) = (store_at(&clock), store_at(&clock));
     let (session_id, trader_id) = (EntityId::random(), EntityId::random());
-    a.save(Collection::AwarenessSessions, session_id, session("2026-11-27", "ebola")).unwrap();
+    a.save(
+        Collection::AwarenessSessions,
+        session_id,
+        session("2026-11-27", "ebola"),
+    )
+    .unwrap();
     sync(&a, &b);
-    a.register_attendance(session_id, &Attendee::Trader(trader_id), fields(json!({"sex": "female"})))
-        .unwrap();
+    a.register_attendance(
+        session_id,
+        &Attendee::Trader(trader_id),
+        fields(json!({"sex": "female"})),
+    )
+    .unwrap();
     b.register_attendance(
         session_id,
         &Attendee::Trader(trader_id),
@@ -183,11 +232,18 @@ fn two_phones_registering_one_trader_at_one_session_make_one_row() {
     let q = Query::new(Collection::Attendance).eq("session_id", session_id.to_string());
     assert_eq!(a.count(&q).unwrap(), 1);
     assert_eq!(a.snapshot().unwrap(), b.snapshot().unwrap());
-    assert!(a.conflicts(false).unwrap().is_empty(), "same values written: no conflict");
+    assert!(
+        a.conflicts(false).unwrap().is_empty(),
+        "same values written: no conflict"
+    );
 
     let stray = EntityId::random();
     let err = a
-        .save(Collection::Attendance, stray, fields(json!({"session_id": session_id.to_string(), "sex": "male", "walk_in_name": "X"})))
+        .save(
+            Collection::Attendance,
+            stray,
+            fields(json!({"session_id": session_id.to_string(), "sex": "male", "walk_in_name": "X"})),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::IdRule { .. }), "{err}");
 }
@@ -200,11 +256,19 @@ fn concurrent_edits_conflict_on_every_replica_and_a_resolution_syncs() {
     a.save(Collection::Traders, id, trader("Uwimana Claudine")).unwrap();
     sync(&a, &b);
     clock.advance(1000);
-    a.save(Collection::Traders, id, fields(json!({"full_name": "Uwimana Claudine M."})))
-        .unwrap();
+    a.save(
+        Collection::Traders,
+        id,
+        fields(json!({"full_name": "Uwimana Claudine M."})),
+    )
+    .unwrap();
     clock.advance(1000);
-    b.save(Collection::Traders, id, fields(json!({"full_name": "Uwimana Claudette", "phone": "0788000111"})))
-        .unwrap();
+    b.save(
+        Collection::Traders,
+        id,
+        fields(json!({"full_name": "Uwimana Claudette", "phone": "0788000111"})),
+    )
+    .unwrap();
     // c receives b's ops before a's; a and b receive each other's.
     sync(&b, &c);
     sync(&a, &c);
@@ -226,7 +290,9 @@ fn concurrent_edits_conflict_on_every_replica_and_a_resolution_syncs() {
     assert_eq!(winner.get("full_name"), Some(&json!("Uwimana Claudette")));
     assert_eq!(winner.get("phone"), Some(&json!("0788000111")), "other fields merge");
 
-    let fix = c.resolve_conflict(c.conflicts(true).unwrap()[0].id, json!("Uwimana Claudine")).unwrap();
+    let fix = c
+        .resolve_conflict(c.conflicts(true).unwrap()[0].id, json!("Uwimana Claudine"))
+        .unwrap();
     assert!(c.conflicts(true).unwrap().is_empty());
     sync(&c, &a);
     sync(&c, &b);
@@ -237,7 +303,10 @@ fn concurrent_edits_conflict_on_every_replica_and_a_resolution_syncs() {
         let entity = store.get(Collection::Traders, id).unwrap().unwrap();
         assert_eq!(entity.get("full_name"), Some(&json!("Uwimana Claudine")));
     }
-    assert!(matches!(a.resolve_conflict(999, json!("x")), Err(Error::UnknownConflict { id: 999 })));
+    assert!(matches!(
+        a.resolve_conflict(999, json!("x")),
+        Err(Error::UnknownConflict { id: 999 })
+    ));
 }
 
 #[test]
@@ -249,11 +318,18 @@ fn an_editor_that_held_an_old_version_conflicts_instead_of_overwriting() {
     sync(&phone, &office);
     let opened = phone.get(Collection::Traders, id).unwrap().unwrap();
     clock.advance(10);
-    office.save(Collection::Traders, id, fields(json!({"border_post": "rusizi_1"}))).unwrap();
+    office
+        .save(Collection::Traders, id, fields(json!({"border_post": "rusizi_1"})))
+        .unwrap();
     sync(&office, &phone);
     clock.advance(10);
     phone
-        .save_seen(opened.version(), Collection::Traders, id, fields(json!({"border_post": "other"})))
+        .save_seen(
+            opened.version(),
+            Collection::Traders,
+            id,
+            fields(json!({"border_post": "other"})),
+        )
         .unwrap();
     assert_eq!(phone.conflicts(true).unwrap().len(), 1);
 }
@@ -263,7 +339,8 @@ fn remote_batches_are_idempotent_and_refuse_bad_ops_one_by_one() {
     let clock = ManualClock::at(NOV_27);
     let (a, b) = (store_at(&clock), store_at(&clock));
     for i in 0..3 {
-        a.save(Collection::Traders, EntityId::random(), trader(&format!("Trader {i}"))).unwrap();
+        a.save(Collection::Traders, EntityId::random(), trader(&format!("Trader {i}")))
+            .unwrap();
     }
     let first = sync(&a, &b);
     assert_eq!((first.applied, first.duplicates), (3, 0));
@@ -274,8 +351,12 @@ fn remote_batches_are_idempotent_and_refuse_bad_ops_one_by_one() {
     // A phone whose clock says 2031, an unknown field, and one good op.
     let future_phone = ManualClock::at(NOV_27 + 4 * 365 * 24 * HOUR);
     let far = store_at(&future_phone);
-    let future_op = far.save(Collection::Traders, EntityId::random(), trader("From 2031")).unwrap();
-    let mut unknown = a.save(Collection::Traders, EntityId::random(), trader("Unknown field")).unwrap();
+    let future_op = far
+        .save(Collection::Traders, EntityId::random(), trader("From 2031"))
+        .unwrap();
+    let mut unknown = a
+        .save(Collection::Traders, EntityId::random(), trader("Unknown field"))
+        .unwrap();
     unknown.id = OpId::new();
     unknown.fields.insert("favourite_colour".into(), json!("blue"));
     let good = a.save(Collection::Traders, EntityId::random(), trader("Good")).unwrap();
@@ -313,7 +394,11 @@ fn the_clock_survives_restarts_and_backward_jumps() {
     assert!(after.hlc > last);
     assert_eq!(after.base, Some(last));
     let entity = store.get(Collection::Traders, id).unwrap().unwrap();
-    assert_eq!(entity.get("full_name"), Some(&json!("After reboot")), "the later edit wins");
+    assert_eq!(
+        entity.get("full_name"),
+        Some(&json!("After reboot")),
+        "the later edit wins"
+    );
 }
 
 #[test]
@@ -351,7 +436,10 @@ fn a_key_without_the_encryption_feature_is_a_clear_error() {
         key: Some(StoreKey::Raw([7; 32])),
         ..StoreOptions::default()
     };
-    assert!(matches!(Store::open_in_memory(options), Err(Error::EncryptionUnavailable)));
+    assert!(matches!(
+        Store::open_in_memory(options),
+        Err(Error::EncryptionUnavailable)
+    ));
 }
 
 #[test]
@@ -372,10 +460,16 @@ fn acknowledged_ops_are_compacted_and_restored_before_anything_overwrites_them()
             )
             .unwrap()
     };
-    assert!(stored_fields(&office).is_none(), "a received create is stored compacted");
+    assert!(
+        stored_fields(&office).is_none(),
+        "a received create is stored compacted"
+    );
     assert!(stored_fields(&phone).is_some(), "not yet acknowledged");
     assert_eq!(phone.acknowledge(&[create.id]).unwrap(), 1);
-    assert!(stored_fields(&phone).is_none(), "acknowledged and still winning: compacted");
+    assert!(
+        stored_fields(&phone).is_none(),
+        "acknowledged and still winning: compacted"
+    );
     assert_eq!(phone.ops_after(0, 10).unwrap()[0].1, create, "reads back whole");
 
     // A concurrent edit from a third device that never saw the create.
@@ -390,9 +484,15 @@ fn acknowledged_ops_are_compacted_and_restored_before_anything_overwrites_them()
     };
     for store in [&phone, &office] {
         assert_eq!(store.apply_remote(std::slice::from_ref(&blind)).unwrap().conflicts, 1);
-        assert_eq!(stored_fields(store).as_deref().map(|f| f.contains("Uwimana Claudine")), Some(true));
+        assert_eq!(
+            stored_fields(store).as_deref().map(|f| f.contains("Uwimana Claudine")),
+            Some(true)
+        );
         let conflict = &store.conflicts(true).unwrap()[0].conflict;
-        assert_eq!(conflict.older.value, "\"Uwimana Claudine\"", "the overwritten value is kept");
+        assert_eq!(
+            conflict.older.value, "\"Uwimana Claudine\"",
+            "the overwritten value is kept"
+        );
         assert_eq!(store.ops_after(0, 10).unwrap()[0].1, create);
     }
     assert_eq!(phone.snapshot().unwrap(), office.snapshot().unwrap());
