@@ -47,7 +47,12 @@ fn main() {
         apply_whole_submissions(&path, 100_000 / scale);
     }
     if wanted("edits") {
-        apply_single_field_edits(&path, 1_000_000 / scale, 10_000 / scale);
+        // Worst case: consecutive edits land on different traders.
+        apply_single_field_edits(&path, 1_000_000 / scale, 10_000 / scale, 1);
+        // A form session: an enumerator saves field by field, ten edits in a row per trader.
+        apply_single_field_edits(&path, 1_000_000 / scale, 10_000 / scale, 10);
+        // Scattered again, over fewer traders: each batch touches each trader ~10 times.
+        apply_single_field_edits(&path, 1_000_000 / scale, 1_000 / scale, 1);
     }
 }
 
@@ -160,8 +165,9 @@ fn apply_whole_submissions(dir: &Path, n: u64) {
 }
 
 /// `edits` single-field edits from a remote device over `traders` traders
-/// (each edit saw the previous one), applied 10,000 per transaction.
-fn apply_single_field_edits(dir: &Path, edits: u64, traders: u64) {
+/// (each edit saw the previous one), applied 10,000 per transaction; the
+/// device edits each trader `run` times in a row before moving on.
+fn apply_single_field_edits(dir: &Path, edits: u64, traders: u64, run: u64) {
     let mut remote = Remote::new();
     let ids: Vec<EntityId> = (0..traders).map(|_| EntityId::random()).collect();
     let mut last: Vec<Option<Hlc>> = vec![None; ids.len()];
@@ -177,14 +183,14 @@ fn apply_single_field_edits(dir: &Path, edits: u64, traders: u64) {
     let goods = [json!(["beans"]), json!(["fish", "milk"]), json!(["clothes"])];
     let edit_ops: Vec<Op> = (0..edits)
         .map(|e| {
-            let i = (e * 7_919 % traders) as usize;
+            let i = ((e / run) * 7_919 % traders) as usize;
             let fields = Fields::from([("main_goods".to_owned(), goods[(e % 3) as usize].clone())]);
             let op = remote.op(Collection::Traders, ids[i], last[i], fields);
             last[i] = Some(op.hlc);
             op
         })
         .collect();
-    let path = dir.join("remote-edits.mpaka");
+    let path = dir.join(format!("remote-edits-{traders}-{run}.mpaka"));
     let store = Store::open(&path, options(Durability::Full)).expect("open");
     for batch in creates.chunks(10_000) {
         store.apply_remote(batch).expect("apply creates");
@@ -196,7 +202,7 @@ fn apply_single_field_edits(dir: &Path, edits: u64, traders: u64) {
     }
     let took = started.elapsed();
     println!(
-        "| single-field edits over {traders} traders, 10,000 per transaction | {edits} | {:.2} s | {:.0} |\n",
+        "| single-field edits over {traders} traders, runs of {run} per trader, 10,000 per transaction | {edits} | {:.2} s | {:.0} |",
         took.as_secs_f64(),
         edits as f64 / took.as_secs_f64()
     );

@@ -4,21 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::schema::Fields;
+use crate::schema::{Fields, GOODS};
 
 /// Goods, fees and harassment answers of one trader survey: 40 answers, as
 /// the baseline questionnaire has. `n` varies the values.
 pub fn survey_answers(n: u64) -> Fields {
-    let goods = [
-        "beans",
-        "cassava_flour",
-        "bananas_plantain",
-        "vegetables",
-        "fish",
-        "milk",
-        "clothes",
-        "cosmetics",
-    ];
+    let goods = &GOODS[..8]; // the named goods, not `other`
     let mut fields = Fields::new();
     let mut put = |name: &str, value: Value| {
         fields.insert(format!("answers/{name}"), value);

@@ -20,6 +20,8 @@ use crate::schema::Collection;
 /// An entity as of this batch.
 #[derive(Debug, Default)]
 struct Loaded<'o> {
+    /// The row's rowid if the entity is already stored.
+    rowid: Option<i64>,
     state: EntityState,
     /// The op that created the entity in this batch, while it is the
     /// entity's only op: then `state` is left empty and the op's fields
@@ -49,6 +51,7 @@ impl Loaded<'_> {
 impl From<EntityRow> for Loaded<'_> {
     fn from(row: EntityRow) -> Self {
         Loaded {
+            rowid: Some(row.rowid),
             state: row.state,
             created_by: None,
             has_conflicts: row.has_conflicts,
@@ -141,24 +144,20 @@ impl<'t, 'o> Batch<'t, 'o> {
 
     /// Writes every changed entity back.
     pub(crate) fn finish(self) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO entities (collection, id, doc, stamps, deleted, has_conflicts, compacted, key1, key2) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (collection, id) DO UPDATE SET \
-             doc = excluded.doc, stamps = excluded.stamps, deleted = excluded.deleted, \
-             has_conflicts = excluded.has_conflicts, compacted = excluded.compacted, \
-             key1 = excluded.key1, key2 = excluded.key2",
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO entities (doc, stamps, deleted, has_conflicts, compacted, key1, key2, collection, id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut update = self.tx.prepare_cached(
+            "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, compacted = ?5, \
+             key1 = ?6, key2 = ?7 WHERE rowid = ?8",
         )?;
         for ((collection, id), loaded) in &self.entities {
             if !loaded.dirty {
                 continue;
             }
             let (fields, doc, stamps) = match &loaded.created_by {
-                Some((op, json)) => (
-                    &op.fields,
-                    json.clone(),
-                    encode_stamps(op.fields.keys().map(|_| op.hlc)),
-                ),
+                Some((op, json)) => (&op.fields, json.clone(), encode_stamps(op.fields.keys().map(|_| op.hlc))),
                 None => {
                     let state = &loaded.state;
                     let doc = serde_json::to_string(&state.fields)
@@ -167,17 +166,13 @@ impl<'t, 'o> Batch<'t, 'o> {
                 }
             };
             let [key1, key2] = index_keys(*collection, fields);
-            stmt.execute(params![
-                collection.code(),
-                id.0.as_bytes(),
-                doc,
-                stamps,
-                is_deleted(fields),
-                loaded.has_conflicts,
-                loaded.compacted,
-                key1,
-                key2,
-            ])?;
+            let columns = params![doc, stamps, is_deleted(fields), loaded.has_conflicts, loaded.compacted, key1, key2];
+            match loaded.rowid {
+                Some(rowid) => update.execute(rusqlite::params_from_iter(columns.iter().copied().chain([&rowid as _])))?,
+                None => insert.execute(rusqlite::params_from_iter(
+                    columns.iter().copied().chain([&collection.code() as _, &id.0.as_bytes() as _]),
+                ))?,
+            };
         }
         Ok(())
     }

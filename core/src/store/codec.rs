@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -103,6 +103,8 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
 
 /// An entity's row: its state and its flags.
 pub(crate) struct EntityRow {
+    /// SQLite's rowid of the row, for updating it without a key lookup.
+    pub(crate) rowid: i64,
     pub(crate) state: EntityState,
     pub(crate) has_conflicts: bool,
     pub(crate) compacted: bool,
@@ -111,25 +113,18 @@ pub(crate) struct EntityRow {
 /// Reads an entity's row, if it was ever written.
 pub(crate) fn load_entity(conn: &Connection, collection: Collection, id: EntityId) -> Result<Option<EntityRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT doc, stamps, has_conflicts, compacted FROM entities WHERE collection = ?1 AND id = ?2",
+        "SELECT doc, stamps, has_conflicts, compacted, rowid FROM entities WHERE collection = ?1 AND id = ?2",
     )?;
-    stmt.query_row(params![collection.code(), id.0.as_bytes()], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, Vec<u8>>(1)?,
-            row.get(2)?,
-            row.get(3)?,
-        ))
-    })
-    .optional()?
-    .map(|(doc, stamps, has_conflicts, compacted)| {
-        Ok(EntityRow {
-            state: decode_state(&doc, &stamps)?,
-            has_conflicts,
-            compacted,
-        })
-    })
-    .transpose()
+    let mut rows = stmt.query(params![collection.code(), id.0.as_bytes()])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    Ok(Some(EntityRow {
+        state: decode_state(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_blob()?)?,
+        has_conflicts: row.get(2)?,
+        compacted: row.get(3)?,
+        rowid: row.get(4)?,
+    }))
 }
 
 /// The op with its fields, reading a compacted op's from its entity.
