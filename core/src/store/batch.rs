@@ -157,7 +157,11 @@ impl<'t, 'o> Batch<'t, 'o> {
                 continue;
             }
             let (fields, doc, stamps) = match &loaded.created_by {
-                Some((op, json)) => (&op.fields, json.clone(), encode_stamps(op.fields.keys().map(|_| op.hlc))),
+                Some((op, json)) => (
+                    &op.fields,
+                    json.clone(),
+                    encode_stamps(op.fields.keys().map(|_| op.hlc)),
+                ),
                 None => {
                     let state = &loaded.state;
                     let doc = serde_json::to_string(&state.fields)
@@ -166,11 +170,24 @@ impl<'t, 'o> Batch<'t, 'o> {
                 }
             };
             let [key1, key2] = index_keys(*collection, fields);
-            let columns = params![doc, stamps, is_deleted(fields), loaded.has_conflicts, loaded.compacted, key1, key2];
+            let columns = params![
+                doc,
+                stamps,
+                is_deleted(fields),
+                loaded.has_conflicts,
+                loaded.compacted,
+                key1,
+                key2
+            ];
             match loaded.rowid {
-                Some(rowid) => update.execute(rusqlite::params_from_iter(columns.iter().copied().chain([&rowid as _])))?,
+                Some(rowid) => {
+                    update.execute(rusqlite::params_from_iter(columns.iter().copied().chain([&rowid as _])))?
+                }
                 None => insert.execute(rusqlite::params_from_iter(
-                    columns.iter().copied().chain([&collection.code() as _, &id.0.as_bytes() as _]),
+                    columns
+                        .iter()
+                        .copied()
+                        .chain([&collection.code() as _, &id.0.as_bytes() as _]),
                 ))?,
             };
         }

@@ -558,6 +558,10 @@ fn apply_key(conn: &Connection, key: &StoreKey) -> Result<()> {
             format!("x'{hex}'")
         }
     };
+    // SQLCipher logs failed page checks (a wrong key) to stderr or logcat;
+    // the typed error says it better, so keep the log quiet.
+    conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()))
+        .optional()?;
     conn.pragma_update(None, "key", text)?;
     Ok(())
 }

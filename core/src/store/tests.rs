@@ -497,3 +497,36 @@ fn acknowledged_ops_are_compacted_and_restored_before_anything_overwrites_them()
     }
     assert_eq!(phone.snapshot().unwrap(), office.snapshot().unwrap());
 }
+
+#[test]
+fn a_store_is_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    let store = Arc::new(store_at(&ManualClock::at(NOV_27)));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .save(
+                            Collection::Traders,
+                            EntityId::random(),
+                            trader(&format!("Trader {t}-{i}")),
+                        )
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(store.count(&Query::new(Collection::Traders)).unwrap(), 100);
+    let stamps: std::collections::BTreeSet<Hlc> = store.pending_ops(200).unwrap().iter().map(|op| op.hlc).collect();
+    assert_eq!(stamps.len(), 100, "every op has its own stamp");
+}
+
+#[test]
+fn unknown_collections_are_named() {
+    let err = Collection::from_name("sessions").unwrap_err();
+    assert!(err.to_string().contains("`sessions`") && err.to_string().contains("awareness_sessions"));
+}
