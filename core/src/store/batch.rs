@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Transaction, params};
 
 use super::codec::{EntityRow, Logged, OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row};
@@ -20,8 +21,8 @@ use crate::schema::Collection;
 /// An entity as of this batch.
 #[derive(Debug, Default)]
 struct Loaded<'o> {
-    /// The row's rowid if the entity is already stored.
-    rowid: Option<i64>,
+    /// The row's rowid and index keys, if the entity is already stored.
+    stored: Option<(i64, [Option<SqlValue>; 2])>,
     state: EntityState,
     /// The op that created the entity in this batch, while it is the
     /// entity's only op: then `state` is left empty and the op's fields
@@ -51,7 +52,7 @@ impl Loaded<'_> {
 impl From<EntityRow> for Loaded<'_> {
     fn from(row: EntityRow) -> Self {
         Loaded {
-            rowid: Some(row.rowid),
+            stored: Some((row.rowid, index_keys(row.collection, &row.state.fields))),
             state: row.state,
             created_by: None,
             has_conflicts: row.has_conflicts,
@@ -144,14 +145,7 @@ impl<'t, 'o> Batch<'t, 'o> {
 
     /// Writes every changed entity back.
     pub(crate) fn finish(self) -> Result<()> {
-        let mut insert = self.tx.prepare_cached(
-            "INSERT INTO entities (doc, stamps, deleted, has_conflicts, compacted, key1, key2, collection, id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        let mut update = self.tx.prepare_cached(
-            "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, compacted = ?5, \
-             key1 = ?6, key2 = ?7 WHERE rowid = ?8",
-        )?;
+        let tx = self.tx;
         for ((collection, id), loaded) in &self.entities {
             if !loaded.dirty {
                 continue;
@@ -169,26 +163,40 @@ impl<'t, 'o> Batch<'t, 'o> {
                     (&state.fields, doc, encode_stamps(state.stamps.values().copied()))
                 }
             };
-            let [key1, key2] = index_keys(*collection, fields);
-            let columns = params![
-                doc,
-                stamps,
-                is_deleted(fields),
-                loaded.has_conflicts,
-                loaded.compacted,
-                key1,
-                key2
-            ];
-            match loaded.rowid {
-                Some(rowid) => {
-                    update.execute(rusqlite::params_from_iter(columns.iter().copied().chain([&rowid as _])))?
-                }
-                None => insert.execute(rusqlite::params_from_iter(
-                    columns
-                        .iter()
-                        .copied()
-                        .chain([&collection.code() as _, &id.0.as_bytes() as _]),
-                ))?,
+            let keys = index_keys(*collection, fields);
+            let [key1, key2] = &keys;
+            let (deleted, conflicts, compacted) = (is_deleted(fields), loaded.has_conflicts, loaded.compacted);
+            match &loaded.stored {
+                // Most edits leave the indexed fields alone: then SQLite
+                // need not touch their indexes.
+                Some((rowid, stored)) if *stored == keys => tx
+                    .prepare_cached(
+                        "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
+                         compacted = ?5 WHERE rowid = ?6",
+                    )?
+                    .execute(params![doc, stamps, deleted, conflicts, compacted, rowid])?,
+                Some((rowid, _)) => tx
+                    .prepare_cached(
+                        "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
+                         compacted = ?5, key1 = ?6, key2 = ?7 WHERE rowid = ?8",
+                    )?
+                    .execute(params![doc, stamps, deleted, conflicts, compacted, key1, key2, rowid])?,
+                None => tx
+                    .prepare_cached(
+                        "INSERT INTO entities (doc, stamps, deleted, has_conflicts, compacted, key1, key2, \
+                         collection, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        doc,
+                        stamps,
+                        deleted,
+                        conflicts,
+                        compacted,
+                        key1,
+                        key2,
+                        collection.code(),
+                        id.0.as_bytes()
+                    ])?,
             };
         }
         Ok(())

@@ -105,6 +105,7 @@ fn read_varint(input: &mut &[u8]) -> Option<u64> {
 pub(crate) struct EntityRow {
     /// SQLite's rowid of the row, for updating it without a key lookup.
     pub(crate) rowid: i64,
+    pub(crate) collection: Collection,
     pub(crate) state: EntityState,
     pub(crate) has_conflicts: bool,
     pub(crate) compacted: bool,
@@ -124,6 +125,7 @@ pub(crate) fn load_entity(conn: &Connection, collection: Collection, id: EntityI
         has_conflicts: row.get(2)?,
         compacted: row.get(3)?,
         rowid: row.get(4)?,
+        collection,
     }))
 }
 

@@ -66,10 +66,21 @@ fn save_get_and_pending_ops() {
         .save(Collection::Traders, id, fields(json!({"phone": "+250788123456"})))
         .unwrap();
     assert_eq!(edit.base, Some(op.hlc));
-    assert_eq!(store.pending_count().unwrap(), 2);
-    assert_eq!(store.pending_ops(10).unwrap(), vec![op.clone(), edit]);
+    // `phone` is an indexed field: the index follows the edit.
+    let by_phone = |p: &str| store.count(&Query::new(Collection::Traders).eq("phone", p)).unwrap();
+    assert_eq!(by_phone("+250788123456"), 1);
+    store
+        .save(Collection::Traders, id, fields(json!({"phone": "+250788000999"})))
+        .unwrap();
+    assert_eq!((by_phone("+250788123456"), by_phone("+250788000999")), (0, 1));
+    store
+        .save(Collection::Traders, id, fields(json!({"nationality": "RW"})))
+        .unwrap();
+    assert_eq!(by_phone("+250788000999"), 1, "an edit of other fields keeps the index");
+    assert_eq!(store.pending_count().unwrap(), 4);
+    assert_eq!(store.pending_ops(2).unwrap(), vec![op.clone(), edit]);
     assert_eq!(store.acknowledge(&[op.id, op.id]).unwrap(), 1);
-    assert_eq!(store.pending_count().unwrap(), 1);
+    assert_eq!(store.pending_count().unwrap(), 3);
     assert!(store.get(Collection::Traders, EntityId::random()).unwrap().is_none());
 }
 
