@@ -107,6 +107,36 @@ pub enum Error {
         bound_ms: u64,
     },
 
+    /// A delete, undelete or edit "as seen at" of an entity this store
+    /// does not hold.
+    #[error("no {collection} entity {id} in this store")]
+    UnknownEntity {
+        /// Collection name.
+        collection: &'static str,
+        /// The id given.
+        id: String,
+    },
+
+    /// A "seen" version the store never held for this entity.
+    #[error("cannot save {collection} {id} as seen at {seen}: this store holds it only up to {version}")]
+    SeenInFuture {
+        /// Collection name.
+        collection: &'static str,
+        /// The entity.
+        id: String,
+        /// The version given.
+        seen: Hlc,
+        /// The version held (`none` if none).
+        version: String,
+    },
+
+    /// An op id already used for a different op.
+    #[error("op {id} is already held with other content: an op id must never be reused")]
+    OpIdReused {
+        /// The op id.
+        id: String,
+    },
+
     /// A conflict id that this store does not hold.
     #[error("no conflict {id} in this store")]
     UnknownConflict {

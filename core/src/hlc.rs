@@ -241,6 +241,15 @@ impl HlcState {
         }
     }
 
+    /// Moves the clock past `seen` (a stamp of this node, persisted by
+    /// another handle on the same store).
+    pub fn advance_to(&mut self, seen: Hlc) {
+        if (seen.wall_ms, seen.counter) > (self.last_wall, self.last_counter) {
+            self.last_wall = seen.wall_ms;
+            self.last_counter = seen.counter;
+        }
+    }
+
     /// The node this clock stamps for.
     pub fn node(&self) -> NodeId {
         self.node
@@ -263,8 +272,9 @@ impl HlcState {
             self.last_wall = wall_now_ms;
             self.last_counter = 0;
         } else if self.last_counter == u16::MAX {
-            // 65,536 stamps in one millisecond: borrow the next millisecond.
-            self.last_wall += 1;
+            // 65,536 stamps in one millisecond: borrow the next millisecond
+            // (never past MAX_WALL_MS, about the year 6429).
+            self.last_wall = (self.last_wall + 1).min(MAX_WALL_MS - 1);
             self.last_counter = 0;
         } else {
             self.last_counter += 1;
@@ -275,12 +285,17 @@ impl HlcState {
     /// Takes note of a remote stamp so that later local stamps order after
     /// it. Refuses stamps more than `max_ahead_ms` ahead of the local wall
     /// clock: one phone whose clock says 2031 must not win every race.
+    ///
+    /// "Now" is this clock's own idea of it, the later of the wall clock and
+    /// the last stamp: a phone whose battery was pulled and whose wall clock
+    /// fell back to 2024 still accepts the 2026 ops it synced before.
     pub fn observe(&mut self, remote: Hlc, wall_now_ms: u64, max_ahead_ms: u64) -> Result<()> {
-        if remote.wall_ms > wall_now_ms.saturating_add(max_ahead_ms) {
+        let now = wall_now_ms.max(self.last_wall);
+        if remote.wall_ms >= MAX_WALL_MS || remote.wall_ms > now.saturating_add(max_ahead_ms) {
             return Err(Error::ClockTooFarAhead {
                 node: remote.node,
                 stamp: remote,
-                ahead_ms: remote.wall_ms - wall_now_ms,
+                ahead_ms: remote.wall_ms.saturating_sub(now),
                 bound_ms: max_ahead_ms,
             });
         }
@@ -325,6 +340,17 @@ mod tests {
         let remote = Hlc::new(5_000, 9, NodeId(1)).unwrap();
         clock.observe(remote, 1_000, 10_000).unwrap();
         assert!(clock.tick(1_000) > remote);
+    }
+
+    #[test]
+    fn the_bound_counts_from_the_clocks_own_now_not_a_wall_clock_that_fell_back() {
+        let day = 24 * 3600 * 1000;
+        let mut clock = HlcState::new(NODE);
+        clock.tick(1_000 * day); // synced in 2026-ish
+        let remote = Hlc::new(1_000 * day + 5, 0, NodeId(7)).unwrap();
+        // Battery pulled: the wall clock now says day 10.
+        clock.observe(remote, 10 * day, day).unwrap();
+        assert!(clock.tick(10 * day) > remote);
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub fn conflicts_with_history(op: &Op, history: &[Op]) -> Vec<Conflict> {
             };
             conflict.resolved_by = history
                 .iter()
-                .filter(|z| conflict.is_resolved_by(z))
+                .filter(|z| z.id != op.id && z.id != other.id && conflict.is_resolved_by(z))
                 .map(|z| (z.hlc, z.id))
                 .min();
             found.push(conflict);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::hlc::Hlc;
+use crate::hlc::{Hlc, MAX_WALL_MS};
 use crate::schema::{Collection, Fields};
 
 macro_rules! uuid_id {
@@ -139,6 +139,12 @@ impl Op {
         if self.fields.is_empty() {
             return Err(Error::EmptyWrite {
                 collection: schema.name,
+            });
+        }
+        if self.hlc.wall_ms >= MAX_WALL_MS {
+            return Err(Error::MalformedClock {
+                value: self.hlc.to_string(),
+                reason: format!("wall time must be below {MAX_WALL_MS} ms"),
             });
         }
         if self.base.is_some_and(|base| base >= self.hlc) {

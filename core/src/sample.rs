@@ -18,15 +18,18 @@ pub fn survey_answers(n: u64) -> Fields {
     put("crossings_per_day", json!(1 + n % 4));
     put("main_goods", json!(goods[(n % 8) as usize]));
     put("goods_value_rwf", json!(5_000 + (n * 7_919) % 95_000));
-    put("paid_fees", json!(if n % 3 == 0 { "no" } else { "yes" }));
+    put("paid_fees", json!(if n.is_multiple_of(3) { "no" } else { "yes" }));
     put("fee_amount_rwf", json!((n * 31) % 2_000));
     put(
         "document",
         json!(["jeton", "national_id", "laissez_passer", "passport"][(n % 4) as usize]),
     );
-    put("harassment", json!(if n % 5 == 0 { "yes" } else { "no" }));
+    put("harassment", json!(if n.is_multiple_of(5) { "yes" } else { "no" }));
     put("wait_minutes", json!(10 + n % 120));
-    put("side_of_residence", json!(if n % 2 == 0 { "rwanda" } else { "drc" }));
+    put(
+        "side_of_residence",
+        json!(if n.is_multiple_of(2) { "rwanda" } else { "drc" }),
+    );
     for i in 0..30 {
         put(
             &format!("q{:02}", i + 11),
@@ -81,9 +84,12 @@ pub fn trader(n: u64) -> Fields {
     let mut fields = Fields::new();
     let name = format!("{} {}", family[(n % 8) as usize], given[((n / 8) % 10) as usize]);
     fields.insert("full_name".into(), json!(name));
-    fields.insert("sex".into(), json!(if n % 7 == 0 { "male" } else { "female" }));
+    fields.insert("sex".into(), json!(if n.is_multiple_of(7) { "male" } else { "female" }));
     fields.insert("year_of_birth".into(), json!(1960 + n % 45));
-    fields.insert("nationality".into(), json!(if n % 3 == 0 { "RW" } else { "CD" }));
+    fields.insert(
+        "nationality".into(),
+        json!(if n.is_multiple_of(3) { "RW" } else { "CD" }),
+    );
     fields.insert("phone".into(), json!(format!("+2507{:08}", (n * 7_919) % 100_000_000)));
     fields.insert("main_goods".into(), json!(["beans", "fish"]));
     fields.insert("border_post".into(), json!("rusizi_2"));

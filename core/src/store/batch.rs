@@ -66,12 +66,18 @@ impl From<EntityRow> for Loaded<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Applied,
+    /// Already held: a resent op.
     Duplicate,
+    /// Its id is held for a different op: refused.
+    IdReused,
 }
 
 pub(crate) struct Batch<'t, 'o> {
     tx: &'t Transaction<'t>,
     entities: HashMap<(Collection, EntityId), Loaded<'o>>,
+    /// Entities in the order the batch first touched them: new rows get
+    /// rowids (the order `Query` lists in) in op order on every replica.
+    order: Vec<(Collection, EntityId)>,
     pub(crate) conflicts_found: usize,
 }
 
@@ -80,13 +86,16 @@ impl<'t, 'o> Batch<'t, 'o> {
         Batch {
             tx,
             entities: HashMap::new(),
+            order: Vec::new(),
             conflicts_found: 0,
         }
     }
 
     /// Hands the batch an entity its caller already read.
     pub(crate) fn preload(&mut self, collection: Collection, id: EntityId, row: EntityRow) {
-        self.entities.insert((collection, id), Loaded::from(row));
+        if self.entities.insert((collection, id), Loaded::from(row)).is_none() {
+            self.order.push((collection, id));
+        }
     }
 
     /// The entity as of this batch (read once, then cached).
@@ -94,6 +103,7 @@ impl<'t, 'o> Batch<'t, 'o> {
         match self.entities.entry((collection, id)) {
             Entry::Occupied(slot) => Ok(slot.into_mut()),
             Entry::Vacant(slot) => {
+                self.order.push((collection, id));
                 let row = load_entity(self.tx, collection, id)?;
                 Ok(slot.insert(row.map(Loaded::from).unwrap_or_default()))
             }
@@ -111,7 +121,7 @@ impl<'t, 'o> Batch<'t, 'o> {
         let creates = self.entity(op.collection, op.entity)?.is_new();
         let compact = creates && !pending;
         if !self.append(op, (!compact).then_some(&fields), pending)? {
-            return Ok(Outcome::Duplicate);
+            return self.duplicate(op);
         }
         let loaded = self.entity(op.collection, op.entity)?;
         loaded.dirty = true;
@@ -146,10 +156,10 @@ impl<'t, 'o> Batch<'t, 'o> {
     /// Writes every changed entity back.
     pub(crate) fn finish(self) -> Result<()> {
         let tx = self.tx;
-        for ((collection, id), loaded) in &self.entities {
-            if !loaded.dirty {
+        for key @ (collection, id) in &self.order {
+            let Some(loaded) = self.entities.get(key).filter(|l| l.dirty) else {
                 continue;
-            }
+            };
             let (fields, doc, stamps) = match &loaded.created_by {
                 Some((op, json)) => (
                     &op.fields,
@@ -200,6 +210,25 @@ impl<'t, 'o> Batch<'t, 'o> {
             };
         }
         Ok(())
+    }
+
+    /// An op whose id is held already: the same op resent, or (refused) a
+    /// different op under a reused id.
+    fn duplicate(&self, op: &Op) -> Result<Outcome> {
+        let held: (i64, i64, i64, Vec<u8>) = self
+            .tx
+            .prepare_cached("SELECT hlc, node, collection, entity FROM ops WHERE op_id = ?1")?
+            .query_row([op.id.0.as_bytes()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+        let same = held
+            == (
+                op.hlc.packed(),
+                op.hlc.node.to_sql(),
+                op.collection.code(),
+                op.entity.0.as_bytes().to_vec(),
+            );
+        Ok(if same { Outcome::Duplicate } else { Outcome::IdReused })
     }
 
     /// Inserts the op unless its id is known; true if inserted. `fields`

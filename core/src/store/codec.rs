@@ -48,7 +48,8 @@ pub(crate) fn encode_stamps(stamps: impl ExactSizeIterator<Item = Hlc>) -> Vec<u
 
 /// Rebuilds an entity's state from its `doc` and `stamps` columns.
 pub(crate) fn decode_state(doc: &str, stamps: &[u8]) -> Result<EntityState> {
-    let fields: Fields = serde_json::from_str(doc).map_err(|e| Error::Corrupt(format!("entity doc: {e}")))?;
+    let fields: Fields = serde_json::from_str(doc)
+        .map_err(|e| Error::Corrupt(format!("entity doc at line {}, column {}", e.line(), e.column())))?;
     let corrupt = || Error::Corrupt("entity stamps do not match its fields".into());
     let mut cursor = stamps;
     let count = read_varint(&mut cursor).ok_or_else(corrupt)? as usize;
@@ -195,7 +196,8 @@ pub(crate) fn op_from_row(row: &Row<'_>, at: usize) -> Result<Logged> {
     };
     Ok(match fields {
         Some(text) => {
-            op.fields = serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("op fields: {e}")))?;
+            op.fields = serde_json::from_str(&text)
+                .map_err(|e| Error::Corrupt(format!("op fields at line {}, column {}", e.line(), e.column())))?;
             Logged::Whole(op)
         }
         None => Logged::Compacted(op),

@@ -25,13 +25,12 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     migrate_to(conn, path, SCHEMA_VERSION)
 }
 
-/// Applies migrations up to `target` (tests build old stores with it).
-pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()> {
-    // IMMEDIATE: two processes opening one file at once migrate it once.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let application_id: i64 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+/// Refuses files that are not mpaka stores this build can open, without
+/// writing anything: returns whether the file is new, and its version.
+pub(crate) fn identify(conn: &Connection, path: &Path) -> Result<(bool, i64)> {
+    let application_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     let fresh = application_id == 0 && version == 0 && tables == 0;
     if application_id != APPLICATION_ID && !fresh {
         return Err(Error::ForeignDatabase {
@@ -46,6 +45,14 @@ pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Res
             supported: SCHEMA_VERSION,
         });
     }
+    Ok((fresh, version))
+}
+
+/// Applies migrations up to `target` (tests build old stores with it).
+pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()> {
+    // IMMEDIATE: two processes opening one file at once migrate it once.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (fresh, version) = identify(&tx, path)?;
     for (index, sql) in MIGRATIONS
         .iter()
         .enumerate()

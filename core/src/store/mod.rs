@@ -202,6 +202,9 @@ impl Store {
                 _ => Error::Sqlite(e),
             })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Before anything writes (WAL rewrites the header): leave foreign
+        // and newer files untouched.
+        migrations::identify(&conn, path)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         let sync = match options.durability {
             Durability::Full => "FULL",
@@ -278,18 +281,12 @@ impl Store {
         seen: Option<Option<Hlc>>,
     ) -> Result<Op> {
         let schema = collection.schema();
-        if fields.is_empty() {
-            return Err(Error::EmptyWrite {
-                collection: schema.name,
-            });
-        }
-        fields.iter().try_for_each(|(path, value)| schema.check(path, value))?;
         let mut guard = self.lock();
         let inner = &mut *guard;
         let now = inner.options.clock.now_ms();
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = load_entity(&tx, collection, id)?;
-        let mut clock = inner.clock;
+        let mut clock = resume_clock(&tx, inner.clock)?;
         let op = Op {
             id: OpId::new(),
             hlc: clock.tick(now),
@@ -298,7 +295,25 @@ impl Store {
             entity: id,
             fields,
         };
+        let version = current.as_ref().and_then(|row| row.state.version());
+        if let Some(Some(seen)) = seen
+            && version.is_none_or(|v| seen > v)
+        {
+            return Err(Error::SeenInFuture {
+                collection: schema.name,
+                id: id.to_string(),
+                seen,
+                version: version.map_or_else(|| "none".into(), |v| v.to_string()),
+            });
+        }
+        op.validate()?; // the schema's checks, and a base before the op's own stamp
         if current.is_none() {
+            if op.fields.contains_key(DELETED) {
+                return Err(Error::UnknownEntity {
+                    collection: schema.name,
+                    id: id.to_string(),
+                });
+            }
             // Later edits may come from a device holding only part of the
             // entity's history, so only a create must be complete.
             schema.check_required(&op.fields)?;
@@ -329,8 +344,8 @@ impl Store {
         let now = inner.options.clock.now_ms();
         let bound = inner.options.max_clock_ahead_ms;
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut clock = resume_clock(&tx, inner.clock)?;
         let mut batch = Batch::new(&tx);
-        let mut clock = inner.clock;
         let mut report = ApplyReport::default();
         for op in ops {
             let mut observed = clock;
@@ -344,6 +359,9 @@ impl Store {
                     report.applied += 1;
                 }
                 Outcome::Duplicate => report.duplicates += 1,
+                Outcome::IdReused => report
+                    .rejected
+                    .push((op.id, Error::OpIdReused { id: op.id.to_string() })),
             }
         }
         report.conflicts = batch.conflicts_found;
@@ -594,9 +612,23 @@ fn load_or_create_clock(conn: &mut Connection) -> Result<HlcState> {
     Ok(state)
 }
 
+/// The clock as this handle knows it, moved past what another handle on
+/// the same file (another process, say) may have issued since.
+fn resume_clock(tx: &rusqlite::Transaction<'_>, mut clock: HlcState) -> Result<HlcState> {
+    let persisted: Option<i64> = tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'clock'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    if let Some(packed) = persisted {
+        clock.advance_to(Hlc::from_packed(packed, clock.node().to_sql()));
+    }
+    Ok(clock)
+}
+
 fn save_clock(tx: &rusqlite::Transaction<'_>, last: Hlc) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        "INSERT INTO meta (key, value) VALUES ('clock', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     )?
     .execute([last.packed()])?;
     Ok(())

@@ -426,8 +426,11 @@ fn damaged_foreign_and_newer_files_are_refused_untouched() {
         .unwrap()
         .execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('x');")
         .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
     let err = Store::open(&foreign, StoreOptions::default()).unwrap_err();
     assert!(matches!(err, Error::ForeignDatabase { .. }), "{err}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before, "not even switched to WAL");
+    assert!(!dir.path().join("other-app.db-wal").exists());
 
     let newer = dir.path().join("newer.mpaka");
     drop(Store::open(&newer, StoreOptions::default()).unwrap());
@@ -540,4 +543,93 @@ fn a_store_is_shared_between_threads() {
 fn unknown_collections_are_named() {
     let err = Collection::from_name("sessions").unwrap_err();
     assert!(err.to_string().contains("`sessions`") && err.to_string().contains("awareness_sessions"));
+}
+
+#[test]
+fn two_handles_on_one_file_never_issue_the_same_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.mpaka");
+    let clock = ManualClock::at(NOV_27);
+    let options = StoreOptions {
+        clock: Arc::new(clock.clone()),
+        ..StoreOptions::default()
+    };
+    let (app, worker) = (
+        Store::open(&path, options.clone()).unwrap(),
+        Store::open(&path, options).unwrap(),
+    );
+    assert_eq!(app.node(), worker.node(), "one file, one replica");
+    let mut stamps = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 { &app } else { &worker };
+        stamps.push(
+            store
+                .save(Collection::Traders, EntityId::random(), trader("Same ms"))
+                .unwrap()
+                .hlc,
+        );
+    }
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+}
+
+#[test]
+fn impossible_saves_are_refused() {
+    let clock = ManualClock::at(NOV_27);
+    let store = store_at(&clock);
+    let id = EntityId::random();
+    let err = store.delete(Collection::Traders, id).unwrap_err();
+    assert!(matches!(err, Error::UnknownEntity { .. }), "{err}");
+    let op = store.save(Collection::Traders, id, trader("Mukamana Aline")).unwrap();
+    let future = Hlc::new(op.hlc.wall_ms + 1, 0, op.hlc.node).unwrap();
+    let err = store
+        .save_seen(
+            Some(future),
+            Collection::Traders,
+            id,
+            fields(json!({"phone": "0788000111"})),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::SeenInFuture { .. }), "{err}");
+    assert_eq!(store.pending_count().unwrap(), 1);
+}
+
+#[test]
+fn a_reused_op_id_with_other_content_is_refused() {
+    let clock = ManualClock::at(NOV_27);
+    let (a, b) = (store_at(&clock), store_at(&clock));
+    let op = a
+        .save(Collection::Traders, EntityId::random(), trader("Original"))
+        .unwrap();
+    b.apply_remote(std::slice::from_ref(&op)).unwrap();
+    let mut forged = a
+        .save(Collection::Traders, EntityId::random(), trader("Other"))
+        .unwrap();
+    forged.id = op.id;
+    let report = b.apply_remote(&[op.clone(), forged]).unwrap();
+    assert_eq!(report.duplicates, 1);
+    assert!(matches!(report.rejected[..], [(id, Error::OpIdReused { .. })] if id == op.id));
+}
+
+#[test]
+fn entities_created_in_one_batch_list_in_op_order_on_every_replica() {
+    let clock = ManualClock::at(NOV_27);
+    let source = store_at(&clock);
+    let ops: Vec<Op> = (0..50)
+        .map(|i| {
+            source
+                .save(Collection::Traders, EntityId::random(), trader(&format!("T{i}")))
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..2 {
+        let replica = store_at(&clock);
+        replica.apply_remote(&ops).unwrap();
+        let listed: Vec<EntityId> = replica
+            .list(&Query::new(Collection::Traders))
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(listed, ops.iter().map(|op| op.entity).collect::<Vec<_>>());
+    }
 }
