@@ -33,6 +33,7 @@
 //! See ARCHITECTURE.md at the repository root for the invariants.
 
 pub mod error;
+pub mod form;
 pub mod hlc;
 pub mod merge;
 pub mod op;

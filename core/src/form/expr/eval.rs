@@ -1,0 +1,424 @@
+//! Evaluation with ODK's documented XPath 1.0 semantics.
+//!
+//! - An unanswered question is the empty string: `${age} > 18` is false
+//!   while `age` is empty (NaN compares false), `${a} + 1` is NaN.
+//! - `=` and `!=` compare as booleans if either side is one, else as
+//!   numbers if either side is a number (or a date), else as text; with a
+//!   repeat's node set on either side they hold if any pair does.
+//! - `<`, `<=`, `>`, `>=` and arithmetic compare numbers; dates count
+//!   days since 1970-01-01, so `today() - ${dob}` is an age in days.
+//! - Evaluation never fails: bad input yields NaN, `""` or `false`, as in
+//!   XPath. Mistakes in a form are caught when it is imported.
+
+use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+
+use super::{BinOp, Expr, Function, XValue};
+
+/// What an expression can see of the submission being filled.
+pub trait Context {
+    /// The answer to `name` as seen from where the expression is
+    /// evaluated: inside a repeat, the same instance's; from outside it,
+    /// every instance's, as [`XValue::Nodes`]. Unanswered: `Str("")`.
+    fn answer(&self, name: &str) -> XValue;
+    /// The answer to the question the expression belongs to (`.`).
+    fn current(&self) -> XValue;
+    /// The 1-based index of the current repeat instance.
+    fn position(&self) -> Option<usize>;
+    /// The label of choice `value` of question `question`'s list, in the
+    /// current language.
+    fn choice_label(&self, question: &str, value: &str) -> Option<String>;
+    /// The time `now()` and `today()` return.
+    fn now(&self) -> DateTime<FixedOffset>;
+}
+
+/// Evaluates `expr` against `ctx`.
+pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
+    match expr {
+        Expr::Number(n) => XValue::Num(*n),
+        Expr::Str(s) => XValue::Str(s.clone()),
+        Expr::Ref(name) => ctx.answer(name),
+        Expr::Current => ctx.current(),
+        Expr::Parent => XValue::Str(String::new()),
+        Expr::Neg(inner) => XValue::Num(-evaluate(inner, ctx).to_num()),
+        Expr::Binary { op, left, right } => binary(*op, left, right, ctx),
+        Expr::Call { function, args } => call(*function, args, ctx),
+    }
+}
+
+fn binary(op: BinOp, left: &Expr, right: &Expr, ctx: &dyn Context) -> XValue {
+    match op {
+        BinOp::Or => return XValue::Bool(evaluate(left, ctx).to_bool() || evaluate(right, ctx).to_bool()),
+        BinOp::And => return XValue::Bool(evaluate(left, ctx).to_bool() && evaluate(right, ctx).to_bool()),
+        _ => {}
+    }
+    let (l, r) = (evaluate(left, ctx), evaluate(right, ctx));
+    match op {
+        BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => {
+            // With node sets, the comparison holds if it holds for any pair.
+            let (ls, rs) = (l.nodes(), r.nodes());
+            XValue::Bool(ls.iter().any(|a| rs.iter().any(|b| compare(op, a, b))))
+        }
+        _ => {
+            let (a, b) = (l.to_num(), r.to_num());
+            XValue::Num(match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                _ => a % b, // XPath mod truncates, as Rust's % does
+            })
+        }
+    }
+}
+
+fn compare(op: BinOp, a: &XValue, b: &XValue) -> bool {
+    use XValue::*;
+    let numeric = |v: &XValue| matches!(v, Num(_) | Date(_) | DateTime(_));
+    match op {
+        BinOp::Eq | BinOp::NotEq => {
+            let equal = if matches!(a, Bool(_)) || matches!(b, Bool(_)) {
+                Some(a.to_bool() == b.to_bool())
+            } else if numeric(a) || numeric(b) {
+                let (x, y) = (a.to_num(), b.to_num());
+                // NaN is unequal to everything, so both = and != are about numbers.
+                return if op == BinOp::Eq { x == y } else { x != y };
+            } else {
+                Some(a.to_text() == b.to_text())
+            };
+            equal.is_some_and(|e| e == (op == BinOp::Eq))
+        }
+        _ => {
+            let (x, y) = (a.to_num(), b.to_num());
+            match op {
+                BinOp::Lt => x < y,
+                BinOp::LtEq => x <= y,
+                BinOp::Gt => x > y,
+                _ => x >= y,
+            }
+        }
+    }
+}
+
+fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
+    use XValue::{Bool, Num, Str};
+    let arg = |i: usize| args.get(i).map_or(Str(String::new()), |a| evaluate(a, ctx));
+    let text = |i: usize| arg(i).to_text();
+    let num = |i: usize| arg(i).to_num();
+    match function {
+        Function::Selected => {
+            let wanted = text(1);
+            Bool(text(0).split_whitespace().any(|v| v == wanted.trim()))
+        }
+        Function::CountSelected => Num(text(0).split_whitespace().count() as f64),
+        Function::SelectedAt => {
+            let index = num(1);
+            let list = text(0);
+            let item = (index >= 0.0)
+                .then(|| list.split_whitespace().nth(index as usize))
+                .flatten();
+            Str(item.unwrap_or_default().to_owned())
+        }
+        Function::ChoiceName => {
+            let question = text(1);
+            let name = question_name(&question);
+            Str(ctx.choice_label(name, text(0).trim()).unwrap_or_default())
+        }
+        Function::StringLength => Num(text(0).chars().count() as f64),
+        Function::Concat => Str(args.iter().map(|a| evaluate(a, ctx).to_text()).collect()),
+        Function::Substr => {
+            let s: Vec<char> = text(0).chars().collect();
+            let start = clamp_index(num(1), s.len());
+            let end = if args.len() > 2 {
+                clamp_index(num(2), s.len())
+            } else {
+                s.len()
+            };
+            Str(if start < end {
+                s[start..end].iter().collect()
+            } else {
+                String::new()
+            })
+        }
+        Function::Contains => Bool(text(0).contains(&text(1))),
+        Function::StartsWith => Bool(text(0).starts_with(&text(1))),
+        Function::EndsWith => Bool(text(0).ends_with(&text(1))),
+        Function::Regex => Bool(regex_lite::Regex::new(&text(1)).is_ok_and(|re| re.is_match(&text(0)))),
+        Function::If => {
+            if arg(0).to_bool() {
+                arg(1)
+            } else {
+                arg(2)
+            }
+        }
+        Function::Coalesce => {
+            let first = arg(0);
+            if first.to_text().is_empty() { arg(1) } else { first }
+        }
+        Function::Int => Num(num(0).trunc()),
+        Function::Number => Num(num(0)),
+        Function::String => Str(text(0)),
+        Function::Boolean => Bool(arg(0).to_bool()),
+        Function::Round => {
+            let digits = if args.len() > 1 { num(1) } else { 0.0 };
+            let scale = 10f64.powi(digits.clamp(-15.0, 15.0) as i32);
+            Num((num(0) * scale).round() / scale)
+        }
+        Function::Today => XValue::Date(ctx.now().date_naive()),
+        Function::Now => XValue::DateTime(ctx.now()),
+        Function::Date => arg(0).to_date().map_or(Str(String::new()), XValue::Date),
+        Function::DecimalDateTime => Num(arg(0).to_datetime().map_or(f64::NAN, |t| XValue::DateTime(t).to_num())),
+        Function::FormatDate => Str(arg(0)
+            .to_datetime()
+            .map(|t| format_date(t, &text(1)))
+            .unwrap_or_default()),
+        Function::Count => Num(match arg(0) {
+            XValue::Nodes(nodes) => nodes.len(),
+            other => usize::from(!other.to_text().is_empty()),
+        } as f64),
+        Function::Sum => Num(arg(0).nodes().iter().map(XValue::to_num).sum()),
+        Function::Max | Function::Min => {
+            let values: Vec<f64> = args
+                .iter()
+                .flat_map(|a| evaluate(a, ctx).nodes())
+                .map(|v| v.to_num())
+                .collect();
+            if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+                Num(f64::NAN)
+            } else if function == Function::Max {
+                Num(values.into_iter().fold(f64::NEG_INFINITY, f64::max))
+            } else {
+                Num(values.into_iter().fold(f64::INFINITY, f64::min))
+            }
+        }
+        Function::Position => Num(ctx.position().map_or(f64::NAN, |p| p as f64)),
+        Function::Once => {
+            let current = ctx.current();
+            if current.to_text().is_empty() { arg(0) } else { current }
+        }
+        Function::BooleanFromString => Bool(matches!(text(0).trim(), "true" | "1")),
+        Function::Not => Bool(!arg(0).to_bool()),
+        Function::True => Bool(true),
+        Function::False => Bool(false),
+    }
+}
+
+/// `'${side}'`, `side` or `/data/side` name the question `side`.
+fn question_name(reference: &str) -> &str {
+    let r = reference.trim();
+    let r = r.strip_prefix("${").and_then(|r| r.strip_suffix('}')).unwrap_or(r);
+    r.rsplit('/').next().unwrap_or(r).trim()
+}
+
+fn clamp_index(n: f64, len: usize) -> usize {
+    if n.is_nan() || n <= 0.0 {
+        0
+    } else {
+        (n as usize).min(len)
+    }
+}
+
+/// ODK's format-date: %Y %y %m %n %b %d %e %a %H %h %M %S %3.
+fn format_date(t: DateTime<FixedOffset>, pattern: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let piece = match chars.next() {
+            Some('Y') => format!("{:04}", t.year()),
+            Some('y') => format!("{:02}", t.year().rem_euclid(100)),
+            Some('m') => format!("{:02}", t.month()),
+            Some('n') => t.month().to_string(),
+            Some('b') => MONTHS[t.month0() as usize % 12].to_owned(),
+            Some('d') => format!("{:02}", t.day()),
+            Some('e') => t.day().to_string(),
+            Some('a') => DAYS[t.weekday().num_days_from_monday() as usize % 7].to_owned(),
+            Some('H') => format!("{:02}", t.hour()),
+            Some('h') => t.hour().to_string(),
+            Some('M') => format!("{:02}", t.minute()),
+            Some('S') => format!("{:02}", t.second()),
+            Some('3') => format!("{:03}", t.timestamp_subsec_millis()),
+            Some(other) => format!("%{other}"),
+            None => "%".to_owned(),
+        };
+        out.push_str(&piece);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A submission as a map, with one repeat `item` of `price` answers.
+    struct Answers {
+        values: HashMap<&'static str, XValue>,
+        current: XValue,
+        position: Option<usize>,
+    }
+
+    impl Context for Answers {
+        fn answer(&self, name: &str) -> XValue {
+            self.values.get(name).cloned().unwrap_or(XValue::Str(String::new()))
+        }
+        fn current(&self) -> XValue {
+            self.current.clone()
+        }
+        fn position(&self) -> Option<usize> {
+            self.position
+        }
+        fn choice_label(&self, question: &str, value: &str) -> Option<String> {
+            (question == "side" && value == "drc").then(|| "DR Congo".to_owned())
+        }
+        fn now(&self) -> DateTime<FixedOffset> {
+            FixedOffset::east_opt(2 * 3600)
+                .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 5, 7).single())
+                .expect("a valid time")
+        }
+    }
+
+    fn ctx() -> Answers {
+        let s = |v: &str| XValue::Str(v.to_owned());
+        Answers {
+            values: HashMap::from([
+                ("age", XValue::Num(34.0)),
+                ("name", s("Uwimana Claudine")),
+                ("goods", s("beans fish milk")),
+                ("side", s("drc")),
+                ("empty", s("")),
+                (
+                    "dob",
+                    XValue::Date(chrono::NaiveDate::from_ymd_opt(1990, 1, 31).expect("date")),
+                ),
+                (
+                    "price",
+                    XValue::Nodes(vec![XValue::Num(1500.0), XValue::Num(2500.0), XValue::Num(500.0)]),
+                ),
+                ("phone", s("0788123456")),
+            ]),
+            current: s("0788123456"),
+            position: Some(2),
+        }
+    }
+
+    fn eval(text: &str) -> XValue {
+        evaluate(&Expr::parse(text).expect(text), &ctx())
+    }
+
+    fn check(text: &str, expected: XValue) {
+        assert_eq!(eval(text), expected, "{text}");
+    }
+
+    #[test]
+    fn unanswered_questions_are_empty_strings() {
+        check("${empty} = ''", XValue::Bool(true));
+        check("${empty} > 18", XValue::Bool(false));
+        check("${empty} < 18", XValue::Bool(false));
+        assert!(eval("${empty} + 1").to_num().is_nan());
+        check("coalesce(${empty}, 'none')", XValue::Str("none".into()));
+        check("string-length(${missing})", XValue::Num(0.0));
+    }
+
+    #[test]
+    fn comparisons_follow_xpath_types() {
+        check("${age} = '34'", XValue::Bool(true));
+        check("${age} >= 18 and ${age} < 60", XValue::Bool(true));
+        check("'10' > '9'", XValue::Bool(true));
+        check("'abc' = 'abc' and 'abc' != 'abd'", XValue::Bool(true));
+        check("true() = 'yes'", XValue::Bool(true));
+        check("${price} > 2000", XValue::Bool(true));
+        check("${price} = 500", XValue::Bool(true));
+        check("${price} > 3000", XValue::Bool(false));
+        check("number('x') = number('x')", XValue::Bool(false));
+        check("number('x') != number('x')", XValue::Bool(true));
+    }
+
+    #[test]
+    fn arithmetic() {
+        check("7 div 2", XValue::Num(3.5));
+        check("7 mod 3", XValue::Num(1.0));
+        check("-7 mod 3", XValue::Num(-1.0));
+        check("int(-3.7)", XValue::Num(-3.0));
+        check("round(2.456, 2)", XValue::Num(2.46));
+        check("round(2.5)", XValue::Num(3.0));
+        check("1 div 0 > 1000000", XValue::Bool(true));
+    }
+
+    #[test]
+    fn dates_count_days() {
+        check(
+            "today()",
+            XValue::Date(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date")),
+        );
+        check("int((today() - ${dob}) div 365.25)", XValue::Num(36.0));
+        check("${dob} < today()", XValue::Bool(true));
+        check("${dob} = '1990-01-31'", XValue::Bool(true));
+        check("date('2026-11-30') - today()", XValue::Num(3.0));
+        check(
+            "format-date(today(), '%Y-%m-%d %b %e')",
+            XValue::Str("2026-11-27 Nov 27".into()),
+        );
+        check("format-date(now(), '%H:%M:%S %a')", XValue::Str("09:05:07 Fri".into()));
+        check("format-date(${empty}, '%Y')", XValue::Str(String::new()));
+        check("date('not a date')", XValue::Str(String::new()));
+        let decimal = eval("decimal-date-time('1970-01-02T12:00:00Z')").to_num();
+        assert_eq!(decimal, 1.5);
+    }
+
+    #[test]
+    fn selections() {
+        check("selected(${goods}, 'fish')", XValue::Bool(true));
+        check("selected(${goods}, 'fis')", XValue::Bool(false));
+        check("count-selected(${goods})", XValue::Num(3.0));
+        check("selected-at(${goods}, 1)", XValue::Str("fish".into()));
+        check("selected-at(${goods}, 9)", XValue::Str(String::new()));
+        check("jr:choice-name(${side}, '${side}')", XValue::Str("DR Congo".into()));
+        check("jr:choice-name('rwanda', '${side}')", XValue::Str(String::new()));
+    }
+
+    #[test]
+    fn text_functions() {
+        check(
+            "concat(${name}, ' (', ${age}, ')')",
+            XValue::Str("Uwimana Claudine (34)".into()),
+        );
+        check("substr(${name}, 0, 7)", XValue::Str("Uwimana".into()));
+        check("substr(${name}, 8)", XValue::Str("Claudine".into()));
+        check("substr(${name}, 50, 60)", XValue::Str(String::new()));
+        check(
+            "contains(${name}, 'Claud') and starts-with(${name}, 'Uwi') and ends-with(${name}, 'ine')",
+            XValue::Bool(true),
+        );
+        check("regex(., '^07[0-9]{8}$')", XValue::Bool(true));
+        check("regex(${name}, '^[0-9]+$')", XValue::Bool(false));
+        check("regex('x', '(')", XValue::Bool(false));
+        check(
+            "boolean-from-string('true') and boolean-from-string('1') and not(boolean-from-string('yes'))",
+            XValue::Bool(true),
+        );
+        check("string(1 div 2)", XValue::Str("0.5".into()));
+        check("number(' 42 ')", XValue::Num(42.0));
+    }
+
+    #[test]
+    fn repeats_and_aggregates() {
+        check("count(${price})", XValue::Num(3.0));
+        check("sum(${price})", XValue::Num(4500.0));
+        check("max(${price})", XValue::Num(2500.0));
+        check("min(${price}, 100)", XValue::Num(100.0));
+        check("position(..)", XValue::Num(2.0));
+        check("if(position(..) = 1, 'first', 'later')", XValue::Str("later".into()));
+        check("once(concat('x', 'y'))", XValue::Str("0788123456".into()));
+        assert!(eval("max(${empty})").to_num().is_nan());
+    }
+}

@@ -1,0 +1,368 @@
+//! The XLSForm expression language: `relevant`, `constraint`,
+//! `calculation`, `choice_filter` and `repeat_count` columns.
+//!
+//! Expressions are parsed once, when a form is imported, into an [`Expr`]
+//! that knows which questions it reads ([`Expr::references`]), so a form
+//! session re-evaluates only what an answer affects. Evaluation follows
+//! ODK's documented XPath 1.0 behaviour (see [`eval`]).
+
+mod eval;
+mod lexer;
+mod parser;
+mod value;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use self::eval::{Context, evaluate};
+pub use self::value::XValue;
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A number literal.
+    Number(f64),
+    /// A text literal.
+    Str(String),
+    /// `${name}`: the answer to a question.
+    Ref(String),
+    /// `.`: the answer to the question the expression belongs to.
+    Current,
+    /// `..`: the enclosing repeat instance (only inside `position(..)`).
+    Parent,
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// A binary operation.
+    Binary {
+        /// The operator.
+        op: BinOp,
+        /// Left operand.
+        left: Box<Expr>,
+        /// Right operand.
+        right: Box<Expr>,
+    },
+    /// A function call.
+    Call {
+        /// The function.
+        function: Function,
+        /// Its arguments.
+        args: Vec<Expr>,
+    },
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+impl BinOp {
+    fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "or",
+            BinOp::And => "and",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "!=",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "div",
+            BinOp::Mod => "mod",
+        }
+    }
+}
+
+macro_rules! functions {
+    ($($variant:ident = $name:literal ($min:expr, $max:expr),)*) => {
+        /// The functions XLSForm expressions may call.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum Function { $($variant,)* }
+
+        impl Function {
+            /// Every function name, as written in forms.
+            pub const NAMES: &'static [&'static str] = &[$($name,)*];
+
+            /// The function called `name` in a form.
+            pub fn from_name(name: &str) -> Option<Function> {
+                match name {
+                    $($name => Some(Function::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Its name as written in forms.
+            pub fn name(self) -> &'static str {
+                match self { $(Function::$variant => $name,)* }
+            }
+
+            /// Fewest and most arguments it takes.
+            pub fn arity(self) -> (usize, usize) {
+                match self { $(Function::$variant => ($min, $max),)* }
+            }
+        }
+    };
+}
+
+functions! {
+    Selected = "selected" (2, 2),
+    CountSelected = "count-selected" (1, 1),
+    SelectedAt = "selected-at" (2, 2),
+    ChoiceName = "jr:choice-name" (2, 2),
+    StringLength = "string-length" (1, 1),
+    Concat = "concat" (0, usize::MAX),
+    Substr = "substr" (2, 3),
+    Contains = "contains" (2, 2),
+    StartsWith = "starts-with" (2, 2),
+    EndsWith = "ends-with" (2, 2),
+    Regex = "regex" (2, 2),
+    If = "if" (3, 3),
+    Coalesce = "coalesce" (2, 2),
+    Int = "int" (1, 1),
+    Number = "number" (1, 1),
+    String = "string" (1, 1),
+    Round = "round" (1, 2),
+    Today = "today" (0, 0),
+    Now = "now" (0, 0),
+    Date = "date" (1, 1),
+    DecimalDateTime = "decimal-date-time" (1, 1),
+    FormatDate = "format-date" (2, 2),
+    Count = "count" (1, 1),
+    Sum = "sum" (1, 1),
+    Max = "max" (1, usize::MAX),
+    Min = "min" (1, usize::MAX),
+    Position = "position" (0, 1),
+    Once = "once" (1, 1),
+    BooleanFromString = "boolean-from-string" (1, 1),
+    Boolean = "boolean" (1, 1),
+    Not = "not" (1, 1),
+    True = "true" (0, 0),
+    False = "false" (0, 0),
+}
+
+/// Why an expression does not parse, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at character {})", offset + 1)]
+pub struct ExprError {
+    /// Byte offset in the expression where the problem starts.
+    pub offset: usize,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl ExprError {
+    fn at(offset: usize, message: impl Into<String>) -> Self {
+        ExprError {
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+impl Expr {
+    /// Parses XLSForm expression text.
+    pub fn parse(text: &str) -> Result<Expr, ExprError> {
+        parser::parse(text)
+    }
+
+    /// The questions the expression reads (`${name}`), for dependency
+    /// tracking and for checking that they exist.
+    pub fn references(&self) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        self.visit(&mut |e| {
+            if let Expr::Ref(name) = e {
+                out.insert(name.as_str());
+            }
+        });
+        out
+    }
+
+    /// Whether the expression reads the current question's own answer
+    /// (`.`): constraints do.
+    pub fn reads_current(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| found |= matches!(e, Expr::Current | Expr::Parent));
+        found
+    }
+
+    /// Whether the value can change with no answer changing (`now()`,
+    /// `today()`).
+    pub fn is_volatile(&self) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| {
+            found |= matches!(
+                e,
+                Expr::Call {
+                    function: Function::Now | Function::Today,
+                    ..
+                }
+            )
+        });
+        found
+    }
+
+    fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        match self {
+            Expr::Neg(inner) => inner.visit(f),
+            Expr::Binary { left, right, .. } => {
+                left.visit(f);
+                right.visit(f);
+            }
+            Expr::Call { args, .. } => args.iter().for_each(|a| a.visit(f)),
+            Expr::Number(_) | Expr::Str(_) | Expr::Ref(_) | Expr::Current | Expr::Parent => {}
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    /// Canonical XLSForm text, fully parenthesised: parses back to the
+    /// same expression.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Number(n) => write!(f, "{}", XValue::Num(*n).to_text()),
+            Expr::Str(s) if s.contains('\'') => write!(f, "\"{s}\""),
+            Expr::Str(s) => write!(f, "'{s}'"),
+            Expr::Ref(name) => write!(f, "${{{name}}}"),
+            Expr::Current => f.write_str("."),
+            Expr::Parent => f.write_str(".."),
+            Expr::Neg(inner) => write!(f, "-({inner})"),
+            Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
+            Expr::Call { function, args } => {
+                write!(f, "{}(", function.name())?;
+                for (i, arg) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{arg}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl Serialize for Expr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Expr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be
+/// a likely typo: for "did you mean ...?" hints.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_follows_xpath() {
+        let e = Expr::parse("1 + 2 * 3 = 7 and not(${a} or ${b})").unwrap();
+        assert_eq!(e.to_string(), "(((1 + (2 * 3)) = 7) and not((${a} or ${b})))");
+        let e = Expr::parse("-${x} - -2 div 4 mod 3").unwrap();
+        assert_eq!(e.to_string(), "(-(${x}) - ((-(2) div 4) mod 3))");
+        let e = Expr::parse("${a} < ${b} = ${c} >= 2").unwrap();
+        assert_eq!(e.to_string(), "((${a} < ${b}) = (${c} >= 2))");
+    }
+
+    #[test]
+    fn canonical_text_parses_back_to_the_same_tree() {
+        for text in [
+            "if(selected(${goods}, 'fish'), concat('a', \"it's\"), coalesce(${x}, .))",
+            "position(..) = 1 and count(${item}) > 2.5",
+            "format-date(today(), '%Y-%m') != jr:choice-name(${side}, '${side}')",
+            "regex(., '^[0-9]{10}$') or string-length(.) = 0",
+        ] {
+            let e = Expr::parse(text).unwrap();
+            assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "{text}");
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Expr>(&json).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn references_and_flags() {
+        let e = Expr::parse("${age} > 17 and . != '' and selected(${docs}, 'jeton') and ${age} < 99").unwrap();
+        assert_eq!(e.references().into_iter().collect::<Vec<_>>(), vec!["age", "docs"]);
+        assert!(e.reads_current());
+        assert!(!e.is_volatile());
+        assert!(Expr::parse("today() - ${dob}").unwrap().is_volatile());
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let cases = [
+            ("", "empty"),
+            ("${age} >", "ends too early"),
+            ("(1 + 2", "not closed"),
+            ("selectd(${a}, 'x')", "did you mean selected()?"),
+            ("if(${a}, 1)", "if() takes 3 argument(s), got 2"),
+            ("today(1)", "today() takes 0 argument(s)"),
+            ("age > 3", "write ${age} for a question"),
+            ("1 2", "after a complete expression"),
+            ("..", "position(..)"),
+            ("concat(1,", "ends too early"),
+        ];
+        for (text, expected) in cases {
+            let err = Expr::parse(text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn closest_names_catch_typos_only() {
+        let names = ["age", "agent_name", "goods"];
+        assert_eq!(closest("agee", names), Some("age"));
+        assert_eq!(closest("good", names), Some("goods"));
+        assert_eq!(closest("income", names), None);
+    }
+}

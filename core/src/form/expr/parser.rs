@@ -1,0 +1,191 @@
+//! Recursive-descent parser for XLSForm expressions (the XPath 1.0 subset
+//! ODK forms use), with XPath's operator precedence:
+//! `or` < `and` < `=` `!=` < `<` `<=` `>` `>=` < `+` `-` < `*` `div` `mod` < unary `-`.
+
+use super::lexer::{Token, tokenize};
+use super::{BinOp, Expr, ExprError, Function};
+
+pub(super) fn parse(text: &str) -> Result<Expr, ExprError> {
+    let tokens = tokenize(text)?;
+    if tokens.is_empty() {
+        return Err(ExprError::at(0, "the expression is empty"));
+    }
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        end: text.len(),
+    };
+    let expr = parser.binary(0)?;
+    match parser.peek() {
+        None => Ok(expr),
+        Some(_) => Err(ExprError::at(
+            parser.offset(),
+            "unexpected text after a complete expression",
+        )),
+    }
+}
+
+struct Parser {
+    tokens: Vec<(usize, Token)>,
+    at: usize,
+    end: usize,
+}
+
+/// Binary operators by precedence level, loosest first.
+const LEVELS: &[&[BinOp]] = &[
+    &[BinOp::Or],
+    &[BinOp::And],
+    &[BinOp::Eq, BinOp::NotEq],
+    &[BinOp::Lt, BinOp::LtEq, BinOp::Gt, BinOp::GtEq],
+    &[BinOp::Add, BinOp::Sub],
+    &[BinOp::Mul, BinOp::Div, BinOp::Mod],
+];
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(_, t)| t)
+    }
+
+    fn offset(&self) -> usize {
+        self.tokens.get(self.at).map_or(self.end, |(o, _)| *o)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).map(|(_, t)| t.clone());
+        self.at += 1;
+        token
+    }
+
+    /// The binary operator at the cursor, if it belongs to `level`.
+    fn operator(&self, level: &[BinOp]) -> Option<BinOp> {
+        let op = match self.peek()? {
+            Token::Name(n) if n == "or" => BinOp::Or,
+            Token::Name(n) if n == "and" => BinOp::And,
+            Token::Name(n) if n == "div" => BinOp::Div,
+            Token::Name(n) if n == "mod" => BinOp::Mod,
+            Token::Eq => BinOp::Eq,
+            Token::NotEq => BinOp::NotEq,
+            Token::Lt => BinOp::Lt,
+            Token::LtEq => BinOp::LtEq,
+            Token::Gt => BinOp::Gt,
+            Token::GtEq => BinOp::GtEq,
+            Token::Plus => BinOp::Add,
+            Token::Minus => BinOp::Sub,
+            Token::Star => BinOp::Mul,
+            _ => return None,
+        };
+        level.contains(&op).then_some(op)
+    }
+
+    fn binary(&mut self, level: usize) -> Result<Expr, ExprError> {
+        let Some(ops) = LEVELS.get(level) else {
+            return self.unary();
+        };
+        let mut left = self.binary(level + 1)?;
+        while let Some(op) = self.operator(ops) {
+            self.at += 1;
+            let right = self.binary(level + 1)?;
+            left = Expr::Binary {
+                op,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, ExprError> {
+        if self.peek() == Some(&Token::Minus) {
+            self.at += 1;
+            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, ExprError> {
+        let offset = self.offset();
+        let Some(token) = self.next() else {
+            return Err(ExprError::at(offset, "the expression ends too early"));
+        };
+        match token {
+            Token::Number(n) => Ok(Expr::Number(n)),
+            Token::Str(s) => Ok(Expr::Str(s)),
+            Token::Ref(name) => Ok(Expr::Ref(name)),
+            Token::Dot => Ok(Expr::Current),
+            Token::DotDot => Err(ExprError::at(offset, "`..` is only allowed in position(..)")),
+            Token::LParen => {
+                let inner = self.binary(0)?;
+                self.expect(Token::RParen, "a `(` is not closed by `)`")?;
+                Ok(inner)
+            }
+            Token::Name(name) if self.peek() == Some(&Token::LParen) => self.call(offset, &name),
+            Token::Name(name) => Err(ExprError::at(
+                offset,
+                format!("`{name}` is not a value: write ${{{name}}} for a question, '{name}' for text"),
+            )),
+            other => Err(ExprError::at(
+                offset,
+                format!("expected a value, found {}", describe(&other)),
+            )),
+        }
+    }
+
+    fn call(&mut self, offset: usize, name: &str) -> Result<Expr, ExprError> {
+        let function = Function::from_name(name).ok_or_else(|| {
+            let hint = super::closest(name, Function::NAMES.iter().copied())
+                .map(|s| format!("; did you mean {s}()?"))
+                .unwrap_or_default();
+            ExprError::at(offset, format!("unknown function {name}(){hint}"))
+        })?;
+        self.at += 1; // (
+        let mut args = Vec::new();
+        if self.peek() == Some(&Token::RParen) {
+            self.at += 1;
+        } else {
+            loop {
+                if function == Function::Position && self.peek() == Some(&Token::DotDot) {
+                    self.at += 1;
+                    args.push(Expr::Parent);
+                } else {
+                    args.push(self.binary(0)?);
+                }
+                match self.next() {
+                    Some(Token::Comma) => continue,
+                    Some(Token::RParen) => break,
+                    _ => return Err(ExprError::at(offset, format!("{name}( is not closed by `)`"))),
+                }
+            }
+        }
+        let (min, max) = function.arity();
+        if args.len() < min || args.len() > max {
+            let wanted = match (min, max) {
+                (a, b) if a == b => format!("{a}"),
+                (a, usize::MAX) => format!("at least {a}"),
+                (a, b) => format!("{a} to {b}"),
+            };
+            return Err(ExprError::at(
+                offset,
+                format!("{name}() takes {wanted} argument(s), got {}", args.len()),
+            ));
+        }
+        Ok(Expr::Call { function, args })
+    }
+
+    fn expect(&mut self, token: Token, message: &str) -> Result<(), ExprError> {
+        let offset = self.offset();
+        if self.next() == Some(token) {
+            Ok(())
+        } else {
+            Err(ExprError::at(offset, message))
+        }
+    }
+}
+
+fn describe(token: &Token) -> String {
+    match token {
+        Token::RParen => "`)`".into(),
+        Token::Comma => "`,`".into(),
+        Token::Name(n) => format!("`{n}`"),
+        _ => "an operator".into(),
+    }
+}
