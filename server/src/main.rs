@@ -1,8 +1,8 @@
 //! `mpaka`: the command M&E officers and developers run.
 //!
-//! Today it demonstrates the offline store (`mpaka demo`) and inspects a
-//! store file (`mpaka inspect`); the sync server (`mpaka serve`) arrives
-//! with the sync issue.
+//! Today it demonstrates the offline store (`mpaka demo`), inspects a
+//! store file (`mpaka inspect`) and checks XLSForms (`mpaka form check`);
+//! the sync server (`mpaka serve`) arrives with the sync issue.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod form;
 mod inspect;
 
 #[derive(Parser)]
@@ -33,6 +34,19 @@ enum Command {
         /// The store file.
         store: PathBuf,
     },
+    /// Work with XLSForm questionnaires.
+    #[command(subcommand)]
+    Form(FormCommand),
+}
+
+#[derive(Subcommand)]
+enum FormCommand {
+    /// Compile an XLSForm (.xlsx or .csv): print the compiled definition as
+    /// JSON, or every mistake found, one per line, with sheet, row and column.
+    Check {
+        /// The XLSForm file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { dir } => demo::run(&dir).map(|summary| print!("{summary}")),
         Command::Inspect { store } => inspect::run(&store).map(|report| print!("{report}")),
+        Command::Form(FormCommand::Check { file }) => return form::check(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

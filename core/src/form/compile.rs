@@ -1,0 +1,489 @@
+//! Compiling an XLSForm workbook into a [`FormDefinition`], collecting
+//! every mistake with its sheet, row and column.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::FormError;
+use super::definition::{Choice, DEFAULT_LANGUAGE, FormDefinition, Labels, Question, QuestionType};
+use super::expr::{Expr, closest};
+use super::sheets::{Sheet, Workbook};
+use crate::schema::is_xml_name;
+
+/// Compiles a workbook; on failure, every error found, in sheet order.
+pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
+    let Some(survey) = book.sheet("survey") else {
+        let found: Vec<&str> = book.sheets.iter().map(|s| s.name.as_str()).collect();
+        return Err(vec![FormError::file(format!(
+            "not an XLSForm: it has no `survey` sheet (sheets found: {}); an XLSForm has sheets survey, choices and settings",
+            if found.is_empty() {
+                "none".to_owned()
+            } else {
+                found.join(", ")
+            }
+        ))]);
+    };
+    let mut errors = Vec::new();
+    let settings = read_settings(book.sheet("settings"), &mut errors);
+    let choices = read_choices(book.sheet("choices"), &mut errors);
+    let questions = read_survey(survey, &choices, &mut errors);
+    if !errors.is_empty() {
+        // In the order a person reads the workbook: survey top to bottom first.
+        errors.sort_by(|a, b| {
+            let rank = |e: &FormError| (e.sheet.as_deref() != Some(survey.name.as_str()), e.sheet.clone(), e.row);
+            rank(a).cmp(&rank(b))
+        });
+        return Err(errors);
+    }
+    let mut languages = BTreeSet::new();
+    for q in &questions {
+        for labels in [&q.label, &q.hint, &q.required_message, &q.constraint_message] {
+            languages.extend(labels.keys().cloned());
+        }
+    }
+    for list in choices.values() {
+        for choice in list {
+            languages.extend(choice.label.keys().cloned());
+        }
+    }
+    let (form_id, version, title, default_language) = settings;
+    Ok(FormDefinition {
+        title: title.unwrap_or_else(|| form_id.clone()),
+        form_id,
+        version,
+        default_language,
+        languages: languages.into_iter().collect(),
+        questions,
+        choices,
+    })
+}
+
+/// A column header split into its base name and language:
+/// `label::French (fr)` is (`label`, `French (fr)`).
+fn split_header(header: &str) -> (String, String) {
+    match header
+        .split_once("::")
+        .or_else(|| header.split_once(':').filter(|(b, _)| is_translatable(b)))
+    {
+        Some((base, language)) => (base.trim().to_lowercase(), language.trim().to_owned()),
+        None => (header.trim().to_lowercase(), DEFAULT_LANGUAGE.to_owned()),
+    }
+}
+
+fn is_translatable(base: &str) -> bool {
+    matches!(
+        base.trim().to_lowercase().as_str(),
+        "label" | "hint" | "constraint_message" | "required_message" | "image" | "audio" | "video"
+    )
+}
+
+/// Reads a row's cells by column base name.
+struct Row<'a> {
+    sheet: &'a Sheet,
+    number: usize,
+    cells: &'a [String],
+}
+
+impl Row<'_> {
+    fn get(&self, column: &str) -> Option<&str> {
+        let i = self
+            .sheet
+            .header
+            .iter()
+            .position(|h| split_header(h) == (column.to_owned(), DEFAULT_LANGUAGE.to_owned()))?;
+        self.cells.get(i).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    /// Every language's text of a translatable column.
+    fn labels(&self, column: &str) -> Labels {
+        self.sheet
+            .header
+            .iter()
+            .zip(self.cells)
+            .filter_map(|(h, v)| {
+                let (base, language) = split_header(h);
+                (base == column && !v.trim().is_empty()).then(|| (language, v.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    fn error(&self, column: &str, message: impl Into<String>) -> FormError {
+        FormError::at(&self.sheet.name, self.number, column, message)
+    }
+}
+
+fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
+    sheet.rows.iter().map(move |(number, cells)| Row {
+        sheet,
+        number: *number,
+        cells,
+    })
+}
+
+type Settings = (String, String, Option<String>, Option<String>);
+
+fn read_settings(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> Settings {
+    let row = sheet.and_then(|s| rows(s).find(|r| r.cells.iter().any(|c| !c.trim().is_empty())));
+    let get = |column: &str| row.as_ref().and_then(|r| r.get(column)).map(str::to_owned);
+    let mut required = |column: &str, why: &str| {
+        get(column).unwrap_or_else(|| {
+            errors.push(FormError::sheet(
+                "settings",
+                format!("{column} is missing: add a `settings` sheet with a `{column}` column ({why})"),
+            ));
+            String::new()
+        })
+    };
+    let form_id = required("form_id", "it names the form in every submission");
+    let version = required(
+        "version",
+        "submissions record which version they answer, e.g. 2026112701",
+    );
+    if !form_id.is_empty() && !is_xml_name(&form_id) {
+        errors.push(FormError::sheet(
+            "settings",
+            format!("form_id `{form_id}` must start with a letter and hold only letters, digits, _, - or ."),
+        ));
+    }
+    (form_id, version, get("form_title"), get("default_language"))
+}
+
+fn read_choices(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<String, Vec<Choice>> {
+    let mut lists: BTreeMap<String, Vec<Choice>> = BTreeMap::new();
+    let Some(sheet) = sheet else {
+        return lists;
+    };
+    let known = ["list_name", "name", "label"];
+    for row in rows(sheet) {
+        if row.cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let Some(list) = row.get("list_name").or_else(|| row.get("list name")) else {
+            errors.push(row.error("list_name", "a choice needs the list it belongs to"));
+            continue;
+        };
+        let Some(name) = row.get("name") else {
+            errors.push(row.error(
+                "name",
+                format!("a choice of list `{list}` needs a name (the value stored)"),
+            ));
+            continue;
+        };
+        let entries = lists.entry(list.to_owned()).or_default();
+        if entries.iter().any(|c| c.name == name) {
+            errors.push(row.error(
+                "name",
+                format!("choice `{name}` appears twice in list `{list}`: give each choice of a list its own name"),
+            ));
+            continue;
+        }
+        let extra = sheet
+            .header
+            .iter()
+            .zip(row.cells)
+            .filter(|(h, v)| {
+                let (base, _) = split_header(h);
+                !known.contains(&base.as_str()) && !is_translatable(&base) && !v.trim().is_empty()
+            })
+            .map(|(h, v)| (h.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        entries.push(Choice {
+            name: name.to_owned(),
+            label: row.labels("label"),
+            extra,
+        });
+    }
+    lists
+}
+
+/// Type names pyxform accepts, for "did you mean" hints.
+const TYPE_NAMES: &[&str] = &[
+    "text",
+    "integer",
+    "decimal",
+    "select_one",
+    "select_multiple",
+    "date",
+    "time",
+    "datetime",
+    "geopoint",
+    "note",
+    "calculate",
+    "acknowledge",
+    "image",
+    "audio",
+    "file",
+    "begin group",
+    "end group",
+    "begin repeat",
+    "end repeat",
+    "start",
+    "end",
+    "today",
+    "deviceid",
+    "username",
+];
+
+enum RowType {
+    Question(QuestionType),
+    EndGroup,
+    EndRepeat,
+}
+
+fn parse_type(raw: &str) -> Result<RowType, String> {
+    // Select types keep their list name as written (names are case-sensitive).
+    let tokens: Vec<&str> = raw.split_whitespace().collect();
+    let select = match tokens.as_slice() {
+        [head, list] => Some((head.to_lowercase(), *list)),
+        [select, kind, list] if select.eq_ignore_ascii_case("select") => {
+            Some((format!("select_{}", kind.to_lowercase()), *list))
+        }
+        _ => None,
+    };
+    match select {
+        Some((head, list)) if head == "select_one" => {
+            return Ok(RowType::Question(QuestionType::SelectOne(list.to_owned())));
+        }
+        Some((head, list)) if head == "select_multiple" => {
+            return Ok(RowType::Question(QuestionType::SelectMultiple(list.to_owned())));
+        }
+        _ => {}
+    }
+    let normalized = raw.trim().to_lowercase().replace('_', " ");
+    let words: Vec<&str> = normalized.split_whitespace().collect();
+    let kind = match words.as_slice() {
+        ["text"] | ["string"] => QuestionType::Text,
+        ["integer"] | ["int"] => QuestionType::Integer,
+        ["decimal"] => QuestionType::Decimal,
+        ["date"] => QuestionType::Date,
+        ["time"] => QuestionType::Time,
+        ["datetime"] => QuestionType::DateTime,
+        ["geopoint"] => QuestionType::GeoPoint,
+        ["note"] => QuestionType::Note,
+        ["calculate"] => QuestionType::Calculate,
+        ["acknowledge"] | ["trigger"] => QuestionType::Acknowledge,
+        ["image"] => QuestionType::Image,
+        ["audio"] => QuestionType::Audio,
+        ["file"] => QuestionType::File,
+        ["start"] => QuestionType::Start,
+        ["end"] => QuestionType::End,
+        ["today"] => QuestionType::Today,
+        ["deviceid"] => QuestionType::DeviceId,
+        ["username"] => QuestionType::Username,
+        ["begin", "group"] => QuestionType::Group,
+        ["begin", "repeat"] => QuestionType::Repeat,
+        ["end", "group"] => return Ok(RowType::EndGroup),
+        ["end", "repeat"] => return Ok(RowType::EndRepeat),
+        ["select", "one"] | ["select", "multiple"] => {
+            return Err(format!(
+                "`{}` needs the name of its choice list, e.g. `{} yes_no`",
+                raw.trim(),
+                raw.trim()
+            ));
+        }
+        _ => {
+            let hint = closest(&normalized, TYPE_NAMES.iter().copied())
+                .map(|t| format!("; did you mean `{t}`?"))
+                .unwrap_or_default();
+            return Err(format!("unknown question type `{}`{hint}", raw.trim()));
+        }
+    };
+    Ok(RowType::Question(kind))
+}
+
+/// Columns holding expressions, with whether `yes`/`no` may stand for
+/// `true()`/`false()`.
+const EXPRESSION_COLUMNS: &[(&str, bool)] = &[
+    ("relevant", false),
+    ("constraint", false),
+    ("calculation", false),
+    ("required", true),
+    ("read_only", true),
+    ("choice_filter", false),
+    ("repeat_count", false),
+];
+
+fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: &mut Vec<FormError>) -> Vec<Question> {
+    let missing: Vec<&str> = ["type", "name"]
+        .into_iter()
+        .filter(|c| survey.column(c).is_none())
+        .collect();
+    for column in &missing {
+        errors.push(FormError::sheet(
+            &survey.name,
+            format!(
+                "the header row has no `{column}` column (found: {})",
+                survey.header.join(", ")
+            ),
+        ));
+    }
+    if !missing.is_empty() {
+        return Vec::new();
+    }
+    let mut questions: Vec<Question> = Vec::new();
+    let mut open: Vec<usize> = Vec::new(); // indexes of open groups and repeats
+    let mut raw_expressions: Vec<(usize, Vec<(&'static str, String)>)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for row in rows(survey) {
+        let Some(raw_type) = row.get("type") else {
+            if row.get("name").is_some() {
+                errors.push(row.error("type", "a question needs a type (text, integer, select_one LIST, ...)"));
+            }
+            continue;
+        };
+        let kind = match parse_type(raw_type) {
+            Ok(RowType::Question(kind)) => kind,
+            Ok(end @ (RowType::EndGroup | RowType::EndRepeat)) => {
+                let want = if matches!(end, RowType::EndGroup) {
+                    QuestionType::Group
+                } else {
+                    QuestionType::Repeat
+                };
+                match open.last() {
+                    Some(&i) if questions[i].kind == want => {
+                        open.pop();
+                    }
+                    Some(&i) => errors.push(row.error(
+                        "type",
+                        format!(
+                            "`{raw_type}` closes `{}` (row {}), which is not a {}",
+                            questions[i].name,
+                            questions[i].row,
+                            if want == QuestionType::Group { "group" } else { "repeat" }
+                        ),
+                    )),
+                    None => errors.push(row.error("type", format!("`{raw_type}` has no matching begin above it"))),
+                }
+                continue;
+            }
+            Err(message) => {
+                errors.push(row.error("type", message));
+                continue;
+            }
+        };
+        let Some(name) = row.get("name") else {
+            errors.push(row.error("name", format!("a `{raw_type}` row needs a name")));
+            continue;
+        };
+        if !is_xml_name(name) {
+            errors.push(row.error(
+                "name",
+                format!("`{name}` is not a valid name: start with a letter or _, then letters, digits, _, - or . only"),
+            ));
+            continue;
+        }
+        if let Some(first) = seen.get(name) {
+            errors.push(row.error(
+                "name",
+                format!("`{name}` is already the name of row {first}: names must be unique"),
+            ));
+            continue;
+        }
+        seen.insert(name.to_owned(), row.number);
+        if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) = &kind
+            && !choices.contains_key(list)
+        {
+            let hint = closest(list, choices.keys().map(String::as_str))
+                .map(|l| format!("; did you mean `{l}`?"))
+                .unwrap_or_else(|| "; add its choices to the `choices` sheet".to_owned());
+            errors.push(row.error("type", format!("no choice list named `{list}`{hint}")));
+        }
+        let mut expressions = Vec::new();
+        for (column, _) in EXPRESSION_COLUMNS {
+            if let Some(text) = row.get(column) {
+                expressions.push((*column, text.to_owned()));
+            }
+        }
+        if kind == QuestionType::Calculate && row.get("calculation").is_none() {
+            errors.push(row.error("calculation", format!("calculate `{name}` needs a calculation")));
+        }
+        let index = questions.len();
+        let is_container = kind.is_container();
+        questions.push(Question {
+            name: name.to_owned(),
+            kind,
+            parent: open.last().copied(),
+            row: row.number,
+            label: row.labels("label"),
+            hint: row.labels("hint"),
+            required: None,
+            required_message: row.labels("required_message"),
+            constraint: None,
+            constraint_message: row.labels("constraint_message"),
+            relevant: None,
+            calculation: None,
+            default: row.get("default").map(str::to_owned),
+            choice_filter: None,
+            read_only: None,
+            repeat_count: None,
+            appearance: row.get("appearance").map(str::to_owned),
+        });
+        raw_expressions.push((index, expressions));
+        if is_container {
+            open.push(index);
+        }
+    }
+    for &i in &open {
+        let q = &questions[i];
+        let what = if q.kind == QuestionType::Repeat {
+            "repeat"
+        } else {
+            "group"
+        };
+        errors.push(FormError::at(
+            &survey.name,
+            q.row,
+            "type",
+            format!("begin {what} `{}` is never closed: add an `end {what}` row", q.name),
+        ));
+    }
+    let names: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
+    for (index, expressions) in raw_expressions {
+        for (column, text) in expressions {
+            let row = questions[index].row;
+            match parse_column(column, &text, &names) {
+                Ok(expr) => {
+                    let q = &mut questions[index];
+                    let slot = match column {
+                        "relevant" => &mut q.relevant,
+                        "constraint" => &mut q.constraint,
+                        "calculation" => &mut q.calculation,
+                        "required" => &mut q.required,
+                        "read_only" => &mut q.read_only,
+                        "choice_filter" => &mut q.choice_filter,
+                        _ => &mut q.repeat_count,
+                    };
+                    *slot = expr;
+                }
+                Err(message) => errors.push(FormError::at(&survey.name, row, column, message)),
+            }
+        }
+    }
+    questions
+}
+
+/// Parses one expression cell; `yes`/`no` columns accept those words.
+fn parse_column(column: &str, text: &str, names: &[String]) -> Result<Option<Expr>, String> {
+    let yes_no = EXPRESSION_COLUMNS.iter().any(|(c, yn)| *c == column && *yn);
+    if yes_no {
+        match text.trim().to_lowercase().as_str() {
+            "yes" | "true" | "true()" | "1" => {
+                return Ok(Some(Expr::Call {
+                    function: super::expr::Function::True,
+                    args: vec![],
+                }));
+            }
+            "no" | "false" | "false()" | "0" => return Ok(None),
+            _ => {}
+        }
+    }
+    let expr = Expr::parse(text).map_err(|e| format!("`{text}` does not parse: {e}"))?;
+    for name in expr.references() {
+        if !names.iter().any(|n| n == name) {
+            let hint = closest(name, names.iter().map(String::as_str))
+                .map(|n| format!("; did you mean ${{{n}}}?"))
+                .unwrap_or_default();
+            return Err(format!("no question named ${{{name}}}{hint}"));
+        }
+    }
+    Ok(Some(expr))
+}

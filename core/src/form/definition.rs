@@ -1,0 +1,175 @@
+//! The compiled form: what an XLSForm becomes, and what devices receive.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::expr::Expr;
+
+/// Texts by language. The key `default` holds a column without a
+/// language (`label` rather than `label::French (fr)`).
+pub type Labels = BTreeMap<String, String>;
+
+/// The language key of columns without a language.
+pub const DEFAULT_LANGUAGE: &str = "default";
+
+/// A compiled, versioned form definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormDefinition {
+    /// `settings.form_id`.
+    pub form_id: String,
+    /// `settings.version`.
+    pub version: String,
+    /// `settings.form_title` (the form_id if absent).
+    pub title: String,
+    /// `settings.default_language`, if set.
+    pub default_language: Option<String>,
+    /// Every language a label, hint or message is given in.
+    pub languages: Vec<String>,
+    /// The survey rows, in order; groups and repeats name their members
+    /// through [`Question::parent`].
+    pub questions: Vec<Question>,
+    /// Choice lists by list name.
+    pub choices: BTreeMap<String, Vec<Choice>>,
+}
+
+/// One survey row (a question, a note, a calculation, a group or repeat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    /// Unique name, referenced as `${name}`.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: QuestionType,
+    /// Index in [`FormDefinition::questions`] of the enclosing group or
+    /// repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+    /// The survey sheet row it came from (1-based, as a spreadsheet shows).
+    pub row: usize,
+    /// Label by language.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub label: Labels,
+    /// Hint by language.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub hint: Labels,
+    /// Required, always (`true()`) or when the expression holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<Expr>,
+    /// Message when a required answer is missing, by language.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub required_message: Labels,
+    /// Must hold for an answer to be accepted (`.` is the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Expr>,
+    /// Message when the constraint fails, by language.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub constraint_message: Labels,
+    /// Shown (and kept) only when this holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevant: Option<Expr>,
+    /// The value of a calculate (or of a read-only computed question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculation: Option<Expr>,
+    /// Initial answer, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Which choices to offer (evaluated per choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice_filter: Option<Expr>,
+    /// Not editable, always or when the expression holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<Expr>,
+    /// Number of instances of a repeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_count: Option<Expr>,
+    /// Passed to the app's screens, not interpreted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<String>,
+}
+
+/// XLSForm question types.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "list")]
+#[allow(missing_docs)]
+pub enum QuestionType {
+    Text,
+    Integer,
+    Decimal,
+    /// One choice of the named list.
+    SelectOne(String),
+    /// Any choices of the named list, stored space-separated.
+    SelectMultiple(String),
+    Date,
+    Time,
+    DateTime,
+    GeoPoint,
+    Note,
+    Calculate,
+    Acknowledge,
+    Image,
+    Audio,
+    File,
+    Group,
+    Repeat,
+    Start,
+    End,
+    Today,
+    DeviceId,
+    Username,
+}
+
+impl QuestionType {
+    /// Whether the row holds an answer in a submission (groups, repeats
+    /// and notes do not).
+    pub fn holds_value(&self) -> bool {
+        !matches!(self, QuestionType::Group | QuestionType::Repeat | QuestionType::Note)
+    }
+
+    /// Whether the row opens a group or repeat.
+    pub fn is_container(&self) -> bool {
+        matches!(self, QuestionType::Group | QuestionType::Repeat)
+    }
+}
+
+/// One choice of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The value stored.
+    pub name: String,
+    /// Label by language.
+    pub label: Labels,
+    /// Further columns (used by choice filters), by column name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl FormDefinition {
+    /// The question called `name`.
+    pub fn question(&self, name: &str) -> Option<(usize, &Question)> {
+        self.questions.iter().enumerate().find(|(_, q)| q.name == name)
+    }
+
+    /// The innermost repeat enclosing question `index`, if any.
+    pub fn enclosing_repeat(&self, index: usize) -> Option<usize> {
+        let mut at = self.questions.get(index)?.parent;
+        while let Some(p) = at {
+            if self.questions.get(p)?.kind == QuestionType::Repeat {
+                return Some(p);
+            }
+            at = self.questions.get(p)?.parent;
+        }
+        None
+    }
+
+    /// `labels` in `language`, falling back to the form's default
+    /// language, then to columns without a language, then to any.
+    pub fn text<'a>(&self, labels: &'a Labels, language: &str) -> Option<&'a str> {
+        labels
+            .get(language)
+            .or_else(|| self.default_language.as_ref().and_then(|d| labels.get(d)))
+            .or_else(|| labels.get(DEFAULT_LANGUAGE))
+            .or_else(|| labels.values().next())
+            .map(String::as_str)
+    }
+}

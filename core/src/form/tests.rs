@@ -1,0 +1,258 @@
+use proptest::prelude::*;
+
+use super::*;
+
+/// A small trader survey in pyxform's CSV variant.
+const TRADER_SURVEY: &str = "\
+survey,type,name,label,label::Français (fr),hint,required,relevant,constraint,constraint_message,calculation,repeat_count,appearance
+,start,start,,,,,,,,,,
+,select_one yes_no,consent,Do you agree to the interview?,Acceptez-vous l'entretien ?,,yes,,,,,,
+,begin group,profile,Profile,,,,${consent} = 'yes',,,,,field-list
+,integer,age,Age,Âge,In years,yes,,. >= 15 and . < 100,Age must be 15 to 99,,,
+,select_multiple goods,goods,Goods carried,,,,,,,,,
+,end group,,,,,,,,,,,
+,integer,n_items,How many goods?,,,,,,,,,
+,begin repeat,item,Item,,,,,,,,${n_items},
+,text,item_name,Name of the good,,,,,,,,,
+,decimal,item_value,Value (RWF),,,,,. > 0,,,,
+,end repeat,,,,,,,,,,,
+,calculate,total_value,,,,,,,,sum(${item_value}),,
+,note,thanks,Thank you,,,,,,,,,
+choices,list_name,name,label,label::Français (fr)
+,yes_no,yes,Yes,Oui
+,yes_no,no,No,Non
+,goods,beans,Beans,Haricots
+,goods,fish,Fish,
+settings,form_id,version,form_title,default_language
+,trader_baseline,2026112701,Trader baseline,English
+";
+
+fn errors_of(csv: &str) -> Vec<String> {
+    FormDefinition::from_csv(csv)
+        .expect_err("the form has mistakes")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn assert_error(csv: &str, expected: &str) {
+    let errors = errors_of(csv);
+    assert!(
+        errors.iter().any(|e| e.contains(expected)),
+        "wanted `{expected}` in {errors:#?}"
+    );
+}
+
+/// A minimal valid form, with `survey_rows` spliced in.
+fn form(survey_rows: &str) -> String {
+    format!(
+        "survey,type,name,label,relevant,constraint,calculation\n{survey_rows}\
+         choices,list_name,name,label\n,yes_no,yes,Yes\n,yes_no,no,No\n\
+         settings,form_id,version\n,test_form,1\n"
+    )
+}
+
+#[test]
+fn a_trader_survey_compiles_with_its_structure() {
+    let form = FormDefinition::from_csv(TRADER_SURVEY).unwrap();
+    assert_eq!(
+        (form.form_id.as_str(), form.version.as_str()),
+        ("trader_baseline", "2026112701")
+    );
+    assert_eq!(form.title, "Trader baseline");
+    assert_eq!(form.languages, ["Français (fr)", "default"]);
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "consent",
+            "profile",
+            "age",
+            "goods",
+            "n_items",
+            "item",
+            "item_name",
+            "item_value",
+            "total_value",
+            "thanks"
+        ]
+    );
+    let (age_index, age) = form.question("age").unwrap();
+    assert_eq!(age.kind, QuestionType::Integer);
+    assert_eq!(age.parent, form.question("profile").map(|(i, _)| i));
+    assert!(age.required.is_some());
+    assert_eq!(
+        age.constraint.as_ref().unwrap().to_string(),
+        "((. >= 15) and (. < 100))"
+    );
+    assert_eq!(form.text(&age.label, "Français (fr)"), Some("Âge"));
+    assert_eq!(
+        form.text(&age.hint, "Français (fr)"),
+        Some("In years"),
+        "falls back to the default column"
+    );
+    assert_eq!(form.enclosing_repeat(age_index), None);
+    let (value_index, _) = form.question("item_value").unwrap();
+    assert_eq!(
+        form.enclosing_repeat(value_index),
+        form.question("item").map(|(i, _)| i)
+    );
+    assert_eq!(
+        form.question("goods").unwrap().1.kind,
+        QuestionType::SelectMultiple("goods".into())
+    );
+    assert_eq!(
+        form.question("profile").unwrap().1.appearance.as_deref(),
+        Some("field-list")
+    );
+    let fish = &form.choices["goods"][1];
+    assert_eq!(form.text(&fish.label, "Français (fr)"), Some("Fish"));
+    assert_eq!(
+        form.question("item")
+            .unwrap()
+            .1
+            .repeat_count
+            .as_ref()
+            .unwrap()
+            .references()
+            .len(),
+        1
+    );
+
+    // The compiled form is what devices receive: it round-trips through JSON.
+    let json = serde_json::to_string(&form).unwrap();
+    assert_eq!(serde_json::from_str::<FormDefinition>(&json).unwrap(), form);
+}
+
+#[test]
+fn mistakes_are_located_and_explained() {
+    let cases: &[(&str, &str)] = &[
+        (
+            ",integer,age,Age,,,\n,text,school,School,${agee} < 18,,\n",
+            "survey row 3, relevant: no question named ${agee}; did you mean ${age}?",
+        ),
+        (
+            ",integer,age,Age,,,\n,text,age,Again,,,\n",
+            "survey row 3, name: `age` is already the name of row 2",
+        ),
+        (
+            ",select_one colours,c,Colour,,,\n",
+            "survey row 2, type: no choice list named `colours`",
+        ),
+        (",select_one yesno,c,Consent,,,\n", "did you mean `yes_no`?"),
+        (",begin group,g,G,,,\n,text,a,A,,,\n", "begin group `g` is never closed"),
+        (
+            ",text,a,A,,,\n,end group,,,,,\n",
+            "survey row 3, type: `end group` has no matching begin",
+        ),
+        (
+            ",begin repeat,r,R,,,\n,end group,,,,,\n",
+            "closes `r` (row 2), which is not a group",
+        ),
+        (
+            ",integer,a,A,,. > (1,\n",
+            "survey row 2, constraint: `. > (1` does not parse",
+        ),
+        (
+            ",integr,a,A,,,\n",
+            "unknown question type `integr`; did you mean `integer`?",
+        ),
+        (",text,,A,,,\n", "survey row 2, name: a `text` row needs a name"),
+        (",text,2nd,A,,,\n", "`2nd` is not a valid name"),
+        (",calculate,c,,,,\n", "calculate `c` needs a calculation"),
+        (",select_one,c,C,,,\n", "needs the name of its choice list"),
+        (",,a,A,,,\n", "a question needs a type"),
+        (
+            ",text,a,A,selectd(., 'x'),,\n",
+            "unknown function selectd(); did you mean selected()?",
+        ),
+    ];
+    for (rows, expected) in cases {
+        assert_error(&form(rows), expected);
+    }
+}
+
+#[test]
+fn choice_and_settings_mistakes() {
+    assert_error(
+        "survey,type,name,label\n,select_one yn,a,A\nchoices,list_name,name,label\n,yn,yes,Yes\n,yn,yes,Yes again\nsettings,form_id,version\n,f,1\n",
+        "choices row 5, name: choice `yes` appears twice in list `yn`",
+    );
+    let errors = errors_of("survey,type,name,label\n,text,a,A\n");
+    assert!(
+        errors.iter().any(|e| e.starts_with("settings: form_id is missing")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with("settings: version is missing")),
+        "{errors:?}"
+    );
+    assert_error(
+        "survey,name,label\n,a,A\n",
+        "survey: the header row has no `type` column",
+    );
+    assert_error(
+        "people,name,age\n,Aline,30\n",
+        "not an XLSForm: it has no `survey` sheet (sheets found: people)",
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let errors = errors_of(&form(",integr,a,A,,,\n,text,b,B,${zz} = 1,,\n,text,b,B2,,,\n"));
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+}
+
+#[test]
+fn xlsx_forms_compile_like_their_csv_twins() {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    for (sheet_name, rows) in [
+        (
+            "survey",
+            vec![
+                vec!["type", "name", "label", "relevant"],
+                vec!["integer", "age", "Age", ""],
+                vec!["text", "school", "School", "${age} < 18"],
+            ],
+        ),
+        ("settings", vec![vec!["form_id", "version"], vec!["youth", "3"]]),
+    ] {
+        let sheet = book.add_worksheet();
+        sheet.set_name(sheet_name).unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                if !cell.is_empty() {
+                    sheet.write_string(r as u32, c as u16, *cell).unwrap();
+                }
+            }
+        }
+    }
+    // A number cell reads as pyxform reads it: 3, not 3.0.
+    book.worksheet_from_name("settings")
+        .unwrap()
+        .write_number(1, 1, 3.0)
+        .unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let from_xlsx = FormDefinition::from_xlsx(&bytes).unwrap();
+    let from_csv = FormDefinition::from_csv(
+        "survey,type,name,label,relevant\n,integer,age,Age,\n,text,school,School,${age} < 18\nsettings,form_id,version\n,youth,3\n",
+    )
+    .unwrap();
+    assert_eq!(from_xlsx, from_csv);
+    assert_eq!(
+        from_xlsx.questions[1].row, 3,
+        "rows are numbered as the spreadsheet shows them"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_input_panics(text in "[a-z_${}()=<>.,' \\n0-9]{0,200}", bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = FormDefinition::from_csv(&format!("survey,type,name,label,relevant\n{text}"));
+        let _ = FormDefinition::from_xlsx(&bytes);
+        let _ = super::expr::Expr::parse(&text);
+    }
+}

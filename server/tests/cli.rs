@@ -1,0 +1,55 @@
+//! The `mpaka` command as M&E officers run it.
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
+
+use std::process::Command;
+
+fn mpaka(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mpaka")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn form_check_prints_the_compiled_form_or_every_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("youth.csv");
+    std::fs::write(
+        &good,
+        "survey,type,name,label,relevant\n,integer,age,Age,\n,text,school,School,${age} < 18\nsettings,form_id,version\n,youth,1\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = mpaka(&["form", "check", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let form: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(form["form_id"], "youth");
+    assert_eq!(form["questions"][1]["relevant"], "(${age} < 18)");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "survey,type,name,label,relevant\n,integer,age,Age,\n,text,school,School,${agee} < 18\n,integr,x,X,\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = mpaka(&["form", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "survey row 3, relevant: no question named ${agee}; did you mean ${age}?",
+            "survey row 4, type: unknown question type `integr`; did you mean `integer`?",
+        ]
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("settings: form_id is missing")),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = mpaka(&["form", "check", "/nonexistent/form.xlsx"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot read /nonexistent/form.xlsx"), "{stderr}");
+}
