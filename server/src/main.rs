@@ -47,6 +47,14 @@ enum FormCommand {
         /// The XLSForm file.
         file: PathBuf,
     },
+    /// Fill the form with answers (a JSON object of question name to value)
+    /// and print {valid, errors, cleared, values}; exit 0 when valid.
+    Validate {
+        /// The XLSForm file.
+        file: PathBuf,
+        /// The answers, as JSON.
+        answers: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +63,7 @@ fn main() -> ExitCode {
         Command::Demo { dir } => demo::run(&dir).map(|summary| print!("{summary}")),
         Command::Inspect { store } => inspect::run(&store).map(|report| print!("{report}")),
         Command::Form(FormCommand::Check { file }) => return form::check(&file),
+        Command::Form(FormCommand::Validate { file, answers }) => return form::validate(&file, &answers),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

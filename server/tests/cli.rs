@@ -53,3 +53,44 @@ fn form_check_prints_the_compiled_form_or_every_mistake() {
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot read /nonexistent/form.xlsx"), "{stderr}");
 }
+
+#[test]
+fn form_validate_reports_errors_cleared_answers_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let form = dir.path().join("fees.csv");
+    std::fs::write(
+        &form,
+        "survey,type,name,label,relevant,constraint,calculation\n\
+         ,select_one yn,paid_fees,Did you pay fees?,,,\n\
+         ,integer,fee_amount,How much (RWF)?,${paid_fees} = 'yes',. > 0,\n\
+         ,calculate,fee_usd,,,,${fee_amount} div 1300\n\
+         choices,list_name,name,label\n,yn,yes,Yes\n,yn,no,No\n\
+         settings,form_id,version\n,fees,1\n",
+    )
+    .unwrap();
+    let answers = dir.path().join("answers.json");
+    std::fs::write(&answers, r#"{"paid_fees": "no", "fee_amount": 2600}"#).unwrap();
+    let (code, stdout, _) = mpaka(&["form", "validate", form.to_str().unwrap(), answers.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["valid"], true);
+    assert_eq!(outcome["cleared"], serde_json::json!(["fee_amount"]));
+    assert_eq!(outcome["values"]["fee_usd"], "");
+
+    std::fs::write(&answers, r#"{"paid_fees": "yes", "fee_amount": -3}"#).unwrap();
+    let (code, stdout, _) = mpaka(&["form", "validate", form.to_str().unwrap(), answers.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["errors"][0]["question"], "fee_amount");
+
+    std::fs::write(&answers, r#"{"paid_fees": "yes", "fee_amount": 2600}"#).unwrap();
+    let (code, stdout, _) = mpaka(&["form", "validate", form.to_str().unwrap(), answers.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["values"]["fee_usd"], "2");
+
+    std::fs::write(&answers, "[1, 2]").unwrap();
+    let (code, _, stderr) = mpaka(&["form", "validate", form.to_str().unwrap(), answers.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a JSON object of answers"), "{stderr}");
+}

@@ -18,6 +18,7 @@ mod compile;
 pub mod definition;
 pub mod expr;
 pub mod sheets;
+mod validate;
 
 use std::fmt;
 use std::path::Path;
@@ -25,6 +26,7 @@ use std::path::Path;
 pub use self::compile::compile;
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
 use self::sheets::Workbook;
+pub use self::validate::{AnswerError, Environment, Validation, validate};
 
 /// A mistake in an XLSForm, located as a person finds it in the
 /// spreadsheet: "survey row 14, relevant: no question named ${agee}; did

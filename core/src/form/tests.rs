@@ -256,3 +256,107 @@ proptest! {
         let _ = super::expr::Expr::parse(&text);
     }
 }
+
+mod validation {
+    use chrono::{FixedOffset, TimeZone};
+    use serde_json::{Map, Value, json};
+
+    use super::super::*;
+    use super::TRADER_SURVEY;
+
+    fn env(language: &str) -> Environment {
+        Environment {
+            now: FixedOffset::east_opt(7200)
+                .unwrap()
+                .with_ymd_and_hms(2026, 11, 27, 9, 30, 0)
+                .unwrap(),
+            device_id: "tecno-pop-5".into(),
+            username: "enum07".into(),
+            language: language.into(),
+        }
+    }
+
+    fn run(answers: Value) -> Validation {
+        let form = FormDefinition::from_csv(TRADER_SURVEY).unwrap();
+        let answers: Map<String, Value> = serde_json::from_value(answers).unwrap();
+        validate(&form, &answers, &env("Français (fr)"))
+    }
+
+    fn complete() -> Value {
+        json!({
+            "consent": "yes", "age": 34, "goods": "beans fish", "n_items": 2,
+            "item": [{"item_name": "beans", "item_value": 1500}, {"item_name": "fish", "item_value": 2500.5}],
+        })
+    }
+
+    #[test]
+    fn a_complete_interview_is_valid_with_calculations_and_metadata() {
+        let v = run(complete());
+        assert!(v.valid, "{:#?}", v.errors);
+        assert_eq!(v.values["total_value"], json!("4000.5"));
+        assert_eq!(v.values["age"], json!(34));
+        assert_eq!(v.values["item"][1]["item_value"], json!(2500.5));
+        assert_eq!(v.values["start"], json!("2026-11-27T09:30:00+02:00"));
+        assert!(v.cleared.is_empty());
+    }
+
+    #[test]
+    fn answers_to_irrelevant_questions_are_cleared_not_required() {
+        let mut answers = complete();
+        answers["consent"] = json!("no");
+        let v = run(answers);
+        assert!(v.valid, "{:#?}", v.errors);
+        assert_eq!(v.cleared, ["age", "goods"]);
+        assert_eq!(v.values["age"], json!(""));
+    }
+
+    #[test]
+    fn required_constraints_types_choices_and_repeat_counts() {
+        let mut answers = complete();
+        answers["age"] = json!(12);
+        answers["goods"] = json!("beans rice");
+        answers["n_items"] = json!(3);
+        answers["item"][1]["item_value"] = json!(-5);
+        answers["nickname"] = json!("x");
+        let v = run(answers);
+        assert!(!v.valid);
+        let find = |q: &str| {
+            v.errors
+                .iter()
+                .find(|e| e.question == q)
+                .unwrap_or_else(|| panic!("no error on {q}: {:#?}", v.errors))
+        };
+        assert_eq!(find("age").message, "Age must be 15 to 99");
+        assert!(find("goods").message.contains("`rice` is not a choice of list `goods`"));
+        assert_eq!(find("item").message, "expects 3 instance(s), has 2");
+        let value = find("item_value");
+        assert_eq!(
+            (value.instance, value.message.as_str()),
+            (Some(2), "this answer is not allowed")
+        );
+        assert!(find("nickname").message.contains("no question"));
+
+        let v = run(json!({"consent": "yes", "age": "thirty"}));
+        assert!(
+            v.errors
+                .iter()
+                .any(|e| e.question == "age" && e.message.contains("whole number")),
+            "{:#?}",
+            v.errors
+        );
+        let v = run(json!({"consent": "yes"}));
+        assert!(
+            v.errors
+                .iter()
+                .any(|e| e.question == "age" && e.message == "this question is required"),
+            "{:#?}",
+            v.errors
+        );
+        let v = run(json!({"item_name": "beans"}));
+        assert!(
+            v.errors
+                .iter()
+                .any(|e| e.question == "item_name" && e.message.contains("inside the answers of repeat `item`"))
+        );
+    }
+}

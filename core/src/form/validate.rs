@@ -1,0 +1,493 @@
+//! The one validation function: used before a device saves a submission
+//! and when the server accepts one, so both enforce the same rules.
+//!
+//! Answers come as JSON, as ODK tools exchange them: an object of question
+//! name to value (numbers for integer and decimal, `YYYY-MM-DD` for dates,
+//! select_multiple as a space-separated string, a repeat as an array of
+//! objects). Validation types every answer, computes calculations, clears
+//! answers to questions that are not relevant (as ODK does), and checks
+//! required answers, constraints and repeat counts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::definition::{FormDefinition, QuestionType};
+use super::expr::{Context, Expr, XValue, evaluate};
+
+/// What the form's metadata questions and `now()` read.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The time `now()`, `today()`, `start` and `end` take.
+    pub now: DateTime<FixedOffset>,
+    /// The device id `deviceid` records.
+    pub device_id: String,
+    /// The enumerator `username` records.
+    pub username: String,
+    /// Language for `jr:choice-name` and messages.
+    pub language: String,
+}
+
+/// A problem with one answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerError {
+    /// The question's name.
+    pub question: String,
+    /// For a question inside a repeat: which instance (1-based, as
+    /// `position(..)` counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<usize>,
+    /// What is wrong, in the chosen language when the form gives a message.
+    pub message: String,
+}
+
+/// The outcome of [`validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// No errors.
+    pub valid: bool,
+    /// Every problem found.
+    pub errors: Vec<AnswerError>,
+    /// Answers removed because their question is not relevant
+    /// (`name` or `name[instance]`).
+    pub cleared: Vec<String>,
+    /// Every answer and calculation after evaluation.
+    pub values: Map<String, Value>,
+}
+
+/// A value's place: the question, and the repeat instance (0-based) for
+/// questions inside a repeat.
+type Slot = (usize, Option<usize>);
+
+/// Validates `answers` against `form`.
+pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Environment) -> Validation {
+    let mut filled = Filled::new(form, env);
+    filled.read(answers);
+    // Calculations may read later calculations: settle them, then apply
+    // relevance (which may read calculations), then settle again.
+    filled.calculate();
+    filled.apply_relevance();
+    filled.calculate();
+    filled.check();
+    let values = filled.values_json();
+    Validation {
+        valid: filled.errors.is_empty(),
+        errors: filled.errors,
+        cleared: filled.cleared,
+        values,
+    }
+}
+
+struct Filled<'a> {
+    form: &'a FormDefinition,
+    env: &'a Environment,
+    index: HashMap<&'a str, usize>,
+    /// Enclosing repeat of each question.
+    repeat_of: Vec<Option<usize>>,
+    /// Instances of each repeat.
+    instances: HashMap<usize, usize>,
+    values: HashMap<Slot, String>,
+    relevant: HashMap<Slot, bool>,
+    errors: Vec<AnswerError>,
+    cleared: Vec<String>,
+}
+
+impl<'a> Filled<'a> {
+    fn new(form: &'a FormDefinition, env: &'a Environment) -> Self {
+        Filled {
+            form,
+            env,
+            index: form
+                .questions
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.name.as_str(), i))
+                .collect(),
+            repeat_of: (0..form.questions.len()).map(|i| form.enclosing_repeat(i)).collect(),
+            instances: HashMap::new(),
+            values: HashMap::new(),
+            relevant: HashMap::new(),
+            errors: Vec::new(),
+            cleared: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, (q, instance): Slot, message: impl Into<String>) {
+        self.errors.push(AnswerError {
+            question: self.form.questions[q].name.clone(),
+            instance: instance.map(|i| i + 1),
+            message: message.into(),
+        });
+    }
+
+    /// Every slot of question `q`: one, or one per instance of its repeat.
+    fn slots(&self, q: usize) -> Vec<Slot> {
+        match self.repeat_of[q] {
+            None => vec![(q, None)],
+            Some(r) => (0..self.instances.get(&r).copied().unwrap_or(0))
+                .map(|i| (q, Some(i)))
+                .collect(),
+        }
+    }
+
+    fn read(&mut self, answers: &Map<String, Value>) {
+        self.read_level(answers, None, None);
+        for (q, question) in self.form.questions.iter().enumerate() {
+            if !question.kind.holds_value() || question.kind == QuestionType::Repeat {
+                continue;
+            }
+            for slot in self.slots(q) {
+                let value = self.values.entry(slot).or_default();
+                if value.is_empty() {
+                    let env = self.env;
+                    *value = match &question.kind {
+                        QuestionType::Start | QuestionType::End => env.now.to_rfc3339(),
+                        QuestionType::Today => env.now.date_naive().to_string(),
+                        QuestionType::DeviceId => env.device_id.clone(),
+                        QuestionType::Username => env.username.clone(),
+                        _ => question.default.clone().unwrap_or_default(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Reads the answers of one level: the top, or one repeat instance.
+    fn read_level(&mut self, answers: &Map<String, Value>, repeat: Option<usize>, instance: Option<usize>) {
+        for (name, value) in answers {
+            let Some(&q) = self.index.get(name.as_str()) else {
+                self.errors.push(AnswerError {
+                    question: name.clone(),
+                    instance: instance.map(|i| i + 1),
+                    message: "the form has no question with this name".into(),
+                });
+                continue;
+            };
+            let question = &self.form.questions[q];
+            if question.kind == QuestionType::Repeat {
+                if repeat.is_some() {
+                    self.error((q, instance), "repeats inside repeats are not supported yet");
+                    continue;
+                }
+                let Some(items) = value.as_array() else {
+                    self.error((q, None), "a repeat's answers are a list of objects, one per instance");
+                    continue;
+                };
+                self.instances.insert(q, items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_object() {
+                        Some(object) => self.read_level(object, Some(q), Some(i)),
+                        None => self.error((q, Some(i)), "each instance of a repeat is an object of answers"),
+                    }
+                }
+                continue;
+            }
+            if self.repeat_of[q] != repeat {
+                let place = match self.repeat_of[q] {
+                    Some(r) => format!("inside the answers of repeat `{}`", self.form.questions[r].name),
+                    None => "at the top level, not inside a repeat".into(),
+                };
+                self.error((q, instance), format!("this question's answer belongs {place}"));
+                continue;
+            }
+            match typed_text(&question.kind, value, self.form) {
+                Ok(text) => {
+                    self.values.insert((q, instance), text);
+                }
+                Err(message) => self.error((q, instance), message),
+            }
+        }
+    }
+
+    fn eval(&self, expr: &Expr, slot: Slot) -> XValue {
+        evaluate(expr, &Scope { filled: self, slot })
+    }
+
+    fn calculate(&mut self) {
+        // A chain of calculations settles in at most as many passes as it is long.
+        for _ in 0..self.form.questions.len().clamp(1, 8) {
+            let mut changed = false;
+            for (q, question) in self.form.questions.iter().enumerate() {
+                let Some(calculation) = &question.calculation else {
+                    continue;
+                };
+                for slot in self.slots(q) {
+                    if self.relevant.get(&slot) == Some(&false) {
+                        continue;
+                    }
+                    let value = self.eval(calculation, slot).to_text();
+                    let value = if value == "NaN" { String::new() } else { value };
+                    if self.values.get(&slot) != Some(&value) {
+                        self.values.insert(slot, value);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// Relevance holds when the question's own expression and every
+    /// enclosing group's hold; answers to irrelevant questions are cleared.
+    fn apply_relevance(&mut self) {
+        for (q, question) in self.form.questions.iter().enumerate() {
+            for slot in self.slots(q) {
+                // The parent's slot: per instance for a group inside a repeat.
+                let parent_relevant = question.parent.is_none_or(|p| {
+                    let instance = if self.repeat_of[p].is_some() { slot.1 } else { None };
+                    *self.relevant.get(&(p, instance)).unwrap_or(&true)
+                });
+                let own = question.relevant.as_ref().is_none_or(|r| self.eval(r, slot).to_bool());
+                let relevant = parent_relevant && own;
+                self.relevant.insert(slot, relevant);
+                if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
+                    self.values.insert(slot, String::new());
+                    self.cleared.push(match slot.1 {
+                        Some(i) => format!("{}[{}]", question.name, i + 1),
+                        None => question.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn check(&mut self) {
+        let language = self.env.language.clone();
+        let mut found = Vec::new();
+        for (q, question) in self.form.questions.iter().enumerate() {
+            if question.kind == QuestionType::Repeat {
+                if let Some(count) = &question.repeat_count {
+                    let wanted = self.eval(count, (q, None)).to_num();
+                    let have = self.instances.get(&q).copied().unwrap_or(0);
+                    if wanted.is_finite() && wanted >= 0.0 && have != wanted as usize {
+                        found.push((
+                            (q, None),
+                            format!("expects {} instance(s), has {have}", wanted as usize),
+                        ));
+                    }
+                }
+                continue;
+            }
+            if !question.kind.holds_value() {
+                continue;
+            }
+            for slot in self.slots(q) {
+                if self.relevant.get(&slot) == Some(&false) {
+                    continue;
+                }
+                let empty = self.values.get(&slot).is_none_or(String::is_empty);
+                if empty {
+                    let required = question.required.as_ref().is_some_and(|r| self.eval(r, slot).to_bool());
+                    if required {
+                        let message = self
+                            .form
+                            .text(&question.required_message, &language)
+                            .unwrap_or("this question is required");
+                        found.push((slot, message.to_owned()));
+                    }
+                    continue;
+                }
+                if let Some(constraint) = &question.constraint
+                    && !self.eval(constraint, slot).to_bool()
+                {
+                    let message = self
+                        .form
+                        .text(&question.constraint_message, &language)
+                        .unwrap_or("this answer is not allowed");
+                    found.push((slot, message.to_owned()));
+                }
+            }
+        }
+        for (slot, message) in found {
+            self.error(slot, message);
+        }
+    }
+
+    fn values_json(&self) -> Map<String, Value> {
+        let mut top = Map::new();
+        for (q, question) in self.form.questions.iter().enumerate() {
+            match (&question.kind, self.repeat_of[q]) {
+                (QuestionType::Repeat, _) => {
+                    let members: Vec<usize> = (0..self.form.questions.len())
+                        .filter(|&m| self.repeat_of[m] == Some(q))
+                        .collect();
+                    let count = self.instances.get(&q).copied().unwrap_or(0);
+                    let instances = (0..count)
+                        .map(|i| {
+                            let object: Map<String, Value> = members
+                                .iter()
+                                .filter(|&&m| {
+                                    self.form.questions[m].kind.holds_value()
+                                        && self.form.questions[m].kind != QuestionType::Repeat
+                                })
+                                .map(|&m| (self.form.questions[m].name.clone(), self.json_value(m, Some(i))))
+                                .collect();
+                            Value::Object(object)
+                        })
+                        .collect();
+                    top.insert(question.name.clone(), Value::Array(instances));
+                }
+                (kind, None) if kind.holds_value() => {
+                    top.insert(question.name.clone(), self.json_value(q, None));
+                }
+                _ => {}
+            }
+        }
+        top
+    }
+
+    fn json_value(&self, q: usize, instance: Option<usize>) -> Value {
+        let text = self.values.get(&(q, instance)).cloned().unwrap_or_default();
+        if text.is_empty() {
+            return Value::String(text);
+        }
+        match self.form.questions[q].kind {
+            QuestionType::Integer => text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text)),
+            QuestionType::Decimal => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::String(text)),
+            _ => Value::String(text),
+        }
+    }
+}
+
+/// Where an expression is evaluated: its question and repeat instance.
+struct Scope<'f, 'a> {
+    filled: &'f Filled<'a>,
+    slot: Slot,
+}
+
+impl Context for Scope<'_, '_> {
+    fn answer(&self, name: &str) -> XValue {
+        let f = self.filled;
+        let Some(&q) = f.index.get(name) else {
+            return XValue::Str(String::new());
+        };
+        let here = f.repeat_of[self.slot.0];
+        if f.form.questions[q].kind == QuestionType::Repeat {
+            let count = f.instances.get(&q).copied().unwrap_or(0);
+            return XValue::Nodes(vec![XValue::Str("1".into()); count]);
+        }
+        match f.repeat_of[q] {
+            None => typed(f, q, None),
+            Some(r) if Some(r) == here && self.slot.1.is_some() => typed(f, q, self.slot.1),
+            Some(r) => XValue::Nodes(
+                (0..f.instances.get(&r).copied().unwrap_or(0))
+                    .map(|i| typed(f, q, Some(i)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn current(&self) -> XValue {
+        typed(self.filled, self.slot.0, self.slot.1)
+    }
+
+    fn position(&self) -> Option<usize> {
+        self.slot.1.map(|i| i + 1)
+    }
+
+    fn choice_label(&self, question: &str, value: &str) -> Option<String> {
+        let f = self.filled;
+        let q = f.form.question(question)?.1;
+        let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &q.kind else {
+            return None;
+        };
+        let choice = f.form.choices.get(list)?.iter().find(|c| c.name == value)?;
+        f.form.text(&choice.label, &f.env.language).map(str::to_owned)
+    }
+
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.filled.env.now
+    }
+}
+
+/// A stored answer as an expression sees it: numbers for integer and
+/// decimal questions, dates for dates, text otherwise; `""` unanswered.
+fn typed(f: &Filled<'_>, q: usize, instance: Option<usize>) -> XValue {
+    let text = f.values.get(&(q, instance)).cloned().unwrap_or_default();
+    if text.is_empty() {
+        return XValue::Str(text);
+    }
+    match f.form.questions[q].kind {
+        QuestionType::Integer | QuestionType::Decimal => text.parse().map_or(XValue::Str(text), XValue::Num),
+        QuestionType::Date | QuestionType::Today => XValue::Str(text.clone())
+            .to_date()
+            .map_or(XValue::Str(text), XValue::Date),
+        _ => XValue::Str(text),
+    }
+}
+
+/// The answer as ODK stores it (text), checked against the question's type.
+fn typed_text(kind: &QuestionType, value: &Value, form: &FormDefinition) -> Result<String, String> {
+    if value.is_null() || value.as_str() == Some("") {
+        return Ok(String::new());
+    }
+    let text = match value {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return Err("expected a single value, not a list or object".into()),
+    };
+    let choices = |list: &str| {
+        form.choices
+            .get(list)
+            .map(|c| c.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    match kind {
+        QuestionType::Integer => match value {
+            Value::Number(n) if n.is_i64() => Ok(text),
+            Value::String(s) if s.trim().parse::<i64>().is_ok() => Ok(text),
+            _ => Err(format!("expected a whole number, got {value}")),
+        },
+        QuestionType::Decimal => match value {
+            Value::Number(_) => Ok(text),
+            Value::String(s) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => Ok(text),
+            _ => Err(format!("expected a number, got {value}")),
+        },
+        QuestionType::Date | QuestionType::Today => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map(|_| text.clone())
+            .map_err(|_| format!("expected a date as YYYY-MM-DD, got {value}")),
+        QuestionType::Time => NaiveTime::parse_from_str(&text, "%H:%M:%S%.f")
+            .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M"))
+            .map(|_| text.clone())
+            .map_err(|_| format!("expected a time as HH:MM or HH:MM:SS, got {value}")),
+        QuestionType::DateTime | QuestionType::Start | QuestionType::End => DateTime::parse_from_rfc3339(&text)
+            .map(|_| text.clone())
+            .map_err(|_| format!("expected a date and time such as 2026-11-27T09:30:00+02:00, got {value}")),
+        QuestionType::SelectOne(list) => {
+            if choices(list).contains(&text.as_str()) {
+                Ok(text)
+            } else {
+                Err(format!("`{text}` is not a choice of list `{list}`"))
+            }
+        }
+        QuestionType::SelectMultiple(list) => {
+            let allowed = choices(list);
+            match text.split_whitespace().find(|v| !allowed.contains(v)) {
+                Some(bad) => Err(format!("`{bad}` is not a choice of list `{list}`")),
+                None => Ok(text.split_whitespace().collect::<Vec<_>>().join(" ")),
+            }
+        }
+        QuestionType::GeoPoint => {
+            let parts: Vec<f64> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+            let whole = parts.len() == text.split_whitespace().count() && (2..=4).contains(&parts.len());
+            if whole && (-90.0..=90.0).contains(&parts[0]) && (-180.0..=180.0).contains(&parts[1]) {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "expected a location as \"latitude longitude [altitude accuracy]\", got {value}"
+                ))
+            }
+        }
+        _ => Ok(text),
+    }
+}
