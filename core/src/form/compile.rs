@@ -477,6 +477,13 @@ fn parse_column(column: &str, text: &str, names: &[String]) -> Result<Option<Exp
         }
     }
     let expr = Expr::parse(text).map_err(|e| format!("`{text}` does not parse: {e}"))?;
+    if column != "choice_filter"
+        && let Some(name) = expr.bare_names().into_iter().next()
+    {
+        return Err(format!(
+            "`{name}` is not a value: write ${{{name}}} for a question, '{name}' for text"
+        ));
+    }
     for name in expr.references() {
         if !names.iter().any(|n| n == name) {
             let hint = closest(name, names.iter().map(String::as_str))

@@ -1,5 +1,5 @@
-//! The form engine: XLSForm import, the expression language, and (coming)
-//! validation and the form-filling session. One engine, used by every
+//! The form engine: XLSForm import, the expression language, validation
+//! and the form-filling session. One engine, used by every
 //! device and the server, so that all enforce the same rules.
 //!
 //! ```
@@ -17,6 +17,7 @@
 mod compile;
 pub mod definition;
 pub mod expr;
+mod session;
 pub mod sheets;
 mod validate;
 
@@ -25,6 +26,7 @@ use std::path::Path;
 
 pub use self::compile::compile;
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
+pub use self::session::{FormSession, Prompt, PromptChoice, SessionError};
 use self::sheets::Workbook;
 pub use self::validate::{AnswerError, Environment, Validation, validate};
 

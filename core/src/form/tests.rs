@@ -360,3 +360,186 @@ mod validation {
         );
     }
 }
+
+mod session {
+    use std::sync::Arc;
+
+    use chrono::{FixedOffset, TimeZone};
+    use serde_json::{Value, json};
+
+    use super::super::*;
+    use super::TRADER_SURVEY;
+    use crate::{Collection, Store, StoreOptions};
+
+    fn env() -> Environment {
+        Environment {
+            now: FixedOffset::east_opt(7200)
+                .unwrap()
+                .with_ymd_and_hms(2026, 11, 27, 9, 30, 0)
+                .unwrap(),
+            device_id: "tecno-pop-5".into(),
+            username: "enum07".into(),
+            language: "Français (fr)".into(),
+        }
+    }
+
+    fn form() -> Arc<FormDefinition> {
+        Arc::new(FormDefinition::from_csv(TRADER_SURVEY).unwrap())
+    }
+
+    fn visible(session: &FormSession) -> Vec<String> {
+        session
+            .prompts()
+            .iter()
+            .map(|p| match p.instance {
+                Some(i) => format!("{}[{i}]", p.question),
+                None => p.question.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prompts_follow_relevance_and_language() {
+        let mut s = FormSession::start(form(), env());
+        assert_eq!(visible(&s), ["consent", "n_items", "item", "thanks"]);
+        let consent = &s.prompts()[0];
+        assert_eq!(consent.label, "Acceptez-vous l'entretien ?");
+        assert_eq!(
+            consent.choices[0],
+            PromptChoice {
+                name: "yes".into(),
+                label: "Oui".into()
+            }
+        );
+        assert!(consent.required);
+
+        let errors = s.set_answer("consent", None, &json!("yes")).unwrap();
+        assert_eq!(
+            visible(&s),
+            ["consent", "profile", "age", "goods", "n_items", "item", "thanks"]
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.question == "age" && e.message == "this question is required"),
+            "{errors:?}"
+        );
+        let goods = s.prompts().into_iter().find(|p| p.question == "goods").unwrap();
+        assert_eq!(
+            goods.choices[1].label, "Fish",
+            "untranslated choice falls back to the default label"
+        );
+        assert_eq!(s.prompts()[2].label, "Âge");
+    }
+
+    #[test]
+    fn answers_are_checked_and_only_what_depends_on_them_is_reported() {
+        let mut s = FormSession::start(form(), env());
+        s.set_answer("consent", None, &json!("yes")).unwrap();
+        let errors = s.set_answer("age", None, &json!(12)).unwrap();
+        assert_eq!(
+            errors,
+            [AnswerError {
+                question: "age".into(),
+                instance: None,
+                message: "Age must be 15 to 99".into()
+            }]
+        );
+        let errors = s.set_answer("age", None, &json!("twelve")).unwrap();
+        assert!(errors[0].message.contains("whole number"));
+        assert_eq!(s.values()["age"], json!(12), "a value of the wrong type is not stored");
+        // goods does not feed age's rules: age's error is not re-reported.
+        assert!(s.set_answer("goods", None, &json!("beans")).unwrap().is_empty());
+        assert!(
+            s.set_answer("goods", None, &json!("gold")).unwrap()[0]
+                .message
+                .contains("not a choice")
+        );
+        assert!(matches!(
+            s.set_answer("nickname", None, &json!(1)),
+            Err(SessionError::UnknownQuestion { .. })
+        ));
+        assert!(matches!(
+            s.set_answer("item_name", Some(1), &json!("x")),
+            Err(SessionError::NoSuchInstance { .. })
+        ));
+        // Withdrawing consent hides and clears the profile.
+        s.set_answer("consent", None, &json!("no")).unwrap();
+        assert_eq!(s.values()["age"], json!(""));
+    }
+
+    #[test]
+    fn repeats_are_added_removed_and_summed() {
+        let mut s = FormSession::start(form(), env());
+        assert_eq!(s.add_repeat("item").unwrap(), 1);
+        assert_eq!(s.add_repeat("item").unwrap(), 2);
+        s.set_answer("item_value", Some(1), &json!(1000)).unwrap();
+        s.set_answer("item_value", Some(2), &json!(250)).unwrap();
+        assert_eq!(s.values()["total_value"], json!("1250"));
+        let errors = s.set_answer("item_value", Some(2), &json!(-1)).unwrap();
+        assert_eq!(errors[0].instance, Some(2));
+        let errors = s.set_answer("n_items", None, &json!(3)).unwrap();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.question == "item" && e.message == "expects 3 instance(s), has 2"),
+            "{errors:?}"
+        );
+        s.remove_repeat("item", 1).unwrap();
+        assert_eq!(s.values()["item"], json!([{"item_name": "", "item_value": -1}]));
+        assert_eq!(s.values()["total_value"], json!("-1"));
+        assert!(visible(&s).contains(&"item_value[1]".to_owned()));
+        assert!(matches!(
+            s.remove_repeat("item", 5),
+            Err(SessionError::NoSuchInstance { count: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn drafts_resume_and_finalize_saves_a_complete_submission() {
+        let store = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let mut s = FormSession::start(form(), env());
+        s.set_answer("consent", None, &json!("yes")).unwrap();
+        s.set_answer("age", None, &json!(41)).unwrap();
+        s.add_repeat("item").unwrap();
+        s.set_answer("item_name", Some(1), &json!("beans")).unwrap();
+        s.save_draft(&store).unwrap();
+        let draft = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
+        assert_eq!(draft.get("status"), Some(&json!("draft")));
+        assert_eq!(draft.get("answers/age"), Some(&json!(41)));
+
+        let mut resumed = FormSession::resume(form(), env(), &store, s.id()).unwrap();
+        assert_eq!(resumed.values(), s.values());
+        resumed.set_answer("n_items", None, &json!(2)).unwrap();
+        let errors = resumed.finalize(&store).unwrap().unwrap_err();
+        assert_eq!(errors[0].message, "expects 2 instance(s), has 1");
+        resumed.set_answer("n_items", None, &json!(1)).unwrap();
+        let op = resumed.finalize(&store).unwrap().unwrap();
+        assert_eq!(op.entity, s.id());
+        let done = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
+        assert_eq!(done.get("status"), Some(&json!("complete")));
+        assert_eq!(done.get("form_version"), Some(&json!("2026112701")));
+        assert_eq!(
+            done.get("answers/item"),
+            Some(&json!([{"item_name": "beans", "item_value": ""}]))
+        );
+        assert!(done.get("ended_at").is_some());
+    }
+
+    #[test]
+    fn choice_filters_read_choice_columns() {
+        let csv = "survey,type,name,label,choice_filter\n\
+                   ,select_one province,province,Province,\n\
+                   ,select_one district,district,District,province = ${province}\n\
+                   choices,list_name,name,label,province\n\
+                   ,province,west,Western,\n,province,sk,South Kivu,\n\
+                   ,district,rusizi,Rusizi,west\n,district,bukavu,Bukavu,sk\n,district,uvira,Uvira,sk\n\
+                   settings,form_id,version\n,places,1\n";
+        let mut s = FormSession::start(Arc::new(FormDefinition::from_csv(csv).unwrap()), env());
+        s.set_answer("province", None, &json!("sk")).unwrap();
+        let district = s.prompts().into_iter().find(|p| p.question == "district").unwrap();
+        let names: Vec<String> = district.choices.into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["bukavu", "uvira"]);
+        let _: Value = json!(null);
+    }
+}

@@ -9,6 +9,7 @@
 //! required answers, constraints and repeat counts.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
@@ -59,11 +60,11 @@ pub struct Validation {
 
 /// A value's place: the question, and the repeat instance (0-based) for
 /// questions inside a repeat.
-type Slot = (usize, Option<usize>);
+pub(super) type Slot = (usize, Option<usize>);
 
 /// Validates `answers` against `form`.
 pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Environment) -> Validation {
-    let mut filled = Filled::new(form, env);
+    let mut filled = Filled::new(form, env.clone());
     filled.read(answers);
     // Calculations may read later calculations: settle them, then apply
     // relevance (which may read calculations), then settle again.
@@ -80,32 +81,34 @@ pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Envir
     }
 }
 
-struct Filled<'a> {
-    form: &'a FormDefinition,
-    env: &'a Environment,
-    index: HashMap<&'a str, usize>,
+/// A submission being filled: every answer by slot, with relevance. The
+/// form session keeps one alive; [`validate`] builds one and drops it.
+pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
+    pub(super) form: F,
+    pub(super) env: Environment,
+    index: HashMap<String, usize>,
     /// Enclosing repeat of each question.
-    repeat_of: Vec<Option<usize>>,
+    pub(super) repeat_of: Vec<Option<usize>>,
     /// Instances of each repeat.
-    instances: HashMap<usize, usize>,
-    values: HashMap<Slot, String>,
-    relevant: HashMap<Slot, bool>,
-    errors: Vec<AnswerError>,
-    cleared: Vec<String>,
+    pub(super) instances: HashMap<usize, usize>,
+    pub(super) values: HashMap<Slot, String>,
+    pub(super) relevant: HashMap<Slot, bool>,
+    pub(super) errors: Vec<AnswerError>,
+    pub(super) cleared: Vec<String>,
 }
 
-impl<'a> Filled<'a> {
-    fn new(form: &'a FormDefinition, env: &'a Environment) -> Self {
+impl<F: Deref<Target = FormDefinition>> Filled<F> {
+    pub(super) fn new(form: F, env: Environment) -> Self {
         Filled {
-            form,
-            env,
             index: form
                 .questions
                 .iter()
                 .enumerate()
-                .map(|(i, q)| (q.name.as_str(), i))
+                .map(|(i, q)| (q.name.clone(), i))
                 .collect(),
             repeat_of: (0..form.questions.len()).map(|i| form.enclosing_repeat(i)).collect(),
+            form,
+            env,
             instances: HashMap::new(),
             values: HashMap::new(),
             relevant: HashMap::new(),
@@ -114,7 +117,7 @@ impl<'a> Filled<'a> {
         }
     }
 
-    fn error(&mut self, (q, instance): Slot, message: impl Into<String>) {
+    pub(super) fn error(&mut self, (q, instance): Slot, message: impl Into<String>) {
         self.errors.push(AnswerError {
             question: self.form.questions[q].name.clone(),
             instance: instance.map(|i| i + 1),
@@ -123,7 +126,7 @@ impl<'a> Filled<'a> {
     }
 
     /// Every slot of question `q`: one, or one per instance of its repeat.
-    fn slots(&self, q: usize) -> Vec<Slot> {
+    pub(super) fn slots(&self, q: usize) -> Vec<Slot> {
         match self.repeat_of[q] {
             None => vec![(q, None)],
             Some(r) => (0..self.instances.get(&r).copied().unwrap_or(0))
@@ -132,7 +135,7 @@ impl<'a> Filled<'a> {
         }
     }
 
-    fn read(&mut self, answers: &Map<String, Value>) {
+    pub(super) fn read(&mut self, answers: &Map<String, Value>) {
         self.read_level(answers, None, None);
         for (q, question) in self.form.questions.iter().enumerate() {
             if !question.kind.holds_value() || question.kind == QuestionType::Repeat {
@@ -141,7 +144,7 @@ impl<'a> Filled<'a> {
             for slot in self.slots(q) {
                 let value = self.values.entry(slot).or_default();
                 if value.is_empty() {
-                    let env = self.env;
+                    let env = &self.env;
                     *value = match &question.kind {
                         QuestionType::Start | QuestionType::End => env.now.to_rfc3339(),
                         QuestionType::Today => env.now.date_naive().to_string(),
@@ -192,7 +195,7 @@ impl<'a> Filled<'a> {
                 self.error((q, instance), format!("this question's answer belongs {place}"));
                 continue;
             }
-            match typed_text(&question.kind, value, self.form) {
+            match typed_text(&question.kind, value, &self.form) {
                 Ok(text) => {
                     self.values.insert((q, instance), text);
                 }
@@ -201,29 +204,20 @@ impl<'a> Filled<'a> {
         }
     }
 
-    fn eval(&self, expr: &Expr, slot: Slot) -> XValue {
+    pub(super) fn eval(&self, expr: &Expr, slot: Slot) -> XValue {
         evaluate(expr, &Scope { filled: self, slot })
     }
 
-    fn calculate(&mut self) {
+    pub(super) fn calculate(&mut self) {
+        let calculated: Vec<Slot> = (0..self.form.questions.len())
+            .filter(|&q| self.form.questions[q].calculation.is_some())
+            .flat_map(|q| self.slots(q))
+            .collect();
         // A chain of calculations settles in at most as many passes as it is long.
-        for _ in 0..self.form.questions.len().clamp(1, 8) {
+        for _ in 0..calculated.len().clamp(1, 8) {
             let mut changed = false;
-            for (q, question) in self.form.questions.iter().enumerate() {
-                let Some(calculation) = &question.calculation else {
-                    continue;
-                };
-                for slot in self.slots(q) {
-                    if self.relevant.get(&slot) == Some(&false) {
-                        continue;
-                    }
-                    let value = self.eval(calculation, slot).to_text();
-                    let value = if value == "NaN" { String::new() } else { value };
-                    if self.values.get(&slot) != Some(&value) {
-                        self.values.insert(slot, value);
-                        changed = true;
-                    }
-                }
+            for &slot in &calculated {
+                changed |= self.refresh_value(slot);
             }
             if !changed {
                 break;
@@ -233,72 +227,63 @@ impl<'a> Filled<'a> {
 
     /// Relevance holds when the question's own expression and every
     /// enclosing group's hold; answers to irrelevant questions are cleared.
-    fn apply_relevance(&mut self) {
-        for (q, question) in self.form.questions.iter().enumerate() {
+    pub(super) fn apply_relevance(&mut self) {
+        for q in 0..self.form.questions.len() {
             for slot in self.slots(q) {
-                // The parent's slot: per instance for a group inside a repeat.
-                let parent_relevant = question.parent.is_none_or(|p| {
-                    let instance = if self.repeat_of[p].is_some() { slot.1 } else { None };
-                    *self.relevant.get(&(p, instance)).unwrap_or(&true)
-                });
-                let own = question.relevant.as_ref().is_none_or(|r| self.eval(r, slot).to_bool());
-                let relevant = parent_relevant && own;
-                self.relevant.insert(slot, relevant);
-                if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
-                    self.values.insert(slot, String::new());
-                    self.cleared.push(match slot.1 {
-                        Some(i) => format!("{}[{}]", question.name, i + 1),
-                        None => question.name.clone(),
-                    });
-                }
+                self.refresh_relevance(slot);
             }
         }
     }
 
-    fn check(&mut self) {
-        let language = self.env.language.clone();
+    /// Re-evaluates a slot's calculation; true if its value changed.
+    pub(super) fn refresh_value(&mut self, slot: Slot) -> bool {
+        if self.relevant.get(&slot) == Some(&false) {
+            return false;
+        }
+        let Some(value) = self.form.questions[slot.0]
+            .calculation
+            .as_ref()
+            .map(|c| self.eval(c, slot).to_text())
+        else {
+            return false;
+        };
+        let value = if value == "NaN" { String::new() } else { value };
+        if self.values.get(&slot) == Some(&value) {
+            return false;
+        }
+        self.values.insert(slot, value);
+        true
+    }
+
+    /// Re-evaluates a slot's relevance (its parent's slot must be current),
+    /// clearing its answer when it is not relevant; true if either changed.
+    pub(super) fn refresh_relevance(&mut self, slot: Slot) -> bool {
+        let question = &self.form.questions[slot.0];
+        // The parent's slot: per instance for a group inside a repeat.
+        let parent_relevant = question.parent.is_none_or(|p| {
+            let instance = if self.repeat_of[p].is_some() { slot.1 } else { None };
+            *self.relevant.get(&(p, instance)).unwrap_or(&true)
+        });
+        let relevant = parent_relevant && question.relevant.as_ref().is_none_or(|r| self.eval(r, slot).to_bool());
+        let was = self.relevant.insert(slot, relevant).unwrap_or(true);
+        if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
+            let name = match slot.1 {
+                Some(i) => format!("{}[{}]", question.name, i + 1),
+                None => question.name.clone(),
+            };
+            self.values.insert(slot, String::new());
+            self.cleared.push(name);
+            return true;
+        }
+        was != relevant
+    }
+
+    pub(super) fn check(&mut self) {
         let mut found = Vec::new();
-        for (q, question) in self.form.questions.iter().enumerate() {
-            if question.kind == QuestionType::Repeat {
-                if let Some(count) = &question.repeat_count {
-                    let wanted = self.eval(count, (q, None)).to_num();
-                    let have = self.instances.get(&q).copied().unwrap_or(0);
-                    if wanted.is_finite() && wanted >= 0.0 && have != wanted as usize {
-                        found.push((
-                            (q, None),
-                            format!("expects {} instance(s), has {have}", wanted as usize),
-                        ));
-                    }
-                }
-                continue;
-            }
-            if !question.kind.holds_value() {
-                continue;
-            }
+        for q in 0..self.form.questions.len() {
             for slot in self.slots(q) {
-                if self.relevant.get(&slot) == Some(&false) {
-                    continue;
-                }
-                let empty = self.values.get(&slot).is_none_or(String::is_empty);
-                if empty {
-                    let required = question.required.as_ref().is_some_and(|r| self.eval(r, slot).to_bool());
-                    if required {
-                        let message = self
-                            .form
-                            .text(&question.required_message, &language)
-                            .unwrap_or("this question is required");
-                        found.push((slot, message.to_owned()));
-                    }
-                    continue;
-                }
-                if let Some(constraint) = &question.constraint
-                    && !self.eval(constraint, slot).to_bool()
-                {
-                    let message = self
-                        .form
-                        .text(&question.constraint_message, &language)
-                        .unwrap_or("this answer is not allowed");
-                    found.push((slot, message.to_owned()));
+                if let Some(message) = self.slot_error(slot) {
+                    found.push((slot, message));
                 }
             }
         }
@@ -307,7 +292,40 @@ impl<'a> Filled<'a> {
         }
     }
 
-    fn values_json(&self) -> Map<String, Value> {
+    /// The rule a slot's answer breaks, if any: a repeat's count, a
+    /// missing required answer, a failed constraint. Irrelevant slots
+    /// break none.
+    pub(super) fn slot_error(&self, slot: Slot) -> Option<String> {
+        let question = &self.form.questions[slot.0];
+        let language = &self.env.language;
+        if question.kind == QuestionType::Repeat {
+            let wanted = self.eval(question.repeat_count.as_ref()?, slot).to_num();
+            let have = self.instances.get(&slot.0).copied().unwrap_or(0);
+            return (wanted.is_finite() && wanted >= 0.0 && have != wanted as usize)
+                .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
+        }
+        if !question.kind.holds_value() || self.relevant.get(&slot) == Some(&false) {
+            return None;
+        }
+        if self.values.get(&slot).is_none_or(String::is_empty) {
+            let required = question.required.as_ref().is_some_and(|r| self.eval(r, slot).to_bool());
+            return required.then(|| {
+                self.form
+                    .text(&question.required_message, language)
+                    .unwrap_or("this question is required")
+                    .to_owned()
+            });
+        }
+        let constraint = question.constraint.as_ref()?;
+        (!self.eval(constraint, slot).to_bool()).then(|| {
+            self.form
+                .text(&question.constraint_message, language)
+                .unwrap_or("this answer is not allowed")
+                .to_owned()
+        })
+    }
+
+    pub(super) fn values_json(&self) -> Map<String, Value> {
         let mut top = Map::new();
         for (q, question) in self.form.questions.iter().enumerate() {
             match (&question.kind, self.repeat_of[q]) {
@@ -347,6 +365,9 @@ impl<'a> Filled<'a> {
         }
         match self.form.questions[q].kind {
             QuestionType::Integer => text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text)),
+            QuestionType::Decimal if text.parse::<i64>().is_ok() => {
+                text.parse::<i64>().map(Value::from).unwrap_or_default()
+            }
             QuestionType::Decimal => text
                 .parse::<f64>()
                 .ok()
@@ -359,12 +380,12 @@ impl<'a> Filled<'a> {
 }
 
 /// Where an expression is evaluated: its question and repeat instance.
-struct Scope<'f, 'a> {
-    filled: &'f Filled<'a>,
-    slot: Slot,
+pub(super) struct Scope<'f, F: Deref<Target = FormDefinition>> {
+    pub(super) filled: &'f Filled<F>,
+    pub(super) slot: Slot,
 }
 
-impl Context for Scope<'_, '_> {
+impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
     fn answer(&self, name: &str) -> XValue {
         let f = self.filled;
         let Some(&q) = f.index.get(name) else {
@@ -411,7 +432,7 @@ impl Context for Scope<'_, '_> {
 
 /// A stored answer as an expression sees it: numbers for integer and
 /// decimal questions, dates for dates, text otherwise; `""` unanswered.
-fn typed(f: &Filled<'_>, q: usize, instance: Option<usize>) -> XValue {
+pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, instance: Option<usize>) -> XValue {
     let text = f.values.get(&(q, instance)).cloned().unwrap_or_default();
     if text.is_empty() {
         return XValue::Str(text);
@@ -426,7 +447,7 @@ fn typed(f: &Filled<'_>, q: usize, instance: Option<usize>) -> XValue {
 }
 
 /// The answer as ODK stores it (text), checked against the question's type.
-fn typed_text(kind: &QuestionType, value: &Value, form: &FormDefinition) -> Result<String, String> {
+pub(super) fn typed_text(kind: &QuestionType, value: &Value, form: &FormDefinition) -> Result<String, String> {
     if value.is_null() || value.as_str() == Some("") {
         return Ok(String::new());
     }

@@ -29,6 +29,10 @@ pub trait Context {
     fn choice_label(&self, question: &str, value: &str) -> Option<String>;
     /// The time `now()` and `today()` return.
     fn now(&self) -> DateTime<FixedOffset>;
+    /// A column of the choice being filtered (`choice_filter` only).
+    fn choice_column(&self, _column: &str) -> XValue {
+        XValue::Str(String::new())
+    }
 }
 
 /// Evaluates `expr` against `ctx`.
@@ -39,6 +43,7 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
         Expr::Ref(name) => ctx.answer(name),
         Expr::Current => ctx.current(),
         Expr::Parent => XValue::Str(String::new()),
+        Expr::Name(column) => ctx.choice_column(column),
         Expr::Neg(inner) => XValue::Num(-evaluate(inner, ctx).to_num()),
         Expr::Binary { op, left, right } => binary(*op, left, right, ctx),
         Expr::Call { function, args } => call(*function, args, ctx),

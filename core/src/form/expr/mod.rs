@@ -32,6 +32,9 @@ pub enum Expr {
     Current,
     /// `..`: the enclosing repeat instance (only inside `position(..)`).
     Parent,
+    /// A bare name: a column of the choices sheet, in a `choice_filter`
+    /// (`district = ${district}`). Other columns refuse it at import.
+    Name(String),
     /// Unary minus.
     Neg(Box<Expr>),
     /// A binary operation.
@@ -196,6 +199,17 @@ impl Expr {
         out
     }
 
+    /// The bare names (choice columns) the expression reads.
+    pub fn bare_names(&self) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        self.visit(&mut |e| {
+            if let Expr::Name(name) = e {
+                out.insert(name.as_str());
+            }
+        });
+        out
+    }
+
     /// Whether the expression reads the current question's own answer
     /// (`.`): constraints do.
     pub fn reads_current(&self) -> bool {
@@ -229,7 +243,7 @@ impl Expr {
                 right.visit(f);
             }
             Expr::Call { args, .. } => args.iter().for_each(|a| a.visit(f)),
-            Expr::Number(_) | Expr::Str(_) | Expr::Ref(_) | Expr::Current | Expr::Parent => {}
+            Expr::Number(_) | Expr::Str(_) | Expr::Ref(_) | Expr::Current | Expr::Parent | Expr::Name(_) => {}
         }
     }
 }
@@ -245,6 +259,7 @@ impl fmt::Display for Expr {
             Expr::Ref(name) => write!(f, "${{{name}}}"),
             Expr::Current => f.write_str("."),
             Expr::Parent => f.write_str(".."),
+            Expr::Name(name) => f.write_str(name),
             Expr::Neg(inner) => write!(f, "-({inner})"),
             Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
             Expr::Call { function, args } => {
@@ -330,6 +345,13 @@ mod tests {
     }
 
     #[test]
+    fn bare_names_are_choice_columns() {
+        let e = Expr::parse("district = ${district} and age > 3").unwrap();
+        assert_eq!(e.bare_names().into_iter().collect::<Vec<_>>(), vec!["age", "district"]);
+        assert_eq!(e.references().into_iter().collect::<Vec<_>>(), vec!["district"]);
+    }
+
+    #[test]
     fn references_and_flags() {
         let e = Expr::parse("${age} > 17 and . != '' and selected(${docs}, 'jeton') and ${age} < 99").unwrap();
         assert_eq!(e.references().into_iter().collect::<Vec<_>>(), vec!["age", "docs"]);
@@ -347,7 +369,6 @@ mod tests {
             ("selectd(${a}, 'x')", "did you mean selected()?"),
             ("if(${a}, 1)", "if() takes 3 argument(s), got 2"),
             ("today(1)", "today() takes 0 argument(s)"),
-            ("age > 3", "write ${age} for a question"),
             ("1 2", "after a complete expression"),
             ("..", "position(..)"),
             ("concat(1,", "ends too early"),

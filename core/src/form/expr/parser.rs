@@ -119,10 +119,7 @@ impl Parser {
                 Ok(inner)
             }
             Token::Name(name) if self.peek() == Some(&Token::LParen) => self.call(offset, &name),
-            Token::Name(name) => Err(ExprError::at(
-                offset,
-                format!("`{name}` is not a value: write ${{{name}}} for a question, '{name}' for text"),
-            )),
+            Token::Name(name) => Ok(Expr::Name(name)),
             other => Err(ExprError::at(
                 offset,
                 format!("expected a value, found {}", describe(&other)),

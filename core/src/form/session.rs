@@ -1,0 +1,559 @@
+//! `FormSession`: what an app's interview screens drive.
+//!
+//! A session holds one submission being filled. After each answer it
+//! re-evaluates only the expressions that read the changed question (and,
+//! transitively, what they change), then reports the errors of every
+//! question it touched. Drafts and finalized submissions are saved through
+//! the [`Store`] as `answers/<name>` fields of a `submissions` entity.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::definition::{Choice, FormDefinition, QuestionType};
+use super::expr::{Context, XValue, evaluate};
+use super::validate::{AnswerError, Environment, Filled, Scope, Slot, typed_text};
+use crate::op::{EntityId, Op};
+use crate::schema::{Collection, Fields, PATH_SEPARATOR};
+use crate::store::Store;
+
+/// What can go wrong driving a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A question name the form does not have.
+    #[error("the form has no question named `{name}`")]
+    UnknownQuestion {
+        /// The name given.
+        name: String,
+    },
+    /// A repeat operation on something that is not a repeat, or an
+    /// instance that does not exist.
+    #[error("`{name}` has no instance {instance} (it has {count})")]
+    NoSuchInstance {
+        /// The repeat or question.
+        name: String,
+        /// The instance asked for (1-based).
+        instance: usize,
+        /// How many there are.
+        count: usize,
+    },
+    /// A draft saved from another form.
+    #[error("submission {id} answers form `{found}`, not `{expected}`")]
+    OtherForm {
+        /// The submission.
+        id: String,
+        /// Its form.
+        found: String,
+        /// This session's form.
+        expected: String,
+    },
+    /// Saving or reading through the store.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+/// One choice as a screen shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptChoice {
+    /// The value stored.
+    pub name: String,
+    /// Its label in the session's language.
+    pub label: String,
+}
+
+/// One question as a screen shows it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// The question's name.
+    pub question: String,
+    /// For a question inside a repeat, its instance (1-based).
+    pub instance: Option<usize>,
+    /// Its type (`text`, `select_one`, `group`, `repeat`, ...).
+    pub kind: String,
+    /// Label in the session's language (falling back to the default).
+    pub label: String,
+    /// Hint in the session's language.
+    pub hint: String,
+    /// Whether an answer is required now.
+    pub required: bool,
+    /// Whether the screen must not let it be edited.
+    pub read_only: bool,
+    /// The current answer as text (`""` when unanswered).
+    pub value: String,
+    /// The choices offered now (after the choice filter).
+    pub choices: Vec<PromptChoice>,
+    /// The form's appearance hint, for the screen.
+    pub appearance: Option<String>,
+    /// What is wrong with the current answer, if anything.
+    pub error: Option<String>,
+}
+
+/// A submission being filled in.
+pub struct FormSession {
+    filled: Filled<Arc<FormDefinition>>,
+    /// For each question, the questions whose expressions read it, and the
+    /// members of a group or repeat (their relevance depends on it).
+    dependents: Vec<Vec<usize>>,
+    /// Type errors of answers not accepted.
+    rejected: Vec<(Slot, String)>,
+    id: EntityId,
+    started_at: String,
+}
+
+impl FormSession {
+    /// A new, empty submission.
+    pub fn start(form: Arc<FormDefinition>, env: Environment) -> FormSession {
+        FormSession::with_answers(form, env, EntityId::random(), &Map::new())
+    }
+
+    /// Resumes a draft saved in `store`.
+    pub fn resume(
+        form: Arc<FormDefinition>,
+        env: Environment,
+        store: &Store,
+        id: EntityId,
+    ) -> Result<FormSession, SessionError> {
+        let entity = store
+            .get(Collection::Submissions, id)?
+            .ok_or(crate::Error::UnknownEntity {
+                collection: "submissions",
+                id: id.to_string(),
+            })?;
+        let found = entity.get("form_id").and_then(Value::as_str).unwrap_or_default();
+        if found != form.form_id {
+            return Err(SessionError::OtherForm {
+                id: id.to_string(),
+                found: found.to_owned(),
+                expected: form.form_id.clone(),
+            });
+        }
+        let prefix = format!("answers{PATH_SEPARATOR}");
+        let answers: Map<String, Value> = entity
+            .state
+            .fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
+            .filter(|(_, v)| !v.is_null())
+            .collect();
+        let mut session = FormSession::with_answers(form, env, id, &answers);
+        if let Some(started) = entity.get("started_at").and_then(Value::as_str) {
+            session.started_at = started.to_owned();
+        }
+        Ok(session)
+    }
+
+    fn with_answers(form: Arc<FormDefinition>, env: Environment, id: EntityId, answers: &Map<String, Value>) -> Self {
+        let mut dependents = vec![Vec::new(); form.questions.len()];
+        for (d, question) in form.questions.iter().enumerate() {
+            let expressions = [
+                &question.relevant,
+                &question.calculation,
+                &question.constraint,
+                &question.required,
+                &question.read_only,
+                &question.repeat_count,
+                &question.choice_filter,
+            ];
+            for expr in expressions.into_iter().flatten() {
+                for name in expr.references() {
+                    if let Some((source, _)) = form.question(name) {
+                        dependents[source].push(d);
+                    }
+                }
+            }
+            if let Some(parent) = question.parent {
+                dependents[parent].push(d);
+            }
+        }
+        for list in &mut dependents {
+            list.sort_unstable();
+            list.dedup();
+        }
+        let started_at = env.now.to_rfc3339();
+        let mut filled = Filled::new(form, env);
+        filled.read(answers);
+        filled.calculate();
+        filled.apply_relevance();
+        filled.calculate();
+        filled.errors.clear();
+        filled.cleared.clear();
+        FormSession {
+            filled,
+            dependents,
+            rejected: Vec::new(),
+            id,
+            started_at,
+        }
+    }
+
+    /// The submission's id (stable across drafts).
+    pub fn id(&self) -> EntityId {
+        self.id
+    }
+
+    /// The form being filled.
+    pub fn form(&self) -> &FormDefinition {
+        &self.filled.form
+    }
+
+    /// Sets the answer to `question` (in repeat instance `instance`,
+    /// 1-based, for questions inside a repeat) and returns the errors of
+    /// every question the change affected. A value of the wrong type is
+    /// not stored; its error is returned.
+    pub fn set_answer(
+        &mut self,
+        question: &str,
+        instance: Option<usize>,
+        value: &Value,
+    ) -> Result<Vec<AnswerError>, SessionError> {
+        let slot = self.slot(question, instance)?;
+        let form = Arc::clone(&self.filled.form);
+        self.rejected.retain(|(s, _)| *s != slot);
+        match typed_text(&form.questions[slot.0].kind, value, &form) {
+            Ok(text) => {
+                self.filled.values.insert(slot, text);
+            }
+            Err(message) => {
+                self.rejected.push((slot, message));
+                return Ok(self.errors_of([slot]));
+            }
+        }
+        let affected = self.propagate(slot);
+        Ok(self.errors_of(affected))
+    }
+
+    /// Adds an instance to repeat `repeat`; returns its number (1-based).
+    pub fn add_repeat(&mut self, repeat: &str) -> Result<usize, SessionError> {
+        let r = self.repeat(repeat)?;
+        let count = self.filled.instances.entry(r).or_default();
+        *count += 1;
+        let instance = *count - 1;
+        let members: Vec<usize> = (0..self.form().questions.len())
+            .filter(|&m| self.filled.repeat_of[m] == Some(r))
+            .collect();
+        for &m in &members {
+            let default = self.form().questions[m].default.clone().unwrap_or_default();
+            self.filled.values.insert((m, Some(instance)), default);
+        }
+        for &m in &members {
+            self.filled.refresh_relevance((m, Some(instance)));
+            self.filled.refresh_value((m, Some(instance)));
+        }
+        // What counts or sums the repeat's answers changes with it.
+        self.propagate((r, None));
+        for m in members {
+            self.propagate((m, Some(instance)));
+        }
+        Ok(instance + 1)
+    }
+
+    /// Removes instance `instance` (1-based) of repeat `repeat`; later
+    /// instances move up one.
+    pub fn remove_repeat(&mut self, repeat: &str, instance: usize) -> Result<(), SessionError> {
+        let r = self.repeat(repeat)?;
+        let count = self.filled.instances.get(&r).copied().unwrap_or(0);
+        if instance == 0 || instance > count {
+            return Err(SessionError::NoSuchInstance {
+                name: repeat.to_owned(),
+                instance,
+                count,
+            });
+        }
+        let removed = instance - 1;
+        let members: Vec<usize> = (0..self.form().questions.len())
+            .filter(|&m| self.filled.repeat_of[m] == Some(r))
+            .collect();
+        for m in members {
+            for i in removed..count {
+                let next = self.filled.values.remove(&(m, Some(i + 1))).unwrap_or_default();
+                let next_relevant = self.filled.relevant.remove(&(m, Some(i + 1))).unwrap_or(true);
+                if i + 1 < count {
+                    self.filled.values.insert((m, Some(i)), next);
+                    self.filled.relevant.insert((m, Some(i)), next_relevant);
+                } else {
+                    self.filled.values.remove(&(m, Some(i)));
+                    self.filled.relevant.remove(&(m, Some(i)));
+                }
+            }
+        }
+        self.filled.instances.insert(r, count - 1);
+        self.rejected.clear();
+        self.propagate((r, None));
+        let members: Vec<usize> = (0..self.form().questions.len())
+            .filter(|&m| self.filled.repeat_of[m] == Some(r))
+            .collect();
+        for m in members {
+            self.propagate((m, None));
+        }
+        Ok(())
+    }
+
+    /// The questions a screen shows now, in form order: relevant ones
+    /// only, with labels, hints and choices in the session's language.
+    pub fn prompts(&self) -> Vec<Prompt> {
+        let form = self.form();
+        let language = &self.filled.env.language;
+        let mut prompts = Vec::new();
+        for (q, question) in form.questions.iter().enumerate() {
+            let hidden = matches!(
+                question.kind,
+                QuestionType::Calculate
+                    | QuestionType::Start
+                    | QuestionType::End
+                    | QuestionType::Today
+                    | QuestionType::DeviceId
+                    | QuestionType::Username
+            );
+            if hidden {
+                continue;
+            }
+            for slot in self.filled.slots(q) {
+                if self.filled.relevant.get(&slot) == Some(&false) {
+                    continue;
+                }
+                let holds =
+                    |e: &Option<super::expr::Expr>| e.as_ref().is_some_and(|e| self.filled.eval(e, slot).to_bool());
+                prompts.push(Prompt {
+                    question: question.name.clone(),
+                    instance: slot.1.map(|i| i + 1),
+                    kind: kind_name(&question.kind).to_owned(),
+                    label: form.text(&question.label, language).unwrap_or_default().to_owned(),
+                    hint: form.text(&question.hint, language).unwrap_or_default().to_owned(),
+                    required: holds(&question.required),
+                    read_only: holds(&question.read_only) || question.calculation.is_some(),
+                    value: self.filled.values.get(&slot).cloned().unwrap_or_default(),
+                    choices: self.choices(slot),
+                    appearance: question.appearance.clone(),
+                    error: self.error_of(slot),
+                });
+            }
+        }
+        prompts
+    }
+
+    /// Every current error, as finalizing would report them.
+    pub fn errors(&self) -> Vec<AnswerError> {
+        let slots = (0..self.form().questions.len()).flat_map(|q| self.filled.slots(q));
+        self.errors_of(slots)
+    }
+
+    /// Every answer and calculation, as [`super::validate`] reports them.
+    pub fn values(&self) -> Map<String, Value> {
+        self.filled.values_json()
+    }
+
+    /// Saves the submission as a draft (incomplete answers allowed).
+    pub fn save_draft(&self, store: &Store) -> Result<Op, SessionError> {
+        self.save(store, "draft", None)
+    }
+
+    /// Validates everything; if valid, saves the submission as complete
+    /// and returns its op, else returns every error and saves nothing.
+    pub fn finalize(&mut self, store: &Store) -> Result<Result<Op, Vec<AnswerError>>, SessionError> {
+        let errors = self.errors();
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let ended_at = self.filled.env.now.to_rfc3339();
+        Ok(Ok(self.save(store, "complete", Some(ended_at))?))
+    }
+
+    fn save(&self, store: &Store, status: &str, ended_at: Option<String>) -> Result<Op, SessionError> {
+        let form = self.form();
+        let env = &self.filled.env;
+        let mut fields = Fields::new();
+        fields.insert("form_id".into(), Value::String(form.form_id.clone()));
+        fields.insert("form_version".into(), Value::String(form.version.clone()));
+        fields.insert("enumerator".into(), Value::String(env.username.clone()));
+        fields.insert("device".into(), Value::String(env.device_id.clone()));
+        fields.insert("started_at".into(), Value::String(self.started_at.clone()));
+        fields.insert("status".into(), Value::String(status.into()));
+        if let Some(ended_at) = ended_at {
+            fields.insert("ended_at".into(), Value::String(ended_at));
+        }
+        for (name, value) in self.values() {
+            let empty = value.as_str() == Some("") || value.as_array().is_some_and(Vec::is_empty);
+            fields.insert(
+                format!("answers{PATH_SEPARATOR}{name}"),
+                if empty { Value::Null } else { value },
+            );
+        }
+        Ok(store.save(Collection::Submissions, self.id, fields)?)
+    }
+
+    /// Re-evaluates what depends on `origin`, breadth first, and returns
+    /// every slot touched (origin included).
+    fn propagate(&mut self, origin: Slot) -> BTreeSet<Slot> {
+        let mut affected = BTreeSet::from([origin]);
+        let mut queue = VecDeque::from([origin]);
+        // Each slot is re-queued only when it changed; the budget stops a
+        // cycle of calculations that never settles.
+        let mut budget = 64 * self.dependents.len().max(1);
+        while let Some((source, instance)) = queue.pop_front() {
+            for d in self.dependents[source].clone() {
+                for slot in self.slots_for(d, source, instance) {
+                    affected.insert(slot);
+                    let changed = self.filled.refresh_relevance(slot) | self.filled.refresh_value(slot);
+                    if changed && budget > 0 {
+                        budget -= 1;
+                        queue.push_back(slot);
+                    }
+                }
+            }
+        }
+        self.filled.cleared.clear();
+        affected
+    }
+
+    /// The slots of `d` that a change of `source` (in `instance`) reaches.
+    fn slots_for(&self, d: usize, source: usize, instance: Option<usize>) -> Vec<Slot> {
+        let f = &self.filled;
+        match f.repeat_of[d] {
+            None => vec![(d, None)],
+            Some(r) if f.repeat_of[source] == Some(r) && instance.is_some() => vec![(d, instance)],
+            Some(_) => f.slots(d),
+        }
+    }
+
+    fn slot(&self, name: &str, instance: Option<usize>) -> Result<Slot, SessionError> {
+        let (q, _) = self
+            .form()
+            .question(name)
+            .ok_or_else(|| SessionError::UnknownQuestion { name: name.to_owned() })?;
+        match (self.filled.repeat_of[q], instance) {
+            (None, _) => Ok((q, None)),
+            (Some(r), Some(i)) if i >= 1 && i <= self.filled.instances.get(&r).copied().unwrap_or(0) => {
+                Ok((q, Some(i - 1)))
+            }
+            (Some(r), i) => Err(SessionError::NoSuchInstance {
+                name: name.to_owned(),
+                instance: i.unwrap_or(0),
+                count: self.filled.instances.get(&r).copied().unwrap_or(0),
+            }),
+        }
+    }
+
+    fn repeat(&self, name: &str) -> Result<usize, SessionError> {
+        match self.form().question(name) {
+            Some((r, q)) if q.kind == QuestionType::Repeat => Ok(r),
+            _ => Err(SessionError::UnknownQuestion { name: name.to_owned() }),
+        }
+    }
+
+    fn error_of(&self, slot: Slot) -> Option<String> {
+        self.rejected
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, m)| m.clone())
+            .or_else(|| self.filled.slot_error(slot))
+    }
+
+    fn errors_of(&self, slots: impl IntoIterator<Item = Slot>) -> Vec<AnswerError> {
+        slots
+            .into_iter()
+            .filter_map(|slot| {
+                Some(AnswerError {
+                    question: self.form().questions[slot.0].name.clone(),
+                    instance: slot.1.map(|i| i + 1),
+                    message: self.error_of(slot)?,
+                })
+            })
+            .collect()
+    }
+
+    fn choices(&self, slot: Slot) -> Vec<PromptChoice> {
+        let form = self.form();
+        let question = &form.questions[slot.0];
+        let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &question.kind else {
+            return Vec::new();
+        };
+        let language = &self.filled.env.language;
+        form.choices
+            .get(list)
+            .into_iter()
+            .flatten()
+            .filter(|choice| {
+                question.choice_filter.as_ref().is_none_or(|filter| {
+                    let scope = ChoiceScope {
+                        inner: Scope {
+                            filled: &self.filled,
+                            slot,
+                        },
+                        choice,
+                        form,
+                        language,
+                    };
+                    evaluate(filter, &scope).to_bool()
+                })
+            })
+            .map(|choice| PromptChoice {
+                name: choice.name.clone(),
+                label: form.text(&choice.label, language).unwrap_or(&choice.name).to_owned(),
+            })
+            .collect()
+    }
+}
+
+fn kind_name(kind: &QuestionType) -> &'static str {
+    match kind {
+        QuestionType::Text => "text",
+        QuestionType::Integer => "integer",
+        QuestionType::Decimal => "decimal",
+        QuestionType::SelectOne(_) => "select_one",
+        QuestionType::SelectMultiple(_) => "select_multiple",
+        QuestionType::Date => "date",
+        QuestionType::Time => "time",
+        QuestionType::DateTime => "datetime",
+        QuestionType::GeoPoint => "geopoint",
+        QuestionType::Note => "note",
+        QuestionType::Calculate => "calculate",
+        QuestionType::Acknowledge => "acknowledge",
+        QuestionType::Image => "image",
+        QuestionType::Audio => "audio",
+        QuestionType::File => "file",
+        QuestionType::Group => "group",
+        QuestionType::Repeat => "repeat",
+        QuestionType::Start => "start",
+        QuestionType::End => "end",
+        QuestionType::Today => "today",
+        QuestionType::DeviceId => "deviceid",
+        QuestionType::Username => "username",
+    }
+}
+
+/// Evaluation of a choice filter: bare names read the choice's columns.
+struct ChoiceScope<'s, 'f> {
+    inner: Scope<'f, Arc<FormDefinition>>,
+    choice: &'s Choice,
+    form: &'s FormDefinition,
+    language: &'s str,
+}
+
+impl Context for ChoiceScope<'_, '_> {
+    fn answer(&self, name: &str) -> XValue {
+        self.inner.answer(name)
+    }
+    fn current(&self) -> XValue {
+        self.inner.current()
+    }
+    fn position(&self) -> Option<usize> {
+        self.inner.position()
+    }
+    fn choice_label(&self, question: &str, value: &str) -> Option<String> {
+        self.inner.choice_label(question, value)
+    }
+    fn now(&self) -> chrono::DateTime<chrono::FixedOffset> {
+        self.inner.now()
+    }
+    fn choice_column(&self, column: &str) -> XValue {
+        let text = match column {
+            "name" => Some(self.choice.name.clone()),
+            "label" => self.form.text(&self.choice.label, self.language).map(str::to_owned),
+            other => self.choice.extra.get(other).cloned(),
+        };
+        XValue::Str(text.unwrap_or_default())
+    }
+}
