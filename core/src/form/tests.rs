@@ -27,6 +27,20 @@ settings,form_id,version,form_title,default_language
 ,trader_baseline,2026112701,Trader baseline,English
 ";
 
+/// The environment of the tests' interviews: 2026-11-27 09:30 at the border (UTC+2).
+fn env(language: &str) -> Environment {
+    use chrono::{FixedOffset, TimeZone};
+    Environment {
+        now: FixedOffset::east_opt(7200)
+            .unwrap()
+            .with_ymd_and_hms(2026, 11, 27, 9, 30, 0)
+            .unwrap(),
+        device_id: "tecno-pop-5".into(),
+        username: "enum07".into(),
+        language: language.into(),
+    }
+}
+
 fn errors_of(csv: &str) -> Vec<String> {
     FormDefinition::from_csv(csv)
         .expect_err("the form has mistakes")
@@ -258,23 +272,10 @@ proptest! {
 }
 
 mod validation {
-    use chrono::{FixedOffset, TimeZone};
     use serde_json::{Map, Value, json};
 
     use super::super::*;
-    use super::TRADER_SURVEY;
-
-    fn env(language: &str) -> Environment {
-        Environment {
-            now: FixedOffset::east_opt(7200)
-                .unwrap()
-                .with_ymd_and_hms(2026, 11, 27, 9, 30, 0)
-                .unwrap(),
-            device_id: "tecno-pop-5".into(),
-            username: "enum07".into(),
-            language: language.into(),
-        }
-    }
+    use super::{TRADER_SURVEY, env};
 
     fn run(answers: Value) -> Validation {
         let form = FormDefinition::from_csv(TRADER_SURVEY).unwrap();
@@ -364,7 +365,6 @@ mod validation {
 mod session {
     use std::sync::Arc;
 
-    use chrono::{FixedOffset, TimeZone};
     use serde_json::{Value, json};
 
     use super::super::*;
@@ -372,15 +372,7 @@ mod session {
     use crate::{Collection, Store, StoreOptions};
 
     fn env() -> Environment {
-        Environment {
-            now: FixedOffset::east_opt(7200)
-                .unwrap()
-                .with_ymd_and_hms(2026, 11, 27, 9, 30, 0)
-                .unwrap(),
-            device_id: "tecno-pop-5".into(),
-            username: "enum07".into(),
-            language: "Français (fr)".into(),
-        }
+        super::env("Français (fr)")
     }
 
     fn form() -> Arc<FormDefinition> {

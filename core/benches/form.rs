@@ -1,0 +1,207 @@
+//! The form engine's figures (docs/benchmarks.md):
+//!
+//! cargo bench -p mpaka-core --bench form
+//!
+//! A 300-question form with 50 relevance and 50 constraint expressions and
+//! a repeat of 20 instances: time to compile it from .xlsx, and time for a
+//! form session to take one answer and re-evaluate what depends on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{FixedOffset, TimeZone};
+use mpaka_core::form::{Environment, FormDefinition, FormSession};
+use serde_json::json;
+
+const QUESTIONS: usize = 300;
+
+fn main() {
+    let bytes = big_form_xlsx();
+    let mut compile = Vec::new();
+    let mut form = None;
+    for _ in 0..21 {
+        let started = Instant::now();
+        let compiled = FormDefinition::from_xlsx(&bytes).expect("the benchmark form compiles");
+        compile.push(started.elapsed());
+        form = Some(compiled);
+    }
+    let form = Arc::new(form.expect("compiled"));
+    let count = |f: fn(&mpaka_core::form::Question) -> bool| form.questions.iter().filter(|q| f(q)).count();
+    println!(
+        "form: {} rows, {} relevance, {} constraints, {} calculations, .xlsx {} KB",
+        form.questions.len(),
+        count(|q| q.relevant.is_some()),
+        count(|q| q.constraint.is_some()),
+        count(|q| q.calculation.is_some()),
+        bytes.len() / 1024
+    );
+    println!("compile from .xlsx: median {} (21 runs)", ms(median(&mut compile)));
+
+    let env = Environment {
+        now: FixedOffset::east_opt(7200)
+            .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).single())
+            .expect("time"),
+        device_id: "bench".into(),
+        username: "enum01".into(),
+        language: "default".into(),
+    };
+    let mut session = FormSession::start(Arc::clone(&form), env);
+    for i in 0..20 {
+        session.add_repeat("item").expect("repeat");
+        session
+            .set_answer("item_value", Some(i + 1), &json!(100 + i))
+            .expect("answer");
+    }
+    for q in 0..QUESTIONS - 30 {
+        session
+            .set_answer(&format!("q{q}"), None, &json!(q % 7))
+            .expect("answer");
+    }
+    // q0..q49 each gate a relevance; changing them re-evaluates their dependents.
+    let mut hub = Vec::new();
+    let mut leaf = Vec::new();
+    let mut in_repeat = Vec::new();
+    for round in 0..500 {
+        let started = Instant::now();
+        session
+            .set_answer(&format!("q{}", round % 50), None, &json!(round % 7))
+            .expect("answer");
+        hub.push(started.elapsed());
+        let started = Instant::now();
+        session.set_answer("q260", None, &json!(round % 7)).expect("answer");
+        leaf.push(started.elapsed());
+        let started = Instant::now();
+        session
+            .set_answer("item_value", Some(round % 20 + 1), &json!(round))
+            .expect("answer");
+        in_repeat.push(started.elapsed());
+    }
+    println!("re-evaluate after one answer (500 changes each):");
+    println!("| answer changed | median | p99 |");
+    println!("|---|---|---|");
+    for (label, samples) in [
+        ("a question that gates a relevance and a constraint", &mut hub),
+        ("a question nothing depends on", &mut leaf),
+        ("a repeat answer summed by a calculation", &mut in_repeat),
+    ] {
+        let median = median(samples);
+        samples.sort_unstable();
+        let p99 = samples[samples.len() * 99 / 100];
+        println!("| {label} | {} | {} |", ms(median), ms(p99));
+    }
+}
+
+/// 270 top-level integer questions (q0..q269): q50..q99 are relevant when
+/// q0..q49 is above 2, q100..q149 carry a constraint; then a repeat of 10
+/// questions and a calculation summing it.
+fn big_form_xlsx() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let survey = book.add_worksheet();
+    survey.set_name("survey").expect("name");
+    let header = [
+        "type",
+        "name",
+        "label",
+        "relevant",
+        "constraint",
+        "calculation",
+        "required",
+    ];
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    for q in 0..QUESTIONS - 30 {
+        let relevant = if (50..100).contains(&q) {
+            format!("${{q{}}} > 2", q - 50)
+        } else {
+            String::new()
+        };
+        let constraint = if (100..150).contains(&q) {
+            format!(". >= 0 and . < ${{q{}}} + 1000", q - 100)
+        } else {
+            String::new()
+        };
+        rows.push([
+            "integer".into(),
+            format!("q{q}"),
+            format!("Question {q}"),
+            relevant,
+            constraint,
+            String::new(),
+            String::new(),
+        ]);
+    }
+    rows.push([
+        "begin repeat".into(),
+        "item".into(),
+        "Item".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]);
+    rows.push([
+        "decimal".into(),
+        "item_value".into(),
+        "Value".into(),
+        String::new(),
+        ". > 0".into(),
+        String::new(),
+        String::new(),
+    ]);
+    for i in 0..9 {
+        rows.push([
+            "text".into(),
+            format!("item_note{i}"),
+            "Note".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    rows.push([
+        "end repeat".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]);
+    for c in 0..19 {
+        rows.push([
+            "calculate".into(),
+            format!("total{c}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("sum(${{item_value}}) + {c}"),
+            String::new(),
+        ]);
+    }
+    for (c, title) in header.iter().enumerate() {
+        survey.write_string(0, c as u16, *title).expect("cell");
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            if !cell.is_empty() {
+                survey.write_string(r as u32 + 1, c as u16, cell).expect("cell");
+            }
+        }
+    }
+    let settings = book.add_worksheet();
+    settings.set_name("settings").expect("name");
+    for (c, (k, v)) in [("form_id", "big"), ("version", "1")].iter().enumerate() {
+        settings.write_string(0, c as u16, *k).expect("cell");
+        settings.write_string(1, c as u16, *v).expect("cell");
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
