@@ -69,6 +69,8 @@ impl Workbook {
     /// starts the sheet it names; the first following content (on that
     /// row or below, from the second cell on) is the header.
     pub fn from_csv(text: &str) -> Result<Workbook, FormError> {
+        // Excel and Python write CRLF; line numbers are counted on LF.
+        let text = &text.replace("\r\n", "\n");
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -77,7 +79,11 @@ impl Workbook {
         let mut needs_header = false;
         for (i, record) in reader.records().enumerate() {
             let record = record.map_err(|e| FormError::file(format!("not a readable CSV file: {e}")))?;
-            let line = record.position().map_or(i + 1, |p| p.line() as usize);
+            // The line a person sees: count newlines before the record.
+            let line = record.position().map_or(i + 1, |p| {
+                let at = (p.byte() as usize).min(text.len());
+                text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1
+            });
             let cells: Vec<String> = record.iter().map(|c| c.trim().to_owned()).collect();
             let first = cells.first().map(String::as_str).unwrap_or_default();
             if !first.is_empty() {
@@ -140,6 +146,11 @@ mod tests {
         assert_eq!(book.sheet("choices").unwrap().rows[0].1, ["yn", "yes", "Yes"]);
         assert_eq!(book.sheet("settings").unwrap().header, ["form_id", "version"]);
         assert_eq!(survey.column("Label"), Some(2));
+        assert_eq!(
+            Workbook::from_csv(&text.replace('\n', "\r\n")).unwrap(),
+            book,
+            "CRLF reads the same"
+        );
     }
 
     #[test]

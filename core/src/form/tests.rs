@@ -535,3 +535,91 @@ mod session {
         let _: Value = json!(null);
     }
 }
+
+mod example_forms {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::*;
+
+    fn load(name: &str) -> (FormDefinition, FormDefinition) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/forms");
+        let xlsx = FormDefinition::from_file(&dir.join(format!("{name}.xlsx")))
+            .unwrap_or_else(|e| panic!("{name}.xlsx: {e:?}"));
+        let csv =
+            FormDefinition::from_file(&dir.join(format!("{name}.csv"))).unwrap_or_else(|e| panic!("{name}.csv: {e:?}"));
+        (xlsx, csv)
+    }
+
+    #[test]
+    fn the_shipped_xlsx_forms_match_their_csv_sources() {
+        for name in ["trader_survey", "session_attendance"] {
+            let (xlsx, csv) = load(name);
+            // Compared as JSON: a mismatch prints something a person can read.
+            let (a, b) = (
+                serde_json::to_string_pretty(&xlsx).unwrap(),
+                serde_json::to_string_pretty(&csv).unwrap(),
+            );
+            let first = a.lines().zip(b.lines()).position(|(x, y)| x != y);
+            assert!(
+                first.is_none() && a.len() == b.len(),
+                "{name}.xlsx differs from its .csv at JSON line {first:?}: regenerate it with the csv_to_xlsx example"
+            );
+            assert_eq!(
+                xlsx.languages,
+                ["English (en)", "Français (fr)", "Kinyarwanda (rw)", "Kiswahili (sw)"],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trader_interview_in_kinyarwanda_falls_back_to_english_where_untranslated() {
+        let (form, _) = load("trader_survey");
+        let mut env = super::env("Kinyarwanda (rw)");
+        env.username = "enum03".into();
+        let mut s = FormSession::start(Arc::new(form), env);
+        let labels: Vec<String> = s.prompts().iter().map(|p| p.label.clone()).collect();
+        assert!(labels.contains(&"Uremera ko tuganira?".to_owned()), "{labels:?}");
+        for (q, v) in [
+            ("consent", json!("yes")),
+            ("border_post", json!("rusizi_2")),
+            ("side", json!("drc")),
+            ("sex", json!("female")),
+            ("age", json!(34)),
+            ("nationality", json!("CD")),
+            ("crossing_frequency", json!("daily")),
+            ("n_goods", json!(2)),
+            ("documents", json!("jeton national_id")),
+            ("paid_fees", json!("yes")),
+            ("fee_amount_rwf", json!(500)),
+            ("harassment", json!("refused")),
+            ("income_band", json!("50k_100k")),
+        ] {
+            let errors = s.set_answer(q, None, &v).unwrap();
+            assert!(errors.iter().all(|e| e.question != q), "{q}: {errors:?}");
+        }
+        let trade = s
+            .prompts()
+            .into_iter()
+            .find(|p| p.question == "crossing_frequency")
+            .unwrap();
+        assert_eq!(
+            trade.label, "How often do you cross the border to trade?",
+            "no Kinyarwanda label: English"
+        );
+        for (i, (good, value)) in [("beans", 12000), ("fish", 30000)].into_iter().enumerate() {
+            s.add_repeat("goods").unwrap();
+            s.set_answer("good", Some(i + 1), &json!(good)).unwrap();
+            s.set_answer("value_rwf", Some(i + 1), &json!(value)).unwrap();
+        }
+        assert_eq!(s.values()["total_value_rwf"], json!("42000"));
+        let errors = s.set_answer("documents", None, &json!("none jeton")).unwrap();
+        assert_eq!(errors[0].message, "'None' cannot be combined with other documents.");
+        s.set_answer("documents", None, &json!("jeton")).unwrap();
+        let store = crate::Store::open_in_memory(crate::StoreOptions::default()).unwrap();
+        s.finalize(&store).unwrap().unwrap();
+    }
+}
