@@ -1,0 +1,137 @@
+"""Differential test: mpaka's XLSForm import against the reference.
+
+pyxform is the reference XLSForm converter; with validate=True it also runs
+ODK Validate (JavaRosa, on the JDK). For every form of the corpus
+(tests/forms/*.csv and the shipped examples/forms/*.xlsx) this checks that
+mpaka accepts exactly the forms the reference accepts and, for accepted
+forms, that both agree on question names, types, choice lists, required
+flags and the questions each relevant/constraint/calculation reads.
+
+Where mpaka deliberately differs, KNOWN_DIFFERENCES names the form and the
+reason; the test also checks that the difference is still there, so the
+list cannot go stale.
+
+Run by scripts/test-all (and so by .ci/run), which builds the `mpaka`
+binary first:  python3 -m pytest tests/differential
+"""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyxform import xls2xform
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = sorted((ROOT / "tests" / "forms").glob("*.csv")) + sorted((ROOT / "examples" / "forms").glob("*.xlsx"))
+
+KNOWN_DIFFERENCES = {
+    "differs_missing_settings.csv": "mpaka requires settings.form_id and settings.version: every "
+    "submission records which form and version it answers; pyxform derives the id from the file name",
+    "differs_bare_name_in_relevant.csv": "mpaka refuses bare names outside choice_filter (`age > 3` is "
+    "almost always a forgotten ${age}); XPath reads it as a relative path that is always empty",
+    "differs_join_function.csv": "join() is not yet in mpaka's function list (the issue's list does not "
+    "name it); mpaka refuses unknown functions at import",
+}
+
+# pyxform's type names for mpaka's.
+TYPES = {
+    "select_one": "select one",
+    "select_multiple": "select all that apply",
+    "date_time": "datetime",
+    "image": "photo",
+    "geo_point": "geopoint",
+    "device_id": "deviceid",
+}
+
+
+def mpaka_binary():
+    path = os.environ.get("MPAKA_BIN")
+    if path:
+        return path
+    meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT))
+    return str(Path(meta["target_directory"]) / "debug" / "mpaka")
+
+
+MPAKA = mpaka_binary()
+
+
+def reference(path):
+    """pyxform's survey dict, or None if pyxform or ODK Validate refuses the form."""
+    try:
+        return xls2xform.convert(xlsform=str(path), validate=True)._pyxform
+    except Exception as error:  # pyxform raises several unrelated types
+        return error
+
+
+def ours(path):
+    """mpaka's compiled form, or the list of errors."""
+    run = subprocess.run([MPAKA, "form", "check", str(path)], capture_output=True, text=True)
+    if run.returncode == 0:
+        return json.loads(run.stdout)
+    assert run.returncode == 1, f"mpaka crashed on {path.name}: {run.stderr}"
+    return run.stderr.splitlines()
+
+
+def refs(text):
+    return sorted(set(re.findall(r"\$\{([^}]+)\}", text or "")))
+
+
+def reference_questions(element):
+    for child in element.get("children", []):
+        if child.get("name") == "meta" and child.get("type") == "group":
+            continue
+        yield child
+        yield from reference_questions(child)
+
+
+def our_type(question):
+    kind = question["type"]["kind"]
+    return TYPES.get(kind, kind)
+
+
+def truthy(value):
+    return str(value).strip().lower() in ("yes", "true", "true()", "1")
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_mpaka_agrees_with_pyxform_and_odk_validate(path):
+    ref = reference(path)
+    mine = ours(path)
+    ref_accepts = isinstance(ref, dict)
+    we_accept = isinstance(mine, dict)
+    if path.name in KNOWN_DIFFERENCES:
+        assert ref_accepts != we_accept, f"{path.name} no longer differs: remove it from KNOWN_DIFFERENCES"
+        return
+    assert ref_accepts == we_accept, (
+        f"{path.name}: pyxform {'accepts' if ref_accepts else 'refuses'} ({ref if not ref_accepts else ''}), "
+        f"mpaka {'accepts' if we_accept else 'refuses'} ({mine if not we_accept else ''})"
+    )
+    if not we_accept:
+        return
+
+    theirs = {q["name"]: q for q in reference_questions(ref)}
+    names = [q["name"] for q in mine["questions"]]
+    assert names == list(theirs), "question names and order"
+    for question in mine["questions"]:
+        other = theirs[question["name"]]
+        assert our_type(question) == other["type"], question["name"]
+        bind = other.get("bind", {})
+        required, their_required = question.get("required"), bind.get("required", "")
+        if required in (None, "true()"):
+            assert (required == "true()") == truthy(their_required), f"{question['name']}: required"
+        else:
+            assert refs(required) == refs(their_required), f"{question['name']}: required reads"
+        for ours_key, theirs_key in (("relevant", "relevant"), ("constraint", "constraint"), ("calculation", "calculate")):
+            assert refs(question.get(ours_key)) == refs(bind.get(theirs_key)), f"{question['name']}: {ours_key} reads"
+        if question["type"].get("list"):
+            assert question["type"]["list"] == other.get("list_name", other.get("itemset")), question["name"]
+    their_lists = {name: [c["name"] for c in choices] for name, choices in (ref.get("choices") or {}).items()}
+    our_lists = {name: [c["name"] for c in choices] for name, choices in mine["choices"].items()}
+    assert our_lists == their_lists, "choice lists"
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CORPUS) >= 40, len(CORPUS)
