@@ -320,8 +320,8 @@ impl FormSession {
                     question: question.name.clone(),
                     instance: slot.1.map(|i| i + 1),
                     kind: kind_name(&question.kind).to_owned(),
-                    label: form.text(&question.label, language).unwrap_or_default().to_owned(),
-                    hint: form.text(&question.hint, language).unwrap_or_default().to_owned(),
+                    label: self.interpolate(form.text(&question.label, language).unwrap_or_default(), slot),
+                    hint: self.interpolate(form.text(&question.hint, language).unwrap_or_default(), slot),
                     required: holds(&question.required),
                     read_only: holds(&question.read_only) || question.calculation.is_some(),
                     value: self.filled.values.get(&slot).cloned().unwrap_or_default(),
@@ -462,6 +462,29 @@ impl FormSession {
                 })
             })
             .collect()
+    }
+
+    /// A label with each `${name}` replaced by that question's answer as
+    /// seen from `slot`, as ODK shows "You said ${age}".
+    fn interpolate(&self, text: &str, slot: Slot) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let Some(len) = rest[start..].find('}') else { break };
+            out.push_str(&rest[..start]);
+            let name = &rest[start + 2..start + len];
+            out.push_str(
+                &Scope {
+                    filled: &self.filled,
+                    slot,
+                }
+                .answer(name.trim())
+                .to_text(),
+            );
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 
     fn choices(&self, slot: Slot) -> Vec<PromptChoice> {

@@ -519,6 +519,14 @@ mod session {
     }
 
     #[test]
+    fn labels_show_the_answers_they_reference() {
+        let csv = "survey,type,name,label\n,integer,age,Age\n,note,check,You said ${age} years; ${ missing } stays empty\nsettings,form_id,version\n,f,1\n";
+        let mut s = FormSession::start(Arc::new(FormDefinition::from_csv(csv).unwrap()), env());
+        s.set_answer("age", None, &json!(41)).unwrap();
+        assert_eq!(s.prompts()[1].label, "You said 41 years;  stays empty");
+    }
+
+    #[test]
     fn choice_filters_read_choice_columns() {
         let csv = "survey,type,name,label,choice_filter\n\
                    ,select_one province,province,Province,\n\
