@@ -32,8 +32,6 @@ KNOWN_DIFFERENCES = {
     "submission records which form and version it answers; pyxform derives the id from the file name",
     "differs_bare_name_in_relevant.csv": "mpaka refuses bare names outside choice_filter (`age > 3` is "
     "almost always a forgotten ${age}); XPath reads it as a relative path that is always empty",
-    "differs_join_function.csv": "join() is not yet in mpaka's function list (the issue's list does not "
-    "name it); mpaka refuses unknown functions at import",
 }
 
 # pyxform's type names for mpaka's.

@@ -350,12 +350,13 @@ impl FormSession {
         self.save(store, "draft", None)
     }
 
-    /// Validates everything; if valid, saves the submission as complete
-    /// and returns its op, else returns every error and saves nothing.
+    /// Validates everything with [`super::validate`], the function the
+    /// server runs too; if valid, saves the submission as complete and
+    /// returns its op, else returns every error and saves nothing.
     pub fn finalize(&mut self, store: &Store) -> Result<Result<Op, Vec<AnswerError>>, SessionError> {
-        let errors = self.errors();
-        if !errors.is_empty() {
-            return Ok(Err(errors));
+        let outcome = super::validate(&self.filled.form, &self.values(), &self.filled.env);
+        if !outcome.valid {
+            return Ok(Err(outcome.errors));
         }
         let ended_at = self.filled.env.now.to_rfc3339();
         Ok(Ok(self.save(store, "complete", Some(ended_at))?))

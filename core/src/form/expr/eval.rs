@@ -130,6 +130,16 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
         }
         Function::StringLength => Num(text(0).chars().count() as f64),
         Function::Concat => Str(args.iter().map(|a| evaluate(a, ctx).to_text()).collect()),
+        Function::Join => {
+            let separator = text(0);
+            let items: Vec<String> = args
+                .iter()
+                .skip(1)
+                .flat_map(|a| evaluate(a, ctx).nodes())
+                .map(|v| v.to_text())
+                .collect();
+            Str(items.join(&separator))
+        }
         Function::Substr => {
             let s: Vec<char> = text(0).chars().collect();
             let start = clamp_index(num(1), s.len());
@@ -418,6 +428,8 @@ mod tests {
     #[test]
     fn repeats_and_aggregates() {
         check("count(${price})", XValue::Num(3.0));
+        check("join(', ', ${price})", XValue::Str("1500, 2500, 500".into()));
+        check("join('-', 'a', 'b')", XValue::Str("a-b".into()));
         check("sum(${price})", XValue::Num(4500.0));
         check("max(${price})", XValue::Num(2500.0));
         check("min(${price}, 100)", XValue::Num(100.0));

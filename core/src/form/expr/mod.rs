@@ -133,6 +133,7 @@ functions! {
     ChoiceName = "jr:choice-name" (2, 2),
     StringLength = "string-length" (1, 1),
     Concat = "concat" (0, usize::MAX),
+    Join = "join" (1, usize::MAX),
     Substr = "substr" (2, 3),
     Contains = "contains" (2, 2),
     StartsWith = "starts-with" (2, 2),
