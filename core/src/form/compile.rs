@@ -396,6 +396,29 @@ fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: 
         if kind == QuestionType::Calculate && row.get("calculation").is_none() {
             errors.push(row.error("calculation", format!("calculate `{name}` needs a calculation")));
         }
+        if kind == QuestionType::Repeat
+            && let Some(&outer) = open.iter().rev().find(|&&i| questions[i].kind == QuestionType::Repeat)
+        {
+            errors.push(row.error(
+                "type",
+                format!(
+                    "repeat `{name}` is inside repeat `{}`: repeats inside repeats are not supported yet",
+                    questions[outer].name
+                ),
+            ));
+        }
+        if let Some(default) = row.get("default") {
+            if default.contains('(') || default.contains("${") {
+                errors.push(row.error(
+                    "default",
+                    format!("`{default}` is an expression: dynamic defaults are not supported yet; use a calculation"),
+                ));
+            } else if let Err(message) =
+                super::validate::typed_text(&kind, &serde_json::Value::String(default.to_owned()), choices)
+            {
+                errors.push(row.error("default", message));
+            }
+        }
         let index = questions.len();
         let is_container = kind.is_container();
         questions.push(Question {
@@ -458,7 +481,69 @@ fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: 
             }
         }
     }
+    if let Some(error) = find_cycle(&questions, &survey.name) {
+        errors.push(error);
+    }
     questions
+}
+
+/// A calculation or relevance that depends on itself, directly or
+/// through others: it would never settle, and ODK Validate refuses it.
+fn find_cycle(questions: &[Question], sheet: &str) -> Option<FormError> {
+    let index: HashMap<&str, usize> = questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.name.as_str(), i))
+        .collect();
+    let reads = |q: &Question| -> Vec<usize> {
+        [&q.calculation, &q.relevant]
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e.references())
+            .filter_map(|name| index.get(name).copied())
+            .collect()
+    };
+    // Iterative depth-first search: 0 unvisited, 1 on the path, 2 done.
+    let mut state = vec![0u8; questions.len()];
+    for start in 0..questions.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut path: Vec<(usize, Vec<usize>)> = vec![(start, reads(&questions[start]))];
+        state[start] = 1;
+        while let Some((node, next)) = path.last_mut() {
+            let node = *node;
+            match next.pop() {
+                Some(n) if state[n] == 1 => {
+                    let from = path.iter().position(|(p, _)| *p == n).unwrap_or(0);
+                    let mut names: Vec<&str> = path[from..].iter().map(|(p, _)| questions[*p].name.as_str()).collect();
+                    names.push(questions[n].name.as_str());
+                    let q = &questions[n];
+                    let column = if q.calculation.is_some() {
+                        "calculation"
+                    } else {
+                        "relevant"
+                    };
+                    return Some(FormError::at(
+                        sheet,
+                        q.row,
+                        column,
+                        format!("`{}` depends on itself: {}", q.name, names.join(" → ")),
+                    ));
+                }
+                Some(n) if state[n] == 0 => {
+                    state[n] = 1;
+                    path.push((n, reads(&questions[n])));
+                }
+                Some(_) => {}
+                None => {
+                    state[node] = 2;
+                    path.pop();
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Parses one expression cell; `yes`/`no` columns accept those words.

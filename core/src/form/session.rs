@@ -40,6 +40,14 @@ pub enum SessionError {
         /// How many there are.
         count: usize,
     },
+    /// An answer to a question that cannot take one now.
+    #[error("`{name}` cannot be answered: {reason}")]
+    NotEditable {
+        /// The question.
+        name: String,
+        /// Why not.
+        reason: &'static str,
+    },
     /// A draft saved from another form.
     #[error("submission {id} answers form `{found}`, not `{expected}`")]
     OtherForm {
@@ -175,9 +183,10 @@ impl FormSession {
         let started_at = env.now.to_rfc3339();
         let mut filled = Filled::new(form, env);
         filled.read(answers);
-        filled.calculate();
-        filled.apply_relevance();
-        filled.calculate();
+        if answers.is_empty() {
+            filled.apply_defaults(None, None);
+        }
+        filled.settle();
         filled.errors.clear();
         filled.cleared.clear();
         FormSession {
@@ -211,8 +220,21 @@ impl FormSession {
     ) -> Result<Vec<AnswerError>, SessionError> {
         let slot = self.slot(question, instance)?;
         let form = Arc::clone(&self.filled.form);
+        let why = if form.questions[slot.0].calculation.is_some() {
+            Some("its value is calculated")
+        } else if self.filled.relevant.get(&slot) == Some(&false) {
+            Some("it is not relevant now")
+        } else {
+            None
+        };
+        if let Some(reason) = why {
+            return Err(SessionError::NotEditable {
+                name: question.to_owned(),
+                reason,
+            });
+        }
         self.rejected.retain(|(s, _)| *s != slot);
-        match typed_text(&form.questions[slot.0].kind, value, &form) {
+        match typed_text(&form.questions[slot.0].kind, value, &form.choices) {
             Ok(text) => {
                 self.filled.values.insert(slot, text);
             }
@@ -234,10 +256,7 @@ impl FormSession {
         let members: Vec<usize> = (0..self.form().questions.len())
             .filter(|&m| self.filled.repeat_of[m] == Some(r))
             .collect();
-        for &m in &members {
-            let default = self.form().questions[m].default.clone().unwrap_or_default();
-            self.filled.values.insert((m, Some(instance)), default);
-        }
+        self.filled.apply_defaults(Some(instance), Some(r));
         for &m in &members {
             self.filled.refresh_relevance((m, Some(instance)));
             self.filled.refresh_value((m, Some(instance)));
@@ -359,10 +378,26 @@ impl FormSession {
             return Ok(Err(outcome.errors));
         }
         let ended_at = self.filled.env.now.to_rfc3339();
-        Ok(Ok(self.save(store, "complete", Some(ended_at))?))
+        Ok(Ok(self.save_values(
+            store,
+            "complete",
+            Some(ended_at),
+            outcome.values,
+        )?))
     }
 
     fn save(&self, store: &Store, status: &str, ended_at: Option<String>) -> Result<Op, SessionError> {
+        self.save_values(store, status, ended_at, self.values())
+    }
+
+    /// Saves `values` (what the submission holds) with its metadata.
+    fn save_values(
+        &self,
+        store: &Store,
+        status: &str,
+        ended_at: Option<String>,
+        values: Map<String, Value>,
+    ) -> Result<Op, SessionError> {
         let form = self.form();
         let env = &self.filled.env;
         let mut fields = Fields::new();
@@ -375,7 +410,7 @@ impl FormSession {
         if let Some(ended_at) = ended_at {
             fields.insert("ended_at".into(), Value::String(ended_at));
         }
-        for (name, value) in self.values() {
+        for (name, value) in values {
             let empty = value.as_str() == Some("") || value.as_array().is_some_and(Vec::is_empty);
             fields.insert(
                 format!("answers{PATH_SEPARATOR}{name}"),
@@ -392,7 +427,7 @@ impl FormSession {
         let mut queue = VecDeque::from([origin]);
         // Each slot is re-queued only when it changed; the budget stops a
         // cycle of calculations that never settles.
-        let mut budget = 64 * self.dependents.len().max(1);
+        let mut budget = 64 * (self.filled.values.len() + self.dependents.len() + 1);
         while let Some((source, instance)) = queue.pop_front() {
             for d in self.dependents[source].clone() {
                 for slot in self.slots_for(d, source, instance) {

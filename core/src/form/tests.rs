@@ -181,6 +181,22 @@ fn mistakes_are_located_and_explained() {
             ",text,a,A,selectd(., 'x'),,\n",
             "unknown function selectd(); did you mean selected()?",
         ),
+        (
+            ",integer,age,Age,,,\n,text,b,B,age > 3,,\n",
+            "survey row 3, relevant: `age` is not a value: write ${age} for a question",
+        ),
+        (
+            ",calculate,c1,,,,${c2} + 1\n,calculate,c2,,,,${c1} + 1\n",
+            "`c1` depends on itself: c1 → c2 → c1",
+        ),
+        (
+            ",calculate,c,,,,${c} + 1\n",
+            "survey row 2, calculation: `c` depends on itself: c → c",
+        ),
+        (
+            ",begin repeat,r,R,,,\n,begin repeat,s,S,,,\n,end repeat,,,,,\n,end repeat,,,,,\n",
+            "survey row 3, type: repeat `s` is inside repeat `r`",
+        ),
     ];
     for (rows, expected) in cases {
         assert_error(&form(rows), expected);
@@ -629,5 +645,88 @@ mod example_forms {
         s.set_answer("documents", None, &json!("jeton")).unwrap();
         let store = crate::Store::open_in_memory(crate::StoreOptions::default()).unwrap();
         s.finalize(&store).unwrap().unwrap();
+    }
+}
+
+#[test]
+fn defaults_are_checked_at_import() {
+    let csv = |default: &str| {
+        format!(
+            "survey,type,name,label,default\n,integer,n,N,{default}\n,select_one yn,s,S,\nchoices,list_name,name,label\n,yn,yes,Yes\nsettings,form_id,version\n,f,1\n"
+        )
+    };
+    FormDefinition::from_csv(&csv("5")).unwrap();
+    assert_error(&csv("five"), "survey row 2, default: expected a whole number");
+    assert_error(&csv("today()"), "dynamic defaults are not supported yet");
+}
+
+mod review_cases {
+    use serde_json::{Map, Value, json};
+
+    use super::super::*;
+    use super::env;
+
+    fn check(csv: &str, answers: Value) -> Validation {
+        let form = FormDefinition::from_csv(csv).unwrap();
+        let answers: Map<String, Value> = serde_json::from_value(answers).unwrap();
+        validate(&form, &answers, &env("default"))
+    }
+
+    #[test]
+    fn clearing_ripples_through_calculations_to_later_relevance() {
+        let csv = "survey,type,name,label,relevant,calculation\n\
+                   ,integer,a,A,,\n,text,q1,Q1,${a} = 1,\n,calculate,c,,,${q1}\n,text,q2,Q2,${c} != '',\n\
+                   settings,form_id,version\n,f,1\n";
+        let v = check(csv, json!({"a": 2, "q1": "x", "q2": "y"}));
+        assert_eq!(v.cleared, ["q1", "q2"]);
+        // The session, fed the same answers one by one, agrees.
+        let form = std::sync::Arc::new(FormDefinition::from_csv(csv).unwrap());
+        let mut s = FormSession::start(form, env("default"));
+        s.set_answer("a", None, &json!(1)).unwrap();
+        s.set_answer("q1", None, &json!("x")).unwrap();
+        s.set_answer("q2", None, &json!("y")).unwrap();
+        s.set_answer("a", None, &json!(2)).unwrap();
+        assert_eq!(s.values(), v.values);
+        assert!(matches!(
+            s.set_answer("q2", None, &json!("z")),
+            Err(SessionError::NotEditable { .. })
+        ));
+        assert!(matches!(
+            s.set_answer("c", None, &json!("z")),
+            Err(SessionError::NotEditable { .. })
+        ));
+    }
+
+    #[test]
+    fn boolean_calculations_and_irrelevant_repeats() {
+        let csv = "survey,type,name,label,relevant,calculation,repeat_count\n\
+                   ,integer,age,Age,,,\n,calculate,is_adult,,,${age} >= 18,\n,text,job,Job,${is_adult},,\n\
+                   ,select_one yn,has_children,Children?,,,\n,begin repeat,child,Child,${has_children} = 'yes',,2\n\
+                   ,text,child_name,Name,,,\n,end repeat,,,,,\n\
+                   choices,list_name,name,label\n,yn,yes,Yes\n,yn,no,No\nsettings,form_id,version\n,f,1\n";
+        let v = check(csv, json!({"age": 10, "job": "trader", "has_children": "no"}));
+        assert_eq!(
+            v.cleared,
+            ["job"],
+            "a false calculation is false, not the text \"false\""
+        );
+        assert!(
+            v.valid,
+            "the repeat count of an irrelevant repeat is not enforced: {:?}",
+            v.errors
+        );
+    }
+
+    #[test]
+    fn finalize_saves_what_it_validated_and_defaults_are_for_new_submissions_only() {
+        let csv = "survey,type,name,label,required,default\n,integer,fee,Fee,yes,0\nsettings,form_id,version\n,f,1\n";
+        let form = std::sync::Arc::new(FormDefinition::from_csv(csv).unwrap());
+        let s = FormSession::start(std::sync::Arc::clone(&form), env("default"));
+        assert_eq!(s.values()["fee"], json!(0), "a new submission starts with the default");
+        let v = validate(&form, &Map::new(), &env("default"));
+        assert!(
+            !v.valid,
+            "a received submission without the answer is not given the default"
+        );
     }
 }

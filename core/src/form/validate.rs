@@ -66,11 +66,7 @@ pub(super) type Slot = (usize, Option<usize>);
 pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Environment) -> Validation {
     let mut filled = Filled::new(form, env.clone());
     filled.read(answers);
-    // Calculations may read later calculations: settle them, then apply
-    // relevance (which may read calculations), then settle again.
-    filled.calculate();
-    filled.apply_relevance();
-    filled.calculate();
+    filled.settle();
     filled.check();
     let values = filled.values_json();
     Validation {
@@ -150,8 +146,25 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                         QuestionType::Today => env.now.date_naive().to_string(),
                         QuestionType::DeviceId => env.device_id.clone(),
                         QuestionType::Username => env.username.clone(),
-                        _ => question.default.clone().unwrap_or_default(),
+                        _ => String::new(),
                     };
+                }
+            }
+        }
+    }
+
+    /// Puts each question's default in its empty slots: for a new
+    /// submission or repeat instance only (a submission that left a
+    /// default out is not given it back).
+    pub(super) fn apply_defaults(&mut self, instance: Option<usize>, repeat: Option<usize>) {
+        for (q, question) in self.form.questions.iter().enumerate() {
+            if self.repeat_of[q] != repeat || !question.kind.holds_value() {
+                continue;
+            }
+            if let Some(default) = &question.default {
+                let value = self.values.entry((q, instance)).or_default();
+                if value.is_empty() {
+                    value.clone_from(default);
                 }
             }
         }
@@ -195,7 +208,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 self.error((q, instance), format!("this question's answer belongs {place}"));
                 continue;
             }
-            match typed_text(&question.kind, value, &self.form) {
+            match typed_text(&question.kind, value, &self.form.choices) {
                 Ok(text) => {
                     self.values.insert((q, instance), text);
                 }
@@ -208,29 +221,20 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         evaluate(expr, &Scope { filled: self, slot })
     }
 
-    pub(super) fn calculate(&mut self) {
-        let calculated: Vec<Slot> = (0..self.form.questions.len())
-            .filter(|&q| self.form.questions[q].calculation.is_some())
-            .flat_map(|q| self.slots(q))
-            .collect();
-        // A chain of calculations settles in at most as many passes as it is long.
-        for _ in 0..calculated.len().clamp(1, 8) {
+    /// Computes calculations and relevance until nothing changes: a
+    /// calculation may read a later one, a relevance a calculation, and a
+    /// cleared answer may change a calculation again. Import refuses
+    /// cycles, so each pass settles at least one more link of every chain.
+    pub(super) fn settle(&mut self) {
+        let slots: Vec<Slot> = (0..self.form.questions.len()).flat_map(|q| self.slots(q)).collect();
+        for _ in 0..=slots.len() {
             let mut changed = false;
-            for &slot in &calculated {
+            for &slot in &slots {
+                changed |= self.refresh_relevance(slot);
                 changed |= self.refresh_value(slot);
             }
             if !changed {
                 break;
-            }
-        }
-    }
-
-    /// Relevance holds when the question's own expression and every
-    /// enclosing group's hold; answers to irrelevant questions are cleared.
-    pub(super) fn apply_relevance(&mut self) {
-        for q in 0..self.form.questions.len() {
-            for slot in self.slots(q) {
-                self.refresh_relevance(slot);
             }
         }
     }
@@ -299,6 +303,9 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         let question = &self.form.questions[slot.0];
         let language = &self.env.language;
         if question.kind == QuestionType::Repeat {
+            if self.relevant.get(&slot) == Some(&false) {
+                return None;
+            }
             let wanted = self.eval(question.repeat_count.as_ref()?, slot).to_num();
             let have = self.instances.get(&slot.0).copied().unwrap_or(0);
             return (wanted.is_finite() && wanted >= 0.0 && have != wanted as usize)
@@ -439,6 +446,8 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
     }
     match f.form.questions[q].kind {
         QuestionType::Integer | QuestionType::Decimal => text.parse().map_or(XValue::Str(text), XValue::Num),
+        // A true/false calculation is a boolean, as JavaRosa stores it.
+        QuestionType::Calculate if text == "true" || text == "false" => XValue::Bool(text == "true"),
         QuestionType::Date | QuestionType::Today => XValue::Str(text.clone())
             .to_date()
             .map_or(XValue::Str(text), XValue::Date),
@@ -447,7 +456,11 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
 }
 
 /// The answer as ODK stores it (text), checked against the question's type.
-pub(super) fn typed_text(kind: &QuestionType, value: &Value, form: &FormDefinition) -> Result<String, String> {
+pub(super) fn typed_text(
+    kind: &QuestionType,
+    value: &Value,
+    lists: &std::collections::BTreeMap<String, Vec<super::definition::Choice>>,
+) -> Result<String, String> {
     if value.is_null() || value.as_str() == Some("") {
         return Ok(String::new());
     }
@@ -458,7 +471,7 @@ pub(super) fn typed_text(kind: &QuestionType, value: &Value, form: &FormDefiniti
         _ => return Err("expected a single value, not a list or object".into()),
     };
     let choices = |list: &str| {
-        form.choices
+        lists
             .get(list)
             .map(|c| c.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
             .unwrap_or_default()

@@ -186,9 +186,10 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
             .to_datetime()
             .map(|t| format_date(t, &text(1)))
             .unwrap_or_default()),
+        // Outside a repeat a question is one node, answered or not.
         Function::Count => Num(match arg(0) {
             XValue::Nodes(nodes) => nodes.len(),
-            other => usize::from(!other.to_text().is_empty()),
+            _ => 1,
         } as f64),
         Function::Sum => Num(arg(0).nodes().iter().map(XValue::to_num).sum()),
         Function::Max | Function::Min => {
@@ -224,9 +225,12 @@ fn question_name(reference: &str) -> &str {
     r.rsplit('/').next().unwrap_or(r).trim()
 }
 
+/// A substr() index: negative counts from the end, as in JavaRosa.
 fn clamp_index(n: f64, len: usize) -> usize {
-    if n.is_nan() || n <= 0.0 {
+    if n.is_nan() {
         0
+    } else if n < 0.0 {
+        len.saturating_sub((-n) as usize)
     } else {
         (n as usize).min(len)
     }
@@ -410,6 +414,8 @@ mod tests {
         check("substr(${name}, 0, 7)", XValue::Str("Uwimana".into()));
         check("substr(${name}, 8)", XValue::Str("Claudine".into()));
         check("substr(${name}, 50, 60)", XValue::Str(String::new()));
+        check("substr(${phone}, -4)", XValue::Str("3456".into()));
+        check("count(${empty})", XValue::Num(1.0));
         check(
             "contains(${name}, 'Claud') and starts-with(${name}, 'Uwi') and ends-with(${name}, 'ine')",
             XValue::Bool(true),

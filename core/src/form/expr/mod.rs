@@ -381,6 +381,24 @@ mod tests {
     }
 
     #[test]
+    fn error_positions_count_characters() {
+        let err = Expr::parse("concat('Marché', ) ").unwrap_err();
+        assert_eq!(err.offset, 17, "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let parens = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
+        let chain = format!("{}1", "1 + ".repeat(20_000));
+        let minus = format!("{}1", "-".repeat(20_000));
+        for text in [parens, chain, minus] {
+            let err = Expr::parse(&text).unwrap_err();
+            assert!(err.message.contains("nests deeper than 200"), "{err}");
+        }
+        Expr::parse(&format!("{}1", "1 + ".repeat(150))).unwrap();
+    }
+
+    #[test]
     fn closest_names_catch_typos_only() {
         let names = ["age", "agent_name", "goods"];
         assert_eq!(closest("agee", names), Some("age"));

@@ -5,7 +5,19 @@
 use super::lexer::{Token, tokenize};
 use super::{BinOp, Expr, ExprError, Function};
 
+/// Deepest nesting accepted: far beyond any real form, well within the
+/// stack of every recursive walk over an expression.
+const MAX_DEPTH: usize = 200;
+
 pub(super) fn parse(text: &str) -> Result<Expr, ExprError> {
+    // Positions are reported in characters, as a person counts them.
+    parse_bytes(text).map_err(|mut e| {
+        e.offset = text.get(..e.offset).map_or(e.offset, |head| head.chars().count());
+        e
+    })
+}
+
+fn parse_bytes(text: &str) -> Result<Expr, ExprError> {
     let tokens = tokenize(text)?;
     if tokens.is_empty() {
         return Err(ExprError::at(0, "the expression is empty"));
@@ -14,6 +26,7 @@ pub(super) fn parse(text: &str) -> Result<Expr, ExprError> {
         tokens,
         at: 0,
         end: text.len(),
+        depth: 0,
     };
     let expr = parser.binary(0)?;
     match parser.peek() {
@@ -29,6 +42,8 @@ struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
     end: usize,
+    /// Depth of the tree being built (recursion and operator chains).
+    depth: usize,
 }
 
 /// Binary operators by precedence level, loosest first.
@@ -77,13 +92,27 @@ impl Parser {
         level.contains(&op).then_some(op)
     }
 
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ExprError::at(
+                self.offset(),
+                format!("the expression nests deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
     fn binary(&mut self, level: usize) -> Result<Expr, ExprError> {
         let Some(ops) = LEVELS.get(level) else {
             return self.unary();
         };
+        let depth = self.depth;
         let mut left = self.binary(level + 1)?;
         while let Some(op) = self.operator(ops) {
             self.at += 1;
+            // Each operator of a chain adds a level to the tree.
+            self.deeper()?;
             let right = self.binary(level + 1)?;
             left = Expr::Binary {
                 op,
@@ -91,15 +120,20 @@ impl Parser {
                 right: Box::new(right),
             };
         }
+        self.depth = depth;
         Ok(left)
     }
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
-        if self.peek() == Some(&Token::Minus) {
+        self.deeper()?;
+        let result = if self.peek() == Some(&Token::Minus) {
             self.at += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
-        }
-        self.primary()
+            self.unary().map(|inner| Expr::Neg(Box::new(inner)))
+        } else {
+            self.primary()
+        };
+        self.depth -= 1;
+        result
     }
 
     fn primary(&mut self) -> Result<Expr, ExprError> {

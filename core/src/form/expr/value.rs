@@ -64,7 +64,10 @@ impl XValue {
             XValue::Date(d) => Some(*d),
             XValue::DateTime(t) => Some(t.date_naive()),
             XValue::Str(s) => parse_date(s).or_else(|| parse_datetime(s).map(|t| t.date_naive())),
-            XValue::Num(n) if n.is_finite() => NaiveDate::from_num_days_from_ce_opt(EPOCH_CE_DAYS + n.floor() as i32),
+            // chrono's dates span about ±262,000 years: stay well inside.
+            XValue::Num(n) if n.is_finite() && n.abs() < 9.0e7 => {
+                NaiveDate::from_num_days_from_ce_opt(EPOCH_CE_DAYS.checked_add(n.floor() as i32)?)
+            }
             XValue::Nodes(nodes) => nodes.first().and_then(XValue::to_date),
             _ => None,
         }
@@ -77,7 +80,7 @@ impl XValue {
             XValue::DateTime(t) => Some(*t),
             XValue::Str(s) => parse_datetime(s).or_else(|| parse_date(s).map(midnight)),
             XValue::Date(d) => Some(midnight(*d)),
-            XValue::Num(n) if n.is_finite() => {
+            XValue::Num(n) if n.is_finite() && n.abs() < 9.0e7 => {
                 DateTime::from_timestamp_millis((n * MS_PER_DAY) as i64).map(|t| t.fixed_offset())
             }
             XValue::Nodes(nodes) => nodes.first().and_then(XValue::to_datetime),
@@ -179,6 +182,8 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
         let days = XValue::Date(d).to_num();
         assert_eq!(XValue::Num(days).to_date(), Some(d));
+        assert_eq!(XValue::Num(3.0e9).to_date(), None, "no overflow");
+        assert_eq!(XValue::Num(-3.0e9).to_datetime(), None);
         assert_eq!(XValue::Date(d).to_text(), "2026-11-27");
         let t = XValue::Str("2026-11-27T12:00:00+00:00".into());
         assert_eq!(t.to_num(), days + 0.5);
