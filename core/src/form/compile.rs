@@ -360,24 +360,24 @@ fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: 
                 continue;
             }
         };
-        let Some(name) = row.get("name") else {
-            errors.push(row.error("name", format!("a `{raw_type}` row needs a name")));
-            continue;
+        let problem = match row.get("name") {
+            None => Some(format!("a `{raw_type}` row needs a name")),
+            Some(name) if !is_xml_name(name) => Some(format!(
+                "`{name}` is not a valid name: start with a letter or _, then letters, digits, _, - or . only"
+            )),
+            Some(name) => seen
+                .get(name)
+                .map(|first| format!("`{name}` is already the name of row {first}: names must be unique")),
         };
-        if !is_xml_name(name) {
-            errors.push(row.error(
-                "name",
-                format!("`{name}` is not a valid name: start with a letter or _, then letters, digits, _, - or . only"),
-            ));
-            continue;
+        if let Some(message) = problem {
+            errors.push(row.error("name", message));
+            if !kind.is_container() {
+                continue;
+            }
+            // A group or repeat still opens, so that its `end` row and its
+            // members do not report mistakes that are not theirs.
         }
-        if let Some(first) = seen.get(name) {
-            errors.push(row.error(
-                "name",
-                format!("`{name}` is already the name of row {first}: names must be unique"),
-            ));
-            continue;
-        }
+        let name = row.get("name").unwrap_or_default();
         seen.insert(name.to_owned(), row.number);
         if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) = &kind
             && !choices.contains_key(list)

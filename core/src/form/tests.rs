@@ -730,3 +730,9 @@ mod review_cases {
         );
     }
 }
+
+#[test]
+fn a_badly_named_group_reports_one_mistake_not_a_cascade() {
+    let errors = errors_of(&form(",begin group,,G,,,\n,text,a,A,,,\n,end group,,,,,\n"));
+    assert_eq!(errors, ["survey row 2, name: a `begin group` row needs a name"]);
+}
