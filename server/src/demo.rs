@@ -1,8 +1,10 @@
 //! `mpaka demo`: the offline store at work, on two real store files.
 //!
 //! Two enumerators work a morning at Rusizi II without connectivity. Phone
-//! A registers traders and runs an Ebola awareness session; phone B surveys
-//! traders and registers some of the same people at the same session. Both
+//! A registers traders and runs an Ebola awareness session; phone B
+//! interviews traders with the programme's trader survey (the shipped
+//! XLSForm, through a form session, in French) and registers some of the
+//! same people at the same session. Both
 //! correct one trader's phone number differently. In the evening their ops
 //! meet (as the sync server will carry them) and both phones hold the same
 //! data: attendance counted once per person, every survey, and the
@@ -11,7 +13,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mpaka_core::sample::{baseline_submission, trader};
+use std::sync::Arc;
+
+use mpaka_core::form::{Environment, FormDefinition, FormSession};
+use mpaka_core::sample::trader;
 use mpaka_core::{Attendee, Collection, EntityId, Fields, Op, Query, Result, Store, StoreOptions};
 use serde_json::json;
 
@@ -28,7 +33,7 @@ pub struct Summary {
     pub converged: bool,
 }
 
-pub fn run(dir: &Path) -> Result<Summary> {
+pub fn run(dir: &Path) -> Result<Summary, Box<dyn std::error::Error>> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
     }
@@ -75,11 +80,10 @@ pub fn run(dir: &Path) -> Result<Summary> {
         fields(json!({"sex": "male", "age_band": "25_34", "is_trader": false})),
     )?;
     registrations += 1;
-    // B surveys three traders.
+    // B interviews three traders with the programme's trader survey.
+    let survey = Arc::new(trader_survey()?);
     for (n, id) in traders.iter().take(3).enumerate() {
-        let mut answers = baseline_submission(n as u64);
-        answers.insert("trader_id".into(), json!(id.to_string()));
-        b.save(Collection::Submissions, EntityId::random(), answers)?;
+        interview(&survey, &b, *id, n)?;
     }
     // Both correct trader 4's phone number, differently.
     a.save(
@@ -125,6 +129,61 @@ pub fn run(dir: &Path) -> Result<Summary> {
     })
 }
 
+/// The shipped trader survey (examples/forms/trader_survey.xlsx).
+fn trader_survey() -> Result<FormDefinition, Box<dyn std::error::Error>> {
+    FormDefinition::from_xlsx(include_bytes!("../../examples/forms/trader_survey.xlsx")).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        lines.join("\n").into()
+    })
+}
+
+/// One interview, answered as an enumerator taps through it in French.
+fn interview(
+    form: &Arc<FormDefinition>,
+    store: &Store,
+    trader: EntityId,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let env = Environment {
+        now: chrono::Local::now().fixed_offset(),
+        device_id: "phone-b".into(),
+        username: "enum07".into(),
+        language: "Français (fr)".into(),
+    };
+    let mut session = FormSession::start(Arc::clone(form), env);
+    session.set_trader(trader);
+    let goods = [("beans", 12_000), ("fish", 30_000), ("cassava_flour", 8_000)];
+    let answers = [
+        ("consent", json!("yes")),
+        ("border_post", json!("rusizi_2")),
+        ("side", json!(if n.is_multiple_of(2) { "drc" } else { "rwanda" })),
+        ("sex", json!("female")),
+        ("age", json!(28 + 7 * n)),
+        ("nationality", json!(if n.is_multiple_of(2) { "CD" } else { "RW" })),
+        ("crossing_frequency", json!("daily")),
+        ("n_goods", json!(2)),
+        ("documents", json!("jeton")),
+        ("paid_fees", json!(if n == 1 { "yes" } else { "no" })),
+        ("harassment", json!(if n == 2 { "yes" } else { "no" })),
+        ("income_band", json!("50k_100k")),
+    ];
+    for (question, value) in answers {
+        session.set_answer(question, None, &value)?;
+    }
+    if n == 1 {
+        session.set_answer("fee_amount_rwf", None, &json!(500))?;
+    }
+    for (i, (good, value)) in goods.iter().cycle().skip(n).take(2).enumerate() {
+        session.add_repeat("goods")?;
+        session.set_answer("good", Some(i + 1), &json!(good))?;
+        session.set_answer("value_rwf", Some(i + 1), &json!(value))?;
+    }
+    match session.finalize(store)? {
+        Ok(_) => Ok(()),
+        Err(errors) => Err(format!("the demo interview is invalid: {errors:?}").into()),
+    }
+}
+
 fn fields(value: serde_json::Value) -> Fields {
     serde_json::from_value(value).unwrap_or_default()
 }
@@ -143,7 +202,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Two phones worked offline at Rusizi II and merged their op logs:")?;
         writeln!(f, "  traders registered:          {}", self.traders)?;
-        writeln!(f, "  baseline surveys complete:   {}", self.surveys)?;
+        writeln!(
+            f,
+            "  trader surveys complete:     {} (examples/forms/trader_survey.xlsx, filled in French)",
+            self.surveys
+        )?;
         writeln!(
             f,
             "  Ebola session attendees:     {} (from {} registrations on two phones)",
@@ -186,6 +249,25 @@ mod tests {
         assert_eq!(sides, ["\"+243970333444\"", "\"+250788111222\""]);
         assert_eq!(summary.resolved_to, "\"+250788111222\"");
         assert!(summary.converged);
+        let phone_b = mpaka_core::Store::open(&summary.phones[1], mpaka_core::StoreOptions::default()).unwrap();
+        let surveys = phone_b
+            .list(&mpaka_core::Query::new(mpaka_core::Collection::Submissions).eq("form_id", "trader_survey"))
+            .unwrap();
+        assert_eq!(surveys.len(), 3);
+        for survey in &surveys {
+            assert!(
+                survey.get("trader_id").is_some(),
+                "each interview is linked to its trader"
+            );
+            assert_eq!(
+                survey
+                    .get("answers/total_value_rwf")
+                    .and_then(|v| v.as_str())
+                    .map(|v| !v.is_empty()),
+                Some(true)
+            );
+        }
+        drop(phone_b);
         let report = crate::inspect::run(&summary.phones[1]).unwrap();
         assert!(report.contains("open conflicts: 0"), "{report}");
         assert!(!report.contains("Uwimana"), "inspect shows counts, never names");

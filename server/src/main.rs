@@ -60,7 +60,16 @@ enum FormCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { dir } => demo::run(&dir).map(|summary| print!("{summary}")),
+        Command::Demo { dir } => match demo::run(&dir) {
+            Ok(summary) => {
+                print!("{summary}");
+                Ok(())
+            }
+            Err(error) => {
+                eprintln!("mpaka: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
         Command::Inspect { store } => inspect::run(&store).map(|report| print!("{report}")),
         Command::Form(FormCommand::Check { file }) => return form::check(&file),
         Command::Form(FormCommand::Validate { file, answers }) => return form::validate(&file, &answers),

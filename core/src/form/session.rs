@@ -109,6 +109,8 @@ pub struct FormSession {
     rejected: Vec<(Slot, String)>,
     id: EntityId,
     started_at: String,
+    /// The registered trader interviewed, if any.
+    trader: Option<EntityId>,
 }
 
 impl FormSession {
@@ -150,6 +152,10 @@ impl FormSession {
         if let Some(started) = entity.get("started_at").and_then(Value::as_str) {
             session.started_at = started.to_owned();
         }
+        session.trader = entity
+            .get("trader_id")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok());
         Ok(session)
     }
 
@@ -195,12 +201,19 @@ impl FormSession {
             rejected: Vec::new(),
             id,
             started_at,
+            trader: None,
         }
     }
 
     /// The submission's id (stable across drafts).
     pub fn id(&self) -> EntityId {
         self.id
+    }
+
+    /// Links the submission to the registered trader interviewed, so that
+    /// the endline finds the baseline through the registry.
+    pub fn set_trader(&mut self, trader: EntityId) {
+        self.trader = Some(trader);
     }
 
     /// The form being filled.
@@ -407,6 +420,9 @@ impl FormSession {
         fields.insert("device".into(), Value::String(env.device_id.clone()));
         fields.insert("started_at".into(), Value::String(self.started_at.clone()));
         fields.insert("status".into(), Value::String(status.into()));
+        if let Some(trader) = self.trader {
+            fields.insert("trader_id".into(), Value::String(trader.to_string()));
+        }
         if let Some(ended_at) = ended_at {
             fields.insert("ended_at".into(), Value::String(ended_at));
         }
