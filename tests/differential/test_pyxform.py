@@ -38,10 +38,7 @@ KNOWN_DIFFERENCES = {
 TYPES = {
     "select_one": "select one",
     "select_multiple": "select all that apply",
-    "date_time": "datetime",
     "image": "photo",
-    "geo_point": "geopoint",
-    "device_id": "deviceid",
 }
 
 

@@ -102,7 +102,9 @@ pub enum QuestionType {
     SelectMultiple(String),
     Date,
     Time,
+    #[serde(rename = "datetime")]
     DateTime,
+    #[serde(rename = "geopoint")]
     GeoPoint,
     Note,
     Calculate,
@@ -115,11 +117,41 @@ pub enum QuestionType {
     Start,
     End,
     Today,
+    #[serde(rename = "deviceid")]
     DeviceId,
     Username,
 }
 
 impl QuestionType {
+    /// The type's name as an XLSForm writes it (without the list), which
+    /// is also its `kind` in the compiled JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            QuestionType::Text => "text",
+            QuestionType::Integer => "integer",
+            QuestionType::Decimal => "decimal",
+            QuestionType::SelectOne(_) => "select_one",
+            QuestionType::SelectMultiple(_) => "select_multiple",
+            QuestionType::Date => "date",
+            QuestionType::Time => "time",
+            QuestionType::DateTime => "datetime",
+            QuestionType::GeoPoint => "geopoint",
+            QuestionType::Note => "note",
+            QuestionType::Calculate => "calculate",
+            QuestionType::Acknowledge => "acknowledge",
+            QuestionType::Image => "image",
+            QuestionType::Audio => "audio",
+            QuestionType::File => "file",
+            QuestionType::Group => "group",
+            QuestionType::Repeat => "repeat",
+            QuestionType::Start => "start",
+            QuestionType::End => "end",
+            QuestionType::Today => "today",
+            QuestionType::DeviceId => "deviceid",
+            QuestionType::Username => "username",
+        }
+    }
+
     /// Whether the row holds an answer in a submission (groups, repeats
     /// and notes do not).
     pub fn holds_value(&self) -> bool {

@@ -351,7 +351,7 @@ impl FormSession {
                 prompts.push(Prompt {
                     question: question.name.clone(),
                     instance: slot.1.map(|i| i + 1),
-                    kind: kind_name(&question.kind).to_owned(),
+                    kind: question.kind.name().to_owned(),
                     label: self.interpolate(form.text(&question.label, language).unwrap_or_default(), slot),
                     hint: self.interpolate(form.text(&question.hint, language).unwrap_or_default(), slot),
                     required: holds(&question.required),
@@ -445,7 +445,8 @@ impl FormSession {
         // cycle of calculations that never settles.
         let mut budget = 64 * (self.filled.values.len() + self.dependents.len() + 1);
         while let Some((source, instance)) = queue.pop_front() {
-            for d in self.dependents[source].clone() {
+            for k in 0..self.dependents[source].len() {
+                let d = self.dependents[source][k];
                 for slot in self.slots_for(d, source, instance) {
                     affected.insert(slot);
                     let changed = self.filled.refresh_relevance(slot) | self.filled.refresh_value(slot);
@@ -569,33 +570,6 @@ impl FormSession {
                 label: form.text(&choice.label, language).unwrap_or(&choice.name).to_owned(),
             })
             .collect()
-    }
-}
-
-fn kind_name(kind: &QuestionType) -> &'static str {
-    match kind {
-        QuestionType::Text => "text",
-        QuestionType::Integer => "integer",
-        QuestionType::Decimal => "decimal",
-        QuestionType::SelectOne(_) => "select_one",
-        QuestionType::SelectMultiple(_) => "select_multiple",
-        QuestionType::Date => "date",
-        QuestionType::Time => "time",
-        QuestionType::DateTime => "datetime",
-        QuestionType::GeoPoint => "geopoint",
-        QuestionType::Note => "note",
-        QuestionType::Calculate => "calculate",
-        QuestionType::Acknowledge => "acknowledge",
-        QuestionType::Image => "image",
-        QuestionType::Audio => "audio",
-        QuestionType::File => "file",
-        QuestionType::Group => "group",
-        QuestionType::Repeat => "repeat",
-        QuestionType::Start => "start",
-        QuestionType::End => "end",
-        QuestionType::Today => "today",
-        QuestionType::DeviceId => "deviceid",
-        QuestionType::Username => "username",
     }
 }
 

@@ -185,9 +185,10 @@ impl Store {
         if let Some(key) = &options.key {
             apply_key(&conn, key)?;
         }
-        // Before the first write: 8 KiB pages hold five 1.5 KB submissions
-        // where 4 KiB pages hold two (see docs/benchmarks.md). A no-op on
-        // an existing plain file; SQLCipher needs it on every open.
+        // Before the first write: 8 KiB pages, so that a 1.3 KB submission
+        // row never spills into an overflow page. (Measured: no change in
+        // bytes per submission; see docs/benchmarks.md.) A no-op on an
+        // existing plain file; SQLCipher needs it on every open.
         let page_size = if options.key.is_some() {
             "cipher_page_size"
         } else {
@@ -394,14 +395,19 @@ impl Store {
 
     /// Conflicts recorded here; with `open_only`, those not yet resolved.
     pub fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>> {
+        let filter = if open_only { "resolved_op IS NULL" } else { "1" };
+        self.select_conflicts(filter, [])
+    }
+
+    /// Conflicts matching a fixed SQL condition (never built from input).
+    fn select_conflicts(&self, condition: &'static str, params: impl rusqlite::Params) -> Result<Vec<StoredConflict>> {
         let inner = self.lock();
-        let filter = if open_only { "WHERE resolved_op IS NULL" } else { "" };
         let mut stmt = inner.conn.prepare_cached(&format!(
             "SELECT id, collection, entity, field, older_op, older_hlc, older_node, older_value, \
              newer_op, newer_hlc, newer_node, newer_value, resolved_op, resolved_hlc, resolved_node \
-             FROM conflicts {filter} ORDER BY id"
+             FROM conflicts WHERE {condition} ORDER BY id"
         ))?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(params)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let write = |at: usize| -> Result<ConflictingWrite> {
@@ -434,9 +440,8 @@ impl Store {
     /// saw both sides (on every replica this op then marks it resolved).
     pub fn resolve_conflict(&self, conflict_id: i64, value: Value) -> Result<Op> {
         let conflict = self
-            .conflicts(false)?
-            .into_iter()
-            .find(|c| c.id == conflict_id)
+            .select_conflicts("id = ?1", [conflict_id])?
+            .pop()
             .ok_or(Error::UnknownConflict { id: conflict_id })?
             .conflict;
         let field = conflict.field;
