@@ -38,11 +38,12 @@ impl NodeId {
 
     /// The id as SQLite stores it: shifted into `i64` so that SQLite's
     /// signed comparison orders node ids as `u64` does.
-    pub(crate) fn to_sql(self) -> i64 {
+    pub fn to_sql(self) -> i64 {
         (self.0 ^ (1 << 63)) as i64
     }
 
-    pub(crate) fn from_sql(raw: i64) -> Self {
+    /// The inverse of [`NodeId::to_sql`].
+    pub fn from_sql(raw: i64) -> Self {
         NodeId((raw as u64) ^ (1 << 63))
     }
 }

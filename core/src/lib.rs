@@ -40,6 +40,7 @@ pub mod op;
 pub mod sample;
 pub mod schema;
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use hlc::{Hlc, ManualClock, NodeId, SystemClock, WallClock};
@@ -48,4 +49,5 @@ pub use op::{Attendee, EntityId, Op, OpId, attendance_id};
 pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields};
 pub use store::{
     ApplyReport, Durability, Entity, Filter, Query, SCHEMA_VERSION, Store, StoreKey, StoreOptions, StoredConflict,
+    RejectedOp, SyncExchange,
 };

@@ -1,14 +1,19 @@
 //! `mpaka`: the command M&E officers and developers run.
 //!
-//! Today it demonstrates the offline store (`mpaka demo`), inspects a
-//! store file (`mpaka inspect`) and checks XLSForms (`mpaka form check`);
-//! the sync server (`mpaka serve`) arrives with the sync issue.
+//! `mpaka serve` runs the sync server, `mpaka admin` administers it,
+//! `mpaka simulate` plays a field day of devices against it; `mpaka demo`
+//! shows the offline store alone, `mpaka inspect` reads a store file and
+//! `mpaka form` checks XLSForms.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mpaka_server::server::{DataDir, Limits, shutdown_signal};
 
+mod admin;
 mod demo;
 mod form;
 mod inspect;
@@ -22,6 +27,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the sync server on the embedded database.
+    Serve {
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, env = "MPAKA_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Data folder (created if missing).
+        #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data")]
+        data_dir: PathBuf,
+        /// Requests per device per minute.
+        #[arg(long, env = "MPAKA_REQUESTS_PER_MINUTE", default_value_t = Limits::default().requests_per_minute)]
+        requests_per_minute: u32,
+        /// Largest request body on the wire, in bytes.
+        #[arg(long, env = "MPAKA_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+        max_body_bytes: usize,
+    },
+    /// Administer the server's data folder: projects, users, devices, forms.
+    Admin {
+        /// Data folder.
+        #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data", global = true)]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     /// Two enumerators' phones work offline at Rusizi II, then merge:
     /// surveys, an awareness session counted once, and a conflict resolved.
     Demo {
@@ -60,6 +88,20 @@ enum FormCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve {
+            addr,
+            data_dir,
+            requests_per_minute,
+            max_body_bytes,
+        } => {
+            let limits = Limits {
+                requests_per_minute,
+                max_body_bytes,
+                ..Limits::default()
+            };
+            return serve(addr, &data_dir, limits);
+        }
+        Command::Admin { data_dir, command } => admin::run(&data_dir, command).map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {
             Ok(summary) => {
                 print!("{summary}");
@@ -70,11 +112,60 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        Command::Inspect { store } => inspect::run(&store).map(|report| print!("{report}")),
+        Command::Inspect { store } => inspect::run(&store)
+            .map(|report| print!("{report}"))
+            .map_err(Into::into),
         Command::Form(FormCommand::Check { file }) => return form::check(&file),
         Command::Form(FormCommand::Validate { file, answers }) => return form::validate(&file, &answers),
     };
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mpaka: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(addr: SocketAddr, data_dir: &std::path::Path, limits: Limits) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let run = || -> Result<(), Box<dyn std::error::Error>> {
+        let data = DataDir::open(data_dir)?;
+        let first = data.first_start(mpaka_server::server::now_ms())?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| mpaka_server::server::ServerError::Bind { addr, source })?;
+            let local = listener.local_addr()?;
+            println!("mpaka {} serving on http://{local} (data in {})", env!("CARGO_PKG_VERSION"), data_dir.display());
+            if let Some(first) = first {
+                println!(
+                    "\nFirst start: created project `{project}` with the trader survey and the session \
+                     attendance form, and the server-wide user `admin`.\n\
+                     Admin API token (shown once; keep it secret; `mpaka admin token admin` issues another):\n\n    {token}\n\n\
+                     Enroll a phone:\n    \
+                     mpaka admin add-user amina --role enumerator --project {project}\n    \
+                     mpaka admin enroll amina --project {project} --server-url http://{local}\n\
+                     then type the code (or scan the QR text) in the app. Over HTTP, with the token:\n    \
+                     curl -H 'Authorization: Bearer <token>' http://{local}/v1/projects\n",
+                    project = first.project.slug,
+                    token = first.token.expose(),
+                );
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            mpaka_server::server::serve(Arc::new(data), limits, listener, shutdown_signal()).await?;
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })
+    };
+    match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mpaka: {error}");

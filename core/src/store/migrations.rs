@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 pub(crate) const APPLICATION_ID: i64 = 0x4d50_4b41;
 
 /// Every released schema change, oldest first. Never edit a released entry.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_sync.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -10,6 +10,7 @@ mod batch;
 mod codec;
 pub(crate) mod migrations;
 mod query;
+mod sync;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use self::batch::{Batch, Outcome};
 use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
 pub use self::migrations::SCHEMA_VERSION;
 pub use self::query::{Filter, Query};
+pub use self::sync::{RejectedOp, SyncExchange};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
 use crate::merge::{Conflict, ConflictingWrite, EntityState};
@@ -282,95 +284,77 @@ impl Store {
         seen: Option<Option<Hlc>>,
     ) -> Result<Op> {
         let schema = collection.schema();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let now = inner.options.clock.now_ms();
-        let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = load_entity(&tx, collection, id)?;
-        let mut clock = resume_clock(&tx, inner.clock)?;
-        let op = Op {
-            id: OpId::new(),
-            hlc: clock.tick(now),
-            base: seen.unwrap_or_else(|| current.as_ref().and_then(|row| row.state.version())),
-            collection,
-            entity: id,
-            fields,
-        };
-        let version = current.as_ref().and_then(|row| row.state.version());
-        if let Some(Some(seen)) = seen
-            && version.is_none_or(|v| seen > v)
-        {
-            return Err(Error::SeenInFuture {
-                collection: schema.name,
-                id: id.to_string(),
-                seen,
-                version: version.map_or_else(|| "none".into(), |v| v.to_string()),
-            });
-        }
-        op.validate()?; // the schema's checks, and a base before the op's own stamp
-        if current.is_none() {
-            if op.fields.contains_key(DELETED) {
-                return Err(Error::UnknownEntity {
+        self.write(|tx, clock, now, _| {
+            let current = load_entity(tx, collection, id)?;
+            let op = Op {
+                id: OpId::new(),
+                hlc: clock.tick(now),
+                base: seen.unwrap_or_else(|| current.as_ref().and_then(|row| row.state.version())),
+                collection,
+                entity: id,
+                fields,
+            };
+            let version = current.as_ref().and_then(|row| row.state.version());
+            if let Some(Some(seen)) = seen
+                && version.is_none_or(|v| seen > v)
+            {
+                return Err(Error::SeenInFuture {
                     collection: schema.name,
                     id: id.to_string(),
+                    seen,
+                    version: version.map_or_else(|| "none".into(), |v| v.to_string()),
                 });
             }
-            // Later edits may come from a device holding only part of the
-            // entity's history, so only a create must be complete.
-            schema.check_required(&op.fields)?;
-        }
-        if schema.ids == IdRule::SessionAttendee {
-            let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
-            after.apply(&op);
-            check_attendance_id(id, &after.fields)?;
-        }
-        let mut batch = Batch::new(&tx);
-        if let Some(row) = current {
-            batch.preload(collection, id, row);
-        }
-        batch.apply(&op, true)?;
-        batch.finish()?;
-        save_clock(&tx, clock.last())?;
-        tx.commit()?;
-        inner.clock = clock;
-        Ok(op)
+            op.validate()?; // the schema's checks, and a base before the op's own stamp
+            if current.is_none() {
+                if op.fields.contains_key(DELETED) {
+                    return Err(Error::UnknownEntity {
+                        collection: schema.name,
+                        id: id.to_string(),
+                    });
+                }
+                // Later edits may come from a device holding only part of the
+                // entity's history, so only a create must be complete.
+                schema.check_required(&op.fields)?;
+            }
+            if schema.ids == IdRule::SessionAttendee {
+                let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
+                after.apply(&op);
+                check_attendance_id(id, &after.fields)?;
+            }
+            let mut batch = Batch::new(tx);
+            if let Some(row) = current {
+                batch.preload(collection, id, row);
+            }
+            batch.apply(&op, true)?;
+            batch.finish()?;
+            Ok(op)
+        })
     }
 
     /// Applies ops received from elsewhere, in one transaction. Ops already
     /// held are skipped; ops that do not fit the schema or are stamped too
     /// far ahead are refused one by one, and the rest are applied.
     pub fn apply_remote(&self, ops: &[Op]) -> Result<ApplyReport> {
+        self.write(|tx, clock, now, options| apply_ops(tx, clock, now, options.max_clock_ahead_ms, ops))
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction with the clock resumed from
+    /// disk, and persists the clock it leaves: every write goes through here.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut HlcState, u64, &StoreOptions) -> Result<T>,
+    ) -> Result<T> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let now = inner.options.clock.now_ms();
-        let bound = inner.options.max_clock_ahead_ms;
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut clock = resume_clock(&tx, inner.clock)?;
-        let mut batch = Batch::new(&tx);
-        let mut report = ApplyReport::default();
-        for op in ops {
-            let mut observed = clock;
-            if let Err(reason) = op.validate().and_then(|()| observed.observe(op.hlc, now, bound)) {
-                report.rejected.push((op.id, reason));
-                continue;
-            }
-            match batch.apply(op, false)? {
-                Outcome::Applied => {
-                    clock = observed;
-                    report.applied += 1;
-                }
-                Outcome::Duplicate => report.duplicates += 1,
-                Outcome::IdReused => report
-                    .rejected
-                    .push((op.id, Error::OpIdReused { id: op.id.to_string() })),
-            }
-        }
-        report.conflicts = batch.conflicts_found;
-        batch.finish()?;
+        let out = f(&tx, &mut clock, now, &inner.options)?;
         save_clock(&tx, clock.last())?;
         tx.commit()?;
         inner.clock = clock;
-        Ok(report)
+        Ok(out)
     }
 
     /// The entity as merged here, deleted or not; `None` if never written.
@@ -465,36 +449,42 @@ impl Store {
         )
     }
 
+    /// Which of `ids` this store holds: a server answers a resent op from
+    /// this, without checking it again.
+    pub fn held(&self, ids: &[OpId]) -> Result<std::collections::HashSet<OpId>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached("SELECT 1 FROM ops WHERE op_id = ?1")?;
+        let mut out = std::collections::HashSet::new();
+        for id in ids {
+            if stmt.exists([id.0.as_bytes()])? {
+                out.insert(*id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Store::pending_ops`], from after local sequence `after`, with
+    /// the sequence of each: for reading a long queue in chunks.
+    pub fn pending_ops_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Op)>> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached(&format!(
+            "SELECT seq, {OP_COLUMNS} FROM ops WHERE pending = 1 AND seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![after as i64, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((row.get::<_, i64>(0)? as u64, whole(&inner.conn, op_from_row(row, 1)?)?));
+        }
+        Ok(out)
+    }
+
     /// Marks ops as acknowledged by a server; returns how many were
     /// pending. An acknowledged op whose fields all still win is compacted
     /// (its values stay in the entity): the server now keeps the history.
     pub fn acknowledge(&self, ids: &[OpId]) -> Result<usize> {
         let mut inner = self.lock();
         let tx = inner.conn.transaction()?;
-        let mut done = 0;
-        {
-            let mut ack =
-                tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
-            let mut read = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE seq = ?1"))?;
-            let mut compact = tx.prepare_cached("DELETE FROM op_fields WHERE seq = ?1")?;
-            let mut flag = tx.prepare_cached("UPDATE entities SET compacted = 1 WHERE collection = ?1 AND id = ?2")?;
-            for id in ids {
-                let Some(seq) = ack
-                    .query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0))
-                    .optional()?
-                else {
-                    continue;
-                };
-                done += 1;
-                let op = whole(&tx, read.query_row([seq], |row| Ok(op_from_row(row, 0)))??)?;
-                let entity = load_entity(&tx, op.collection, op.entity)?;
-                let wins_all = entity.is_some_and(|e| op.fields.keys().all(|f| e.state.stamps.get(f) == Some(&op.hlc)));
-                if wins_all {
-                    compact.execute([seq])?;
-                    flag.execute(params![op.collection.code(), op.entity.0.as_bytes()])?;
-                }
-            }
-        }
+        let done = acknowledge_in(&tx, ids)?;
         tx.commit()?;
         Ok(done)
     }
@@ -541,6 +531,66 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Merges remote `ops` in `tx`: the body of [`Store::apply_remote`], and
+/// of a sync exchange, which also moves the cursor in the same transaction.
+fn apply_ops(
+    tx: &rusqlite::Transaction<'_>,
+    clock: &mut HlcState,
+    now: u64,
+    bound: u64,
+    ops: &[Op],
+) -> Result<ApplyReport> {
+    let mut batch = Batch::new(tx);
+    let mut report = ApplyReport::default();
+    for op in ops {
+        let mut observed = *clock;
+        if let Err(reason) = op.validate().and_then(|()| observed.observe(op.hlc, now, bound)) {
+            report.rejected.push((op.id, reason));
+            continue;
+        }
+        match batch.apply(op, false)? {
+            Outcome::Applied => {
+                *clock = observed;
+                report.applied += 1;
+            }
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::IdReused => report
+                .rejected
+                .push((op.id, Error::OpIdReused { id: op.id.to_string() })),
+        }
+    }
+    report.conflicts = batch.conflicts_found;
+    batch.finish()?;
+    Ok(report)
+}
+
+/// Marks ops acknowledged in `tx`, compacting those whose values all still
+/// stand; returns how many were pending.
+fn acknowledge_in(tx: &rusqlite::Transaction<'_>, ids: &[OpId]) -> Result<usize> {
+    let mut done = 0;
+    let mut ack = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
+    let mut read = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE seq = ?1"))?;
+    let mut compact = tx.prepare_cached("DELETE FROM op_fields WHERE seq = ?1")?;
+    let mut flag = tx.prepare_cached("UPDATE entities SET compacted = 1 WHERE collection = ?1 AND id = ?2")?;
+    for id in ids {
+        let Some(seq) = ack
+            .query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0))
+            .optional()?
+        else {
+            continue;
+        };
+        done += 1;
+        let op = whole(tx, read.query_row([seq], |row| Ok(op_from_row(row, 0)))??)?;
+        let entity = load_entity(tx, op.collection, op.entity)?;
+        let wins_all = entity.is_some_and(|e| op.fields.keys().all(|f| e.state.stamps.get(f) == Some(&op.hlc)));
+        if wins_all {
+            compact.execute([seq])?;
+            flag.execute(params![op.collection.code(), op.entity.0.as_bytes()])?;
+        }
+    }
+    Ok(done)
 }
 
 fn check_attendance_id(id: EntityId, fields: &Fields) -> Result<()> {

@@ -1,0 +1,174 @@
+//! The sync protocol: what a device and the server exchange, shared by the
+//! client (feature `sync`) and the server so the two cannot drift apart.
+//!
+//! One exchange is one `POST /v1/sync` with a gzip-compressed JSON
+//! [`SyncRequest`] and a gzip-compressed JSON [`SyncResponse`]: the device
+//! pushes ops the server has not acknowledged and, in the same round trip,
+//! pulls ops it has not seen since its cursor. docs/protocol.md describes
+//! the exchange for people; this module is its definition.
+
+#[cfg(feature = "sync")]
+mod client;
+mod wire;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "sync")]
+pub use self::client::{CancelToken, Progress, SyncClient, SyncConfig, SyncError, SyncProgress, SyncReport};
+pub use self::wire::{WireError, gunzip_limited, gzip};
+use crate::form::FormDefinition;
+use crate::op::{Op, OpId};
+
+/// The protocol version this build speaks (the `/v1/` of the paths).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default size of one exchange on the wire, compressed: about 256 KB,
+/// a couple of seconds on a good 2G link, small enough that a dropped
+/// connection costs little.
+pub const DEFAULT_BATCH_BYTES: usize = 256 * 1024;
+
+/// The content type of every request and response body.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// A form the device holds, so the server sends only those it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FormRef {
+    /// `settings.form_id`.
+    pub form_id: String,
+    /// `settings.version`.
+    pub version: String,
+}
+
+/// What a device sends. `O` is [`Op`] on the device; the server reads each
+/// op as raw JSON first, so one malformed op is refused alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest<O = Op> {
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The server sequence up to which the device holds every op it may
+    /// see (0 at first).
+    pub cursor: u64,
+    /// Ops written on the device and not yet acknowledged, oldest first.
+    pub ops: Vec<O>,
+    /// Forms the device already holds.
+    #[serde(default)]
+    pub forms: Vec<FormRef>,
+    /// How many bytes of ops (uncompressed JSON) to pull at most in this
+    /// exchange; the server sends at least one op if any is due.
+    pub pull_limit_bytes: u64,
+}
+
+/// What the server answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// The server's wall clock (ms since the epoch) when it answered.
+    pub server_time_ms: u64,
+    /// Pushed ops the server now holds (new or already held): the device
+    /// acknowledges them.
+    pub accepted: Vec<OpId>,
+    /// Pushed ops the server refused, each with why.
+    pub rejected: Vec<Rejection>,
+    /// Ops for the device, in server order.
+    pub ops: Vec<Op>,
+    /// The cursor to send next time: covers `ops` and every op before them
+    /// the device may not see.
+    pub cursor: u64,
+    /// More ops are due: exchange again.
+    pub more: bool,
+    /// Forms of the project the device did not list.
+    pub forms: Vec<FormDefinition>,
+}
+
+/// One refused op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The op.
+    pub op: OpId,
+    /// Why, for programs.
+    pub code: RejectionCode,
+    /// Why, for a person: which field, form or clock, and what to do.
+    pub reason: String,
+}
+
+/// Why the server refused an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// Stamped too far ahead of the server's clock: the device's clock is
+    /// wrong.
+    ClockAhead,
+    /// Not an op of this protocol (unknown collection, bad id or stamp).
+    Malformed,
+    /// A field the collection does not declare, or a value of the wrong
+    /// kind.
+    InvalidField,
+    /// A submission of a form (or form version) the project never
+    /// published.
+    UnknownForm,
+    /// A submission whose answers break the form's rules.
+    InvalidAnswers,
+    /// The device may not write this: another device's node id, or another
+    /// enumerator's submission.
+    Forbidden,
+    /// The op id is already held for a different op.
+    OpIdReused,
+}
+
+impl RejectionCode {
+    /// The code as stored and sent (`clock_ahead`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::ClockAhead => "clock_ahead",
+            RejectionCode::Malformed => "malformed",
+            RejectionCode::InvalidField => "invalid_field",
+            RejectionCode::UnknownForm => "unknown_form",
+            RejectionCode::InvalidAnswers => "invalid_answers",
+            RejectionCode::Forbidden => "forbidden",
+            RejectionCode::OpIdReused => "op_id_reused",
+        }
+    }
+
+    /// The code for a store error refusing an op.
+    pub fn of(error: &crate::Error) -> RejectionCode {
+        use crate::Error as E;
+        match error {
+            E::ClockTooFarAhead { .. } => RejectionCode::ClockAhead,
+            E::OpIdReused { .. } => RejectionCode::OpIdReused,
+            E::UnknownCollection { .. } | E::MalformedId { .. } | E::MalformedClock { .. } | E::IdRule { .. } => {
+                RejectionCode::Malformed
+            }
+            _ => RejectionCode::InvalidField,
+        }
+    }
+}
+
+/// The body of every error response (4xx and 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable: `unauthorized`, `forbidden`, `bad_request`, ...
+    pub error: String,
+    /// For a person: what was wrong and what to do.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_codes_serialize_as_their_names() {
+        for code in [
+            RejectionCode::ClockAhead,
+            RejectionCode::Malformed,
+            RejectionCode::InvalidField,
+            RejectionCode::UnknownForm,
+            RejectionCode::InvalidAnswers,
+            RejectionCode::Forbidden,
+            RejectionCode::OpIdReused,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().into()));
+            assert_eq!(serde_json::from_value::<RejectionCode>(json).unwrap(), code);
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! Who may do what: projects, users and their roles, devices and their
+//! tokens, enrollment codes. Kept in `server.sqlite` in the data folder.
+//!
+//! Secrets are never stored: a device token is 256 random bits and only its
+//! SHA-256 is kept (a token that random needs no slow hash); an enrollment
+//! code is stored hashed too, used once, and expires.
+
+mod secret;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use mpaka_core::NodeId;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+pub use self::secret::{Secret, hash_secret, new_enrollment_code, new_token, normalize_code};
+
+/// How long an enrollment code stays usable: three days, time for an
+/// enumerator to reach the office or receive it by phone.
+pub const ENROLLMENT_TTL_MS: i64 = 3 * 24 * 3600 * 1000;
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the server: every project, publishing, users, devices.
+    Admin,
+    /// Monitoring and evaluation officer: reads and edits everything in
+    /// their project, publishes forms, enrolls devices.
+    MeOfficer,
+    /// Field enumerator: the project's forms, registry and sessions, and
+    /// their own interviews only.
+    Enumerator,
+}
+
+impl Role {
+    /// As stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::MeOfficer => "me_officer",
+            Role::Enumerator => "enumerator",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Role, AccountError> {
+        match text {
+            "admin" => Ok(Role::Admin),
+            "me_officer" => Ok(Role::MeOfficer),
+            "enumerator" => Ok(Role::Enumerator),
+            other => Err(AccountError::Invalid(format!(
+                "unknown role `{other}` (admin, me_officer or enumerator)"
+            ))),
+        }
+    }
+
+    /// May manage the project's devices, forms and enrollments.
+    pub fn manages(self) -> bool {
+        matches!(self, Role::Admin | Role::MeOfficer)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = AccountError;
+    fn from_str(s: &str) -> Result<Role, AccountError> {
+        Role::parse(s)
+    }
+}
+
+/// A project: one survey programme's data, forms and people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Internal id.
+    #[serde(skip)]
+    pub id: i64,
+    /// Short name used in URLs and file names.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Who is calling: resolved from a token on every request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The device (or API client) the token belongs to.
+    pub device_id: i64,
+    /// Its user.
+    pub user_id: i64,
+    /// The user's name.
+    pub username: String,
+    /// The user's role.
+    pub role: Role,
+    /// The user's project; `None` for admins, who act on any project.
+    pub project: Option<Project>,
+    /// The replica's node id, for a device that syncs.
+    pub node: Option<NodeId>,
+}
+
+impl Principal {
+    /// May this principal act on `project` at all?
+    pub fn in_project(&self, project: &Project) -> bool {
+        self.role == Role::Admin || self.project.as_ref().is_some_and(|p| p.id == project.id)
+    }
+}
+
+/// A device as the admin pages list it (no secret in it).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    /// Device id, for revoking.
+    pub id: i64,
+    /// Its user.
+    pub username: String,
+    /// Its user's role.
+    pub role: Role,
+    /// Name given at enrollment.
+    pub name: String,
+    /// Node id, if it syncs.
+    pub node_id: Option<String>,
+    /// Enrolled at (ms).
+    pub enrolled_at: i64,
+    /// Revoked at (ms), if revoked.
+    pub revoked_at: Option<i64>,
+    /// Last sync (ms).
+    pub last_sync_at: Option<i64>,
+    /// Ops received from it.
+    pub ops_received: i64,
+    /// Ops refused.
+    pub ops_rejected: i64,
+}
+
+/// A submission flagged for review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewFlag {
+    /// The submission id.
+    pub submission: String,
+    /// Its form.
+    pub form_id: String,
+    /// Its form version.
+    pub version: String,
+    /// The rules it breaks.
+    pub errors: serde_json::Value,
+    /// When flagged (ms).
+    pub flagged_at: i64,
+}
+
+/// An account operation that cannot be done.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// No such project.
+    #[error("no project `{0}`")]
+    UnknownProject(String),
+    /// No such user.
+    #[error("no user `{username}` in project `{project}`")]
+    UnknownUser {
+        /// The project.
+        project: String,
+        /// The user name.
+        username: String,
+    },
+    /// Already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A bad name, role or argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// The enrollment code is unknown, used or expired (not told apart, so
+    /// that guessing learns nothing).
+    #[error("this enrollment code is not valid: it may be mistyped, already used or expired; ask for a new one")]
+    BadCode,
+    /// No such device in the project.
+    #[error("no device {0} in this project")]
+    UnknownDevice(i64),
+    /// The database failed.
+    #[error("accounts database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The accounts database.
+pub struct Accounts {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Accounts")
+    }
+}
+
+const PRINCIPAL_SELECT: &str = "SELECT d.id, u.id, u.username, u.role, p.id, p.slug, p.name, d.node_id \
+     FROM devices d JOIN users u ON u.id = d.user_id LEFT JOIN projects p ON p.id = u.project_id";
+
+impl Accounts {
+    /// Opens (creating if needed) the accounts database at `path`.
+    pub fn open(path: &Path) -> Result<Accounts, AccountError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.execute_batch(include_str!("schema.sql"))?;
+        Ok(Accounts { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Every call is one statement or one transaction: safe after a panic.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a project.
+    pub fn create_project(&self, slug: &str, name: &str, now: i64) -> Result<Project, AccountError> {
+        check_name("project slug", slug)?;
+        let conn = self.lock();
+        let inserted = conn.execute(
+            "INSERT INTO projects (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![slug, name, now],
+        )?;
+        if inserted == 0 {
+            return Err(AccountError::Exists(format!("project `{slug}`")));
+        }
+        Ok(Project {
+            id: conn.last_insert_rowid(),
+            slug: slug.into(),
+            name: name.into(),
+        })
+    }
+
+    /// The project called `slug`.
+    pub fn project(&self, slug: &str) -> Result<Project, AccountError> {
+        self.lock()
+            .query_row("SELECT id, slug, name FROM projects WHERE slug = ?1", [slug], project_row)
+            .optional()?
+            .ok_or_else(|| AccountError::UnknownProject(slug.into()))
+    }
+
+    /// Every project.
+    pub fn projects(&self) -> Result<Vec<Project>, AccountError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id, slug, name FROM projects ORDER BY slug")?;
+        let rows = stmt.query_map([], project_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Adds a user: an admin is server-wide (`project` is ignored), others
+    /// belong to `project`.
+    pub fn add_user(&self, project: Option<&Project>, username: &str, role: Role, now: i64) -> Result<i64, AccountError> {
+        check_name("user name", username)?;
+        let project_id = match (role, project) {
+            (Role::Admin, _) => 0,
+            (_, Some(p)) => p.id,
+            (_, None) => return Err(AccountError::Invalid(format!("a {} needs a project", role.as_str()))),
+        };
+        let conn = self.lock();
+        let inserted = conn.execute(
+            "INSERT INTO users (project_id, username, role, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![project_id, username, role.as_str(), now],
+        )?;
+        if inserted == 0 {
+            return Err(AccountError::Exists(format!("user `{username}`")));
+        }
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// The id and role of a user of `project` (or an admin).
+    pub fn user(&self, project: Option<&Project>, username: &str) -> Result<(i64, Role), AccountError> {
+        let conn = self.lock();
+        let row: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT id, role FROM users WHERE username = ?1 AND project_id IN (0, ?2) \
+                 ORDER BY project_id DESC LIMIT 1",
+                params![username, project.map_or(0, |p| p.id)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (id, role) = row.ok_or_else(|| AccountError::UnknownUser {
+            project: project.map_or_else(|| "(server)".into(), |p| p.slug.clone()),
+            username: username.into(),
+        })?;
+        Ok((id, Role::parse(&role)?))
+    }
+
+    /// Issues a one-time enrollment code for a user of `project`.
+    pub fn issue_enrollment(
+        &self,
+        project: &Project,
+        username: &str,
+        issued_by: i64,
+        now: i64,
+    ) -> Result<(Secret, i64), AccountError> {
+        let (user_id, role) = self.user(Some(project), username)?;
+        if role == Role::Admin {
+            return Err(AccountError::Invalid(
+                "admins use API tokens (`mpaka admin token`), not enrolled devices".into(),
+            ));
+        }
+        let code = new_enrollment_code();
+        let expires_at = now + ENROLLMENT_TTL_MS;
+        self.lock().execute(
+            "INSERT INTO enrollments (code_hash, user_id, issued_by, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash_secret(&normalize_code(code.expose())), user_id, issued_by, now, expires_at],
+        )?;
+        Ok((code, expires_at))
+    }
+
+    /// Exchanges an enrollment code for a device token, once.
+    pub fn enroll(&self, code: &str, node: NodeId, name: &str, now: i64) -> Result<(Principal, Secret), AccountError> {
+        let token = new_token();
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let found: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT e.user_id, u.project_id FROM enrollments e JOIN users u ON u.id = e.user_id \
+                 WHERE e.code_hash = ?1 AND e.used_at IS NULL AND e.expires_at > ?2",
+                params![hash_secret(&normalize_code(code)), now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (user_id, project_id) = found.ok_or(AccountError::BadCode)?;
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE project_id = ?1 AND node_id = ?2)",
+            params![project_id, node.to_sql()],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(AccountError::Exists(format!(
+                "a device with node id {node} (a copied store file? reinstall the app to get a fresh store)"
+            )));
+        }
+        let name: String = name.chars().filter(|c| !c.is_control()).take(80).collect();
+        tx.execute(
+            "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user_id, project_id, node.to_sql(), name, hash_secret(token.expose()), now],
+        )?;
+        let device_id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE enrollments SET used_at = ?1, device_id = ?2 WHERE code_hash = ?3",
+            params![now, device_id, hash_secret(&normalize_code(code))],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        let principal = self.authenticate(token.expose())?.ok_or(AccountError::BadCode)?;
+        Ok((principal, token))
+    }
+
+    /// Issues an API token (no node id: it cannot sync) for a user.
+    pub fn issue_api_token(&self, project: Option<&Project>, username: &str, now: i64) -> Result<Secret, AccountError> {
+        let (user_id, role) = self.user(project, username)?;
+        let project_id = if role == Role::Admin { 0 } else { project.map_or(0, |p| p.id) };
+        let token = new_token();
+        self.lock().execute(
+            "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
+             VALUES (?1, ?2, NULL, 'api token', ?3, ?4)",
+            params![user_id, project_id, hash_secret(token.expose()), now],
+        )?;
+        Ok(token)
+    }
+
+    /// The principal a token belongs to, unless unknown or revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, AccountError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "{PRINCIPAL_SELECT} WHERE d.token_hash = ?1 AND d.revoked_at IS NULL"
+        ))?;
+        let row = stmt.query_row([hash_secret(token)], principal_row).optional()?;
+        Ok(row.transpose()?)
+    }
+
+    /// Revokes a device of `project`: its token stops working at once.
+    pub fn revoke_device(&self, project: &Project, device_id: i64, now: i64) -> Result<(), AccountError> {
+        let changed = self.lock().execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 AND project_id = ?3",
+            params![now, device_id, project.id],
+        )?;
+        if changed == 0 {
+            return Err(AccountError::UnknownDevice(device_id));
+        }
+        Ok(())
+    }
+
+    /// The devices of `project`.
+    pub fn devices(&self, project: &Project) -> Result<Vec<DeviceInfo>, AccountError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT d.id, u.username, u.role, d.name, d.node_id, d.enrolled_at, d.revoked_at, d.last_sync_at, \
+             d.ops_received, d.ops_rejected FROM devices d JOIN users u ON u.id = d.user_id \
+             WHERE d.project_id = ?1 ORDER BY d.id",
+        )?;
+        let rows = stmt.query_map([project.id], |r| {
+            Ok((
+                DeviceInfo {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                    role: Role::Enumerator,
+                    name: r.get(3)?,
+                    node_id: r.get::<_, Option<i64>>(4)?.map(|n| NodeId::from_sql(n).to_string()),
+                    enrolled_at: r.get(5)?,
+                    revoked_at: r.get(6)?,
+                    last_sync_at: r.get(7)?,
+                    ops_received: r.get(8)?,
+                    ops_rejected: r.get(9)?,
+                },
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (mut info, role) = row?;
+            info.role = Role::parse(&role)?;
+            Ok(info)
+        })
+        .collect()
+    }
+
+    /// Records a sync of a device.
+    pub fn record_sync(&self, device_id: i64, received: u64, rejected: u64, now: i64) -> Result<(), AccountError> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE devices SET last_sync_at = ?1, ops_received = ops_received + ?2, \
+                 ops_rejected = ops_rejected + ?3 WHERE id = ?4",
+            )?
+            .execute(params![now, received as i64, rejected as i64, device_id])?;
+        Ok(())
+    }
+
+    /// Flags a submission for review (replacing an earlier flag), or clears
+    /// its flag when `errors` is `None`.
+    pub fn set_review_flag(
+        &self,
+        project: &Project,
+        submission: &str,
+        flag: Option<(&str, &str, &serde_json::Value)>,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        let conn = self.lock();
+        match flag {
+            Some((form_id, version, errors)) => conn
+                .prepare_cached(
+                    "INSERT INTO review_flags (project_id, entity, form_id, version, errors, flagged_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, entity) DO UPDATE SET \
+                     form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
+                     flagged_at = excluded.flagged_at",
+                )?
+                .execute(params![project.id, submission, form_id, version, errors.to_string(), now])?,
+            None => conn
+                .prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?
+                .execute(params![project.id, submission])?,
+        };
+        Ok(())
+    }
+
+    /// Submissions of `project` flagged for review.
+    pub fn review_flags(&self, project: &Project) -> Result<Vec<ReviewFlag>, AccountError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT entity, form_id, version, errors, flagged_at FROM review_flags WHERE project_id = ?1 ORDER BY entity",
+        )?;
+        let rows = stmt.query_map([project.id], |r| {
+            Ok(ReviewFlag {
+                submission: r.get(0)?,
+                form_id: r.get(1)?,
+                version: r.get(2)?,
+                errors: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or(serde_json::Value::Null),
+                flagged_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any admin exists (first start creates one).
+    pub fn has_admin(&self) -> Result<bool, AccountError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')", [], |r| r.get(0))?)
+    }
+}
+
+fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        slug: r.get(1)?,
+        name: r.get(2)?,
+    })
+}
+
+fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Principal, rusqlite::Error>> {
+    let role: String = r.get(3)?;
+    let Ok(role) = Role::parse(&role) else {
+        return Ok(Err(rusqlite::Error::InvalidColumnType(
+            3,
+            "role".into(),
+            rusqlite::types::Type::Text,
+        )));
+    };
+    let project = match r.get::<_, Option<i64>>(4)? {
+        Some(id) => Some(Project {
+            id,
+            slug: r.get(5)?,
+            name: r.get(6)?,
+        }),
+        None => None,
+    };
+    Ok(Ok(Principal {
+        device_id: r.get(0)?,
+        user_id: r.get(1)?,
+        username: r.get(2)?,
+        role,
+        project,
+        node: r.get::<_, Option<i64>>(7)?.map(NodeId::from_sql),
+    }))
+}
+
+/// Slugs and user names: 1 to 64 of `a-z 0-9 . _ -`, starting with a
+/// letter or digit (they appear in URLs, file names and exports).
+fn check_name(what: &str, name: &str) -> Result<(), AccountError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(format!(
+            "the {what} `{}` is not valid: use 1 to 64 lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit",
+            name.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

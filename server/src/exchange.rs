@@ -1,0 +1,450 @@
+//! One sync exchange as the server runs it, independent of HTTP: check and
+//! apply what a device pushed, then choose what it may pull.
+//!
+//! The project's ops live in a core [`Store`], so the server merges with the
+//! very function devices use, and the store's arrival order (`ops.seq`,
+//! assigned by SQLite's single writer in commit order) is the server
+//! sequence that pull cursors count.
+
+use std::collections::{HashMap, HashSet};
+
+use mpaka_core::form::{Environment, FormDefinition, validate};
+use mpaka_core::schema::PATH_SEPARATOR;
+use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
+use mpaka_core::{Collection, EntityId, EntityState, Op, OpId, Store};
+use serde_json::{Map, Value};
+
+use crate::accounts::{Accounts, Principal, Project, Role};
+
+/// Why an exchange was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The request breaks the protocol; the message names what.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The caller may not sync this way.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The server failed; the device retries.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<mpaka_core::Error> for ExchangeError {
+    fn from(e: mpaka_core::Error) -> Self {
+        ExchangeError::Internal(format!("project store: {e}"))
+    }
+}
+
+impl From<crate::accounts::AccountError> for ExchangeError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        ExchangeError::Internal(e.to_string())
+    }
+}
+
+/// Bounds on one exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeLimits {
+    /// Most ops one request may push.
+    pub max_ops: usize,
+    /// Most bytes of ops (uncompressed JSON) one response pulls.
+    pub max_pull_bytes: usize,
+}
+
+impl Default for ExchangeLimits {
+    fn default() -> Self {
+        ExchangeLimits {
+            max_ops: 20_000,
+            max_pull_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What one exchange did, for logs and device status (counts only).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExchangeStats {
+    /// Ops new to the server.
+    pub applied: usize,
+    /// Ops resent and already held.
+    pub duplicates: usize,
+    /// Ops refused.
+    pub rejected: usize,
+    /// Ops sent to the device.
+    pub pulled: usize,
+}
+
+/// Runs one exchange for `principal` on `project`'s store.
+pub fn exchange(
+    accounts: &Accounts,
+    project: &Project,
+    store: &Store,
+    principal: &Principal,
+    request: SyncRequest<Value>,
+    limits: ExchangeLimits,
+    now_ms: u64,
+) -> Result<(SyncResponse, ExchangeStats), ExchangeError> {
+    if request.protocol != PROTOCOL_VERSION {
+        return Err(ExchangeError::BadRequest(format!(
+            "this server speaks sync protocol {PROTOCOL_VERSION}, the device sent {}; update the app",
+            request.protocol
+        )));
+    }
+    let Some(node) = principal.node else {
+        return Err(ExchangeError::Forbidden(
+            "this token belongs to an API client, not an enrolled device; enroll the device to sync".into(),
+        ));
+    };
+    if request.ops.len() > limits.max_ops {
+        return Err(ExchangeError::BadRequest(format!(
+            "{} ops in one request; at most {} are accepted, send smaller batches",
+            request.ops.len(),
+            limits.max_ops
+        )));
+    }
+    let mut stats = ExchangeStats::default();
+    let (accepted, rejected) = push(accounts, project, store, principal, node, request.ops, now_ms, &mut stats)?;
+    let limit = (request.pull_limit_bytes as usize).clamp(1, limits.max_pull_bytes);
+    let (ops, cursor, more) = pull(store, principal, request.cursor, limit)?;
+    stats.pulled = ops.len();
+    let known: HashSet<FormRef> = request.forms.into_iter().collect();
+    let forms = store
+        .forms()?
+        .into_iter()
+        .filter(|f| {
+            !known.contains(&FormRef {
+                form_id: f.form_id.clone(),
+                version: f.version.clone(),
+            })
+        })
+        .collect();
+    Ok((
+        SyncResponse {
+            server_time_ms: now_ms,
+            accepted,
+            rejected,
+            ops,
+            cursor,
+            more,
+            forms,
+        },
+        stats,
+    ))
+}
+
+/// Checks each pushed op on its own (a bad op is refused alone), applies
+/// the rest in one transaction, then flags submissions whose merged
+/// answers break their form's rules.
+#[allow(clippy::too_many_arguments)]
+fn push(
+    accounts: &Accounts,
+    project: &Project,
+    store: &Store,
+    principal: &Principal,
+    node: mpaka_core::NodeId,
+    raw: Vec<Value>,
+    now_ms: u64,
+    stats: &mut ExchangeStats,
+) -> Result<(Vec<OpId>, Vec<Rejection>), ExchangeError> {
+    let ids = raw
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            op.get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<OpId>().ok())
+                .ok_or_else(|| {
+                    ExchangeError::BadRequest(format!("ops[{i}] has no valid `id`: every op needs its UUID"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let held = store.held(&ids)?;
+    let mut accepted = Vec::with_capacity(raw.len());
+    let mut rejected = Vec::new();
+    let mut candidates = Vec::with_capacity(raw.len());
+    let mut checker = SubmissionCheck::new(store, principal);
+    for (raw, id) in raw.into_iter().zip(ids) {
+        if held.contains(&id) {
+            stats.duplicates += 1;
+            accepted.push(id);
+            continue;
+        }
+        let refuse = |code, reason: String| Rejection { op: id, code, reason };
+        let op: Op = match serde_json::from_value(raw) {
+            Ok(op) => op,
+            Err(e) => {
+                rejected.push(refuse(RejectionCode::Malformed, format!("not an op of protocol 1: {e}")));
+                continue;
+            }
+        };
+        if op.hlc.node != node {
+            rejected.push(refuse(
+                RejectionCode::Forbidden,
+                format!(
+                    "stamped by node {}, but this device enrolled as node {node}; a device sends only its own ops",
+                    op.hlc.node
+                ),
+            ));
+            continue;
+        }
+        if op.collection == Collection::Submissions
+            && let Err((code, reason)) = checker.check(&op)?
+        {
+            rejected.push(refuse(code, reason));
+            continue;
+        }
+        candidates.push(op);
+    }
+    let report = store.apply_remote(&candidates)?;
+    let refused: HashSet<OpId> = report.rejected.iter().map(|(id, _)| *id).collect();
+    for (id, error) in &report.rejected {
+        rejected.push(Rejection {
+            op: *id,
+            code: RejectionCode::of(error),
+            reason: error.to_string(),
+        });
+    }
+    let mut touched = Vec::new();
+    for op in &candidates {
+        if !refused.contains(&op.id) {
+            accepted.push(op.id);
+            if op.collection == Collection::Submissions {
+                touched.push(op.entity);
+            }
+        }
+    }
+    stats.applied = report.applied;
+    stats.duplicates += report.duplicates;
+    stats.rejected = rejected.len();
+    touched.sort();
+    touched.dedup();
+    for id in touched {
+        review(accounts, project, store, &mut checker.forms, id, now_ms)?;
+    }
+    Ok((accepted, rejected))
+}
+
+/// Flags (or clears the flag of) one submission from its merged state.
+fn review(
+    accounts: &Accounts,
+    project: &Project,
+    store: &Store,
+    forms: &mut FormCache,
+    id: EntityId,
+    now_ms: u64,
+) -> Result<(), ExchangeError> {
+    let Some(entity) = store.get(Collection::Submissions, id)? else {
+        return Ok(());
+    };
+    let state = &entity.state;
+    let flag = match (status(state), form_of(state)) {
+        (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
+            match forms.get(store, &form_id, &version)? {
+                Some(form) => {
+                    let outcome = validate(&form, &answers(state), &environment(state, &form, now_ms));
+                    (!outcome.valid).then(|| (form_id, version, serde_json::json!(outcome.errors)))
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let flag = flag.as_ref().map(|(f, v, e)| (f.as_str(), v.as_str(), e));
+    accounts.set_review_flag(project, &id.to_string(), flag, now_ms as i64)?;
+    Ok(())
+}
+
+/// Compiled forms by (form_id, version), read once per exchange.
+#[derive(Default)]
+struct FormCache(HashMap<(String, String), Option<std::sync::Arc<FormDefinition>>>);
+
+impl FormCache {
+    fn get(
+        &mut self,
+        store: &Store,
+        form_id: &str,
+        version: &str,
+    ) -> Result<Option<std::sync::Arc<FormDefinition>>, ExchangeError> {
+        let key = (form_id.to_owned(), version.to_owned());
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found.clone());
+        }
+        let form = store.form(form_id, version)?.map(std::sync::Arc::new);
+        self.0.insert(key, form.clone());
+        Ok(form)
+    }
+}
+
+/// The checks a pushed submission op passes before it is applied, with the
+/// state of each submission as the batch so far leaves it.
+struct SubmissionCheck<'a> {
+    store: &'a Store,
+    principal: &'a Principal,
+    states: HashMap<EntityId, Option<EntityState>>,
+    forms: FormCache,
+}
+
+type Refusal = (RejectionCode, String);
+
+impl<'a> SubmissionCheck<'a> {
+    fn new(store: &'a Store, principal: &'a Principal) -> Self {
+        SubmissionCheck {
+            store,
+            principal,
+            states: HashMap::new(),
+            forms: FormCache::default(),
+        }
+    }
+
+    fn check(&mut self, op: &Op) -> Result<Result<(), Refusal>, ExchangeError> {
+        let before = match self.states.get(&op.entity) {
+            Some(state) => state.clone(),
+            None => self.store.get(Collection::Submissions, op.entity)?.map(|e| e.state),
+        };
+        if self.principal.role == Role::Enumerator {
+            let owner = before.as_ref().and_then(|s| s.fields.get("enumerator")).and_then(Value::as_str);
+            let claims = op.fields.get("enumerator").and_then(Value::as_str);
+            let me = self.principal.username.as_str();
+            if owner.is_some_and(|o| o != me) || claims.is_some_and(|c| c != me) {
+                return Ok(Err((
+                    RejectionCode::Forbidden,
+                    format!("submission {} belongs to another enumerator; only its enumerator or an M&E officer may edit it", op.entity),
+                )));
+            }
+        }
+        let mut after = before.clone().unwrap_or_default();
+        after.apply(op);
+        let Some((form_id, version)) = form_of(&after) else {
+            return Ok(Err((
+                RejectionCode::InvalidField,
+                "a submission needs `form_id` and `form_version`".into(),
+            )));
+        };
+        let Some(form) = self.forms.get(self.store, &form_id, &version)? else {
+            return Ok(Err((
+                RejectionCode::UnknownForm,
+                format!(
+                    "form `{form_id}` version `{version}` is not published in this project; \
+                     publish it, or sync to receive the project's current forms"
+                ),
+            )));
+        };
+        // A writer who saw everything the server holds of this submission
+        // is alone responsible for its answers: refuse them if invalid.
+        // Concurrent writers may each be valid and merge into an invalid
+        // state: that is kept and flagged for review after applying.
+        let alone = before
+            .as_ref()
+            .and_then(EntityState::version)
+            .is_none_or(|v| op.saw_stamp(v));
+        if alone && status(&after) == Some("complete") && !after.is_deleted() {
+            let outcome = validate(&form, &answers(&after), &environment(&after, &form, 0));
+            if !outcome.valid {
+                let reasons: Vec<String> = outcome
+                    .errors
+                    .iter()
+                    .map(|e| match e.instance {
+                        Some(i) => format!("{}[{i}]: {}", e.question, e.message),
+                        None => format!("{}: {}", e.question, e.message),
+                    })
+                    .collect();
+                return Ok(Err((
+                    RejectionCode::InvalidAnswers,
+                    format!("the answers break the form's rules: {}", reasons.join("; ")),
+                )));
+            }
+        }
+        self.states.insert(op.entity, Some(after));
+        Ok(Ok(()))
+    }
+}
+
+fn status(state: &EntityState) -> Option<&str> {
+    state.fields.get("status").and_then(Value::as_str)
+}
+
+fn form_of(state: &EntityState) -> Option<(String, String)> {
+    let text = |k: &str| state.fields.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some((text("form_id")?, text("form_version")?))
+}
+
+/// The answers of a submission as the form engine reads them.
+fn answers(state: &EntityState) -> Map<String, Value> {
+    state
+        .fields
+        .iter()
+        .filter_map(|(path, value)| {
+            let name = path.strip_prefix("answers")?.strip_prefix(PATH_SEPARATOR)?;
+            (!value.is_null()).then(|| (name.to_owned(), value.clone()))
+        })
+        .collect()
+}
+
+/// What `now()`, `deviceid` and `username` read when the server checks a
+/// submission: the interview's own end time when it has one.
+fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Environment {
+    let text = |k: &str| state.fields.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let now = chrono::DateTime::parse_from_rfc3339(&text("ended_at")).unwrap_or_else(|_| {
+        chrono::DateTime::from_timestamp_millis(now_ms as i64)
+            .unwrap_or_default()
+            .fixed_offset()
+    });
+    Environment {
+        now,
+        device_id: text("device"),
+        username: text("enumerator"),
+        language: form.default_language.clone().unwrap_or_else(|| "default".into()),
+    }
+}
+
+/// Ops after `cursor` that `principal` may see, up to about `limit_bytes`
+/// of JSON (at least one op when any is due). Skipped ops (the device's own,
+/// or others' interviews for an enumerator) still move the cursor.
+fn pull(
+    store: &Store,
+    principal: &Principal,
+    mut cursor: u64,
+    limit_bytes: usize,
+) -> Result<(Vec<Op>, u64, bool), ExchangeError> {
+    let mut out = Vec::new();
+    let mut size = 0usize;
+    let mut owners: HashMap<EntityId, bool> = HashMap::new();
+    loop {
+        let chunk = store.ops_after(cursor, 512)?;
+        if chunk.is_empty() {
+            return Ok((out, cursor, false));
+        }
+        for (seq, op) in chunk {
+            if !out.is_empty() && size >= limit_bytes {
+                return Ok((out, cursor, true));
+            }
+            cursor = seq;
+            if Some(op.hlc.node) == principal.node || !may_see(store, principal, &op, &mut owners)? {
+                continue;
+            }
+            size += serde_json::to_vec(&op).map(|v| v.len()).unwrap_or(0);
+            out.push(op);
+        }
+    }
+}
+
+/// Enumerators see every collection of their project except other
+/// enumerators' interviews; M&E officers and admins see everything.
+fn may_see(
+    store: &Store,
+    principal: &Principal,
+    op: &Op,
+    owners: &mut HashMap<EntityId, bool>,
+) -> Result<bool, ExchangeError> {
+    if principal.role != Role::Enumerator || op.collection != Collection::Submissions {
+        return Ok(true);
+    }
+    if let Some(mine) = owners.get(&op.entity) {
+        return Ok(*mine);
+    }
+    let mine = store
+        .get(Collection::Submissions, op.entity)?
+        .and_then(|e| e.state.fields.get("enumerator").cloned())
+        .is_some_and(|owner| owner.as_str() == Some(principal.username.as_str()));
+    owners.insert(op.entity, mine);
+    Ok(mine)
+}

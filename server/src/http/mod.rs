@@ -1,0 +1,146 @@
+//! The HTTP API under `/v1/` (described for machines at `/v1/openapi.json`
+//! and for people in docs/protocol.md).
+//!
+//! Every handler authenticates the caller from its bearer token and checks
+//! its role against the project in the path before touching data; database
+//! work runs on tokio's blocking pool.
+
+mod body;
+mod error;
+mod limit;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use self::error::ApiError;
+use self::limit::RateLimiter;
+use crate::accounts::{Principal, Project, Role};
+use crate::server::{DataDir, Limits};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    data: Arc<DataDir>,
+    limits: Limits,
+    requests: Arc<RateLimiter>,
+    enroll_failures: Arc<RateLimiter<std::net::IpAddr>>,
+}
+
+/// The application: routes, body limit, request log.
+pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
+    let state = AppState {
+        data,
+        limits,
+        requests: Arc::new(RateLimiter::new(limits.requests_per_minute)),
+        enroll_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+    };
+    Router::new()
+        .route("/v1/health", get(routes::health))
+        .route("/v1/openapi.json", get(routes::openapi))
+        .route("/v1/enroll", post(routes::enroll))
+        .route("/v1/me", get(routes::me))
+        .route("/v1/sync", post(routes::sync))
+        .route("/v1/projects", get(routes::list_projects).post(routes::create_project))
+        .route("/v1/projects/{project}/users", post(routes::add_user))
+        .route("/v1/projects/{project}/enrollments", post(routes::issue_enrollment))
+        .route("/v1/projects/{project}/devices", get(routes::list_devices))
+        .route("/v1/projects/{project}/devices/{device}/revoke", post(routes::revoke_device))
+        .route("/v1/projects/{project}/forms", get(routes::list_forms).post(routes::publish_form))
+        .route("/v1/projects/{project}/review-flags", get(routes::review_flags))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// One line per request: method, route (not the raw path: no ids of
+/// people), status and time. Never headers or bodies.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+impl AppState {
+    /// The caller, from `Authorization: Bearer <token>`, rate-limited.
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?
+            .to_owned();
+        let data = self.data.clone();
+        let principal = tokio::task::spawn_blocking(move || data.accounts.authenticate(&token))
+            .await??
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token; enroll the device again"))?;
+        self.requests.check(principal.device_id)?;
+        Ok(principal)
+    }
+
+    /// The caller and the project in the path, if the caller belongs to it
+    /// (an unknown project and a foreign one answer alike: 403).
+    async fn in_project(&self, headers: &HeaderMap, slug: &str) -> Result<(Principal, Project), ApiError> {
+        let principal = self.principal(headers).await?;
+        let data = self.data.clone();
+        let slug = slug.to_owned();
+        let project = tokio::task::spawn_blocking(move || data.accounts.project(&slug)).await?;
+        match project {
+            Ok(project) if principal.in_project(&project) => Ok((principal, project)),
+            _ => Err(ApiError::forbidden("this token has no access to that project")),
+        }
+    }
+
+    /// Like [`AppState::in_project`], for admins and M&E officers only.
+    async fn managing(&self, headers: &HeaderMap, slug: &str) -> Result<(Principal, Project), ApiError> {
+        let (principal, project) = self.in_project(headers, slug).await?;
+        if !principal.role.manages() {
+            return Err(ApiError::forbidden("only an admin or an M&E officer may do this"));
+        }
+        Ok((principal, project))
+    }
+
+    /// Runs blocking database work.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&DataDir) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let data = self.data.clone();
+        tokio::task::spawn_blocking(move || f(&data)).await?
+    }
+}
+
+/// Admins only.
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    if principal.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only an admin may do this"))
+    }
+}

@@ -1,0 +1,326 @@
+//! The handlers. Each one authorizes first, then works.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mpaka_core::NodeId;
+use mpaka_core::sync::SyncRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::body::{json, raw, respond};
+use super::{ApiError, AppState, require_admin};
+use crate::accounts::{DeviceInfo, ReviewFlag, Role};
+use crate::exchange::exchange;
+use crate::server::now_ms;
+
+/// The OpenAPI document, kept by hand next to the handlers it describes
+/// and checked against them by schemathesis in CI.
+const OPENAPI: &str = include_str!("openapi.json");
+
+type Body = Result<Bytes, BytesRejection>;
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "protocol": mpaka_core::sync::PROTOCOL_VERSION}))
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /v1/openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this endpoint does not take that method; see /v1/openapi.json".into(),
+        retry_after: None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    code: String,
+    node_id: String,
+    #[serde(default)]
+    device_name: String,
+}
+
+#[derive(Serialize)]
+pub struct EnrollResponse {
+    token: String,
+    device_id: i64,
+    project: String,
+    username: String,
+    role: Role,
+}
+
+pub async fn enroll(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.enroll_failures.exceeded(peer.ip())?;
+    let request: EnrollRequest = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let node: NodeId = request
+        .node_id
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("`node_id`: {e}")))?;
+    let result = state
+        .blocking(move |data| {
+            Ok(data
+                .accounts
+                .enroll(&request.code, node, &request.device_name, now_ms() as i64))
+        })
+        .await?;
+    let (principal, token) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = state.enroll_failures.check(peer.ip());
+            return Err(e.into());
+        }
+    };
+    tracing::info!(device = principal.device_id, role = principal.role.as_str(), "device enrolled");
+    let body = EnrollResponse {
+        token: token.expose().to_owned(),
+        device_id: principal.device_id,
+        project: principal.project.map(|p| p.slug).unwrap_or_default(),
+        username: principal.username,
+        role: principal.role,
+    };
+    Ok(respond(StatusCode::CREATED, &HeaderMap::new(), &body))
+}
+
+pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let p = state.principal(&headers).await?;
+    Ok(respond(
+        StatusCode::OK,
+        &headers,
+        &json!({
+            "device_id": p.device_id,
+            "username": p.username,
+            "role": p.role,
+            "project": p.project.map(|p| p.slug),
+            "node_id": p.node.map(|n| n.to_string()),
+        }),
+    ))
+}
+
+pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let principal = state.principal(&headers).await?;
+    let Some(project) = principal.project.clone() else {
+        return Err(ApiError::forbidden(
+            "an admin token does not sync; enroll a device as an M&E officer or enumerator",
+        ));
+    };
+    let request: SyncRequest<Value> = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let limits = state.limits.exchange;
+    let device_id = principal.device_id;
+    let (response, stats) = state
+        .blocking(move |data| {
+            let store = data.store(&project)?;
+            let now = now_ms();
+            let (response, stats) = exchange(&data.accounts, &project, &store, &principal, request, limits, now)?;
+            data.accounts.record_sync(
+                principal.device_id,
+                (stats.applied + stats.duplicates) as u64,
+                stats.rejected as u64,
+                now as i64,
+            )?;
+            Ok((response, stats))
+        })
+        .await?;
+    tracing::info!(
+        device = device_id,
+        applied = stats.applied,
+        duplicates = stats.duplicates,
+        rejected = stats.rejected,
+        pulled = stats.pulled,
+        "sync"
+    );
+    Ok(respond(StatusCode::OK, &headers, &response))
+}
+
+pub async fn list_projects(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let principal = state.principal(&headers).await?;
+    let projects = match (principal.role, principal.project) {
+        (Role::Admin, _) => state.blocking(|data| Ok(data.accounts.projects()?)).await?,
+        (_, Some(project)) => vec![project],
+        (_, None) => vec![],
+    };
+    Ok(respond(StatusCode::OK, &headers, &projects))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    slug: String,
+    name: String,
+}
+
+pub async fn create_project(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let principal = state.principal(&headers).await?;
+    require_admin(&principal)?;
+    let request: CreateProject = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let project = state
+        .blocking(move |data| Ok(data.accounts.create_project(&request.slug, &request.name, now_ms() as i64)?))
+        .await?;
+    Ok(respond(StatusCode::CREATED, &headers, &project))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUser {
+    username: String,
+    role: Role,
+}
+
+pub async fn add_user(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (principal, project) = state.managing(&headers, &slug).await?;
+    let request: AddUser = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    // M&E officers add enumerators; only admins add officers and admins.
+    if request.role != Role::Enumerator {
+        require_admin(&principal)?;
+    }
+    let role = request.role;
+    let username = request.username.clone();
+    state
+        .blocking(move |data| {
+            Ok(data
+                .accounts
+                .add_user(Some(&project), &request.username, request.role, now_ms() as i64)?)
+        })
+        .await?;
+    Ok(respond(StatusCode::CREATED, &headers, &json!({"username": username, "role": role})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueEnrollment {
+    username: String,
+}
+
+pub async fn issue_enrollment(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (principal, project) = state.managing(&headers, &slug).await?;
+    let request: IssueEnrollment = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let (code, expires_at) = state
+        .blocking(move |data| {
+            Ok(data
+                .accounts
+                .issue_enrollment(&project, &request.username, principal.user_id, now_ms() as i64)?)
+        })
+        .await?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    Ok(respond(
+        StatusCode::CREATED,
+        &headers,
+        &json!({
+            "code": code.expose(),
+            "qr_text": crate::server::enrollment_qr_text(&format!("http://{host}"), code.expose()),
+            "expires_at": expires_at,
+        }),
+    ))
+}
+
+pub async fn list_devices(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, project) = state.managing(&headers, &slug).await?;
+    let devices: Vec<DeviceInfo> = state.blocking(move |data| Ok(data.accounts.devices(&project)?)).await?;
+    Ok(respond(StatusCode::OK, &headers, &devices))
+}
+
+pub async fn revoke_device(
+    State(state): State<AppState>,
+    Path((slug, device)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, project) = state.managing(&headers, &slug).await?;
+    let device: i64 = device
+        .parse()
+        .map_err(|_| ApiError::bad_request("the device id in the path must be a number"))?;
+    state
+        .blocking(move |data| Ok(data.accounts.revoke_device(&project, device, now_ms() as i64)?))
+        .await?;
+    tracing::info!(device, "device revoked");
+    Ok(respond(StatusCode::OK, &headers, &json!({"device_id": device, "revoked": true})))
+}
+
+pub async fn list_forms(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, project) = state.in_project(&headers, &slug).await?;
+    let forms = state
+        .blocking(move |data| {
+            let forms = data.store(&project)?.forms().map_err(ApiError::internal)?;
+            Ok(forms
+                .into_iter()
+                .map(|f| json!({"form_id": f.form_id, "version": f.version, "title": f.title}))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(respond(StatusCode::OK, &headers, &forms))
+}
+
+/// The XLSForm's media type.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+pub async fn publish_form(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (_, project) = state.managing(&headers, &slug).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.split(';').next().map(str::trim) != Some(XLSX) {
+        return Err(ApiError::unsupported_media(format!("send the XLSForm as `Content-Type: {XLSX}`")));
+    }
+    let bytes = raw(body, &state.limits)?;
+    let form = state
+        .blocking(move |data| Ok(data.publish_form(&project, &bytes, now_ms())?))
+        .await?;
+    tracing::info!(form_id = form.form_id, version = form.version, "form published");
+    Ok(respond(
+        StatusCode::CREATED,
+        &headers,
+        &json!({"form_id": form.form_id, "version": form.version, "title": form.title}),
+    ))
+}
+
+pub async fn review_flags(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, project) = state.managing(&headers, &slug).await?;
+    let flags: Vec<ReviewFlag> = state.blocking(move |data| Ok(data.accounts.review_flags(&project)?)).await?;
+    Ok(respond(StatusCode::OK, &headers, &flags))
+}

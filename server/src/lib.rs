@@ -1,0 +1,14 @@
+//! mpaka-server: the sync server devices reach when connectivity returns,
+//! and its administration.
+//!
+//! - [`accounts`]: projects, users, roles, devices, tokens, enrollment.
+//! - [`exchange`]: one sync exchange, independent of HTTP.
+//! - [`http`]: the axum application: routes, authorization, limits.
+//! - [`server`]: the data folder, first start, serving and shutdown.
+//! - [`simulate`]: a field day of simulated devices against a server.
+
+pub mod accounts;
+pub mod exchange;
+pub mod http;
+pub mod server;
+pub mod simulate;

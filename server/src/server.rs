@@ -1,0 +1,232 @@
+//! The data folder, first start, and serving with graceful shutdown.
+//!
+//! ```text
+//! mpaka-data/
+//!   server.sqlite          accounts (accounts.rs)
+//!   projects/<slug>.mpaka  one core store per project: ops, merged state, forms
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mpaka_core::form::FormDefinition;
+use mpaka_core::{Store, StoreOptions};
+
+use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
+use crate::exchange::ExchangeLimits;
+
+/// The shipped trader survey, published in the first project on first start.
+pub const TRADER_SURVEY_XLSX: &[u8] = include_bytes!("../../examples/forms/trader_survey.xlsx");
+/// The shipped session attendance form, published likewise.
+pub const SESSION_ATTENDANCE_XLSX: &[u8] = include_bytes!("../../examples/forms/session_attendance.xlsx");
+
+/// The project first start creates.
+pub const FIRST_PROJECT: &str = "rusizi-bukavu";
+
+/// Something the server cannot do or start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data folder cannot be used.
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Accounts.
+    #[error(transparent)]
+    Accounts(#[from] AccountError),
+    /// A project store.
+    #[error("project store: {0}")]
+    Store(#[from] mpaka_core::Error),
+    /// A form that does not compile; one line per mistake.
+    #[error("the form has {} mistake(s):\n{}", .0.len(), .0.join("\n"))]
+    Form(Vec<String>),
+    /// A form version already published with other content.
+    #[error("form `{form_id}` version `{version}` is already published; change settings.version to publish a new version")]
+    FormVersionExists {
+        /// form_id.
+        form_id: String,
+        /// version.
+        version: String,
+    },
+    /// Binding or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Limits on what one request may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body on the wire (compressed).
+    pub max_body_bytes: usize,
+    /// Largest request body once decompressed.
+    pub max_decompressed_bytes: usize,
+    /// Requests per device per minute.
+    pub requests_per_minute: u32,
+    /// Failed enrollment attempts per client address per minute.
+    pub enroll_failures_per_minute: u32,
+    /// Per-exchange limits.
+    pub exchange: ExchangeLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 << 20,
+            max_decompressed_bytes: 48 << 20,
+            requests_per_minute: 300,
+            enroll_failures_per_minute: 10,
+            exchange: ExchangeLimits::default(),
+        }
+    }
+}
+
+/// The server's data: accounts and the project stores, opened once each.
+#[derive(Debug)]
+pub struct DataDir {
+    dir: PathBuf,
+    /// Accounts database.
+    pub accounts: Accounts,
+    stores: Mutex<HashMap<i64, Arc<Store>>>,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the data folder.
+    pub fn open(dir: &Path) -> Result<DataDir, ServerError> {
+        let io = |source| ServerError::DataDir {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("projects")).map_err(io)?;
+        let accounts = Accounts::open(&dir.join("server.sqlite"))?;
+        Ok(DataDir {
+            dir: dir.to_owned(),
+            accounts,
+            stores: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The store of `project` (opened on first use, then shared).
+    pub fn store(&self, project: &Project) -> Result<Arc<Store>, ServerError> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = stores.get(&project.id) {
+            return Ok(store.clone());
+        }
+        let path = self.dir.join("projects").join(format!("{}.mpaka", project.slug));
+        let store = Arc::new(Store::open(&path, StoreOptions::default())?);
+        stores.insert(project.id, store.clone());
+        Ok(store)
+    }
+
+    /// Compiles an XLSForm (.xlsx bytes) and publishes it in `project`.
+    /// Republishing identical content is a no-op; a changed form needs a
+    /// new `settings.version`, so submissions of older versions stay valid
+    /// against the version they were made with.
+    pub fn publish_form(&self, project: &Project, xlsx: &[u8], now_ms: u64) -> Result<FormDefinition, ServerError> {
+        let form = FormDefinition::from_xlsx(xlsx)
+            .map_err(|errors| ServerError::Form(errors.iter().map(ToString::to_string).collect()))?;
+        let store = self.store(project)?;
+        if !store.save_form(&form, now_ms)? && store.form(&form.form_id, &form.version)?.as_ref() != Some(&form) {
+            return Err(ServerError::FormVersionExists {
+                form_id: form.form_id,
+                version: form.version,
+            });
+        }
+        Ok(form)
+    }
+
+    /// On a data folder without any admin: creates the first project with
+    /// the shipped forms and an `admin` user, and returns an API token for
+    /// it (shown once). `None` if the folder was set up before.
+    pub fn first_start(&self, now_ms: u64) -> Result<Option<FirstStart>, ServerError> {
+        if self.accounts.has_admin()? {
+            return Ok(None);
+        }
+        let now = now_ms as i64;
+        let project = match self.accounts.project(FIRST_PROJECT) {
+            Ok(p) => p,
+            Err(_) => self
+                .accounts
+                .create_project(FIRST_PROJECT, "Rusizi II / Bukavu small-scale traders", now)?,
+        };
+        for form in [TRADER_SURVEY_XLSX, SESSION_ATTENDANCE_XLSX] {
+            self.publish_form(&project, form, now_ms)?;
+        }
+        self.accounts.add_user(None, "admin", Role::Admin, now)?;
+        let token = self.accounts.issue_api_token(None, "admin", now)?;
+        Ok(Some(FirstStart { project, token }))
+    }
+}
+
+/// What first start created.
+#[derive(Debug)]
+pub struct FirstStart {
+    /// The first project.
+    pub project: Project,
+    /// The admin's API token.
+    pub token: Secret,
+}
+
+/// The text of an enrollment QR code: the app scans it instead of typing
+/// the server address and code.
+pub fn enrollment_qr_text(server_url: &str, code: &str) -> String {
+    format!("mpaka:enroll?server={server_url}&code={code}")
+}
+
+/// The server's wall clock in ms.
+pub fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// Serves `data` on `listener` until `shutdown` resolves, then stops
+/// accepting and finishes the requests in flight (a batch being ingested
+/// completes and is acknowledged).
+pub async fn serve(
+    data: Arc<DataDir>,
+    limits: Limits,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::http::router(data, limits);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

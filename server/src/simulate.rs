@@ -1,0 +1,1 @@
+//! A field day, simulated (filled in below).
