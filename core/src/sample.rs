@@ -2,8 +2,12 @@
 //! benchmarks, tests and load generation. Deterministic in `n`, never real
 //! people.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
+use crate::form::{Environment, FormDefinition, FormSession, SessionError};
+use crate::op::EntityId;
 use crate::schema::{Fields, GOODS};
 
 /// Goods, fees and harassment answers of one trader survey: 40 answers, as
@@ -98,6 +102,84 @@ pub fn trader(n: u64) -> Fields {
     fields
 }
 
+/// The shipped trader survey (examples/forms/trader_survey.xlsx), as the
+/// server publishes it on first start.
+pub const TRADER_SURVEY_XLSX: &[u8] = include_bytes!("../../examples/forms/trader_survey.xlsx");
+
+/// The shipped session attendance form.
+pub const SESSION_ATTENDANCE_XLSX: &[u8] = include_bytes!("../../examples/forms/session_attendance.xlsx");
+
+/// The shipped trader survey, compiled.
+pub fn trader_survey() -> Arc<FormDefinition> {
+    // The shipped form compiles (tested below); an empty form would show it.
+    Arc::new(FormDefinition::from_xlsx(TRADER_SURVEY_XLSX).unwrap_or_else(|_| FormDefinition {
+        form_id: "broken".into(),
+        version: "0".into(),
+        title: "the shipped trader survey does not compile".into(),
+        default_language: None,
+        languages: vec![],
+        questions: vec![],
+        choices: Default::default(),
+    }))
+}
+
+/// One trader survey interview through a [`FormSession`], answered as an
+/// enumerator taps through the shipped trader survey; `n` varies the
+/// answers (fees, harassment, goods). Finalize it to save it.
+pub fn trader_interview(
+    form: &Arc<FormDefinition>,
+    env: Environment,
+    trader: Option<EntityId>,
+    n: u64,
+) -> Result<FormSession, SessionError> {
+    let mut session = FormSession::start(Arc::clone(form), env);
+    if let Some(trader) = trader {
+        session.set_trader(trader);
+    }
+    let pick = |options: &[&'static str], k: u64| options[(k % options.len() as u64) as usize];
+    let paid = n % 3 != 0;
+    let harassed = n.is_multiple_of(5);
+    let answers = [
+        ("consent", json!("yes")),
+        ("border_post", json!(pick(&["rusizi_2", "rusizi_1"], n / 7))),
+        ("side", json!(pick(&["drc", "rwanda"], n))),
+        ("sex", json!(if n.is_multiple_of(9) { "male" } else { "female" })),
+        ("age", json!(18 + (n * 7) % 50)),
+        ("nationality", json!(pick(&["CD", "RW"], n / 2))),
+        ("crossing_frequency", json!(pick(&["daily", "several_daily", "weekly", "less"], n))),
+        ("crossings_last_week", json!((n * 3) % 15)),
+        ("n_goods", json!(1 + n % 3)),
+        ("documents", json!(pick(&["jeton", "national_id", "laissez_passer jeton", "none"], n))),
+        ("paid_fees", json!(if paid { "yes" } else { "no" })),
+        ("harassment", json!(if harassed { "yes" } else { "no" })),
+        ("income_band", json!(pick(&["under_50k", "50k_100k", "100k_200k", "over_200k"], n / 3))),
+        ("heard_ebola", json!(pick(&["yes", "no"], n / 4))),
+        ("knows_plastic_ban", json!(pick(&["yes", "no"], n / 5))),
+        ("wants_session", json!(pick(&["hiv ebola", "plastics", "covid19 hygiene", ""], n))),
+    ];
+    for (question, value) in answers {
+        if value != json!("") {
+            session.set_answer(question, None, &value)?;
+        }
+    }
+    if paid {
+        session.set_answer("fee_amount_rwf", None, &json!(200 + (n * 37) % 3_000))?;
+        session.set_answer("receipt", None, &json!(pick(&["no", "yes"], n)))?;
+    }
+    if harassed {
+        session.set_answer("harassment_types", None, &json!(pick(&["verbal", "bribe confiscation"], n)))?;
+        session.set_answer("harassment_reported", None, &json!("no"))?;
+    }
+    let goods = ["beans", "fish", "cassava_flour", "bananas_plantain", "vegetables", "milk", "clothes"];
+    for i in 0..(1 + n % 3) as usize {
+        session.add_repeat("goods")?;
+        session.set_answer("good", Some(i + 1), &json!(goods[(n as usize + i) % goods.len()]))?;
+        session.set_answer("quantity_kg", Some(i + 1), &json!(5 + (n + i as u64 * 11) % 60))?;
+        session.set_answer("value_rwf", Some(i + 1), &json!(2_000 + ((n + i as u64) * 4_391) % 60_000))?;
+    }
+    Ok(session)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +198,24 @@ mod tests {
             }
             assert_eq!(survey_answers(n).len(), 40);
         }
+    }
+
+    #[test]
+    fn simulated_interviews_are_valid_trader_surveys() {
+        let form = trader_survey();
+        assert_eq!(form.form_id, "trader_survey");
+        let store = crate::Store::open_in_memory(crate::StoreOptions::default()).unwrap();
+        for n in 0..30 {
+            let env = Environment {
+                now: chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00+02:00").unwrap(),
+                device_id: "tecno-1".into(),
+                username: "enum01".into(),
+                language: "English (en)".into(),
+            };
+            let mut session = trader_interview(&form, env, None, n).unwrap();
+            session.finalize(&store).unwrap().unwrap();
+        }
+        let complete = crate::Query::new(Collection::Submissions).eq("status", "complete");
+        assert_eq!(store.count(&complete).unwrap(), 30);
     }
 }

@@ -5,10 +5,12 @@
 //! - [`exchange`]: one sync exchange, independent of HTTP.
 //! - [`http`]: the axum application: routes, authorization, limits.
 //! - [`server`]: the data folder, first start, serving and shutdown.
-//! - [`simulate`]: a field day of simulated devices against a server.
+//! - [`simulate`]: a field day of simulated devices against a server,
+//!   through [`faulty_link`]s when asked.
 
 pub mod accounts;
 pub mod exchange;
+pub mod faulty_link;
 pub mod http;
 pub mod server;
 pub mod simulate;

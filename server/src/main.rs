@@ -42,6 +42,36 @@ enum Command {
         #[arg(long, env = "MPAKA_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
         max_body_bytes: usize,
     },
+    /// A field day, simulated: devices with real stores work offline with
+    /// overlapping edits and wrong clocks, sync through unreliable links,
+    /// and are compared with the server afterwards.
+    Simulate {
+        /// Devices (every fifth an M&E officer's).
+        #[arg(long, default_value_t = 10)]
+        devices: usize,
+        /// Working days.
+        #[arg(long, default_value_t = 2)]
+        days: u32,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Server to sync with; repeat to spread devices across servers.
+        /// Without it, an in-process server on a temporary folder.
+        #[arg(long = "server")]
+        servers: Vec<String>,
+        /// Admin token of the server(s).
+        #[arg(long, env = "MPAKA_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Actions per device per day.
+        #[arg(long, default_value_t = 20)]
+        actions: usize,
+        /// Sync over reliable links (default: links that cut, delay and duplicate).
+        #[arg(long)]
+        reliable: bool,
+        /// Devices syncing at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Administer the server's data folder: projects, users, devices, forms.
     Admin {
         /// Data folder.
@@ -100,6 +130,38 @@ fn main() -> ExitCode {
                 ..Limits::default()
             };
             return serve(addr, &data_dir, limits);
+        }
+        Command::Simulate {
+            devices,
+            days,
+            seed,
+            servers,
+            admin_token,
+            actions,
+            reliable,
+            concurrency,
+        } => {
+            let config = mpaka_server::simulate::SimConfig {
+                devices,
+                days,
+                seed,
+                servers,
+                admin_token,
+                actions_per_day: actions,
+                unreliable: !reliable,
+                concurrency,
+                ..Default::default()
+            };
+            return match mpaka_server::simulate::run(&config) {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.converged() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(error) => {
+                    eprintln!("mpaka: {error}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Admin { data_dir, command } => admin::run(&data_dir, command).map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {

@@ -13,15 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use mpaka_core::form::FormDefinition;
+use mpaka_core::sample::{SESSION_ATTENDANCE_XLSX, TRADER_SURVEY_XLSX};
 use mpaka_core::{Store, StoreOptions};
 
 use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
 use crate::exchange::ExchangeLimits;
 
-/// The shipped trader survey, published in the first project on first start.
-pub const TRADER_SURVEY_XLSX: &[u8] = include_bytes!("../../examples/forms/trader_survey.xlsx");
-/// The shipped session attendance form, published likewise.
-pub const SESSION_ATTENDANCE_XLSX: &[u8] = include_bytes!("../../examples/forms/session_attendance.xlsx");
 
 /// The project first start creates.
 pub const FIRST_PROJECT: &str = "rusizi-bukavu";
