@@ -31,6 +31,11 @@ pub fn mpaka_bin() -> PathBuf {
     bin
 }
 
+/// Where a test server on `data_dir` writes its log (appended across restarts).
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension("log")
+}
+
 /// `mpaka serve` on a free port of 127.0.0.1, with its own data folder.
 pub struct TestServer {
     child: Option<Child>,
@@ -58,10 +63,16 @@ impl TestServer {
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .env("MPAKA_REQUESTS_PER_MINUTE", "1000000")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_path(data_dir))
+                    .unwrap(),
+            ));
         for (k, v) in env {
             command.env(k, v);
         }
@@ -95,6 +106,11 @@ impl TestServer {
             _dir: None,
             http: reqwest::blocking::Client::new(),
         }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(log_path(&self.data_dir)).unwrap_or_default()
     }
 
     /// Kills the server process with SIGKILL: no shutdown, no flush.
@@ -170,6 +186,17 @@ impl TestServer {
     pub fn device_with(&self, username: &str, role: &str, path: &Path, options: StoreOptions) -> Device {
         self.add_user(username, role);
         let store = Store::open(path, options).unwrap();
+        let token = self.enroll(username, &store);
+        Device {
+            store,
+            token,
+            username: username.to_owned(),
+            path: path.to_owned(),
+        }
+    }
+
+    /// Enrolls `store` as a device of an existing user; returns its token.
+    pub fn enroll(&self, username: &str, store: &Store) -> String {
         let code = self.enrollment_code(username);
         let (status, body) = self.api(
             "POST",
@@ -178,12 +205,7 @@ impl TestServer {
             Some(json!({"code": code, "node_id": store.node().to_string(), "device_name": format!("{username}'s phone")})),
         );
         assert_eq!(status, 201, "{body}");
-        Device {
-            store,
-            token: body["token"].as_str().unwrap().to_owned(),
-            username: username.to_owned(),
-            path: path.to_owned(),
-        }
+        body["token"].as_str().unwrap().to_owned()
     }
 
     /// The server's project store, opened alongside the server (WAL lets
