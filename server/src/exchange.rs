@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mpaka_core::form::{Environment, FormDefinition, validate};
+use mpaka_core::form::{AnswerError, Environment, FormDefinition, validate};
 use mpaka_core::schema::PATH_SEPARATOR;
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
 use mpaka_core::{Collection, EntityId, EntityState, Op, OpId, Store};
@@ -240,8 +240,8 @@ fn review(
         (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
             match forms.get(store, &form_id, &version)? {
                 Some(form) => {
-                    let outcome = validate(&form, &answers(state), &environment(state, &form, now_ms));
-                    (!outcome.valid).then(|| (form_id, version, serde_json::json!(outcome.errors)))
+                    let problems = problems(&form, state, now_ms);
+                    (!problems.is_empty()).then(|| (form_id, version, serde_json::json!(problems)))
                 }
                 None => None,
             }
@@ -337,10 +337,9 @@ impl<'a> SubmissionCheck<'a> {
             .and_then(EntityState::version)
             .is_none_or(|v| op.saw_stamp(v));
         if alone && status(&after) == Some("complete") && !after.is_deleted() {
-            let outcome = validate(&form, &answers(&after), &environment(&after, &form, 0));
-            if !outcome.valid {
-                let reasons: Vec<String> = outcome
-                    .errors
+            let problems = problems(&form, &after, 0);
+            if !problems.is_empty() {
+                let reasons: Vec<String> = problems
                     .iter()
                     .map(|e| match e.instance {
                         Some(i) => format!("{}[{i}]: {}", e.question, e.message),
@@ -356,6 +355,27 @@ impl<'a> SubmissionCheck<'a> {
         self.states.insert(op.entity, Some(after));
         Ok(Ok(()))
     }
+}
+
+/// What breaks the form's rules in a submission: failed checks, and
+/// answers to questions that do not apply given the other answers (two
+/// phones' edits merged: `paid_fees = no` from one, a fee amount from the
+/// other). Empty when the submission is consistent.
+fn problems(form: &FormDefinition, state: &EntityState, now_ms: u64) -> Vec<AnswerError> {
+    let outcome = validate(form, &answers(state), &environment(state, form, now_ms));
+    let mut problems = outcome.errors;
+    for cleared in outcome.cleared {
+        let (question, instance) = match cleared.split_once('[') {
+            Some((q, rest)) => (q.to_owned(), rest.trim_end_matches(']').parse().ok()),
+            None => (cleared, None),
+        };
+        problems.push(AnswerError {
+            question,
+            instance,
+            message: "answered, but the question does not apply given the other answers".into(),
+        });
+    }
+    problems
 }
 
 fn status(state: &EntityState) -> Option<&str> {
