@@ -48,6 +48,6 @@ pub use merge::{Conflict, ConflictingWrite, EntityState};
 pub use op::{Attendee, EntityId, Op, OpId, attendance_id};
 pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields};
 pub use store::{
-    ApplyReport, Durability, Entity, Filter, Query, SCHEMA_VERSION, Store, StoreKey, StoreOptions, StoredConflict,
-    RejectedOp, SyncExchange,
+    ApplyReport, Durability, Entity, Filter, Query, RejectedOp, SCHEMA_VERSION, Store, StoreKey, StoreOptions,
+    StoredConflict, SyncExchange,
 };

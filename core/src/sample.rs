@@ -112,15 +112,17 @@ pub const SESSION_ATTENDANCE_XLSX: &[u8] = include_bytes!("../../examples/forms/
 /// The shipped trader survey, compiled.
 pub fn trader_survey() -> Arc<FormDefinition> {
     // The shipped form compiles (tested below); an empty form would show it.
-    Arc::new(FormDefinition::from_xlsx(TRADER_SURVEY_XLSX).unwrap_or_else(|_| FormDefinition {
-        form_id: "broken".into(),
-        version: "0".into(),
-        title: "the shipped trader survey does not compile".into(),
-        default_language: None,
-        languages: vec![],
-        questions: vec![],
-        choices: Default::default(),
-    }))
+    Arc::new(
+        FormDefinition::from_xlsx(TRADER_SURVEY_XLSX).unwrap_or_else(|_| FormDefinition {
+            form_id: "broken".into(),
+            version: "0".into(),
+            title: "the shipped trader survey does not compile".into(),
+            default_language: None,
+            languages: vec![],
+            questions: vec![],
+            choices: Default::default(),
+        }),
+    )
 }
 
 /// One trader survey interview through a [`FormSession`], answered as an
@@ -137,7 +139,7 @@ pub fn trader_interview(
         session.set_trader(trader);
     }
     let pick = |options: &[&'static str], k: u64| options[(k % options.len() as u64) as usize];
-    let paid = n % 3 != 0;
+    let paid = !n.is_multiple_of(3);
     let harassed = n.is_multiple_of(5);
     let answers = [
         ("consent", json!("yes")),
@@ -146,16 +148,28 @@ pub fn trader_interview(
         ("sex", json!(if n.is_multiple_of(9) { "male" } else { "female" })),
         ("age", json!(18 + (n * 7) % 50)),
         ("nationality", json!(pick(&["CD", "RW"], n / 2))),
-        ("crossing_frequency", json!(pick(&["daily", "several_daily", "weekly", "less"], n))),
+        (
+            "crossing_frequency",
+            json!(pick(&["daily", "several_daily", "weekly", "less"], n)),
+        ),
         ("crossings_last_week", json!((n * 3) % 15)),
         ("n_goods", json!(1 + n % 3)),
-        ("documents", json!(pick(&["jeton", "national_id", "laissez_passer jeton", "none"], n))),
+        (
+            "documents",
+            json!(pick(&["jeton", "national_id", "laissez_passer jeton", "none"], n)),
+        ),
         ("paid_fees", json!(if paid { "yes" } else { "no" })),
         ("harassment", json!(if harassed { "yes" } else { "no" })),
-        ("income_band", json!(pick(&["under_50k", "50k_100k", "100k_200k", "over_200k"], n / 3))),
+        (
+            "income_band",
+            json!(pick(&["under_50k", "50k_100k", "100k_200k", "over_200k"], n / 3)),
+        ),
         ("heard_ebola", json!(pick(&["yes", "no"], n / 4))),
         ("knows_plastic_ban", json!(pick(&["yes", "no"], n / 5))),
-        ("wants_session", json!(pick(&["hiv ebola", "plastics", "covid19 hygiene", ""], n))),
+        (
+            "wants_session",
+            json!(pick(&["hiv ebola", "plastics", "covid19 hygiene", ""], n)),
+        ),
     ];
     for (question, value) in answers {
         if value != json!("") {
@@ -167,15 +181,31 @@ pub fn trader_interview(
         session.set_answer("receipt", None, &json!(pick(&["no", "yes"], n)))?;
     }
     if harassed {
-        session.set_answer("harassment_types", None, &json!(pick(&["verbal", "bribe confiscation"], n)))?;
+        session.set_answer(
+            "harassment_types",
+            None,
+            &json!(pick(&["verbal", "bribe confiscation"], n)),
+        )?;
         session.set_answer("harassment_reported", None, &json!("no"))?;
     }
-    let goods = ["beans", "fish", "cassava_flour", "bananas_plantain", "vegetables", "milk", "clothes"];
+    let goods = [
+        "beans",
+        "fish",
+        "cassava_flour",
+        "bananas_plantain",
+        "vegetables",
+        "milk",
+        "clothes",
+    ];
     for i in 0..(1 + n % 3) as usize {
         session.add_repeat("goods")?;
         session.set_answer("good", Some(i + 1), &json!(goods[(n as usize + i) % goods.len()]))?;
         session.set_answer("quantity_kg", Some(i + 1), &json!(5 + (n + i as u64 * 11) % 60))?;
-        session.set_answer("value_rwf", Some(i + 1), &json!(2_000 + ((n + i as u64) * 4_391) % 60_000))?;
+        session.set_answer(
+            "value_rwf",
+            Some(i + 1),
+            &json!(2_000 + ((n + i as u64) * 4_391) % 60_000),
+        )?;
     }
     Ok(session)
 }

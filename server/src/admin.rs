@@ -135,12 +135,18 @@ pub fn run(data_dir: &Path, command: AdminCommand) -> Result<String, Box<dyn std
         AdminCommand::Publish { file, project } => {
             let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let form = data.publish_form(&accounts.project(&project)?, &bytes, now as u64)?;
-            format!("published `{}` version `{}` ({})\n", form.form_id, form.version, form.title)
+            format!(
+                "published `{}` version `{}` ({})\n",
+                form.form_id, form.version, form.title
+            )
         }
         AdminCommand::Token { username, project } => {
             let project = project.map(|p| accounts.project(&p)).transpose()?;
             let token = accounts.issue_api_token(project.as_ref(), &username, now)?;
-            format!("API token for `{username}` (shown once; keep it secret):\n\n    {}\n", token.expose())
+            format!(
+                "API token for `{username}` (shown once; keep it secret):\n\n    {}\n",
+                token.expose()
+            )
         }
     })
 }

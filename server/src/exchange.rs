@@ -102,7 +102,16 @@ pub fn exchange(
         )));
     }
     let mut stats = ExchangeStats::default();
-    let (accepted, rejected) = push(accounts, project, store, principal, node, request.ops, now_ms, &mut stats)?;
+    let (accepted, rejected) = push(
+        accounts,
+        project,
+        store,
+        principal,
+        node,
+        request.ops,
+        now_ms,
+        &mut stats,
+    )?;
     let limit = (request.pull_limit_bytes as usize).clamp(1, limits.max_pull_bytes);
     let (ops, cursor, more) = pull(store, principal, request.cursor, limit)?;
     stats.pulled = ops.len();
@@ -172,7 +181,10 @@ fn push(
         let op: Op = match serde_json::from_value(raw) {
             Ok(op) => op,
             Err(e) => {
-                rejected.push(refuse(RejectionCode::Malformed, format!("not an op of protocol 1: {e}")));
+                rejected.push(refuse(
+                    RejectionCode::Malformed,
+                    format!("not an op of protocol 1: {e}"),
+                ));
                 continue;
             }
         };
@@ -301,13 +313,19 @@ impl<'a> SubmissionCheck<'a> {
             None => self.store.get(Collection::Submissions, op.entity)?.map(|e| e.state),
         };
         if self.principal.role == Role::Enumerator {
-            let owner = before.as_ref().and_then(|s| s.fields.get("enumerator")).and_then(Value::as_str);
+            let owner = before
+                .as_ref()
+                .and_then(|s| s.fields.get("enumerator"))
+                .and_then(Value::as_str);
             let claims = op.fields.get("enumerator").and_then(Value::as_str);
             let me = self.principal.username.as_str();
             if owner.is_some_and(|o| o != me) || claims.is_some_and(|c| c != me) {
                 return Ok(Err((
                     RejectionCode::Forbidden,
-                    format!("submission {} belongs to another enumerator; only its enumerator or an M&E officer may edit it", op.entity),
+                    format!(
+                        "submission {} belongs to another enumerator; only its enumerator or an M&E officer may edit it",
+                        op.entity
+                    ),
                 )));
             }
         }
@@ -402,7 +420,14 @@ fn answers(state: &EntityState) -> Map<String, Value> {
 /// What `now()`, `deviceid` and `username` read when the server checks a
 /// submission: the interview's own end time when it has one.
 fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Environment {
-    let text = |k: &str| state.fields.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        state
+            .fields
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let now = chrono::DateTime::parse_from_rfc3339(&text("ended_at")).unwrap_or_else(|_| {
         chrono::DateTime::from_timestamp_millis(now_ms as i64)
             .unwrap_or_default()

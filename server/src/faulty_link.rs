@@ -22,6 +22,22 @@ pub struct Faults {
     pub duplicate: f64,
     /// Delay the start of forwarding by up to this much.
     pub max_delay: Duration,
+    /// Added one-way latency: each message (a burst of bytes after a pause
+    /// in that direction) is held this long, as on a 2G/3G link.
+    pub latency: Duration,
+}
+
+impl Faults {
+    /// A link that only adds `rtt` of round-trip latency.
+    pub fn latency_only(rtt: Duration) -> Faults {
+        Faults {
+            cut_request: 0.0,
+            cut_response: 0.0,
+            duplicate: 0.0,
+            max_delay: Duration::ZERO,
+            latency: rtt / 2,
+        }
+    }
 }
 
 /// What the proxy did, for the test to show it tested something.
@@ -99,6 +115,7 @@ struct Plan {
     cut_response_at: Option<usize>,
     duplicate: bool,
     delay: Duration,
+    latency: Duration,
 }
 
 impl Plan {
@@ -115,6 +132,7 @@ impl Plan {
             cut_response_at,
             duplicate: rng.f64() < faults.duplicate,
             delay: faults.max_delay.mul_f64(rng.f64()),
+            latency: faults.latency,
         }
     }
 
@@ -124,18 +142,22 @@ impl Plan {
             return;
         };
         let recorded = Arc::new(Mutex::new(Vec::new()));
-        let (Ok(client_in), Ok(server_out), Ok(server_in), Ok(client_out)) =
-            (client.try_clone(), server.try_clone(), server.try_clone(), client.try_clone())
-        else {
+        let (Ok(client_in), Ok(server_out), Ok(server_in), Ok(client_out)) = (
+            client.try_clone(),
+            server.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+        ) else {
             return;
         };
         let up = {
             let (from, to) = (client_in, server_out);
             let recorded = recorded.clone();
             let cut = self.cut_request_at;
-            thread::spawn(move || pump(from, to, cut, Some(&recorded)))
+            let latency = self.latency;
+            thread::spawn(move || pump(from, to, cut, Some(&recorded), latency))
         };
-        let down_cut = pump(server_in, client_out, self.cut_response_at, None);
+        let down_cut = pump(server_in, client_out, self.cut_response_at, None, self.latency);
         let up_cut = up.join().unwrap_or(false);
         let _ = client.shutdown(Shutdown::Both);
         let _ = server.shutdown(Shutdown::Both);
@@ -162,9 +184,18 @@ impl Plan {
 
 /// Copies `from` to `to` until EOF, or until `cut` bytes passed (then
 /// closes both and returns true).
-fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<usize>, record: Option<&Mutex<Vec<u8>>>) -> bool {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    cut: Option<usize>,
+    record: Option<&Mutex<Vec<u8>>>,
+    latency: Duration,
+) -> bool {
     let mut passed = 0usize;
     let mut buf = [0u8; 16 * 1024];
+    let mut last = std::time::Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or_else(std::time::Instant::now);
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => {
@@ -173,6 +204,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<usize>, record: Opti
             }
             Ok(n) => n,
         };
+        if !latency.is_zero() && last.elapsed() > Duration::from_millis(5) {
+            thread::sleep(latency); // the first bytes of a message
+        }
+        last = std::time::Instant::now();
         let mut take = n;
         let mut cutting = false;
         if let Some(at) = cut
@@ -182,7 +217,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, cut: Option<usize>, record: Opti
             cutting = true;
         }
         if let Some(record) = record {
-            record.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&buf[..take]);
+            record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(&buf[..take]);
         }
         if to.write_all(&buf[..take]).is_err() {
             return false;

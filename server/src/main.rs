@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use mpaka_server::server::{DataDir, Limits, shutdown_signal};
@@ -155,7 +155,11 @@ fn main() -> ExitCode {
             return match mpaka_server::simulate::run(&config) {
                 Ok(report) => {
                     println!("{report}");
-                    if report.converged() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                    if report.converged() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
                 Err(error) => {
                     eprintln!("mpaka: {error}");
@@ -191,9 +195,7 @@ fn main() -> ExitCode {
 
 fn serve(addr: SocketAddr, data_dir: &std::path::Path, limits: Limits) -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -19,7 +19,6 @@ use mpaka_core::{Store, StoreOptions};
 use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
 use crate::exchange::ExchangeLimits;
 
-
 /// The project first start creates.
 pub const FIRST_PROJECT: &str = "rusizi-bukavu";
 
@@ -44,7 +43,9 @@ pub enum ServerError {
     #[error("the form has {} mistake(s):\n{}", .0.len(), .0.join("\n"))]
     Form(Vec<String>),
     /// A form version already published with other content.
-    #[error("form `{form_id}` version `{version}` is already published; change settings.version to publish a new version")]
+    #[error(
+        "form `{form_id}` version `{version}` is already published; change settings.version to publish a new version"
+    )]
     FormVersionExists {
         /// form_id.
         form_id: String,

@@ -154,20 +154,23 @@ impl std::fmt::Display for SimReport {
         writeln!(f, "  HTTP requests:         {}", self.requests)?;
         writeln!(f, "  link faults injected:  {}", self.faults)?;
         writeln!(f, "  ops refused by server: {}", self.rejected)?;
-        writeln!(
-            f,
-            "  bytes up / down:       {} / {}",
-            self.bytes_up, self.bytes_down
-        )?;
+        writeln!(f, "  bytes up / down:       {} / {}", self.bytes_up, self.bytes_down)?;
         writeln!(
             f,
             "  sync latency p50/p99:  {:.0} ms / {:.0} ms",
             self.sync_percentile(0.5),
             self.sync_percentile(0.99)
         )?;
-        writeln!(f, "  entities / open conflicts: {} / {}", self.entities, self.open_conflicts)?;
+        writeln!(
+            f,
+            "  entities / open conflicts: {} / {}",
+            self.entities, self.open_conflicts
+        )?;
         if self.converged() {
-            writeln!(f, "  converged:             yes: every device holds what the server holds for it")?;
+            writeln!(
+                f,
+                "  converged:             yes: every device holds what the server holds for it"
+            )?;
         } else {
             writeln!(f, "  converged:             NO")?;
             for d in &self.differences {
@@ -232,9 +235,13 @@ impl LocalServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = data.clone();
         let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Runtime::new() else { return };
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                return;
+            };
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
                 let shutdown = async {
                     let _ = stopped.await;
                 };
@@ -335,10 +342,9 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         http: reqwest::blocking::Client::new(),
         token: match &local {
             Some(l) => l.admin_token.clone(),
-            None => config
-                .admin_token
-                .clone()
-                .ok_or_else(|| SimError::Setup("--admin-token (or MPAKA_ADMIN_TOKEN) is needed with --server".into()))?,
+            None => config.admin_token.clone().ok_or_else(|| {
+                SimError::Setup("--admin-token (or MPAKA_ADMIN_TOKEN) is needed with --server".into())
+            })?,
         },
         project: config.project.clone(),
     };
@@ -372,7 +378,11 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     for i in 0..config.devices {
         let me_officer = i % 5 == 4;
         let username = format!("sim{run_id}-{}{i:03}", if me_officer { "me" } else { "enum" });
-        let offset = if config.wrong_clocks { offsets[i % offsets.len()] } else { 0 };
+        let offset = if config.wrong_clocks {
+            offsets[i % offsets.len()]
+        } else {
+            0
+        };
         let clock: Arc<dyn WallClock> = Arc::new(OffsetClock(offset));
         let store = Store::open(
             store_dir.1.join(format!("{username}.mpaka")),
@@ -389,7 +399,9 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             if me_officer { "me_officer" } else { "enumerator" },
             &store,
         )?;
-        let url = proxies.get(server).map_or_else(|| servers[server].clone(), |p| p.url.clone());
+        let url = proxies
+            .get(server)
+            .map_or_else(|| servers[server].clone(), |p| p.url.clone());
         devices.push(SimDevice {
             store,
             token,
@@ -413,7 +425,11 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             first.store.save(Collection::Traders, EntityId::random(), trader(n))?;
         }
         for (k, topic) in ["ebola", "hiv_aids", "environment_waste"].iter().enumerate() {
-            first.store.save(Collection::AwarenessSessions, EntityId::random(), session(topic, k, &first.username))?;
+            first.store.save(
+                Collection::AwarenessSessions,
+                EntityId::random(),
+                session(topic, k, &first.username),
+            )?;
         }
     }
     sync_all(&devices, &client, &totals, config.concurrency, &mut rng, 1);
@@ -443,10 +459,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     let mut report_out = totals.into_inner().unwrap_or_else(|p| p.into_inner());
     report_out.devices = config.devices;
     report_out.days = config.days;
-    report_out.ops_written = devices
-        .iter()
-        .map(|d| own_ops(&d.store))
-        .sum::<Result<u64, _>>()?;
+    report_out.ops_written = devices.iter().map(|d| own_ops(&d.store)).sum::<Result<u64, _>>()?;
     report_out.sync_ms.sort_by(f64::total_cmp);
     report_out.faults = proxies
         .iter()
@@ -470,7 +483,10 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
             &reference_store
         }
         None => {
-            let store = Store::open(store_dir.1.join(format!("sim{run_id}-auditor.mpaka")), StoreOptions::default())?;
+            let store = Store::open(
+                store_dir.1.join(format!("sim{run_id}-auditor.mpaka")),
+                StoreOptions::default(),
+            )?;
             let token = admin.enroll(&servers[0], &format!("sim{run_id}-auditor"), "me_officer", &store)?;
             client
                 .sync(&store, &servers[0], &token, &(), &CancelToken::new())
@@ -493,6 +509,7 @@ fn link_faults() -> Faults {
         cut_response: 0.12,
         duplicate: 0.08,
         max_delay: Duration::from_millis(30),
+        latency: Duration::ZERO,
     }
 }
 
@@ -501,7 +518,7 @@ fn session(topic: &str, k: usize, facilitator: &str) -> Fields {
     fields.insert("topic".into(), json!(topic));
     fields.insert("date".into(), json!(format!("2026-11-{:02}", 23 + k)));
     fields.insert("border_post".into(), json!("rusizi_2"));
-    fields.insert("side".into(), json!(if k % 2 == 0 { "drc" } else { "rwanda" }));
+    fields.insert("side".into(), json!(if k.is_multiple_of(2) { "drc" } else { "rwanda" }));
     fields.insert("facilitator".into(), json!(facilitator));
     fields.insert("language".into(), json!("sw"));
     fields
@@ -536,7 +553,9 @@ fn act(device: &SimDevice, form: &Arc<FormDefinition>, rng: &mut fastrand::Rng, 
                 }
             }
             55..80 => {
-                let subs = device.store.list(&Query::new(Collection::Submissions).eq("status", "complete"))?;
+                let subs = device
+                    .store
+                    .list(&Query::new(Collection::Submissions).eq("status", "complete"))?;
                 if !subs.is_empty() {
                     let s = &subs[rng.usize(..subs.len())];
                     let band = ["under_50k", "50k_100k", "100k_200k", "over_200k"][rng.usize(..4)];
@@ -570,7 +589,9 @@ fn act(device: &SimDevice, form: &Arc<FormDefinition>, rng: &mut fastrand::Rng, 
                 .map_err(|errors| SimError::Setup(format!("simulated interview invalid: {errors:?}")))?;
         }
         35..50 => {
-            device.store.save(Collection::Traders, EntityId::random(), trader(1_000 + n))?;
+            device
+                .store
+                .save(Collection::Traders, EntityId::random(), trader(1_000 + n))?;
         }
         50..65 => {
             if let Some(t) = hot(rng) {
@@ -579,9 +600,11 @@ fn act(device: &SimDevice, form: &Arc<FormDefinition>, rng: &mut fastrand::Rng, 
         }
         65..70 => {
             let topic = ["covid_19", "hygiene_sanitation", "hiv_aids"][rng.usize(..3)];
-            device
-                .store
-                .save(Collection::AwarenessSessions, EntityId::random(), session(topic, rng.usize(..5), &device.username))?;
+            device.store.save(
+                Collection::AwarenessSessions,
+                EntityId::random(),
+                session(topic, rng.usize(..5), &device.username),
+            )?;
         }
         _ => register(device, &traders, &sessions, rng)?,
     }
@@ -599,15 +622,17 @@ fn phone(rng: &mut fastrand::Rng) -> Fields {
 
 /// Registers a trader (or a walk-in) at a session: often one the other
 /// phones register too.
-fn register(device: &SimDevice, traders: &[Entity], sessions: &[Entity], rng: &mut fastrand::Rng) -> Result<(), SimError> {
+fn register(
+    device: &SimDevice,
+    traders: &[Entity],
+    sessions: &[Entity],
+    rng: &mut fastrand::Rng,
+) -> Result<(), SimError> {
     let Some(session) = sessions.get(rng.usize(..sessions.len().max(1))) else {
         return Ok(());
     };
-    let (attendee, sex) = match traders.get(rng.usize(..traders.len().min(12).max(1))) {
-        Some(t) if rng.u32(..10) > 0 => (
-            Attendee::Trader(t.id),
-            t.get("sex").cloned().unwrap_or(json!("female")),
-        ),
+    let (attendee, sex) = match traders.get(rng.usize(..traders.len().clamp(1, 12))) {
+        Some(t) if rng.u32(..10) > 0 => (Attendee::Trader(t.id), t.get("sex").cloned().unwrap_or(json!("female"))),
         _ => (
             Attendee::WalkIn {
                 name_or_code: format!("walk-in {}", rng.u32(..40)),
@@ -710,7 +735,9 @@ pub fn compare(reference: &Store, devices: &[SimDevice]) -> Result<Vec<String>, 
                 .iter()
                 .zip(&expected)
                 .find(|(a, b)| a != *b)
-                .map_or_else(String::new, |(a, _)| format!("; first difference at {} {}", a.collection.schema().name, a.id));
+                .map_or_else(String::new, |(a, _)| {
+                    format!("; first difference at {} {}", a.collection.schema().name, a.id)
+                });
             out.push(format!(
                 "{}: {} entities, expected {}{first}",
                 device.username,
@@ -719,8 +746,10 @@ pub fn compare(reference: &Store, devices: &[SimDevice]) -> Result<Vec<String>, 
             ));
         }
         let visible_ids: std::collections::HashSet<EntityId> = expected.iter().map(|e| e.id).collect();
-        let expected_conflicts: Vec<&Conflict> =
-            all_conflicts.iter().filter(|c| visible_ids.contains(&c.entity)).collect();
+        let expected_conflicts: Vec<&Conflict> = all_conflicts
+            .iter()
+            .filter(|c| visible_ids.contains(&c.entity))
+            .collect();
         let held_conflicts = sorted_conflicts(&device.store)?;
         if held_conflicts.iter().collect::<Vec<_>>() != expected_conflicts {
             out.push(format!(
@@ -741,7 +770,13 @@ pub fn compare(reference: &Store, devices: &[SimDevice]) -> Result<Vec<String>, 
 fn sorted_conflicts(store: &Store) -> Result<Vec<Conflict>, SimError> {
     let mut conflicts: Vec<Conflict> = store.conflicts(false)?.into_iter().map(|c| c.conflict).collect();
     conflicts.sort_by(|a, b| {
-        (a.collection, a.entity, &a.field, a.older.op, a.newer.op).cmp(&(b.collection, b.entity, &b.field, b.older.op, b.newer.op))
+        (a.collection, a.entity, &a.field, a.older.op, a.newer.op).cmp(&(
+            b.collection,
+            b.entity,
+            &b.field,
+            b.older.op,
+            b.newer.op,
+        ))
     });
     Ok(conflicts)
 }

@@ -23,12 +23,21 @@ fn interviews(device: &Device, n: u64) {
             username: device.username.clone(),
             language: "English (en)".into(),
         };
-        trader_interview(&form, env, None, k).unwrap().finalize(&device.store).unwrap().unwrap();
+        trader_interview(&form, env, None, k)
+            .unwrap()
+            .finalize(&device.store)
+            .unwrap()
+            .unwrap();
     }
 }
 
 fn own_ops(store: &Store) -> Vec<OpId> {
-    store.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op.id).collect()
+    store
+        .ops_after(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, op)| op.id)
+        .collect()
 }
 
 #[test]
@@ -55,7 +64,13 @@ fn a_server_killed_mid_ingest_keeps_every_acknowledged_op() {
             server.kill();
             sync.join().unwrap()
         });
-        let pending: HashSet<OpId> = device.store.pending_ops(usize::MAX).unwrap().iter().map(|o| o.id).collect();
+        let pending: HashSet<OpId> = device
+            .store
+            .pending_ops(usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|o| o.id)
+            .collect();
         let acknowledged: HashSet<OpId> = written.difference(&pending).copied().collect();
         println!(
             "round {round}: killed after {killed_after:?}: {} acknowledged, sync {}",
@@ -93,13 +108,11 @@ fn a_device_killed_mid_pull_resumes_and_holds_every_op_once() {
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut exchanges = 0;
-        for line in lines.map_while(Result::ok) {
+        for (seen, line) in lines.map_while(Result::ok).enumerate() {
             if line.starts_with("done") {
                 break;
             }
-            exchanges += 1;
-            if kill_after.is_some_and(|k| exchanges >= k) {
+            if kill_after.is_some_and(|k| seen + 1 >= k) {
                 child.kill().unwrap(); // SIGKILL, mid-pull
                 child.wait().unwrap();
                 return false;
@@ -116,7 +129,12 @@ fn a_device_killed_mid_pull_resumes_and_holds_every_op_once() {
         // Whatever the store holds, the cursor covers no more than it has.
         let server_ops = server.project_store().ops_after(0, cursor as usize).unwrap();
         let visible: HashSet<OpId> = server_ops.into_iter().map(|(_, op)| op.id).collect();
-        let mine: HashSet<OpId> = store.ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op.id).collect();
+        let mine: HashSet<OpId> = store
+            .ops_after(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(_, op)| op.id)
+            .collect();
         assert!(visible.is_subset(&mine), "the cursor got ahead of the ops it covers");
     }
     assert!(run(None), "the last run finishes");

@@ -46,7 +46,12 @@ fn offline_work(stores: &[Store]) {
             id
         })
         .collect();
-    let shared: Vec<_> = stores[0].ops_after(0, usize::MAX).unwrap().into_iter().map(|(_, op)| op).collect();
+    let shared: Vec<_> = stores[0]
+        .ops_after(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, op)| op)
+        .collect();
     let form = trader_survey();
     for (i, store) in stores.iter().enumerate() {
         if i > 0 {
@@ -64,7 +69,10 @@ fn offline_work(stores: &[Store]) {
                 .register_attendance(
                     sessions[k as usize % 2],
                     &attendee,
-                    Fields::from([("sex".into(), json!("female")), ("registered_by".into(), json!(username))]),
+                    Fields::from([
+                        ("sex".into(), json!("female")),
+                        ("registered_by".into(), json!(username)),
+                    ]),
                 )
                 .unwrap();
             if role == "enumerator" {
@@ -148,6 +156,7 @@ fn faults_at_any_byte_end_in_the_fault_free_state_with_every_op_once() {
             cut_response: 0.25,
             duplicate: 0.15,
             max_delay: Duration::from_millis(20),
+            latency: Duration::ZERO,
         },
         20261127,
     )
@@ -172,12 +181,14 @@ fn faults_at_any_byte_end_in_the_fault_free_state_with_every_op_once() {
     // The link heals: every phone syncs cleanly, twice round.
     for _ in 0..2 {
         for d in &faulty {
-            d.sync_with(&faulty_server.url, small_batches(test_sync_config())).unwrap();
+            d.sync_with(&faulty_server.url, small_batches(test_sync_config()))
+                .unwrap();
         }
     }
     for _ in 0..2 {
         for d in &clean {
-            d.sync_with(&clean_server.url, small_batches(test_sync_config())).unwrap();
+            d.sync_with(&clean_server.url, small_batches(test_sync_config()))
+                .unwrap();
         }
     }
     let counts = &proxy.counts;
@@ -185,7 +196,10 @@ fn faults_at_any_byte_end_in_the_fault_free_state_with_every_op_once() {
         + counts.cut_responses.load(std::sync::atomic::Ordering::SeqCst);
     let replayed = counts.duplicates.load(std::sync::atomic::Ordering::SeqCst);
     println!("{attempts} sync attempts, {failures} gave up; {cut} connections cut, {replayed} replayed");
-    assert!(cut >= 50 && replayed >= 10 && failures > 0, "the link must actually fail");
+    assert!(
+        cut >= 50 && replayed >= 10 && failures > 0,
+        "the link must actually fail"
+    );
 
     let (faulty_store, clean_store) = (faulty_server.project_store(), clean_server.project_store());
     assert_eq!(faulty_store.snapshot().unwrap(), clean_store.snapshot().unwrap());
@@ -201,12 +215,21 @@ fn faults_at_any_byte_end_in_the_fault_free_state_with_every_op_once() {
     assert_eq!(held.len() as u64, written);
     assert_eq!(clean_store.ops_after(0, usize::MAX).unwrap().len() as u64, written);
     for (a, b) in faulty.iter().zip(&clean) {
-        assert_eq!(a.store.snapshot().unwrap(), b.store.snapshot().unwrap(), "{}", a.username);
+        assert_eq!(
+            a.store.snapshot().unwrap(),
+            b.store.snapshot().unwrap(),
+            "{}",
+            a.username
+        );
         assert_eq!(a.store.pending_count().unwrap(), 0);
         assert!(a.store.rejected_ops().unwrap().is_empty());
     }
     // Enumerators hold their own interviews, never another's.
     let interviews = |d: &Device| d.store.count(&Query::new(Collection::Submissions)).unwrap();
     assert_eq!(interviews(&faulty[0]), 6);
-    assert_eq!(interviews(&faulty[4]), 24, "the M&E officer holds all four enumerators' interviews");
+    assert_eq!(
+        interviews(&faulty[4]),
+        24,
+        "the M&E officer holds all four enumerators' interviews"
+    );
 }

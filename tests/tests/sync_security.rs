@@ -47,7 +47,10 @@ fn raw_post(server: &TestServer, token: &str, headers: &[(&str, &str)], body: Ve
 
 fn assert_error(status: u16, body: &Value, expected: u16) {
     assert_eq!(status, expected, "{body}");
-    assert!(body["error"].is_string() && body["message"].is_string(), "JSON error body: {body}");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "JSON error body: {body}"
+    );
 }
 
 #[test]
@@ -66,13 +69,28 @@ fn every_request_is_authorized_and_scoped_to_its_project_and_role() {
 
     // Enumerators see each other's traders but never each other's interviews.
     let amina_interview = interview(&amina, 1);
-    amina.store.save(Collection::Traders, EntityId::random(), mpaka_core::sample::trader(3)).unwrap();
+    amina
+        .store
+        .save(Collection::Traders, EntityId::random(), mpaka_core::sample::trader(3))
+        .unwrap();
     amina.sync(&server.url).unwrap();
     baraka.sync(&server.url).unwrap();
     assert_eq!(baraka.store.count(&Query::new(Collection::Traders)).unwrap(), 1);
-    assert!(baraka.store.get(Collection::Submissions, amina_interview).unwrap().is_none());
+    assert!(
+        baraka
+            .store
+            .get(Collection::Submissions, amina_interview)
+            .unwrap()
+            .is_none()
+    );
     officer.sync(&server.url).unwrap();
-    assert!(officer.store.get(Collection::Submissions, amina_interview).unwrap().is_some());
+    assert!(
+        officer
+            .store
+            .get(Collection::Submissions, amina_interview)
+            .unwrap()
+            .is_some()
+    );
 
     // Baraka writing to Amina's interview (he learned its id somehow): refused.
     let op = mpaka_core::Op {
@@ -180,10 +198,19 @@ fn every_request_is_authorized_and_scoped_to_its_project_and_role() {
     // Nothing secret or personal in the log.
     let log = server.log();
     assert!(log.contains("/v1/sync"), "the log has request lines");
-    for secret in [&amina.token, &baraka.token, &officer.token, &server.admin_token, &goma.token] {
+    for secret in [
+        &amina.token,
+        &baraka.token,
+        &officer.token,
+        &server.admin_token,
+        &goma.token,
+    ] {
         assert!(!log.contains(secret.as_str()), "a token reached the log");
     }
-    assert!(!log.contains("Uwimana") && !log.contains("+2507"), "personal data reached the log");
+    assert!(
+        !log.contains("Uwimana") && !log.contains("+2507"),
+        "personal data reached the log"
+    );
 }
 
 #[test]
@@ -200,7 +227,12 @@ fn bad_bodies_are_refused_with_a_message_and_the_server_keeps_serving() {
     let (status, body) = raw_post(&server, &device.token, &gz, b"not gzip at all".to_vec());
     assert_error(status, &body, 400);
     assert!(body["message"].as_str().unwrap().contains("gzip"), "{body}");
-    let (status, body) = raw_post(&server, &device.token, &[("content-type", "text/plain")], b"{}".to_vec());
+    let (status, body) = raw_post(
+        &server,
+        &device.token,
+        &[("content-type", "text/plain")],
+        b"{}".to_vec(),
+    );
     assert_error(status, &body, 415);
     let (status, body) = raw_post(
         &server,
@@ -217,7 +249,12 @@ fn bad_bodies_are_refused_with_a_message_and_the_server_keeps_serving() {
     assert_error(status, &body, 413);
     let (status, body) = server.api("POST", "/v1/sync", &device.token, Some(json!({"protocol": 99})));
     assert_error(status, &body, 400);
-    let (status, body) = server.api("POST", "/v1/sync", &device.token, Some(sync_body(vec![json!({"no": "id"})])));
+    let (status, body) = server.api(
+        "POST",
+        "/v1/sync",
+        &device.token,
+        Some(sync_body(vec![json!({"no": "id"})])),
+    );
     assert_error(status, &body, 400);
     assert!(body["message"].as_str().unwrap().contains("ops[0]"), "{body}");
 
@@ -253,7 +290,12 @@ fn bad_bodies_are_refused_with_a_message_and_the_server_keeps_serving() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], json!([good.id]));
-    let codes: Vec<&str> = body["rejected"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["malformed", "invalid_field", "clock_ahead"], "{body}");
 
     // Still serving.
@@ -266,7 +308,9 @@ fn a_device_over_its_rate_limit_waits() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(&dir.path().join("data"), &[("MPAKA_REQUESTS_PER_MINUTE", "5")]);
     let device = server.device("amina", "enumerator", &dir.path().join("amina.mpaka"));
-    let statuses: Vec<u16> = (0..7).map(|_| server.api("GET", "/v1/me", &device.token, None).0).collect();
+    let statuses: Vec<u16> = (0..7)
+        .map(|_| server.api("GET", "/v1/me", &device.token, None).0)
+        .collect();
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     let response = reqwest::blocking::Client::new()
         .get(format!("{}/v1/me", server.url))
@@ -289,7 +333,13 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
     // The device receives the project's forms.
     let report = amina.sync(&server.url).unwrap();
     assert_eq!(report.forms_received, 2);
-    assert!(amina.store.form("trader_survey", &trader_survey().version).unwrap().is_some());
+    assert!(
+        amina
+            .store
+            .form("trader_survey", &trader_survey().version)
+            .unwrap()
+            .is_some()
+    );
 
     // Unknown form, or answers that break the form when written alone: refused, kept, shown.
     let unknown = amina
@@ -297,8 +347,10 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
         .save(
             Collection::Submissions,
             EntityId::random(),
-            serde_json::from_value(json!({"form_id": "trader_survey", "form_version": "1999", "enumerator": "amina",
-                "status": "complete"}))
+            serde_json::from_value(
+                json!({"form_id": "trader_survey", "form_version": "1999", "enumerator": "amina",
+                "status": "complete"}),
+            )
             .unwrap(),
         )
         .unwrap();
@@ -311,17 +363,32 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
     let codes: Vec<_> = report.rejected.iter().map(|r| (r.op, r.code)).collect();
     assert_eq!(
         codes,
-        [(unknown.id, RejectionCode::UnknownForm), (invalid.id, RejectionCode::InvalidAnswers)]
+        [
+            (unknown.id, RejectionCode::UnknownForm),
+            (invalid.id, RejectionCode::InvalidAnswers)
+        ]
     );
     let kept = amina.store.rejected_ops().unwrap();
     assert_eq!(kept.len(), 2);
-    assert!(kept[1].rejection.reason.contains("fee_amount_rwf"), "{}", kept[1].rejection.reason);
-    assert_eq!(amina.store.pending_count().unwrap(), 0, "refused ops are not sent again");
+    assert!(
+        kept[1].rejection.reason.contains("fee_amount_rwf"),
+        "{}",
+        kept[1].rejection.reason
+    );
+    assert_eq!(
+        amina.store.pending_count().unwrap(),
+        0,
+        "refused ops are not sent again"
+    );
 
     // Fix it: a new op with a valid amount syncs; the enumerator is consistent again.
     amina
         .store
-        .save(Collection::Submissions, id, Fields::from([("answers/fee_amount_rwf".into(), json!(700))]))
+        .save(
+            Collection::Submissions,
+            id,
+            Fields::from([("answers/fee_amount_rwf".into(), json!(700))]),
+        )
         .unwrap();
     assert!(amina.sync(&server.url).unwrap().rejected.is_empty());
     officer.sync(&server.url).unwrap();
@@ -336,10 +403,17 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
     std::thread::sleep(std::time::Duration::from_millis(5));
     officer
         .store
-        .save(Collection::Submissions, id, Fields::from([("answers/fee_amount_rwf".into(), json!(900))]))
+        .save(
+            Collection::Submissions,
+            id,
+            Fields::from([("answers/fee_amount_rwf".into(), json!(900))]),
+        )
         .unwrap();
     assert!(amina.sync(&server.url).unwrap().rejected.is_empty());
-    assert!(officer.sync(&server.url).unwrap().rejected.is_empty(), "concurrent edits are kept");
+    assert!(
+        officer.sync(&server.url).unwrap().rejected.is_empty(),
+        "concurrent edits are kept"
+    );
     let (status, flags) = server.api("GET", "/v1/projects/rusizi-bukavu/review-flags", &officer.token, None);
     assert_eq!(status, 200);
     let flags = flags.as_array().unwrap();
@@ -347,14 +421,22 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
     assert_eq!(flags[0]["submission"], json!(id.to_string()));
     assert_eq!(flags[0]["errors"][0]["question"], json!("fee_amount_rwf"));
     // The merged state is kept on the server, as merged.
-    let held = server.project_store().get(Collection::Submissions, id).unwrap().unwrap();
+    let held = server
+        .project_store()
+        .get(Collection::Submissions, id)
+        .unwrap()
+        .unwrap();
     assert_eq!(held.get("answers/paid_fees"), Some(&json!("no")));
     assert_eq!(held.get("answers/fee_amount_rwf"), Some(&json!(900)));
 
     // Resolving it (the officer clears the amount) clears the flag.
     officer
         .store
-        .save(Collection::Submissions, id, Fields::from([("answers/fee_amount_rwf".into(), Value::Null)]))
+        .save(
+            Collection::Submissions,
+            id,
+            Fields::from([("answers/fee_amount_rwf".into(), Value::Null)]),
+        )
         .unwrap();
     officer.sync(&server.url).unwrap();
     let (_, flags) = server.api("GET", "/v1/projects/rusizi-bukavu/review-flags", &officer.token, None);

@@ -181,7 +181,13 @@ fn insert_form(tx: &rusqlite::Transaction<'_>, form: &FormDefinition, published_
             "INSERT INTO forms (form_id, version, title, definition, published_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT DO NOTHING",
         )?
-        .execute(params![form.form_id, form.version, form.title, definition, published_at_ms as i64])?;
+        .execute(params![
+            form.form_id,
+            form.version,
+            form.title,
+            definition,
+            published_at_ms as i64
+        ])?;
     Ok(added == 1)
 }
 

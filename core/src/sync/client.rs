@@ -275,7 +275,11 @@ impl SyncClient {
             let total = to_push.max(pushed_or_refused) + pull_total;
             let finished = ops.is_empty() && !response.more;
             progress.on_progress(Progress {
-                fraction: if finished || total == 0 { 1.0 } else { done as f64 / total as f64 },
+                fraction: if finished || total == 0 {
+                    1.0
+                } else {
+                    done as f64 / total as f64
+                },
                 pushed: pushed_or_refused,
                 to_push,
                 pulled: report.pulled,

@@ -59,8 +59,17 @@ mod tests {
         // A bomb: 100 MB of zeros in about 100 KB.
         let bomb = gzip(&vec![0u8; 100 << 20]);
         assert!(bomb.len() < 200 << 10);
-        assert!(matches!(gunzip_limited(&bomb, 1 << 20), Err(WireError::TooLarge { .. })));
-        assert!(matches!(gunzip_limited(b"not gzip", 1 << 20), Err(WireError::BadCompression(_))));
-        assert!(matches!(gunzip_limited(&packed[..packed.len() / 2], 1 << 20), Err(WireError::BadCompression(_))));
+        assert!(matches!(
+            gunzip_limited(&bomb, 1 << 20),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            gunzip_limited(b"not gzip", 1 << 20),
+            Err(WireError::BadCompression(_))
+        ));
+        assert!(matches!(
+            gunzip_limited(&packed[..packed.len() / 2], 1 << 20),
+            Err(WireError::BadCompression(_))
+        ));
     }
 }

@@ -228,7 +228,11 @@ impl Accounts {
     /// The project called `slug`.
     pub fn project(&self, slug: &str) -> Result<Project, AccountError> {
         self.lock()
-            .query_row("SELECT id, slug, name FROM projects WHERE slug = ?1", [slug], project_row)
+            .query_row(
+                "SELECT id, slug, name FROM projects WHERE slug = ?1",
+                [slug],
+                project_row,
+            )
             .optional()?
             .ok_or_else(|| AccountError::UnknownProject(slug.into()))
     }
@@ -243,7 +247,13 @@ impl Accounts {
 
     /// Adds a user: an admin is server-wide (`project` is ignored), others
     /// belong to `project`.
-    pub fn add_user(&self, project: Option<&Project>, username: &str, role: Role, now: i64) -> Result<i64, AccountError> {
+    pub fn add_user(
+        &self,
+        project: Option<&Project>,
+        username: &str,
+        role: Role,
+        now: i64,
+    ) -> Result<i64, AccountError> {
         check_name("user name", username)?;
         let project_id = match (role, project) {
             (Role::Admin, _) => 0,
@@ -330,7 +340,14 @@ impl Accounts {
         tx.execute(
             "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![user_id, project_id, node.to_sql(), name, hash_secret(token.expose()), now],
+            params![
+                user_id,
+                project_id,
+                node.to_sql(),
+                name,
+                hash_secret(token.expose()),
+                now
+            ],
         )?;
         let device_id = tx.last_insert_rowid();
         tx.execute(
@@ -346,7 +363,11 @@ impl Accounts {
     /// Issues an API token (no node id: it cannot sync) for a user.
     pub fn issue_api_token(&self, project: Option<&Project>, username: &str, now: i64) -> Result<Secret, AccountError> {
         let (user_id, role) = self.user(project, username)?;
-        let project_id = if role == Role::Admin { 0 } else { project.map_or(0, |p| p.id) };
+        let project_id = if role == Role::Admin {
+            0
+        } else {
+            project.map_or(0, |p| p.id)
+        };
         let token = new_token();
         self.lock().execute(
             "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
@@ -440,7 +461,14 @@ impl Accounts {
                      form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
                      flagged_at = excluded.flagged_at",
                 )?
-                .execute(params![project.id, submission, form_id, version, errors.to_string(), now])?,
+                .execute(params![
+                    project.id,
+                    submission,
+                    form_id,
+                    version,
+                    errors.to_string(),
+                    now
+                ])?,
             None => conn
                 .prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?
                 .execute(params![project.id, submission])?,
@@ -470,7 +498,9 @@ impl Accounts {
     pub fn has_admin(&self) -> Result<bool, AccountError> {
         Ok(self
             .lock()
-            .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')", [], |r| r.get(0))?)
+            .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')", [], |r| {
+                r.get(0)
+            })?)
     }
 }
 
@@ -514,7 +544,9 @@ fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Principal, ru
 fn check_name(what: &str, name: &str) -> Result<(), AccountError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())

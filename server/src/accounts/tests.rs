@@ -71,7 +71,10 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
 #[test]
 fn names_are_checked_and_admins_are_server_wide() {
     let (_dir, accounts) = accounts();
-    assert!(matches!(accounts.create_project("Bad Name", "x", 0), Err(AccountError::Invalid(_))));
+    assert!(matches!(
+        accounts.create_project("Bad Name", "x", 0),
+        Err(AccountError::Invalid(_))
+    ));
     let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
     assert!(matches!(
         accounts.add_user(None, "amina", Role::Enumerator, 0),

@@ -37,7 +37,11 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8], limits: &Limi
     if !essence.eq_ignore_ascii_case(CONTENT_TYPE) {
         return Err(ApiError::unsupported_media(format!(
             "send `Content-Type: {CONTENT_TYPE}` (got `{}`)",
-            if content_type.is_empty() { "nothing" } else { content_type }
+            if content_type.is_empty() {
+                "nothing"
+            } else {
+                content_type
+            }
         )));
     }
     let decoded;

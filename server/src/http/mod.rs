@@ -52,8 +52,14 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         .route("/v1/projects/{project}/users", post(routes::add_user))
         .route("/v1/projects/{project}/enrollments", post(routes::issue_enrollment))
         .route("/v1/projects/{project}/devices", get(routes::list_devices))
-        .route("/v1/projects/{project}/devices/{device}/revoke", post(routes::revoke_device))
-        .route("/v1/projects/{project}/forms", get(routes::list_forms).post(routes::publish_form))
+        .route(
+            "/v1/projects/{project}/devices/{device}/revoke",
+            post(routes::revoke_device),
+        )
+        .route(
+            "/v1/projects/{project}/forms",
+            get(routes::list_forms).post(routes::publish_form),
+        )
         .route("/v1/projects/{project}/review-flags", get(routes::review_flags))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

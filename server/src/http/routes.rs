@@ -90,7 +90,11 @@ pub async fn enroll(
             return Err(e.into());
         }
     };
-    tracing::info!(device = principal.device_id, role = principal.role.as_str(), "device enrolled");
+    tracing::info!(
+        device = principal.device_id,
+        role = principal.role.as_str(),
+        "device enrolled"
+    );
     let body = EnrollResponse {
         token: token.expose().to_owned(),
         device_id: principal.device_id,
@@ -168,12 +172,20 @@ pub struct CreateProject {
     name: String,
 }
 
-pub async fn create_project(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn create_project(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let principal = state.principal(&headers).await?;
     require_admin(&principal)?;
     let request: CreateProject = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
     let project = state
-        .blocking(move |data| Ok(data.accounts.create_project(&request.slug, &request.name, now_ms() as i64)?))
+        .blocking(move |data| {
+            Ok(data
+                .accounts
+                .create_project(&request.slug, &request.name, now_ms() as i64)?)
+        })
         .await?;
     Ok(respond(StatusCode::CREATED, &headers, &project))
 }
@@ -206,7 +218,11 @@ pub async fn add_user(
                 .add_user(Some(&project), &request.username, request.role, now_ms() as i64)?)
         })
         .await?;
-    Ok(respond(StatusCode::CREATED, &headers, &json!({"username": username, "role": role})))
+    Ok(respond(
+        StatusCode::CREATED,
+        &headers,
+        &json!({"username": username, "role": role}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -265,7 +281,11 @@ pub async fn revoke_device(
         .blocking(move |data| Ok(data.accounts.revoke_device(&project, device, now_ms() as i64)?))
         .await?;
     tracing::info!(device, "device revoked");
-    Ok(respond(StatusCode::OK, &headers, &json!({"device_id": device, "revoked": true})))
+    Ok(respond(
+        StatusCode::OK,
+        &headers,
+        &json!({"device_id": device, "revoked": true}),
+    ))
 }
 
 pub async fn list_forms(
@@ -301,7 +321,9 @@ pub async fn publish_form(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some(XLSX) {
-        return Err(ApiError::unsupported_media(format!("send the XLSForm as `Content-Type: {XLSX}`")));
+        return Err(ApiError::unsupported_media(format!(
+            "send the XLSForm as `Content-Type: {XLSX}`"
+        )));
     }
     let bytes = raw(body, &state.limits)?;
     let form = state
@@ -321,6 +343,8 @@ pub async fn review_flags(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, project) = state.managing(&headers, &slug).await?;
-    let flags: Vec<ReviewFlag> = state.blocking(move |data| Ok(data.accounts.review_flags(&project)?)).await?;
+    let flags: Vec<ReviewFlag> = state
+        .blocking(move |data| Ok(data.accounts.review_flags(&project)?))
+        .await?;
     Ok(respond(StatusCode::OK, &headers, &flags))
 }

@@ -14,7 +14,11 @@ struct Print;
 impl SyncProgress for Print {
     fn on_progress(&self, p: Progress) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "exchange {} pulled {} fraction {:.3}", p.exchanges, p.pulled, p.fraction);
+        let _ = writeln!(
+            out,
+            "exchange {} pulled {} fraction {:.3}",
+            p.exchanges, p.pulled, p.fraction
+        );
         let _ = out.flush();
     }
 }
