@@ -198,11 +198,18 @@ fn many_devices(devices: usize) {
 fn main() {
     let quick = std::env::var_os("MPAKA_BENCH_QUICK").is_some();
     let (interviews, registry, devices) = if quick { (1_000, 10_000, 40) } else { (10_000, 100_000, 200) };
+    // MPAKA_BENCH_ONLY=push|pull|many runs one scenario.
+    let only = std::env::var("MPAKA_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
     for rtt in [Duration::ZERO, Duration::from_millis(80)] {
-        one_device_pushes(interviews, rtt);
+        if run("push") {
+            one_device_pushes(interviews, rtt);
+        }
+        if run("pull") {
+            second_device_pulls(registry, rtt);
+        }
     }
-    for rtt in [Duration::ZERO, Duration::from_millis(80)] {
-        second_device_pulls(registry, rtt);
+    if run("many") {
+        many_devices(devices);
     }
-    many_devices(devices);
 }

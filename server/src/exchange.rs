@@ -229,23 +229,30 @@ fn push(
     stats.rejected = rejected.len();
     touched.sort();
     touched.dedup();
+    let mut flags = Vec::with_capacity(touched.len());
     for id in touched {
-        review(accounts, project, store, &mut checker.forms, id, now_ms)?;
+        // A state the check already found consistent needs no second look.
+        let flag = if checker.consistent.contains(&id) {
+            None
+        } else {
+            review(store, &mut checker.forms, id, now_ms)?
+        };
+        flags.push((id.to_string(), flag));
     }
+    accounts.set_review_flags(project, &flags, now_ms as i64)?;
     Ok((accepted, rejected))
 }
 
-/// Flags (or clears the flag of) one submission from its merged state.
+/// What breaks its form's rules in one submission as merged: `None` when
+/// consistent (or not complete, or of an unknown form).
 fn review(
-    accounts: &Accounts,
-    project: &Project,
     store: &Store,
     forms: &mut FormCache,
     id: EntityId,
     now_ms: u64,
-) -> Result<(), ExchangeError> {
+) -> Result<Option<ReviewFlag>, ExchangeError> {
     let Some(entity) = store.get(Collection::Submissions, id)? else {
-        return Ok(());
+        return Ok(None);
     };
     let state = &entity.state;
     let flag = match (status(state), form_of(state)) {
@@ -260,10 +267,11 @@ fn review(
         }
         _ => None,
     };
-    let flag = flag.as_ref().map(|(f, v, e)| (f.as_str(), v.as_str(), e));
-    accounts.set_review_flag(project, &id.to_string(), flag, now_ms as i64)?;
-    Ok(())
+    Ok(flag)
 }
+
+/// A submission's form, version and problems, as flagged for review.
+pub type ReviewFlag = (String, String, Value);
 
 /// Compiled forms by (form_id, version), read once per exchange.
 #[derive(Default)]
@@ -293,6 +301,9 @@ struct SubmissionCheck<'a> {
     principal: &'a Principal,
     states: HashMap<EntityId, Option<EntityState>>,
     forms: FormCache,
+    /// Submissions whose state after the last checked op was found
+    /// consistent with their form.
+    consistent: HashSet<EntityId>,
 }
 
 type Refusal = (RejectionCode, String);
@@ -304,6 +315,7 @@ impl<'a> SubmissionCheck<'a> {
             principal,
             states: HashMap::new(),
             forms: FormCache::default(),
+            consistent: HashSet::new(),
         }
     }
 
@@ -354,6 +366,7 @@ impl<'a> SubmissionCheck<'a> {
             .as_ref()
             .and_then(EntityState::version)
             .is_none_or(|v| op.saw_stamp(v));
+        self.consistent.remove(&op.entity);
         if alone && status(&after) == Some("complete") && !after.is_deleted() {
             let problems = problems(&form, &after, 0);
             if !problems.is_empty() {
@@ -369,6 +382,10 @@ impl<'a> SubmissionCheck<'a> {
                     format!("the answers break the form's rules: {}", reasons.join("; ")),
                 )));
             }
+        }
+        if alone {
+            // Checked just above (drafts and deleted interviews need no check).
+            self.consistent.insert(op.entity);
         }
         self.states.insert(op.entity, Some(after));
         Ok(Ok(()))

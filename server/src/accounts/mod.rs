@@ -443,36 +443,37 @@ impl Accounts {
         Ok(())
     }
 
-    /// Flags a submission for review (replacing an earlier flag), or clears
-    /// its flag when `errors` is `None`.
-    pub fn set_review_flag(
+    /// Flags submissions for review (replacing earlier flags), or clears
+    /// the flag of those given `None`, in one transaction.
+    pub fn set_review_flags(
         &self,
         project: &Project,
-        submission: &str,
-        flag: Option<(&str, &str, &serde_json::Value)>,
+        flags: &[(String, Option<(String, String, serde_json::Value)>)],
         now: i64,
     ) -> Result<(), AccountError> {
-        let conn = self.lock();
-        match flag {
-            Some((form_id, version, errors)) => conn
-                .prepare_cached(
-                    "INSERT INTO review_flags (project_id, entity, form_id, version, errors, flagged_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, entity) DO UPDATE SET \
-                     form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
-                     flagged_at = excluded.flagged_at",
-                )?
-                .execute(params![
-                    project.id,
-                    submission,
-                    form_id,
-                    version,
-                    errors.to_string(),
-                    now
-                ])?,
-            None => conn
-                .prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?
-                .execute(params![project.id, submission])?,
-        };
+        if flags.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut set = tx.prepare_cached(
+                "INSERT INTO review_flags (project_id, entity, form_id, version, errors, flagged_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, entity) DO UPDATE SET \
+                 form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
+                 flagged_at = excluded.flagged_at",
+            )?;
+            let mut clear = tx.prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?;
+            for (submission, flag) in flags {
+                match flag {
+                    Some((form_id, version, errors)) => {
+                        set.execute(params![project.id, submission, form_id, version, errors.to_string(), now])?
+                    }
+                    None => clear.execute(params![project.id, submission])?,
+                };
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
