@@ -32,7 +32,10 @@ fn enroll(server: &LocalServer, username: &str, role: &str, store: &Store) -> St
             .unwrap();
         serde_json::from_str(&r.text().unwrap()).unwrap()
     };
-    post("/v1/projects/rusizi-bukavu/users", json!({"username": username, "role": role}));
+    post(
+        "/v1/projects/rusizi-bukavu/users",
+        json!({"username": username, "role": role}),
+    );
     let code = post("/v1/projects/rusizi-bukavu/enrollments", json!({"username": username}));
     let enrolled = post(
         "/v1/enroll",
@@ -138,7 +141,9 @@ fn second_device_pulls(n: u64, rtt: Duration) {
             let fields = serde_json::from_value(json!({"topic": "ebola", "date": "2026-11-26",
                 "border_post": "rusizi_2", "side": "drc", "facilitator": "enum01"}))
             .unwrap();
-            seeder.save(Collection::AwarenessSessions, EntityId::random(), fields).unwrap();
+            seeder
+                .save(Collection::AwarenessSessions, EntityId::random(), fields)
+                .unwrap();
         } else {
             seeder.save(Collection::Traders, EntityId::random(), trader(k)).unwrap();
         }
@@ -197,7 +202,11 @@ fn many_devices(devices: usize) {
 
 fn main() {
     let quick = std::env::var_os("MPAKA_BENCH_QUICK").is_some();
-    let (interviews, registry, devices) = if quick { (1_000, 10_000, 40) } else { (10_000, 100_000, 200) };
+    let (interviews, registry, devices) = if quick {
+        (1_000, 10_000, 40)
+    } else {
+        (10_000, 100_000, 200)
+    };
     // MPAKA_BENCH_ONLY=push|pull|many runs one scenario.
     let only = std::env::var("MPAKA_BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only == name;

@@ -89,6 +89,12 @@ pub fn exchange(
             request.protocol
         )));
     }
+    if i64::try_from(request.cursor).is_err() {
+        return Err(ExchangeError::BadRequest(format!(
+            "`cursor` {} is beyond any server sequence; send the cursor of the last response",
+            request.cursor
+        )));
+    }
     let Some(node) = principal.node else {
         return Err(ExchangeError::Forbidden(
             "this token belongs to an API client, not an enrolled device; enroll the device to sync".into(),

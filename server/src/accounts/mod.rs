@@ -466,9 +466,14 @@ impl Accounts {
             let mut clear = tx.prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?;
             for (submission, flag) in flags {
                 match flag {
-                    Some((form_id, version, errors)) => {
-                        set.execute(params![project.id, submission, form_id, version, errors.to_string(), now])?
-                    }
+                    Some((form_id, version, errors)) => set.execute(params![
+                        project.id,
+                        submission,
+                        form_id,
+                        version,
+                        errors.to_string(),
+                        now
+                    ])?,
                     None => clear.execute(params![project.id, submission])?,
                 };
             }
