@@ -144,6 +144,10 @@ pub struct ReviewFlag {
     pub flagged_at: i64,
 }
 
+/// A submission id and its flag (form_id, version, problems), or `None` to
+/// clear it.
+pub type FlagUpdate = (String, Option<(String, String, serde_json::Value)>);
+
 /// An account operation that cannot be done.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -445,12 +449,7 @@ impl Accounts {
 
     /// Flags submissions for review (replacing earlier flags), or clears
     /// the flag of those given `None`, in one transaction.
-    pub fn set_review_flags(
-        &self,
-        project: &Project,
-        flags: &[(String, Option<(String, String, serde_json::Value)>)],
-        now: i64,
-    ) -> Result<(), AccountError> {
+    pub fn set_review_flags(&self, project: &Project, flags: &[FlagUpdate], now: i64) -> Result<(), AccountError> {
         if flags.is_empty() {
             return Ok(());
         }
