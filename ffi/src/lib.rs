@@ -19,6 +19,9 @@ mod tests {
     #[test]
     fn version_names_the_schema() {
         let v = super::library_version();
-        assert!(v.starts_with("mpaka 0.") && v.contains("schema v1"), "{v}");
+        assert!(
+            v.starts_with("mpaka 0.") && v.contains(&format!("schema v{}", mpaka_core::SCHEMA_VERSION)),
+            "{v}"
+        );
     }
 }
