@@ -175,8 +175,7 @@ fn push(
     let held = store.held(&ids)?;
     let mut accepted = Vec::with_capacity(raw.len());
     let mut rejected = Vec::new();
-    let mut candidates = Vec::with_capacity(raw.len());
-    let mut checker = SubmissionCheck::new(store, principal);
+    let mut parsed = Vec::with_capacity(raw.len());
     for (raw, id) in raw.into_iter().zip(ids) {
         if held.contains(&id) {
             stats.duplicates += 1;
@@ -204,13 +203,19 @@ fn push(
             ));
             continue;
         }
-        if op.collection == Collection::Submissions
-            && let Err((code, reason)) = checker.check(&op)?
-        {
-            rejected.push(refuse(code, reason));
-            continue;
+        parsed.push(op);
+    }
+    let (refusals, mut consistent, mut forms) = check_submissions(store, principal, &parsed)?;
+    let mut candidates = Vec::with_capacity(parsed.len());
+    for (op, refusal) in parsed.into_iter().zip(refusals) {
+        match refusal {
+            Some((code, reason)) => rejected.push(Rejection {
+                op: op.id,
+                code,
+                reason,
+            }),
+            None => candidates.push(op),
         }
-        candidates.push(op);
     }
     let report = store.apply_remote(&candidates)?;
     let refused: HashSet<OpId> = report.rejected.iter().map(|(id, _)| *id).collect();
@@ -238,15 +243,85 @@ fn push(
     let mut flags = Vec::with_capacity(touched.len());
     for id in touched {
         // A state the check already found consistent needs no second look.
-        let flag = if checker.consistent.contains(&id) {
+        let flag = if consistent.remove(&id) {
             None
         } else {
-            review(store, &mut checker.forms, id, now_ms)?
+            review(store, &mut forms, id, now_ms)?
         };
         flags.push((id.to_string(), flag));
     }
     accounts.set_review_flags(project, &flags, now_ms as i64)?;
     Ok((accepted, rejected))
+}
+
+/// Checks the submission ops among `ops` ([`SubmissionCheck`]); returns the
+/// refusal of each op (`None` to apply it), the submissions found
+/// consistent, and the forms read. Submissions are independent of each
+/// other, so large batches are checked on several threads, each taking
+/// whole submissions in batch order: the outcome is the sequential one.
+#[allow(clippy::type_complexity)]
+fn check_submissions(
+    store: &Store,
+    principal: &Principal,
+    ops: &[Op],
+) -> Result<(Vec<Option<Refusal>>, HashSet<EntityId>, FormCache), ExchangeError> {
+    let mut by_entity: HashMap<EntityId, Vec<usize>> = HashMap::new();
+    let mut order = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.collection == Collection::Submissions {
+            let group = by_entity.entry(op.entity).or_default();
+            if group.is_empty() {
+                order.push(op.entity);
+            }
+            group.push(i);
+        }
+    }
+    let groups: Vec<Vec<usize>> = order.into_iter().filter_map(|e| by_entity.remove(&e)).collect();
+    let work: usize = groups.iter().map(Vec::len).sum();
+    let threads = if work < 64 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    };
+    let per_thread = groups.len().div_ceil(threads).max(1);
+    let run = |chunk: &[Vec<usize>]| -> Result<(Vec<(usize, Refusal)>, SubmissionCheck<'_>), ExchangeError> {
+        let mut checker = SubmissionCheck::new(store, principal);
+        let mut refused = Vec::new();
+        for group in chunk {
+            for &i in group {
+                if let Err(refusal) = checker.check(&ops[i])? {
+                    refused.push((i, refusal));
+                }
+            }
+        }
+        Ok((refused, checker))
+    };
+    let results: Vec<_> = if threads == 1 {
+        vec![run(&groups)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups.chunks(per_thread).map(|c| scope.spawn(move || run(c))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(ExchangeError::Internal("a submission check panicked".into())))
+                })
+                .collect()
+        })
+    };
+    let mut refusals = vec![None; ops.len()];
+    let mut consistent = HashSet::new();
+    let mut forms = FormCache::default();
+    for result in results {
+        let (refused, checker) = result?;
+        for (i, refusal) in refused {
+            refusals[i] = Some(refusal);
+        }
+        consistent.extend(checker.consistent);
+        forms.0.extend(checker.forms.0);
+    }
+    Ok((refusals, consistent, forms))
 }
 
 /// What breaks its form's rules in one submission as merged: `None` when
@@ -477,20 +552,22 @@ fn pull(
     let mut size = 0usize;
     let mut owners: HashMap<EntityId, bool> = HashMap::new();
     loop {
-        let chunk = store.ops_after(cursor, 512)?;
-        if chunk.is_empty() {
-            return Ok((out, cursor, false));
-        }
+        let (chunk, covered) = store.ops_after_skipping(cursor, principal.node, 512)?;
+        let exhausted = chunk.len() < 512;
         for (seq, op) in chunk {
             if !out.is_empty() && size >= limit_bytes {
                 return Ok((out, cursor, true));
             }
             cursor = seq;
-            if Some(op.hlc.node) == principal.node || !may_see(store, principal, &op, &mut owners)? {
+            if !may_see(store, principal, &op, &mut owners)? {
                 continue;
             }
             size += serde_json::to_vec(&op).map(|v| v.len()).unwrap_or(0);
             out.push(op);
+        }
+        if exhausted {
+            // The device's own ops after the last one read move the cursor too.
+            return Ok((out, covered.max(cursor), false));
         }
     }
 }
@@ -515,4 +592,72 @@ fn may_see(
         .is_some_and(|owner| owner.as_str() == Some(principal.username.as_str()));
     owners.insert(op.entity, mine);
     Ok(mine)
+}
+
+#[cfg(test)]
+mod tests {
+    use mpaka_core::form::Environment;
+    use mpaka_core::sample::{trader_interview, trader_survey};
+    use mpaka_core::{Fields, StoreOptions};
+    use serde_json::json;
+
+    use super::*;
+
+    fn principal(store: &Store) -> Principal {
+        Principal {
+            device_id: 1,
+            user_id: 1,
+            username: "amina".into(),
+            role: Role::Enumerator,
+            project: None,
+            node: Some(store.node()),
+        }
+    }
+
+    #[test]
+    fn checking_on_several_threads_refuses_exactly_what_one_thread_does() {
+        let server = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let form = trader_survey();
+        server.save_form(&form, 0).unwrap();
+        let phone = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let env = Environment {
+            now: chrono::Utc::now().fixed_offset(),
+            device_id: "tecno".into(),
+            username: "amina".into(),
+            language: "English (en)".into(),
+        };
+        let mut ops = Vec::new();
+        for n in 0..150u64 {
+            let op = trader_interview(&form, env.clone(), None, n)
+                .unwrap()
+                .finalize(&phone)
+                .unwrap()
+                .unwrap();
+            let id = op.entity;
+            ops.push(op);
+            // Every seventh interview is then broken, and every eleventh fixed again.
+            if n % 7 == 0 {
+                let broken = Fields::from([("answers/age".to_owned(), json!(5))]);
+                ops.push(phone.save(Collection::Submissions, id, broken).unwrap());
+                if n % 11 == 0 {
+                    let fixed = Fields::from([("answers/age".to_owned(), json!(30))]);
+                    ops.push(phone.save(Collection::Submissions, id, fixed).unwrap());
+                }
+            }
+        }
+        let who = principal(&phone);
+        let (parallel, consistent, _) = check_submissions(&server, &who, &ops).unwrap();
+        let mut one = SubmissionCheck::new(&server, &who);
+        let sequential: Vec<Option<Refusal>> = ops.iter().map(|op| one.check(op).unwrap().err()).collect();
+        assert_eq!(parallel, sequential);
+        assert_eq!(consistent, one.consistent);
+        let refused = parallel.iter().filter(|r| r.is_some()).count();
+        assert_eq!(refused, 22, "one broken edit per seventh interview");
+        assert!(
+            parallel
+                .iter()
+                .flatten()
+                .all(|(code, _)| *code == RejectionCode::InvalidAnswers)
+        );
+    }
 }

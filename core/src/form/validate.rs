@@ -9,6 +9,8 @@
 //! required answers, constraints and repeat counts.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::ops::Deref;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
@@ -58,6 +60,10 @@ pub struct Validation {
     pub values: Map<String, Value>,
 }
 
+/// Maps keyed by slots and names, looked up on every evaluation: a fast
+/// hash (the keys are the form's own, not an attacker's).
+type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
+
 /// A value's place: the question, and the repeat instance (0-based) for
 /// questions inside a repeat.
 pub(super) type Slot = (usize, Option<usize>);
@@ -82,13 +88,13 @@ pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Envir
 pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
     pub(super) form: F,
     pub(super) env: Environment,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     /// Enclosing repeat of each question.
     pub(super) repeat_of: Vec<Option<usize>>,
     /// Instances of each repeat.
-    pub(super) instances: HashMap<usize, usize>,
-    pub(super) values: HashMap<Slot, String>,
-    pub(super) relevant: HashMap<Slot, bool>,
+    pub(super) instances: FastMap<usize, usize>,
+    pub(super) values: FastMap<Slot, String>,
+    pub(super) relevant: FastMap<Slot, bool>,
     pub(super) errors: Vec<AnswerError>,
     pub(super) cleared: Vec<String>,
 }
@@ -105,9 +111,9 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             repeat_of: (0..form.questions.len()).map(|i| form.enclosing_repeat(i)).collect(),
             form,
             env,
-            instances: HashMap::new(),
-            values: HashMap::new(),
-            relevant: HashMap::new(),
+            instances: FastMap::default(),
+            values: FastMap::default(),
+            relevant: FastMap::default(),
             errors: Vec::new(),
             cleared: Vec::new(),
         }

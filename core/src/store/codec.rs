@@ -46,6 +46,20 @@ pub(crate) fn encode_stamps(stamps: impl ExactSizeIterator<Item = Hlc>) -> Vec<u
     out
 }
 
+/// The one stamp of an entity whose fields were all written by one op
+/// (`None` if several ops' values stand), read without decoding the doc.
+pub(crate) fn sole_stamp(stamps: &[u8]) -> Option<Hlc> {
+    let mut cursor = stamps;
+    if read_varint(&mut cursor)? != 1 || cursor.len() < 16 {
+        return None;
+    }
+    let mut hlc = [0u8; 8];
+    let mut node = [0u8; 8];
+    hlc.copy_from_slice(&cursor[..8]);
+    node.copy_from_slice(&cursor[8..16]);
+    Some(Hlc::from_packed(i64::from_be_bytes(hlc), i64::from_be_bytes(node)))
+}
+
 /// Rebuilds an entity's state from its `doc` and `stamps` columns.
 pub(crate) fn decode_state(doc: &str, stamps: &[u8]) -> Result<EntityState> {
     let fields: Fields = serde_json::from_str(doc)
@@ -210,6 +224,16 @@ mod tests {
 
     use super::*;
     use crate::hlc::NodeId;
+
+    #[test]
+    fn a_sole_stamp_is_read_without_the_doc() {
+        let node = NodeId::random();
+        let a = Hlc::new(1_000, 0, node).unwrap();
+        let b = Hlc::new(2_000, 0, node).unwrap();
+        assert_eq!(sole_stamp(&encode_stamps([a, a, a].into_iter())), Some(a));
+        assert_eq!(sole_stamp(&encode_stamps([a, b].into_iter())), None);
+        assert_eq!(sole_stamp(&[]), None);
+    }
 
     #[test]
     fn stamps_round_trip() {

@@ -504,6 +504,34 @@ impl Store {
         Ok(out)
     }
 
+    /// Like [`Store::ops_after`], leaving out ops stamped by `skip` (a
+    /// device's own, which a server need not send back) without reading
+    /// them. Also returns the sequence the scan covered: the last op read,
+    /// or the end of the log when fewer than `limit` ops remained.
+    pub fn ops_after_skipping(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64)> {
+        let mut inner = self.lock();
+        // One read transaction: the end of the log and the ops agree.
+        let tx = inner.conn.transaction()?;
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 AND node IS NOT ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            let mut rows = stmt.query(params![after as i64, skip.map(NodeId::to_sql), limit as i64])?;
+            while let Some(row) = rows.next()? {
+                out.push((row.get::<_, i64>(0)? as u64, whole(&tx, op_from_row(row, 1)?)?));
+            }
+        }
+        let covered = if out.len() == limit {
+            out.last().map_or(after, |(seq, _)| *seq)
+        } else {
+            let end: Option<i64> = tx.query_row("SELECT max(seq) FROM ops", [], |r| r.get(0))?;
+            end.map_or(after, |e| (e as u64).max(after))
+        };
+        tx.commit()?;
+        Ok((out, covered))
+    }
+
     /// Every entity of every collection, deleted ones included, ordered by
     /// collection and id: what replicas compare to prove convergence.
     pub fn snapshot(&self) -> Result<Vec<Entity>> {
@@ -570,24 +598,44 @@ fn apply_ops(
 /// stand; returns how many were pending.
 fn acknowledge_in(tx: &rusqlite::Transaction<'_>, ids: &[OpId]) -> Result<usize> {
     let mut done = 0;
-    let mut ack = tx.prepare_cached("UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
+    let mut ack = tx.prepare_cached(
+        "UPDATE ops SET pending = 0 WHERE op_id = ?1 AND pending = 1 RETURNING seq, hlc, node, collection, entity",
+    )?;
+    let mut stamps = tx.prepare_cached("SELECT stamps FROM entities WHERE collection = ?1 AND id = ?2")?;
     let mut read = tx.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE seq = ?1"))?;
     let mut compact = tx.prepare_cached("DELETE FROM op_fields WHERE seq = ?1")?;
     let mut flag = tx.prepare_cached("UPDATE entities SET compacted = 1 WHERE collection = ?1 AND id = ?2")?;
     for id in ids {
-        let Some(seq) = ack
-            .query_row([id.0.as_bytes()], |row| row.get::<_, i64>(0))
+        let Some((seq, hlc, collection, entity)) = ack
+            .query_row([id.0.as_bytes()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    Hlc::from_packed(row.get(1)?, row.get(2)?),
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                ))
+            })
             .optional()?
         else {
             continue;
         };
         done += 1;
-        let op = whole(tx, read.query_row([seq], |row| Ok(op_from_row(row, 0)))??)?;
-        let entity = load_entity(tx, op.collection, op.entity)?;
-        let wins_all = entity.is_some_and(|e| op.fields.keys().all(|f| e.state.stamps.get(f) == Some(&op.hlc)));
+        // Fast path: every value of the entity is this op's (most ops that
+        // created an entity nobody edited since): no JSON to read.
+        let sole = stamps
+            .query_row(params![collection, entity], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+            .and_then(|s| codec::sole_stamp(&s));
+        let wins_all = if sole == Some(hlc) {
+            true
+        } else {
+            let op = whole(tx, read.query_row([seq], |row| Ok(op_from_row(row, 0)))??)?;
+            let entity = load_entity(tx, op.collection, op.entity)?;
+            entity.is_some_and(|e| op.fields.keys().all(|f| e.state.stamps.get(f) == Some(&op.hlc)))
+        };
         if wins_all {
             compact.execute([seq])?;
-            flag.execute(params![op.collection.code(), op.entity.0.as_bytes()])?;
+            flag.execute(params![collection, entity])?;
         }
     }
     Ok(done)

@@ -20,8 +20,9 @@ pub enum WireError {
     },
 }
 
-/// Gzip at the default level: on sync batches, within a few percent of the
-/// best level at a fraction of the CPU (measured in docs/benchmarks.md).
+/// Gzip at the fastest level: on sync batches of ops its output is within
+/// a few percent of the default level's at a fraction of the CPU (measured
+/// in docs/benchmarks.md), and a phone's CPU is as scarce as its bandwidth.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), Compression::default());
     // Writing to a Vec cannot fail.
