@@ -229,8 +229,10 @@ impl SyncClient {
         let to_push = store.pending_count()?;
         let start_cursor = store.sync_cursor()?;
         let mut pushed_or_refused = 0u64;
-        // Uncompressed bytes per compressed byte, learned from each exchange.
+        // Uncompressed bytes per compressed byte, learned from each
+        // exchange, up and down (ops pushed and pulled compress differently).
         let mut ratio = 4.0f64;
+        let mut pull_ratio = 4.0f64;
         loop {
             if cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
@@ -242,12 +244,15 @@ impl SyncClient {
                 cursor: store.sync_cursor()?,
                 ops: raw_ops.iter().map(|r| r.as_ref()).collect(),
                 forms: store.form_refs()?,
-                pull_limit_bytes: budget as u64,
+                pull_limit_bytes: (self.config.batch_bytes as f64 * pull_ratio) as u64,
             };
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);
             ratio = (json.len() as f64 / body.len().max(1) as f64).clamp(1.5, 12.0);
-            let response = self.exchange(&url, device_token, body, &mut report, cancel)?;
+            let (response, down_ratio) = self.exchange(&url, device_token, body, &mut report, cancel)?;
+            if !response.ops.is_empty() {
+                pull_ratio = down_ratio.clamp(1.5, 20.0);
+            }
             check_answered(&ops, &response)?;
             let exchange = SyncExchange {
                 pulled: &response.ops,
@@ -299,7 +304,7 @@ impl SyncClient {
         body: Vec<u8>,
         report: &mut SyncReport,
         cancel: &CancelToken,
-    ) -> Result<SyncResponse, SyncError> {
+    ) -> Result<(SyncResponse, f64), SyncError> {
         let mut attempt = 0u32;
         loop {
             report.requests += 1;
@@ -321,7 +326,14 @@ impl SyncClient {
         }
     }
 
-    fn attempt(&self, url: &str, token: &str, body: Vec<u8>, report: &mut SyncReport) -> Result<SyncResponse, Attempt> {
+    /// One request; the response and its compression ratio.
+    fn attempt(
+        &self,
+        url: &str,
+        token: &str,
+        body: Vec<u8>,
+        report: &mut SyncReport,
+    ) -> Result<(SyncResponse, f64), Attempt> {
         let response = self
             .http
             .post(url)
@@ -345,7 +357,9 @@ impl SyncClient {
             bytes.to_vec()
         };
         if status.is_success() {
+            let ratio = text.len() as f64 / bytes.len().max(1) as f64;
             return serde_json::from_slice(&text)
+                .map(|response| (response, ratio))
                 .map_err(|e| Attempt::Fatal(SyncError::Protocol(format!("the response does not decode: {e}"))));
         }
         let message = serde_json::from_slice::<ErrorBody>(&text)
