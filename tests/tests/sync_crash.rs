@@ -103,7 +103,7 @@ fn a_device_killed_mid_pull_resumes_and_holds_every_op_once() {
 
     let run = |kill_after: Option<usize>| -> bool {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sync-device"))
-            .args([path.to_str().unwrap(), &server.url, &token, "4096"])
+            .args([path.to_str().unwrap(), &server.url, &token, "1024"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
