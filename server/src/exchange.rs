@@ -121,17 +121,12 @@ pub fn exchange(
     let limit = (request.pull_limit_bytes as usize).clamp(1, limits.max_pull_bytes);
     let (ops, cursor, more) = pull(store, principal, request.cursor, limit)?;
     stats.pulled = ops.len();
+    // Decode only the forms the device lacks (each is tens of KB of JSON).
     let known: HashSet<FormRef> = request.forms.into_iter().collect();
-    let forms = store
-        .forms()?
-        .into_iter()
-        .filter(|f| {
-            !known.contains(&FormRef {
-                form_id: f.form_id.clone(),
-                version: f.version.clone(),
-            })
-        })
-        .collect();
+    let mut forms = Vec::new();
+    for missing in store.form_refs()?.into_iter().filter(|f| !known.contains(f)) {
+        forms.extend(store.form(&missing.form_id, &missing.version)?);
+    }
     Ok((
         SyncResponse {
             server_time_ms: now_ms,

@@ -111,6 +111,10 @@ pub struct SimReport {
     pub bytes_down: u64,
     /// HTTP requests.
     pub requests: u64,
+    /// Ops the servers accepted.
+    pub pushed: u64,
+    /// Wall time spent in sync rounds (devices syncing at once).
+    pub sync_wall: Duration,
     /// Latency of each completed sync call, ms, sorted.
     pub sync_ms: Vec<f64>,
     /// Conflicts open at the end on the reference replica.
@@ -130,6 +134,11 @@ impl SimReport {
     /// Every store ended in the same state.
     pub fn converged(&self) -> bool {
         self.differences.is_empty()
+    }
+
+    /// Ops accepted per second of sync rounds.
+    pub fn ingest_rate(&self) -> f64 {
+        self.pushed as f64 / self.sync_wall.as_secs_f64().max(1e-9)
     }
 
     /// A percentile of sync latency (ms).
@@ -152,6 +161,13 @@ impl std::fmt::Display for SimReport {
             self.syncs, self.failed_syncs
         )?;
         writeln!(f, "  HTTP requests:         {}", self.requests)?;
+        writeln!(
+            f,
+            "  ops ingested:          {} in {:.1} s of sync rounds ({:.0} ops/s)",
+            self.pushed,
+            self.sync_wall.as_secs_f64(),
+            self.ingest_rate()
+        )?;
         writeln!(f, "  link faults injected:  {}", self.faults)?;
         writeln!(f, "  ops refused by server: {}", self.rejected)?;
         writeln!(f, "  bytes up / down:       {} / {}", self.bytes_up, self.bytes_down)?;
@@ -669,6 +685,7 @@ fn sync_some(
     concurrency: usize,
     rng: &mut fastrand::Rng,
 ) {
+    let started = Instant::now();
     let mut order: Vec<&SimDevice> = devices.to_vec();
     rng.shuffle(&mut order);
     let queue = Mutex::new(order.into_iter());
@@ -697,9 +714,11 @@ fn sync_some(
             });
         }
     });
+    totals.lock().unwrap_or_else(|p| p.into_inner()).sync_wall += started.elapsed();
 }
 
 fn add(total: &mut SimReport, r: &SyncReport) {
+    total.pushed += r.pushed;
     total.rejected += r.rejected.len() as u64;
     total.bytes_up += r.bytes_sent;
     total.bytes_down += r.bytes_received;

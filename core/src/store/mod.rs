@@ -336,6 +336,10 @@ impl Store {
     /// held are skipped; ops that do not fit the schema or are stamped too
     /// far ahead are refused one by one, and the rest are applied.
     pub fn apply_remote(&self, ops: &[Op]) -> Result<ApplyReport> {
+        if ops.is_empty() {
+            // No transaction, no fsync: a server answers many pulls that push nothing.
+            return Ok(ApplyReport::default());
+        }
         self.write(|tx, clock, now, options| apply_ops(tx, clock, now, options.max_clock_ahead_ms, ops))
     }
 
