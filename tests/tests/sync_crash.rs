@@ -9,10 +9,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mpaka_core::sample::{trader_interview, trader_survey};
-use mpaka_core::sync::SyncConfig;
+use mpaka_core::sync::{CancelToken, Progress, SyncClient, SyncConfig, SyncProgress};
 use mpaka_core::{OpId, Store, StoreOptions};
+use mpaka_server::faulty_link::{Faults, FaultyProxy};
 use mpaka_tests::server::test_sync_config;
 use mpaka_tests::{Device, TestServer};
+use std::sync::atomic::Ordering;
 
 fn interviews(device: &Device, n: u64) {
     let form = trader_survey();
@@ -146,4 +148,60 @@ fn a_device_killed_mid_pull_resumes_and_holds_every_op_once() {
         project.ops_after(0, usize::MAX).unwrap().len(),
         "every op once"
     );
+}
+
+/// Records when each exchange completed.
+#[derive(Default)]
+struct Times(std::sync::Mutex<Vec<std::time::Instant>>);
+
+impl SyncProgress for Times {
+    fn on_progress(&self, _: Progress) {
+        self.0.lock().unwrap().push(std::time::Instant::now());
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_batch_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mpaka-data");
+    let mut server = TestServer::start_in(&data, &[]);
+    let device = server.device("enum01", "enumerator", &dir.path().join("phone.mpaka"));
+    interviews(&device, 1500);
+    // Through a link that only relays, to see when the request is on its way.
+    let link = FaultyProxy::start(&server.url, Faults::latency_only(Duration::ZERO), 1).unwrap();
+    let client = SyncClient::new(SyncConfig {
+        batch_bytes: 4 << 20, // the whole queue in one exchange
+        max_retries: 0,
+        ..test_sync_config()
+    })
+    .unwrap();
+    let times = Times::default();
+    let (result, status, sent_at) = std::thread::scope(|s| {
+        let sync = s.spawn(|| client.sync(&device.store, &link.url, &device.token, &times, &CancelToken::new()));
+        while link.counts.connections.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The body is on its way in a few milliseconds; checking and storing
+        // 1,500 interviews takes the server far longer.
+        std::thread::sleep(Duration::from_millis(20));
+        let sent_at = std::time::Instant::now();
+        let status = server.terminate();
+        (sync.join().unwrap(), status, sent_at)
+    });
+    assert!(status.success(), "mpaka serve exits cleanly on SIGTERM: {status:?}");
+    let answered = times
+        .0
+        .lock()
+        .unwrap()
+        .first()
+        .copied()
+        .expect("the exchange in flight was answered");
+    assert!(answered > sent_at, "SIGTERM arrived while the batch was in flight");
+    assert_eq!(
+        device.store.pending_count().unwrap(),
+        0,
+        "the batch in flight was finished: {result:?}"
+    );
+    let server = TestServer::start_in(&data, &[]);
+    assert_eq!(own_ops(&server.project_store()).len(), 1500);
 }
