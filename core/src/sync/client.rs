@@ -193,6 +193,20 @@ pub struct SyncClient {
     config: SyncConfig,
 }
 
+/// A device's enrollment, as the server answers it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Enrollment {
+    /// The device token: keep it secret (the Android Keystore, the iOS
+    /// Keychain); the server shows it once.
+    pub token: String,
+    /// The project the device belongs to.
+    pub project: String,
+    /// The user it belongs to.
+    pub username: String,
+    /// `enumerator`, `me_officer` or `admin`.
+    pub role: String,
+}
+
 /// One failed attempt: retried or not.
 enum Attempt {
     Retry(String),
@@ -212,6 +226,53 @@ impl SyncClient {
             .build()
             .map_err(|e| SyncError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(SyncClient { http, config })
+    }
+
+    /// Exchanges a one-time enrollment code for a device token bound to
+    /// `store`'s node id.
+    pub fn enroll(
+        &self,
+        store: &Store,
+        server_url: &str,
+        code: &str,
+        device_name: &str,
+    ) -> Result<Enrollment, SyncError> {
+        let url = format!("{}/v1/enroll", base_url(server_url)?);
+        let body = serde_json::json!({
+            "code": code,
+            "node_id": store.node().to_string(),
+            "device_name": device_name,
+        });
+        let response = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, JSON)
+            .body(body.to_string())
+            .send()
+            .map_err(|e| SyncError::Unreachable {
+                attempts: 1,
+                last: describe(&e),
+            })?;
+        let status = response.status();
+        let text = response.bytes().map_err(|e| SyncError::Unreachable {
+            attempts: 1,
+            last: describe(&e),
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&text)
+                .map_err(|e| SyncError::Protocol(format!("the enrollment answer does not decode: {e}")));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&text)
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("HTTP {}", status.as_u16()));
+        Err(match status {
+            StatusCode::UNAUTHORIZED => SyncError::Unauthorized { message },
+            StatusCode::FORBIDDEN => SyncError::Forbidden { message },
+            s => SyncError::Refused {
+                status: s.as_u16(),
+                message,
+            },
+        })
     }
 
     /// Pushes and pulls until the server holds every op of `store` it can
@@ -443,6 +504,11 @@ fn check_answered(pushed: &[Op], response: &SyncResponse) -> Result<(), SyncErro
 }
 
 fn sync_url(server_url: &str) -> Result<String, SyncError> {
+    Ok(format!("{}/v1/sync", base_url(server_url)?))
+}
+
+/// The server URL without a trailing slash, if it is http(s).
+fn base_url(server_url: &str) -> Result<String, SyncError> {
     let bad = |reason: &str| SyncError::BadUrl {
         url: server_url.into(),
         reason: reason.into(),
@@ -451,7 +517,7 @@ fn sync_url(server_url: &str) -> Result<String, SyncError> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("use http:// or https://"));
     }
-    Ok(format!("{}/v1/sync", server_url.trim_end_matches('/')))
+    Ok(server_url.trim_end_matches('/').to_owned())
 }
 
 /// A network error without the URL's query or any header (never a token).

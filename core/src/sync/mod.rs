@@ -14,7 +14,9 @@ mod wire;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "sync")]
-pub use self::client::{CancelToken, Progress, SyncClient, SyncConfig, SyncError, SyncProgress, SyncReport};
+pub use self::client::{
+    CancelToken, Enrollment, Progress, SyncClient, SyncConfig, SyncError, SyncProgress, SyncReport,
+};
 pub use self::wire::{WireError, gunzip_limited, gzip};
 use crate::form::FormDefinition;
 use crate::op::{Op, OpId};

@@ -1,0 +1,254 @@
+//! `MpakaFormSession`: filling one survey, question by question, with the
+//! same rules the server checks.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mpaka_core::form::{AnswerError, Environment, FormSession};
+use mpaka_core::{Collection, Store};
+use serde_json::Value;
+
+use crate::error::{MpakaError, invalid};
+use crate::records::entity_id;
+use crate::store::MpakaStore;
+
+/// Who is filling the form, where.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SessionContext {
+    /// The enumerator's user name (what `${username}` reads).
+    pub username: String,
+    /// The device id (what `deviceid` records).
+    pub device_id: String,
+    /// The label language, as the form names it (`Français (fr)`).
+    pub language: String,
+}
+
+/// One choice as the screen shows it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ChoiceOption {
+    /// The value stored.
+    pub name: String,
+    /// Its label in the session's language.
+    pub label: String,
+}
+
+/// One question as the screen shows it now.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Prompt {
+    /// The question's name.
+    pub question: String,
+    /// For a question inside a repeat: the instance, from 1.
+    pub instance: Option<u32>,
+    /// `text`, `integer`, `select_one`, `group`, `repeat`, ...
+    pub kind: String,
+    /// Label in the session's language.
+    pub label: String,
+    /// Hint in the session's language.
+    pub hint: String,
+    /// An answer is required now.
+    pub required: bool,
+    /// The screen must not let it be edited.
+    pub read_only: bool,
+    /// The current answer as text (`""` when unanswered; select_multiple
+    /// space-separated).
+    pub value: String,
+    /// The choices offered now.
+    pub choices: Vec<ChoiceOption>,
+    /// The form's appearance hint.
+    pub appearance: Option<String>,
+    /// What is wrong with the current answer.
+    pub error: Option<String>,
+}
+
+/// A problem with one answer.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct AnswerProblem {
+    /// The question.
+    pub question: String,
+    /// For a question inside a repeat: the instance, from 1.
+    pub instance: Option<u32>,
+    /// What is wrong, in the session's language when the form says it.
+    pub reason: String,
+}
+
+fn problems(errors: Vec<AnswerError>) -> Vec<AnswerProblem> {
+    errors
+        .into_iter()
+        .map(|e| AnswerProblem {
+            question: e.question,
+            instance: e.instance.map(|i| i as u32),
+            reason: e.message,
+        })
+        .collect()
+}
+
+/// A submission being filled in. Safe to share between threads.
+#[derive(uniffi::Object)]
+pub struct MpakaFormSession {
+    store: Arc<Store>,
+    session: Mutex<FormSession>,
+}
+
+impl std::fmt::Debug for MpakaFormSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MpakaFormSession")
+    }
+}
+
+fn environment(context: SessionContext) -> Environment {
+    Environment {
+        now: chrono::Local::now().fixed_offset(),
+        device_id: context.device_id,
+        username: context.username,
+        language: context.language,
+    }
+}
+
+#[uniffi::export]
+impl MpakaFormSession {
+    /// Starts a new submission of a form version the store holds.
+    #[uniffi::constructor]
+    pub fn start(
+        store: Arc<MpakaStore>,
+        form_id: String,
+        version: String,
+        context: SessionContext,
+    ) -> Result<Arc<Self>, MpakaError> {
+        let form = store
+            .store
+            .form(&form_id, &version)?
+            .ok_or_else(|| MpakaError::NotFound {
+                reason: format!(
+                    "this phone has no form `{form_id}` version `{version}`; sync to receive the project's forms"
+                ),
+            })?;
+        Ok(Arc::new(MpakaFormSession {
+            store: Arc::clone(&store.store),
+            session: Mutex::new(FormSession::start(Arc::new(form), environment(context))),
+        }))
+    }
+
+    /// Resumes a saved draft.
+    #[uniffi::constructor]
+    pub fn resume(
+        store: Arc<MpakaStore>,
+        submission_id: String,
+        context: SessionContext,
+    ) -> Result<Arc<Self>, MpakaError> {
+        let id = entity_id("submission", &submission_id)?;
+        let entity = store
+            .store
+            .get(Collection::Submissions, id)?
+            .ok_or_else(|| MpakaError::NotFound {
+                reason: format!("no submission {submission_id} on this phone"),
+            })?;
+        let text = |k: &str| entity.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (form_id, version) = (text("form_id"), text("form_version"));
+        let form = store
+            .store
+            .form(&form_id, &version)?
+            .ok_or_else(|| MpakaError::NotFound {
+                reason: format!("this phone has no form `{form_id}` version `{version}`"),
+            })?;
+        let session = FormSession::resume(Arc::new(form), environment(context), &store.store, id)?;
+        Ok(Arc::new(MpakaFormSession {
+            store: Arc::clone(&store.store),
+            session: Mutex::new(session),
+        }))
+    }
+
+    /// The submission's id.
+    pub fn submission_id(&self) -> String {
+        self.lock().id().to_string()
+    }
+
+    /// Links the interview to a registered trader.
+    pub fn set_trader(&self, trader_id: String) -> Result<(), MpakaError> {
+        self.lock().set_trader(entity_id("trader", &trader_id)?);
+        Ok(())
+    }
+
+    /// Every question as the screen shows it now (relevant ones only).
+    pub fn prompts(&self) -> Vec<Prompt> {
+        self.lock()
+            .prompts()
+            .into_iter()
+            .map(|p| Prompt {
+                question: p.question,
+                instance: p.instance.map(|i| i as u32),
+                kind: p.kind,
+                label: p.label,
+                hint: p.hint,
+                required: p.required,
+                read_only: p.read_only,
+                value: p.value,
+                choices: p
+                    .choices
+                    .into_iter()
+                    .map(|c| ChoiceOption {
+                        name: c.name,
+                        label: c.label,
+                    })
+                    .collect(),
+                appearance: p.appearance,
+                error: p.error,
+            })
+            .collect()
+    }
+
+    /// Answers a question (`instance` from 1 inside a repeat) with its text
+    /// as the screen has it (`"12"`, `"beans fish"`, `"2026-11-27"`, `""`
+    /// to clear); returns the problems of every question the answer
+    /// affected.
+    pub fn set_answer(
+        &self,
+        question: String,
+        instance: Option<u32>,
+        value: String,
+    ) -> Result<Vec<AnswerProblem>, MpakaError> {
+        let errors = self
+            .lock()
+            .set_answer(&question, instance.map(|i| i as usize), &Value::String(value))?;
+        Ok(problems(errors))
+    }
+
+    /// Adds an instance to a repeat group; returns its number (from 1).
+    pub fn add_repeat(&self, repeat: String) -> Result<u32, MpakaError> {
+        Ok(self.lock().add_repeat(&repeat)? as u32)
+    }
+
+    /// Removes an instance of a repeat group (from 1).
+    pub fn remove_repeat(&self, repeat: String, instance: u32) -> Result<(), MpakaError> {
+        if instance == 0 {
+            return Err(invalid("repeat instances are numbered from 1"));
+        }
+        Ok(self.lock().remove_repeat(&repeat, instance as usize)?)
+    }
+
+    /// Every problem of the answers so far.
+    pub fn problems(&self) -> Vec<AnswerProblem> {
+        problems(self.lock().errors())
+    }
+
+    /// Saves the submission as a draft (incomplete answers allowed).
+    pub fn save_draft(&self) -> Result<(), MpakaError> {
+        self.lock().save_draft(&self.store)?;
+        Ok(())
+    }
+
+    /// Checks every answer with the rules the server checks; saves the
+    /// submission as complete and returns nothing when valid, else
+    /// returns every problem and saves nothing.
+    pub fn finalize(&self) -> Result<Vec<AnswerProblem>, MpakaError> {
+        match self.lock().finalize(&self.store)? {
+            Ok(_) => Ok(vec![]),
+            Err(errors) => Ok(problems(errors)),
+        }
+    }
+}
+
+impl MpakaFormSession {
+    fn lock(&self) -> MutexGuard<'_, FormSession> {
+        // Each call leaves the session consistent or returns an error first.
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

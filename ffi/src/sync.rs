@@ -1,0 +1,159 @@
+//! Enrolling and syncing with the server, with progress and cancellation.
+
+use std::sync::Arc;
+
+use mpaka_core::sync::{CancelToken, Progress, SyncClient, SyncConfig};
+
+use crate::error::MpakaError;
+use crate::store::MpakaStore;
+
+/// Where a sync stands, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct SyncProgress {
+    /// 0.0 to 1.0 (an estimate while ops remain to pull).
+    pub fraction: f64,
+    /// Edits sent and answered.
+    pub pushed: u64,
+    /// Edits to send in all.
+    pub to_push: u64,
+    /// Edits received.
+    pub pulled: u64,
+}
+
+/// Told about progress after every exchange with the server. Implemented by
+/// the app; called on the thread that runs `sync`.
+#[uniffi::export(with_foreign)]
+pub trait SyncListener: Send + Sync {
+    /// One exchange completed.
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+struct Listener(Arc<dyn SyncListener>);
+
+impl mpaka_core::sync::SyncProgress for Listener {
+    fn on_progress(&self, p: Progress) {
+        self.0.on_progress(SyncProgress {
+            fraction: p.fraction,
+            pushed: p.pushed,
+            to_push: p.to_push,
+            pulled: p.pulled,
+        });
+    }
+}
+
+/// Cancels a running sync from another thread.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct SyncCancel(CancelToken);
+
+#[uniffi::export]
+impl SyncCancel {
+    /// A handle not yet cancelled.
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(SyncCancel::default())
+    }
+
+    /// Asks the sync to stop at the next pause; it then fails with
+    /// `Cancelled`, keeping what was exchanged.
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+/// An edit the server refused in this sync.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Refusal {
+    /// The op.
+    pub op_id: String,
+    /// `clock_ahead`, `invalid_answers`, `unknown_form`, ...
+    pub code: String,
+    /// For a person.
+    pub reason: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncSummary {
+    /// Edits the server accepted.
+    pub pushed: u64,
+    /// Edits received and new here.
+    pub pulled: u64,
+    /// Edits refused (kept on the phone, see `rejected_edits`).
+    pub rejected: Vec<Refusal>,
+    /// Conflicts found while merging.
+    pub new_conflicts: u64,
+    /// Forms received.
+    pub forms_received: u32,
+    /// Bytes sent (compressed bodies).
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// HTTP requests made.
+    pub requests: u32,
+}
+
+/// A device's enrollment.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Enrollment {
+    /// The device token: keep it in the Keystore/Keychain.
+    pub token: String,
+    /// The project.
+    pub project: String,
+    /// The user.
+    pub username: String,
+    /// `enumerator` or `me_officer`.
+    pub role: String,
+}
+
+/// Exchanges a one-time enrollment code for this store's device token.
+#[uniffi::export]
+pub fn enroll(
+    store: Arc<MpakaStore>,
+    server_url: String,
+    code: String,
+    device_name: String,
+) -> Result<Enrollment, MpakaError> {
+    let e = SyncClient::new(SyncConfig::default())?.enroll(&store.store, &server_url, &code, &device_name)?;
+    Ok(Enrollment {
+        token: e.token,
+        project: e.project,
+        username: e.username,
+        role: e.role,
+    })
+}
+
+/// Pushes this phone's edits and pulls what it lacks until both sides are
+/// up to date. Blocks: run it on a background thread.
+#[uniffi::export]
+pub fn sync(
+    store: Arc<MpakaStore>,
+    server_url: String,
+    device_token: String,
+    listener: Option<Arc<dyn SyncListener>>,
+    cancel: Option<Arc<SyncCancel>>,
+) -> Result<SyncSummary, MpakaError> {
+    let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
+    let client = SyncClient::new(SyncConfig::default())?;
+    let report = match listener {
+        Some(l) => client.sync(&store.store, &server_url, &device_token, &Listener(l), &token)?,
+        None => client.sync(&store.store, &server_url, &device_token, &(), &token)?,
+    };
+    Ok(SyncSummary {
+        pushed: report.pushed,
+        pulled: report.pulled,
+        rejected: report
+            .rejected
+            .into_iter()
+            .map(|r| Refusal {
+                op_id: r.op.to_string(),
+                code: r.code.as_str().into(),
+                reason: r.reason,
+            })
+            .collect(),
+        new_conflicts: report.new_conflicts,
+        forms_received: report.forms_received,
+        bytes_sent: report.bytes_sent,
+        bytes_received: report.bytes_received,
+        requests: report.requests,
+    })
+}
