@@ -110,6 +110,7 @@ pub const TRADER_SURVEY_XLSX: &[u8] = include_bytes!("../../examples/forms/trade
 pub const SESSION_ATTENDANCE_XLSX: &[u8] = include_bytes!("../../examples/forms/session_attendance.xlsx");
 
 /// The shipped trader survey, compiled.
+#[cfg(feature = "xlsform")]
 pub fn trader_survey() -> Arc<FormDefinition> {
     // The shipped form compiles (tested below); an empty form would show it.
     Arc::new(
@@ -230,6 +231,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "xlsform")]
     #[test]
     fn simulated_interviews_are_valid_trader_surveys() {
         let form = trader_survey();

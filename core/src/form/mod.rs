@@ -22,11 +22,13 @@ pub mod sheets;
 mod validate;
 
 use std::fmt;
+#[cfg(feature = "xlsform")]
 use std::path::Path;
 
 pub use self::compile::compile;
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
 pub use self::session::{FormSession, Prompt, PromptChoice, SessionError};
+#[cfg(feature = "xlsform")]
 use self::sheets::Workbook;
 pub use self::validate::{AnswerError, Environment, Validation, validate};
 
@@ -83,6 +85,9 @@ impl fmt::Display for FormError {
     }
 }
 
+/// Reading XLSForm files (feature `xlsform`, on by default; devices, which
+/// receive compiled forms, leave it out).
+#[cfg(feature = "xlsform")]
 impl FormDefinition {
     /// Compiles an XLSForm from .xlsx bytes.
     pub fn from_xlsx(bytes: &[u8]) -> Result<FormDefinition, Vec<FormError>> {
@@ -114,5 +119,5 @@ impl FormDefinition {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "xlsform"))]
 mod tests;

@@ -2,10 +2,13 @@
 //! variant, into plain rows of text. Nothing here knows what the columns
 //! mean: `compile` does.
 
+#[cfg(feature = "xlsform")]
 use std::io::Cursor;
 
+#[cfg(feature = "xlsform")]
 use calamine::{Data, Reader, Xlsx};
 
+#[cfg(feature = "xlsform")]
 use super::FormError;
 
 /// One sheet: its header and its rows, each with the row number a person
@@ -41,6 +44,7 @@ impl Workbook {
     }
 
     /// Reads an .xlsx file's bytes.
+    #[cfg(feature = "xlsform")]
     pub fn from_xlsx(bytes: &[u8]) -> Result<Workbook, FormError> {
         let mut book = Xlsx::new(Cursor::new(bytes))
             .map_err(|e| FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx")))?;
@@ -68,6 +72,7 @@ impl Workbook {
     /// Reads pyxform's CSV variant: a row whose first cell is not empty
     /// starts the sheet it names; the first following content (on that
     /// row or below, from the second cell on) is the header.
+    #[cfg(feature = "xlsform")]
     pub fn from_csv(text: &str) -> Result<Workbook, FormError> {
         // Excel and Python write CRLF; line numbers are counted on LF.
         let text = &text.replace("\r\n", "\n");
@@ -115,6 +120,7 @@ impl Workbook {
 
 /// A cell as the text pyxform would read: whole numbers without `.0`,
 /// booleans as TRUE/FALSE.
+#[cfg(feature = "xlsform")]
 fn cell_text(cell: &Data) -> String {
     match cell {
         Data::Empty => String::new(),
@@ -134,7 +140,7 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "xlsform"))]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@ edits on two phones, and the converged result with its conflict."""
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -156,9 +157,28 @@ def test_sync_reports_errors_and_can_be_cancelled(mpaka, server, tmp_path):
     cancel.cancel()
     with pytest.raises(mpaka.MpakaError.Cancelled):
         mpaka.sync(store, server.url, token, None, cancel)
-    # A server that is not there: a network error after the retries, not a hang.
     with pytest.raises(mpaka.MpakaError.InvalidInput):
         mpaka.sync(store, "not a url", token, None, None)
+    # Cancelled from another thread while it waits to retry a server that is
+    # not there: it stops within moments instead of retrying for seconds.
+    cancel = mpaka.SyncCancel()
+    outcome = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            mpaka.sync(store, "http://127.0.0.1:9", token, None, cancel)
+        except mpaka.MpakaError as e:  # noqa: PERF203
+            outcome["error"] = e
+        outcome["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.3)
+    cancel.cancel()
+    worker.join(timeout=10)
+    assert isinstance(outcome.get("error"), mpaka.MpakaError.Cancelled), outcome
+    assert outcome["seconds"] < 2, outcome
     # From several threads at once: calls are serialized inside.
     errors = []
 
