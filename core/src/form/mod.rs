@@ -119,5 +119,6 @@ impl FormDefinition {
     }
 }
 
-#[cfg(all(test, feature = "xlsform"))]
+#[cfg(test)]
+#[cfg(feature = "xlsform")]
 mod tests;

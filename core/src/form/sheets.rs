@@ -140,7 +140,8 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
-#[cfg(all(test, feature = "xlsform"))]
+#[cfg(test)]
+#[cfg(feature = "xlsform")]
 mod tests {
     use super::*;
 
