@@ -3,8 +3,9 @@
 //! uniffi: this crate wraps it.
 //!
 //! The surface is small on purpose: a store ([`MpakaStore`]) with typed
-//! records, a form session ([`MpakaFormSession`]), enrollment and sync with
-//! a progress listener and cancellation, and one error enum
+//! records, a form session ([`MpakaFormSession`]), a sync client
+//! ([`MpakaSyncClient`]: enrollment, and sync with a progress listener and
+//! cancellation), and one error enum
 //! ([`MpakaError`]). Every call returns a typed error rather than panic;
 //! calls block and are safe from any thread.
 #![allow(unsafe_code)] // uniffi's generated scaffolding is `extern "C"` code; none is written here
@@ -19,7 +20,9 @@ pub use error::MpakaError;
 pub use records::{Attendance, Attendee, AwarenessSession, ConflictRecord, FormInfo, RejectedEdit, Submission, Trader};
 pub use session::{AnswerProblem, ChoiceOption, MpakaFormSession, Prompt, SessionContext};
 pub use store::MpakaStore;
-pub use sync::{Enrollment, Refusal, SyncCancel, SyncListener, SyncProgress, SyncSummary, enroll, sync};
+pub use sync::{
+    Enrollment, MpakaSyncClient, Refusal, SyncCancel, SyncListener, SyncOptions, SyncProgress, SyncSummary,
+};
 
 uniffi::setup_scaffolding!();
 

@@ -105,55 +105,97 @@ pub struct Enrollment {
     pub role: String,
 }
 
-/// Exchanges a one-time enrollment code for this store's device token.
-#[uniffi::export]
-pub fn enroll(
-    store: Arc<MpakaStore>,
-    server_url: String,
-    code: String,
-    device_name: String,
-) -> Result<Enrollment, MpakaError> {
-    let e = SyncClient::new(SyncConfig::default())?.enroll(&store.store, &server_url, &code, &device_name)?;
-    Ok(Enrollment {
-        token: e.token,
-        project: e.project,
-        username: e.username,
-        role: e.role,
-    })
+/// How a phone syncs; `None` fields keep the defaults.
+#[derive(Debug, Clone, Default, PartialEq, uniffi::Record)]
+pub struct SyncOptions {
+    /// Target size of one exchange on the wire, in KiB (default 256: a
+    /// couple of seconds of good 2G).
+    pub batch_kib: Option<u32>,
+    /// Retries of one exchange after a network error (default 5).
+    pub max_retries: Option<u32>,
+    /// Give up on one request after this many seconds (default 60).
+    pub request_timeout_seconds: Option<u32>,
 }
 
-/// Pushes this phone's edits and pulls what it lacks until both sides are
-/// up to date. Blocks: run it on a background thread.
-#[uniffi::export]
-pub fn sync(
-    store: Arc<MpakaStore>,
+/// The phone's connection to its server: enrollment and sync. One per
+/// server; safe to share between threads.
+#[derive(Debug, uniffi::Object)]
+pub struct MpakaSyncClient {
+    client: SyncClient,
     server_url: String,
-    device_token: String,
-    listener: Option<Arc<dyn SyncListener>>,
-    cancel: Option<Arc<SyncCancel>>,
-) -> Result<SyncSummary, MpakaError> {
-    let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
-    let client = SyncClient::new(SyncConfig::default())?;
-    let report = match listener {
-        Some(l) => client.sync(&store.store, &server_url, &device_token, &Listener(l), &token)?,
-        None => client.sync(&store.store, &server_url, &device_token, &(), &token)?,
-    };
-    Ok(SyncSummary {
-        pushed: report.pushed,
-        pulled: report.pulled,
-        rejected: report
-            .rejected
-            .into_iter()
-            .map(|r| Refusal {
-                op_id: r.op.to_string(),
-                code: r.code.as_str().into(),
-                reason: r.reason,
-            })
-            .collect(),
-        new_conflicts: report.new_conflicts,
-        forms_received: report.forms_received,
-        bytes_sent: report.bytes_sent,
-        bytes_received: report.bytes_received,
-        requests: report.requests,
-    })
+}
+
+#[uniffi::export]
+impl MpakaSyncClient {
+    /// A client for the server at `server_url` (`https://...`).
+    #[uniffi::constructor]
+    pub fn new(server_url: String, options: Option<SyncOptions>) -> Result<Arc<Self>, MpakaError> {
+        let options = options.unwrap_or_default();
+        let defaults = SyncConfig::default();
+        let config = SyncConfig {
+            batch_bytes: options
+                .batch_kib
+                .map_or(defaults.batch_bytes, |k| k.max(1) as usize * 1024),
+            max_retries: options.max_retries.unwrap_or(defaults.max_retries),
+            request_timeout: options.request_timeout_seconds.map_or(defaults.request_timeout, |s| {
+                std::time::Duration::from_secs(u64::from(s.max(1)))
+            }),
+            ..defaults
+        };
+        Ok(Arc::new(MpakaSyncClient {
+            client: SyncClient::new(config)?,
+            server_url,
+        }))
+    }
+
+    /// Exchanges a one-time enrollment code for `store`'s device token.
+    pub fn enroll(&self, store: Arc<MpakaStore>, code: String, device_name: String) -> Result<Enrollment, MpakaError> {
+        let e = self
+            .client
+            .enroll(&store.store, &self.server_url, &code, &device_name)?;
+        Ok(Enrollment {
+            token: e.token,
+            project: e.project,
+            username: e.username,
+            role: e.role,
+        })
+    }
+
+    /// Pushes the phone's edits and pulls what it lacks until both sides
+    /// are up to date. Blocks: run it on a background thread.
+    pub fn sync(
+        &self,
+        store: Arc<MpakaStore>,
+        device_token: String,
+        listener: Option<Arc<dyn SyncListener>>,
+        cancel: Option<Arc<SyncCancel>>,
+    ) -> Result<SyncSummary, MpakaError> {
+        let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
+        let report = match listener {
+            Some(l) => self
+                .client
+                .sync(&store.store, &self.server_url, &device_token, &Listener(l), &token)?,
+            None => self
+                .client
+                .sync(&store.store, &self.server_url, &device_token, &(), &token)?,
+        };
+        Ok(SyncSummary {
+            pushed: report.pushed,
+            pulled: report.pulled,
+            rejected: report
+                .rejected
+                .into_iter()
+                .map(|r| Refusal {
+                    op_id: r.op.to_string(),
+                    code: r.code.as_str().into(),
+                    reason: r.reason,
+                })
+                .collect(),
+            new_conflicts: report.new_conflicts,
+            forms_received: report.forms_received,
+            bytes_sent: report.bytes_sent,
+            bytes_received: report.bytes_received,
+            requests: report.requests,
+        })
+    }
 }

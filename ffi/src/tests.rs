@@ -84,7 +84,8 @@ fn what_would_have_panicked_is_a_typed_error() {
         },
     );
     assert!(matches!(missing, Err(MpakaError::NotFound { .. })));
-    let url = sync(store.clone(), "ftp://nowhere".into(), "t".into(), None, None);
+    let client = MpakaSyncClient::new("ftp://nowhere".into(), None).unwrap();
+    let url = client.sync(store.clone(), "t".into(), None, None);
     assert!(matches!(url, Err(MpakaError::InvalidInput { .. })));
     let attendance = store.register_attendance(
         "x".into(),

@@ -16,6 +16,11 @@ def context(mpaka, username):
     return mpaka.SessionContext(username=username, device_id=f"{username}-phone", language="English (en)")
 
 
+def client(mpaka, server):
+    # Small exchanges, as on 2G: the flow spans several of them.
+    return mpaka.MpakaSyncClient(server.url, mpaka.SyncOptions(batch_kib=16, max_retries=2, request_timeout_seconds=30))
+
+
 def make_listener(mpaka):
     class Recorder(mpaka.SyncListener):
         def __init__(self):
@@ -50,15 +55,15 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
     with pytest.raises(mpaka.MpakaError.WrongKey):
         mpaka.MpakaStore.open(str(tmp_path / "amina.mpaka"), os.urandom(32))
 
-    amina_enrolled = mpaka.enroll(amina, server.url, server.enrollment_code("amina", "enumerator"), "Tecno Spark")
+    amina_enrolled = client(mpaka, server).enroll(amina, server.enrollment_code("amina", "enumerator"), "Tecno Spark")
     assert amina_enrolled.role == "enumerator" and amina_enrolled.project == "rusizi-bukavu"
     with pytest.raises(mpaka.MpakaError.Forbidden):
-        mpaka.enroll(officer, server.url, "WRONG-CODE-0000", "x")
-    officer_enrolled = mpaka.enroll(officer, server.url, server.enrollment_code("me01", "me_officer"), "Office laptop")
+        client(mpaka, server).enroll(officer, "WRONG-CODE-0000", "x")
+    officer_enrolled = client(mpaka, server).enroll(officer, server.enrollment_code("me01", "me_officer"), "Office laptop")
 
     # The first sync brings the project's forms.
     listener = make_listener(mpaka)
-    summary = mpaka.sync(amina, server.url, amina_enrolled.token, listener, None)
+    summary = client(mpaka, server).sync(amina, amina_enrolled.token, listener, None)
     assert summary.forms_received == 2
     assert listener.seen and listener.seen[-1].fraction == 1.0
     forms = {f.form_id: f for f in amina.forms()}
@@ -117,9 +122,9 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
     assert str(saved["total_value_rwf"]) in ("30000", "30000.0"), saved["total_value_rwf"]
     assert saved["goods"][0]["good"] == "fish"
 
-    assert mpaka.sync(amina, server.url, amina_enrolled.token, None, None).rejected == []
+    assert client(mpaka, server).sync(amina, amina_enrolled.token, None, None).rejected == []
     assert amina.pending_count() == 0
-    mpaka.sync(officer, server.url, officer_enrolled.token, None, None)
+    client(mpaka, server).sync(officer, officer_enrolled.token, None, None)
     assert len(officer.submissions()) == 1, "the officer's phone holds every interview"
     assert len(officer.attendance(session_id)) == 2
 
@@ -131,8 +136,8 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
     on_officer.phone = "+243970000003"
     officer.save_trader(on_officer)
     for _ in range(2):
-        mpaka.sync(amina, server.url, amina_enrolled.token, None, None)
-        mpaka.sync(officer, server.url, officer_enrolled.token, None, None)
+        client(mpaka, server).sync(amina, amina_enrolled.token, None, None)
+        client(mpaka, server).sync(officer, officer_enrolled.token, None, None)
     assert amina.get_trader(trader_id) == officer.get_trader(trader_id), "converged"
     conflicts = officer.conflicts(True)
     assert len(conflicts) == 1 and conflicts[0].field == "phone"
@@ -142,8 +147,8 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
 
     # The officer resolves it; the resolution syncs to Amina's phone.
     officer.resolve_conflict(conflicts[0].id, json.dumps("+250788000002"))
-    mpaka.sync(officer, server.url, officer_enrolled.token, None, None)
-    mpaka.sync(amina, server.url, amina_enrolled.token, None, None)
+    client(mpaka, server).sync(officer, officer_enrolled.token, None, None)
+    client(mpaka, server).sync(amina, amina_enrolled.token, None, None)
     assert amina.conflicts(True) == [] and officer.conflicts(True) == []
     assert amina.get_trader(trader_id).phone == "+250788000002"
 
@@ -151,14 +156,14 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
 def test_sync_reports_errors_and_can_be_cancelled(mpaka, server, tmp_path):
     store = mpaka.MpakaStore.open(str(tmp_path / "p.mpaka"), os.urandom(32))
     with pytest.raises(mpaka.MpakaError.Unauthorized):
-        mpaka.sync(store, server.url, "mpk_not-a-token", None, None)
-    token = mpaka.enroll(store, server.url, server.enrollment_code("baraka", "enumerator"), "phone").token
+        client(mpaka, server).sync(store, "mpk_not-a-token", None, None)
+    token = client(mpaka, server).enroll(store, server.enrollment_code("baraka", "enumerator"), "phone").token
     cancel = mpaka.SyncCancel()
     cancel.cancel()
     with pytest.raises(mpaka.MpakaError.Cancelled):
-        mpaka.sync(store, server.url, token, None, cancel)
+        client(mpaka, server).sync(store, token, None, cancel)
     with pytest.raises(mpaka.MpakaError.InvalidInput):
-        mpaka.sync(store, "not a url", token, None, None)
+        mpaka.MpakaSyncClient("not a url", None).sync(store, token, None, None)
     # Cancelled from another thread while it waits to retry a server that is
     # not there: it stops within moments instead of retrying for seconds.
     cancel = mpaka.SyncCancel()
@@ -167,7 +172,7 @@ def test_sync_reports_errors_and_can_be_cancelled(mpaka, server, tmp_path):
     def run():
         started = time.monotonic()
         try:
-            mpaka.sync(store, "http://127.0.0.1:9", token, None, cancel)
+            mpaka.MpakaSyncClient("http://127.0.0.1:9", None).sync(store, token, None, cancel)
         except mpaka.MpakaError as e:  # noqa: PERF203
             outcome["error"] = e
         outcome["seconds"] = time.monotonic() - started

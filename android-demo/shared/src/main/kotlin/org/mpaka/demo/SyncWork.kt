@@ -2,10 +2,10 @@ package org.mpaka.demo
 
 import org.mpaka.core.MpakaException
 import org.mpaka.core.MpakaStore
+import org.mpaka.core.MpakaSyncClient
 import org.mpaka.core.SyncCancel
 import org.mpaka.core.SyncListener
 import org.mpaka.core.SyncSummary
-import org.mpaka.core.sync
 
 /** What the sync worker tells WorkManager and the screen. */
 sealed class SyncOutcome {
@@ -31,14 +31,14 @@ sealed class SyncOutcome {
  * app should do next.
  */
 fun runSync(
+    client: MpakaSyncClient,
     store: MpakaStore,
-    serverUrl: String,
     token: String,
     listener: SyncListener? = null,
     cancel: SyncCancel? = null,
 ): SyncOutcome =
     try {
-        SyncOutcome.Done(sync(store, serverUrl, token, listener, cancel))
+        SyncOutcome.Done(client.sync(store, token, listener, cancel))
     } catch (e: MpakaException.Network) {
         SyncOutcome.RetryLater(e.reason)
     } catch (e: MpakaException.Unauthorized) {

@@ -7,7 +7,8 @@ import kotlin.test.assertTrue
 import org.mpaka.core.MpakaFormSession
 import org.mpaka.core.MpakaStore
 import org.mpaka.core.SessionContext
-import org.mpaka.core.enroll
+import org.mpaka.core.MpakaSyncClient
+import org.mpaka.core.SyncOptions
 
 /**
  * Figures for docs/benchmarks.md, measured from Kotlin through JNA: time per
@@ -28,8 +29,8 @@ class BoundaryBenchmarkTest {
         val key = ByteArray(32).also { SecureRandom().nextBytes(it) }
         val path = server.storePath("bench")
         var store = MpakaStore.open(path, key)
-        val token = enroll(store, server.url, server.enrollmentCode("amina", "enumerator"), "bench").token
-        runSync(store, server.url, token)
+        val token = client(server).enroll(store, server.enrollmentCode("amina", "enumerator"), "bench").token
+        runSync(client(server), store, token)
         val form = store.forms().single { it.formId == "trader_survey" }
         val context = SessionContext("amina", "tecno", "English (en)")
 

@@ -18,7 +18,12 @@ import org.mpaka.core.SyncCancel
 import org.mpaka.core.SyncListener
 import org.mpaka.core.SyncProgress
 import org.mpaka.core.Trader
-import org.mpaka.core.enroll
+import org.mpaka.core.MpakaSyncClient
+import org.mpaka.core.SyncOptions
+
+/** Small exchanges, as on 2G: the flow spans several of them. */
+internal fun client(server: TestServer) =
+    MpakaSyncClient(server.url, SyncOptions(batchKib = 16u, maxRetries = 2u, requestTimeoutSeconds = 30u))
 
 private fun key() = ByteArray(32).also { SecureRandom().nextBytes(it) }
 
@@ -32,8 +37,8 @@ class FlowTest {
     fun `a field day through the Kotlin bindings`() = TestServer().use { server ->
         val amina = MpakaStore.open(server.storePath("amina"), key())
         val officer = MpakaStore.open(server.storePath("officer"), key())
-        val aminaToken = enroll(amina, server.url, server.enrollmentCode("amina", "enumerator"), "Tecno Spark").token
-        val officerToken = enroll(officer, server.url, server.enrollmentCode("me01", "me_officer"), "Laptop").token
+        val aminaToken = client(server).enroll(amina, server.enrollmentCode("amina", "enumerator"), "Tecno Spark").token
+        val officerToken = client(server).enroll(officer, server.enrollmentCode("me01", "me_officer"), "Laptop").token
 
         // The sync worker's logic, with a progress listener.
         val seen = mutableListOf<SyncProgress>()
@@ -42,7 +47,7 @@ class FlowTest {
                 seen += progress
             }
         }
-        val first = runSync(amina, server.url, aminaToken, listener)
+        val first = runSync(client(server), amina, aminaToken, listener)
         assertIs<SyncOutcome.Done>(first)
         assertEquals(2u, first.summary.formsReceived)
         assertEquals(1.0, seen.last().fraction)
@@ -83,23 +88,23 @@ class FlowTest {
         assertTrue(state.saved, "finalized: ${state.problems}")
         assertEquals("complete", amina.getSubmission(session.submissionId())!!.status)
 
-        assertIs<SyncOutcome.Done>(runSync(amina, server.url, aminaToken))
-        assertIs<SyncOutcome.Done>(runSync(officer, server.url, officerToken))
+        assertIs<SyncOutcome.Done>(runSync(client(server), amina, aminaToken))
+        assertIs<SyncOutcome.Done>(runSync(client(server), officer, officerToken))
         assertEquals(1, officer.submissions().size)
 
         // Both phones correct the phone number offline: converged, with a conflict.
         amina.saveTrader(amina.getTrader(traderId)!!.copy(phone = "+250788000002"))
         officer.saveTrader(officer.getTrader(traderId)!!.copy(phone = "+243970000003"))
         repeat(2) {
-            runSync(amina, server.url, aminaToken)
-            runSync(officer, server.url, officerToken)
+            runSync(client(server), amina, aminaToken)
+            runSync(client(server), officer, officerToken)
         }
         assertEquals(amina.getTrader(traderId), officer.getTrader(traderId))
         val conflict = officer.conflicts(true).single()
         assertEquals("phone", conflict.field)
         officer.resolveConflict(conflict.id, "\"+250788000002\"")
-        runSync(officer, server.url, officerToken)
-        runSync(amina, server.url, aminaToken)
+        runSync(client(server), officer, officerToken)
+        runSync(client(server), amina, aminaToken)
         assertTrue(amina.conflicts(true).isEmpty())
         assertEquals("+250788000002", amina.getTrader(traderId)!!.phone)
     }
@@ -111,12 +116,12 @@ class FlowTest {
         assertFailsWith<MpakaException.WrongKey> { MpakaStore.open(server.storePath("q"), ByteArray(3)) }
         assertFailsWith<MpakaException.InvalidInput> { store.getTrader("not-a-uuid") }
         assertFailsWith<MpakaException.InvalidInput> { store.saveTrader(trader("X", "+2507").copy(sex = "?")) }
-        assertIs<SyncOutcome.EnrollAgain>(runSync(store, server.url, "mpk_unknown"))
-        val token = enroll(store, server.url, server.enrollmentCode("baraka", "enumerator"), "phone").token
+        assertIs<SyncOutcome.EnrollAgain>(runSync(client(server), store, "mpk_unknown"))
+        val token = client(server).enroll(store, server.enrollmentCode("baraka", "enumerator"), "phone").token
         val cancel = SyncCancel().also { it.cancel() }
-        assertEquals(SyncOutcome.Cancelled, runSync(store, server.url, token, cancel = cancel))
+        assertEquals(SyncOutcome.Cancelled, runSync(client(server), store, token, cancel = cancel))
         // Nobody listens on port 9 here: a network error after the retries, not a crash.
-        assertIs<SyncOutcome.RetryLater>(runSync(store, "http://127.0.0.1:9", token))
+        assertIs<SyncOutcome.RetryLater>(runSync(MpakaSyncClient("http://127.0.0.1:9", SyncOptions(batchKib = null, maxRetries = 1u, requestTimeoutSeconds = 5u)), store, token))
 
         // Twenty threads writing at once (Dispatchers.IO does this).
         val pool = Executors.newFixedThreadPool(8)

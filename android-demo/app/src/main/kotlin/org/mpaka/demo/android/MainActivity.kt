@@ -79,7 +79,7 @@ fun EnrollScreen(app: App, done: () -> Unit) {
         Button(onClick = {
             launch {
                 try {
-                    val e = io { enroll(app.store, url.trim(), code.trim(), Build.MODEL) }
+                    val e = io { MpakaSyncClient(url.trim(), null).enroll(app.store, code.trim(), Build.MODEL) }
                     app.saveEnrollment(DeviceEnrollment(url.trim(), e.token, e.username, e.role))
                     SyncWorker.enqueue(context) // the forms arrive with the first sync
                     done()
@@ -256,7 +256,7 @@ fun SyncScreen(app: App, back: () -> Unit) {
                     val listener = object : SyncListener {
                         override fun onProgress(progress: SyncProgress) { fraction = progress.fraction.toFloat() }
                     }
-                    report = describe(io { runSync(app.store, enrollment.serverUrl, enrollment.token, listener, cancel) })
+                    report = describe(io { runSync(MpakaSyncClient(enrollment.serverUrl, null), app.store, enrollment.token, listener, cancel) })
                     rejected = io { app.store.rejectedEdits() }
                     conflicts = io { app.store.conflicts(true) }
                 }

@@ -11,6 +11,7 @@ import androidx.work.WorkerParameters
 import androidx.work.workDataOf
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.withContext
+import org.mpaka.core.MpakaSyncClient
 import org.mpaka.core.SyncListener
 import org.mpaka.core.SyncProgress
 import org.mpaka.demo.SyncOutcome
@@ -30,7 +31,7 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
                 setProgressAsync(workDataOf("fraction" to progress.fraction))
             }
         }
-        when (val outcome = runSync(app.store, enrollment.serverUrl, enrollment.token, listener)) {
+        when (val outcome = runSync(MpakaSyncClient(enrollment.serverUrl, null), app.store, enrollment.token, listener)) {
             is SyncOutcome.Done -> Result.success(workDataOf("report" to org.mpaka.demo.describe(outcome)))
             is SyncOutcome.RetryLater -> Result.retry()
             else -> Result.failure(workDataOf("report" to org.mpaka.demo.describe(outcome)))
