@@ -17,31 +17,13 @@ use mpaka_core::sync::{CancelToken, SyncClient, SyncConfig, SyncReport};
 use mpaka_core::{Collection, EntityId, Store, StoreOptions};
 use mpaka_server::faulty_link::{Faults, FaultyProxy};
 use mpaka_server::server::Limits;
-use mpaka_server::simulate::{LocalServer, SimConfig};
+use mpaka_server::simulate::{AdminClient, LocalServer, SimConfig};
 use serde_json::json;
 
 fn enroll(server: &LocalServer, username: &str, role: &str, store: &Store) -> String {
-    let http = reqwest::blocking::Client::new();
-    let post = |path: &str, body: serde_json::Value| -> serde_json::Value {
-        let r = http
-            .post(format!("{}{path}", server.url))
-            .bearer_auth(&server.admin_token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        serde_json::from_str(&r.text().unwrap()).unwrap()
-    };
-    post(
-        "/v1/projects/rusizi-bukavu/users",
-        json!({"username": username, "role": role}),
-    );
-    let code = post("/v1/projects/rusizi-bukavu/enrollments", json!({"username": username}));
-    let enrolled = post(
-        "/v1/enroll",
-        json!({"code": code["code"], "node_id": store.node().to_string()}),
-    );
-    enrolled["token"].as_str().unwrap().to_owned()
+    AdminClient::new(&server.admin_token, "rusizi-bukavu")
+        .enroll(&server.url, username, role, store)
+        .unwrap()
 }
 
 fn local() -> LocalServer {

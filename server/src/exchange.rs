@@ -12,6 +12,7 @@ use mpaka_core::form::{AnswerError, Environment, FormDefinition, validate};
 use mpaka_core::schema::PATH_SEPARATOR;
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
 use mpaka_core::{Collection, EntityId, EntityState, Op, OpId, Store};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::accounts::{Accounts, Principal, Project, Role};
@@ -82,7 +83,7 @@ pub fn exchange(
     request: SyncRequest<Value>,
     limits: ExchangeLimits,
     now_ms: u64,
-) -> Result<(SyncResponse, ExchangeStats), ExchangeError> {
+) -> Result<(SyncResponse<Box<RawValue>>, ExchangeStats), ExchangeError> {
     if request.protocol != PROTOCOL_VERSION {
         return Err(ExchangeError::BadRequest(format!(
             "this server speaks sync protocol {PROTOCOL_VERSION}, the device sent {}; update the app",
@@ -534,15 +535,16 @@ fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Envir
     }
 }
 
-/// Ops after `cursor` that `principal` may see, up to about `limit_bytes`
-/// of JSON (at least one op when any is due). Skipped ops (the device's own,
+/// Ops after `cursor` that `principal` may see, as JSON, up to about
+/// `limit_bytes` of it (at least one op when any is due): each op is
+/// written once, and the response carries that JSON. Skipped ops (the device's own,
 /// or others' interviews for an enumerator) still move the cursor.
 fn pull(
     store: &Store,
     principal: &Principal,
     mut cursor: u64,
     limit_bytes: usize,
-) -> Result<(Vec<Op>, u64, bool), ExchangeError> {
+) -> Result<(Vec<Box<RawValue>>, u64, bool), ExchangeError> {
     let mut out = Vec::new();
     let mut size = 0usize;
     let mut owners: HashMap<EntityId, bool> = HashMap::new();
@@ -557,8 +559,10 @@ fn pull(
             if !may_see(store, principal, &op, &mut owners)? {
                 continue;
             }
-            size += serde_json::to_vec(&op).map(|v| v.len()).unwrap_or(0);
-            out.push(op);
+            let json = serde_json::value::to_raw_value(&op)
+                .map_err(|e| ExchangeError::Internal(format!("an op does not serialize: {e}")))?;
+            size += json.get().len();
+            out.push(json);
         }
         if exhausted {
             // The device's own ops after the last one read move the cursor too.

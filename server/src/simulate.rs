@@ -288,14 +288,24 @@ impl Drop for LocalServer {
     }
 }
 
-/// Admin calls over HTTP.
-struct Admin {
+/// Admin calls over HTTP: what simulations and benchmarks need to enroll
+/// devices on a server.
+pub struct AdminClient {
     http: reqwest::blocking::Client,
     token: String,
     project: String,
 }
 
-impl Admin {
+impl AdminClient {
+    /// Calls servers with an admin's `token`, in `project`.
+    pub fn new(token: &str, project: &str) -> AdminClient {
+        AdminClient {
+            http: reqwest::blocking::Client::new(),
+            token: token.into(),
+            project: project.into(),
+        }
+    }
+
     fn post(&self, url: &str, path: &str, body: Value) -> Result<Value, SimError> {
         let response = self
             .http
@@ -314,7 +324,9 @@ impl Admin {
         }
     }
 
-    fn enroll(&self, url: &str, username: &str, role: &str, store: &Store) -> Result<String, SimError> {
+    /// Adds `username` with `role` (if new) on the server at `url`, and
+    /// enrolls `store` as its device; returns the device token.
+    pub fn enroll(&self, url: &str, username: &str, role: &str, store: &Store) -> Result<String, SimError> {
         let project = &self.project;
         self.post(
             url,
@@ -354,16 +366,14 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         Some(l) => vec![l.url.clone()],
         None => config.servers.clone(),
     };
-    let admin = Admin {
-        http: reqwest::blocking::Client::new(),
-        token: match &local {
-            Some(l) => l.admin_token.clone(),
-            None => config.admin_token.clone().ok_or_else(|| {
-                SimError::Setup("--admin-token (or MPAKA_ADMIN_TOKEN) is needed with --server".into())
-            })?,
-        },
-        project: config.project.clone(),
+    let admin_token = match &local {
+        Some(l) => l.admin_token.clone(),
+        None => config
+            .admin_token
+            .clone()
+            .ok_or_else(|| SimError::Setup("--admin-token (or MPAKA_ADMIN_TOKEN) is needed with --server".into()))?,
     };
+    let admin = AdminClient::new(&admin_token, &config.project);
     let store_dir = match &config.store_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| SimError::Setup(format!("{}: {e}", dir.display())))?;

@@ -471,15 +471,11 @@ impl Store {
     /// the sequence of each: for reading a long queue in chunks.
     pub fn pending_ops_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Op)>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(&format!(
-            "SELECT seq, {OP_COLUMNS} FROM ops WHERE pending = 1 AND seq > ?1 ORDER BY seq LIMIT ?2"
-        ))?;
-        let mut rows = stmt.query(params![after as i64, limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push((row.get::<_, i64>(0)? as u64, whole(&inner.conn, op_from_row(row, 1)?)?));
-        }
-        Ok(out)
+        select_seq_ops(
+            &inner.conn,
+            &format!("SELECT seq, {OP_COLUMNS} FROM ops WHERE pending = 1 AND seq > ?1 ORDER BY seq LIMIT ?2"),
+            params![after as i64, limit as i64],
+        )
     }
 
     /// Marks ops as acknowledged by a server; returns how many were
@@ -497,15 +493,11 @@ impl Store {
     /// (0 for all), with their sequence numbers: for relaying and audits.
     pub fn ops_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, Op)>> {
         let inner = self.lock();
-        let mut stmt = inner.conn.prepare_cached(&format!(
-            "SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        ))?;
-        let mut rows = stmt.query(params![after as i64, limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push((row.get::<_, i64>(0)? as u64, whole(&inner.conn, op_from_row(row, 1)?)?));
-        }
-        Ok(out)
+        select_seq_ops(
+            &inner.conn,
+            &format!("SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+            params![after as i64, limit as i64],
+        )
     }
 
     /// Like [`Store::ops_after`], leaving out ops stamped by `skip` (a
@@ -516,16 +508,11 @@ impl Store {
         let mut inner = self.lock();
         // One read transaction: the end of the log and the ops agree.
         let tx = inner.conn.transaction()?;
-        let mut out = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 AND node IS NOT ?2 ORDER BY seq LIMIT ?3"
-            ))?;
-            let mut rows = stmt.query(params![after as i64, skip.map(NodeId::to_sql), limit as i64])?;
-            while let Some(row) = rows.next()? {
-                out.push((row.get::<_, i64>(0)? as u64, whole(&tx, op_from_row(row, 1)?)?));
-            }
-        }
+        let out = select_seq_ops(
+            &tx,
+            &format!("SELECT seq, {OP_COLUMNS} FROM ops WHERE seq > ?1 AND node IS NOT ?2 ORDER BY seq LIMIT ?3"),
+            params![after as i64, skip.map(NodeId::to_sql), limit as i64],
+        )?;
         let covered = if out.len() == limit {
             out.last().map_or(after, |(seq, _)| *seq)
         } else {
@@ -563,6 +550,18 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Ops selected with `seq` then [`OP_COLUMNS`], with their sequence, whole
+/// (a compacted op's fields read back from its entity).
+fn select_seq_ops(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<(u64, Op)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push((row.get::<_, i64>(0)? as u64, whole(conn, op_from_row(row, 1)?)?));
+    }
+    Ok(out)
 }
 
 /// Merges remote `ops` in `tx`: the body of [`Store::apply_remote`], and

@@ -81,11 +81,6 @@ impl Store {
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 [exchange.cursor as i64],
             )?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('server_time', ?1) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [exchange.server_time_ms as i64],
-            )?;
             Ok(report)
         })
     }
@@ -161,16 +156,6 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The server's clock at the last exchange (ms), if any.
-    pub fn last_server_time_ms(&self) -> Result<Option<u64>> {
-        let value: Option<i64> = self
-            .lock()
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'server_time'", [], |r| r.get(0))
-            .optional()?;
-        Ok(value.map(|v| v as u64))
     }
 }
 

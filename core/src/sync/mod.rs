@@ -60,9 +60,10 @@ pub struct SyncRequest<O = Op> {
     pub pull_limit_bytes: u64,
 }
 
-/// What the server answers.
+/// What the server answers. `O` is [`Op`] on the device; the server sends
+/// the pulled ops as the JSON it already wrote while sizing the answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncResponse {
+pub struct SyncResponse<O = Op> {
     /// The server's wall clock (ms since the epoch) when it answered.
     pub server_time_ms: u64,
     /// Pushed ops the server now holds (new or already held): the device
@@ -71,7 +72,7 @@ pub struct SyncResponse {
     /// Pushed ops the server refused, each with why.
     pub rejected: Vec<Rejection>,
     /// Ops for the device, in server order.
-    pub ops: Vec<Op>,
+    pub ops: Vec<O>,
     /// The cursor to send next time: covers `ops` and every op before them
     /// the device may not see.
     pub cursor: u64,

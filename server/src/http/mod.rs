@@ -132,6 +132,16 @@ impl AppState {
         Ok((principal, project))
     }
 
+    /// A JSON request body (content type, compression, size, syntax
+    /// checked), or the 4xx that says what was wrong.
+    fn json_body<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    ) -> Result<T, ApiError> {
+        body::json(headers, &body::raw(body, &self.limits)?, &self.limits)
+    }
+
     /// Runs blocking database work.
     async fn blocking<T: Send + 'static>(
         &self,

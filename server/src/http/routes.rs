@@ -13,7 +13,7 @@ use mpaka_core::sync::SyncRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::body::{json, raw, respond};
+use super::body::{raw, respond};
 use super::{ApiError, AppState, require_admin};
 use crate::accounts::{DeviceInfo, ReviewFlag, Role};
 use crate::exchange::exchange;
@@ -71,7 +71,7 @@ pub async fn enroll(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.enroll_failures.exceeded(peer.ip())?;
-    let request: EnrollRequest = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let request: EnrollRequest = state.json_body(&headers, body)?;
     let node: NodeId = request
         .node_id
         .parse()
@@ -127,7 +127,7 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
             "an admin token does not sync; enroll a device as an M&E officer or enumerator",
         ));
     };
-    let request: SyncRequest<Value> = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let request: SyncRequest<Value> = state.json_body(&headers, body)?;
     let limits = state.limits.exchange;
     let device_id = principal.device_id;
     let (response, stats) = state
@@ -179,7 +179,7 @@ pub async fn create_project(
 ) -> Result<Response, ApiError> {
     let principal = state.principal(&headers).await?;
     require_admin(&principal)?;
-    let request: CreateProject = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let request: CreateProject = state.json_body(&headers, body)?;
     let project = state
         .blocking(move |data| {
             Ok(data
@@ -204,7 +204,7 @@ pub async fn add_user(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: AddUser = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let request: AddUser = state.json_body(&headers, body)?;
     // M&E officers add enumerators; only admins add officers and admins.
     if request.role != Role::Enumerator {
         require_admin(&principal)?;
@@ -238,7 +238,7 @@ pub async fn issue_enrollment(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: IssueEnrollment = json(&headers, &raw(body, &state.limits)?, &state.limits)?;
+    let request: IssueEnrollment = state.json_body(&headers, body)?;
     let (code, expires_at) = state
         .blocking(move |data| {
             Ok(data
