@@ -54,17 +54,19 @@ dependencies {
     implementation("androidx.compose.ui:ui")
 }
 
-// The Rust library for every ABI, with OpenSSL compiled in (SQLCipher).
+// The Rust library for every ABI, SQLCipher on libtomcrypt compiled in
+// (scripts/cargo-tomcrypt sets the environment libsqlite3-sys needs), with
+// the size-tuned `mobile` profile.
 val cargoNdk by tasks.registering(Exec::class) {
     group = "rust"
     description = "Builds libmpaka_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk."
     workingDir = repoRoot
     commandLine(
-        "cargo", "ndk",
+        "./scripts/cargo-tomcrypt", "ndk",
         "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
         "--platform", "26",
         "-o", layout.buildDirectory.dir("rustJniLibs").get().asFile.path,
-        "build", "--release", "-p", "mpaka-ffi", "--lib", "--features", "encryption-vendored-openssl",
+        "build", "--profile", "mobile", "-p", "mpaka-ffi", "--lib", "--features", "encryption-tomcrypt",
     )
 }
 

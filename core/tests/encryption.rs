@@ -97,3 +97,78 @@ fn a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing() {
     )
     .unwrap();
 }
+
+/// The crypto library this build's SQLCipher runs on, as SQLCipher names it.
+const PROVIDER: &str = if cfg!(feature = "encryption-tomcrypt") {
+    "libtomcrypt"
+} else if cfg!(target_vendor = "apple") {
+    "commoncrypto"
+} else {
+    "openssl"
+};
+
+/// The passphrase of the `encrypted-<provider>.mpaka` fixtures.
+const FIXTURE_PASSPHRASE: &str = "Rusizi II / Bukavu";
+
+fn provider_fixture(provider: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/encrypted-{provider}.mpaka"))
+}
+
+#[test]
+fn the_build_encrypts_with_the_provider_its_features_chose() {
+    // A build with `encryption-tomcrypt` whose SQLCipher quietly fell back
+    // to OpenSSL would still pass every other test here.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.mpaka");
+    write_trader(&path, keyed(StoreKey::Passphrase(FIXTURE_PASSPHRASE.into())));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "key", FIXTURE_PASSPHRASE).unwrap();
+    let provider: String = conn.query_row("PRAGMA cipher_provider", [], |r| r.get(0)).unwrap();
+    assert_eq!(provider, PROVIDER);
+}
+
+/// A phone built on libtomcrypt and an M&E laptop or server tool built on
+/// OpenSSL must read each other's files: `fixtures/encrypted-<provider>.mpaka`
+/// were written by each build (`MPAKA_WRITE_FIXTURE=1` rewrites this build's
+/// own), and every build opens all of them.
+#[test]
+fn stores_written_with_either_crypto_provider_open_with_this_one() {
+    if std::env::var_os("MPAKA_WRITE_FIXTURE").is_some() {
+        let path = provider_fixture(PROVIDER);
+        let _ = std::fs::remove_file(&path);
+        let id = write_trader(&path, keyed(StoreKey::Passphrase(FIXTURE_PASSPHRASE.into())));
+        std::fs::write(path.with_extension("id"), id.to_string()).unwrap();
+    }
+    for provider in ["openssl", "libtomcrypt"] {
+        let original = provider_fixture(provider);
+        let id: EntityId = std::fs::read_to_string(original.with_extension("id"))
+            .unwrap_or_else(|e| panic!("missing fixture {}: {e}", original.display()))
+            .trim()
+            .parse()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy.mpaka");
+        std::fs::copy(&original, &path).unwrap();
+        assert!(
+            !contains(&std::fs::read(&path).unwrap(), NAME),
+            "{provider} fixture is not encrypted"
+        );
+
+        let store = Store::open(&path, keyed(StoreKey::Passphrase(FIXTURE_PASSPHRASE.into())))
+            .unwrap_or_else(|e| panic!("the {provider} fixture does not open with {PROVIDER}: {e}"));
+        let trader = store.get(Collection::Traders, id).unwrap().unwrap();
+        assert_eq!(trader.get("full_name"), Some(&json!(NAME)), "{provider} fixture");
+        // And this build can keep writing to it.
+        write_again(&store, id);
+
+        let err = Store::open(&path, keyed(StoreKey::Passphrase("wrong".into()))).unwrap_err();
+        assert!(matches!(err, Error::WrongKey { .. }), "{provider}: {err}");
+    }
+}
+
+fn write_again(store: &Store, id: EntityId) {
+    let fields: Fields = serde_json::from_value(json!({"phone": "+250 788 000 111"})).unwrap();
+    store.save(Collection::Traders, id, fields).unwrap();
+    let trader = store.get(Collection::Traders, id).unwrap().unwrap();
+    assert_eq!(trader.get("phone"), Some(&json!("+250 788 000 111")));
+}
