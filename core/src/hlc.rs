@@ -105,12 +105,13 @@ impl Hlc {
     }
 
     /// `(wall << 16) | counter`: one integer that sorts like the stamp
-    /// (node aside), so SQLite can compare and index it.
-    pub(crate) fn packed(self) -> i64 {
+    /// (node aside), so databases can compare and index it.
+    pub fn packed(self) -> i64 {
         ((self.wall_ms << 16) | u64::from(self.counter)) as i64
     }
 
-    pub(crate) fn from_packed(packed: i64, node: i64) -> Self {
+    /// The stamp [`Hlc::packed`] and [`NodeId::to_sql`] stored.
+    pub fn from_packed(packed: i64, node: i64) -> Self {
         let packed = packed as u64;
         Hlc {
             wall_ms: packed >> 16,

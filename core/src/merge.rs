@@ -70,6 +70,21 @@ impl EntityState {
         changed
     }
 
+    /// The state as the two columns every mpaka database keeps per entity:
+    /// the winning values as a JSON object, and the stamps in a compact
+    /// binary form (see `store/codec.rs`). Device stores and the server's
+    /// databases share this layout, so a state reads back the same anywhere.
+    pub fn to_columns(&self) -> crate::Result<(String, Vec<u8>)> {
+        let doc = serde_json::to_string(&self.fields)
+            .map_err(|e| crate::Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
+        Ok((doc, crate::store::codec::encode_stamps(self.stamps.values().copied())))
+    }
+
+    /// Reads what [`EntityState::to_columns`] wrote.
+    pub fn from_columns(doc: &str, stamps: &[u8]) -> crate::Result<EntityState> {
+        crate::store::codec::decode_state(doc, stamps)
+    }
+
     /// Whether finding `op`'s conflicts needs the entity's op history.
     /// Not when the writer saw the current winner of every field it
     /// writes: the winner has the greatest stamp, so the writer saw every

@@ -70,11 +70,13 @@ impl Collection {
             .ok_or_else(|| Error::UnknownCollection { name: name.to_owned() })
     }
 
-    pub(crate) fn code(self) -> i64 {
+    /// The collection's stable number in databases (its schema's `code`).
+    pub fn code(self) -> i64 {
         self.schema().code
     }
 
-    pub(crate) fn from_code(code: i64) -> Result<Self> {
+    /// The collection a database number stands for.
+    pub fn from_code(code: i64) -> Result<Self> {
         Collection::ALL
             .into_iter()
             .find(|c| c.code() == code)

@@ -1,7 +1,7 @@
 //! `mpaka admin`: the same administration as the API, on the data folder
 //! directly (safe while the server runs: SQLite serializes writers).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use mpaka_server::accounts::Role;
@@ -71,8 +71,7 @@ pub enum AdminCommand {
     },
 }
 
-pub fn run(data_dir: &Path, command: AdminCommand) -> Result<String, Box<dyn std::error::Error>> {
-    let data = DataDir::open(data_dir)?;
+pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std::error::Error>> {
     let now = now_ms() as i64;
     let accounts = &data.accounts;
     Ok(match command {

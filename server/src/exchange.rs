@@ -1,21 +1,21 @@
 //! One sync exchange as the server runs it, independent of HTTP: check and
 //! apply what a device pushed, then choose what it may pull.
 //!
-//! The project's ops live in a core [`Store`], so the server merges with the
-//! very function devices use, and the store's arrival order (`ops.seq`,
-//! assigned by SQLite's single writer in commit order) is the server
-//! sequence that pull cursors count.
+//! The project's ops live in a [`ProjectLog`] (a core `Store` file, or
+//! PostgreSQL), which merges with the very function devices use; its
+//! sequence numbers, assigned in commit order, are what pull cursors count.
 
 use std::collections::{HashMap, HashSet};
 
 use mpaka_core::form::{AnswerError, Environment, FormDefinition, validate};
 use mpaka_core::schema::PATH_SEPARATOR;
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
-use mpaka_core::{Collection, EntityId, EntityState, Op, OpId, Store};
+use mpaka_core::{Collection, EntityId, EntityState, Op, OpId};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::accounts::{Accounts, Principal, Project, Role};
+use crate::storage::{ProjectLog, StorageError};
 
 /// Why an exchange was refused as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,12 @@ pub enum ExchangeError {
 impl From<mpaka_core::Error> for ExchangeError {
     fn from(e: mpaka_core::Error) -> Self {
         ExchangeError::Internal(format!("project store: {e}"))
+    }
+}
+
+impl From<StorageError> for ExchangeError {
+    fn from(e: StorageError) -> Self {
+        ExchangeError::Internal(e.to_string())
     }
 }
 
@@ -78,7 +84,7 @@ pub struct ExchangeStats {
 pub fn exchange(
     accounts: &Accounts,
     project: &Project,
-    store: &Store,
+    store: &dyn ProjectLog,
     principal: &Principal,
     request: SyncRequest<Value>,
     limits: ExchangeLimits,
@@ -149,7 +155,7 @@ pub fn exchange(
 fn push(
     accounts: &Accounts,
     project: &Project,
-    store: &Store,
+    store: &dyn ProjectLog,
     principal: &Principal,
     node: mpaka_core::NodeId,
     raw: Vec<Value>,
@@ -213,7 +219,7 @@ fn push(
             None => candidates.push(op),
         }
     }
-    let report = store.apply_remote(&candidates)?;
+    let report = store.apply(&candidates, now_ms)?;
     let refused: HashSet<OpId> = report.rejected.iter().map(|(id, _)| *id).collect();
     for (id, error) in &report.rejected {
         rejected.push(Rejection {
@@ -257,7 +263,7 @@ fn push(
 /// whole submissions in batch order: the outcome is the sequential one.
 #[allow(clippy::type_complexity)]
 fn check_submissions(
-    store: &Store,
+    store: &dyn ProjectLog,
     principal: &Principal,
     ops: &[Op],
 ) -> Result<(Vec<Option<Refusal>>, HashSet<EntityId>, FormCache), ExchangeError> {
@@ -323,15 +329,15 @@ fn check_submissions(
 /// What breaks its form's rules in one submission as merged: `None` when
 /// consistent (or not complete, or of an unknown form).
 fn review(
-    store: &Store,
+    store: &dyn ProjectLog,
     forms: &mut FormCache,
     id: EntityId,
     now_ms: u64,
 ) -> Result<Option<ReviewFlag>, ExchangeError> {
-    let Some(entity) = store.get(Collection::Submissions, id)? else {
+    let Some(state) = store.entity(Collection::Submissions, id)? else {
         return Ok(None);
     };
-    let state = &entity.state;
+    let state = &state;
     let flag = match (status(state), form_of(state)) {
         (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
             match forms.get(store, &form_id, &version)? {
@@ -357,7 +363,7 @@ struct FormCache(HashMap<(String, String), Option<std::sync::Arc<FormDefinition>
 impl FormCache {
     fn get(
         &mut self,
-        store: &Store,
+        store: &dyn ProjectLog,
         form_id: &str,
         version: &str,
     ) -> Result<Option<std::sync::Arc<FormDefinition>>, ExchangeError> {
@@ -374,7 +380,7 @@ impl FormCache {
 /// The checks a pushed submission op passes before it is applied, with the
 /// state of each submission as the batch so far leaves it.
 struct SubmissionCheck<'a> {
-    store: &'a Store,
+    store: &'a dyn ProjectLog,
     principal: &'a Principal,
     states: HashMap<EntityId, Option<EntityState>>,
     forms: FormCache,
@@ -386,7 +392,7 @@ struct SubmissionCheck<'a> {
 type Refusal = (RejectionCode, String);
 
 impl<'a> SubmissionCheck<'a> {
-    fn new(store: &'a Store, principal: &'a Principal) -> Self {
+    fn new(store: &'a dyn ProjectLog, principal: &'a Principal) -> Self {
         SubmissionCheck {
             store,
             principal,
@@ -399,7 +405,7 @@ impl<'a> SubmissionCheck<'a> {
     fn check(&mut self, op: &Op) -> Result<Result<(), Refusal>, ExchangeError> {
         let before = match self.states.get(&op.entity) {
             Some(state) => state.clone(),
-            None => self.store.get(Collection::Submissions, op.entity)?.map(|e| e.state),
+            None => self.store.entity(Collection::Submissions, op.entity)?,
         };
         if self.principal.role == Role::Enumerator {
             let owner = before
@@ -540,7 +546,7 @@ fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Envir
 /// written once, and the response carries that JSON. Skipped ops (the device's own,
 /// or others' interviews for an enumerator) still move the cursor.
 fn pull(
-    store: &Store,
+    store: &dyn ProjectLog,
     principal: &Principal,
     mut cursor: u64,
     limit_bytes: usize,
@@ -549,7 +555,7 @@ fn pull(
     let mut size = 0usize;
     let mut owners: HashMap<EntityId, bool> = HashMap::new();
     loop {
-        let (chunk, covered) = store.ops_after_skipping(cursor, principal.node, 512)?;
+        let (chunk, covered) = store.ops_after(cursor, principal.node, 512)?;
         let exhausted = chunk.len() < 512;
         for (seq, op) in chunk {
             if !out.is_empty() && size >= limit_bytes {
@@ -574,7 +580,7 @@ fn pull(
 /// Enumerators see every collection of their project except other
 /// enumerators' interviews; M&E officers and admins see everything.
 fn may_see(
-    store: &Store,
+    store: &dyn ProjectLog,
     principal: &Principal,
     op: &Op,
     owners: &mut HashMap<EntityId, bool>,
@@ -586,8 +592,8 @@ fn may_see(
         return Ok(*mine);
     }
     let mine = store
-        .get(Collection::Submissions, op.entity)?
-        .and_then(|e| e.state.fields.get("enumerator").cloned())
+        .entity(Collection::Submissions, op.entity)?
+        .and_then(|state| state.fields.get("enumerator").cloned())
         .is_some_and(|owner| owner.as_str() == Some(principal.username.as_str()));
     owners.insert(op.entity, mine);
     Ok(mine)
@@ -597,7 +603,7 @@ fn may_see(
 mod tests {
     use mpaka_core::form::Environment;
     use mpaka_core::sample::{trader_interview, trader_survey};
-    use mpaka_core::{Fields, StoreOptions};
+    use mpaka_core::{Fields, Store, StoreOptions};
     use serde_json::json;
 
     use super::*;

@@ -5,6 +5,7 @@
 //! - [`exchange`]: one sync exchange, independent of HTTP.
 //! - [`http`]: the axum application: routes, authorization, limits.
 //! - [`server`]: the data folder, first start, serving and shutdown.
+//! - [`storage`]: where projects' ops live: SQLite files or PostgreSQL.
 //! - [`simulate`]: a field day of simulated devices against a server,
 //!   through [`faulty_link`]s when asked.
 
@@ -14,3 +15,5 @@ pub mod faulty_link;
 pub mod http;
 pub mod server;
 pub mod simulate;
+pub mod sql;
+pub mod storage;

@@ -25,16 +25,50 @@ struct Cli {
     command: Command,
 }
 
+/// Where the server keeps its data.
+#[derive(clap::Args, Clone)]
+struct StorageArgs {
+    /// Data folder of the embedded database (created if missing).
+    #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data")]
+    data_dir: PathBuf,
+    /// PostgreSQL instead of the data folder, e.g.
+    /// postgres://mpaka@db.example.org/mpaka (the schema is created or
+    /// upgraded at start).
+    #[arg(long, env = "MPAKA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Pooled PostgreSQL connections per process.
+    #[arg(long, env = "MPAKA_DATABASE_CONNECTIONS", default_value_t = 16)]
+    database_connections: u32,
+}
+
+impl StorageArgs {
+    fn open(&self) -> Result<DataDir, mpaka_server::server::ServerError> {
+        match &self.database_url {
+            Some(url) => DataDir::connect(url, self.database_connections),
+            None => DataDir::open(&self.data_dir),
+        }
+    }
+
+    /// Where the data is, for people (never the URL: it may hold a password).
+    fn describe(&self) -> String {
+        match &self.database_url {
+            Some(_) => "data in PostgreSQL".into(),
+            None => format!("data in {}", self.data_dir.display()),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the sync server on the embedded database.
+    /// Run the sync server: on the embedded database (a data folder) by
+    /// default, or on PostgreSQL with --database-url, where any number of
+    /// server processes can share one database.
     Serve {
         /// Address to listen on (port 0: any free port, printed at start).
         #[arg(long, env = "MPAKA_ADDR", default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
-        /// Data folder (created if missing).
-        #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
         /// Requests per device per minute.
         #[arg(long, env = "MPAKA_REQUESTS_PER_MINUTE", default_value_t = Limits::default().requests_per_minute)]
         requests_per_minute: u32,
@@ -74,9 +108,8 @@ enum Command {
     },
     /// Administer the server's data folder: projects, users, devices, forms.
     Admin {
-        /// Data folder.
-        #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data", global = true)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
@@ -120,7 +153,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve {
             addr,
-            data_dir,
+            storage,
             requests_per_minute,
             max_body_bytes,
         } => {
@@ -129,7 +162,7 @@ fn main() -> ExitCode {
                 max_body_bytes,
                 ..Limits::default()
             };
-            return serve(addr, &data_dir, limits);
+            return serve(addr, &storage, limits);
         }
         Command::Simulate {
             devices,
@@ -167,7 +200,11 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Command::Admin { data_dir, command } => admin::run(&data_dir, command).map(|out| print!("{out}")),
+        Command::Admin { storage, command } => storage
+            .open()
+            .map_err(Into::into)
+            .and_then(|data| admin::run(&data, command))
+            .map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {
             Ok(summary) => {
                 print!("{summary}");
@@ -193,14 +230,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr, data_dir: &std::path::Path, limits: Limits) -> ExitCode {
+fn serve(addr: SocketAddr, storage: &StorageArgs, limits: Limits) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let run = || -> Result<(), Box<dyn std::error::Error>> {
-        let data = DataDir::open(data_dir)?;
+        let data = storage.open()?;
         let first = data.first_start(mpaka_server::server::now_ms())?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
@@ -208,7 +245,7 @@ fn serve(addr: SocketAddr, data_dir: &std::path::Path, limits: Limits) -> ExitCo
                 .await
                 .map_err(|source| mpaka_server::server::ServerError::Bind { addr, source })?;
             let local = listener.local_addr()?;
-            println!("mpaka {} serving on http://{local} (data in {})", env!("CARGO_PKG_VERSION"), data_dir.display());
+            println!("mpaka {} serving on http://{local} ({})", env!("CARGO_PKG_VERSION"), storage.describe());
             if let Some(first) = first {
                 println!(
                     "\nFirst start: created project `{project}` with the trader survey and the session \

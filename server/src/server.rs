@@ -5,6 +5,10 @@
 //!   server.sqlite          accounts (accounts.rs)
 //!   projects/<slug>.mpaka  one core store per project: ops, merged state, forms
 //! ```
+//!
+//! With `--database-url postgres://…` the accounts and every project live
+//! in that database instead (storage/postgres.rs), shared by every server
+//! process pointed at it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +22,8 @@ use mpaka_core::{Store, StoreOptions};
 
 use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
 use crate::exchange::ExchangeLimits;
+use crate::storage::postgres::Postgres;
+use crate::storage::{ProjectLog, StorageError};
 
 /// The project first start creates.
 pub const FIRST_PROJECT: &str = "rusizi-bukavu";
@@ -39,6 +45,9 @@ pub enum ServerError {
     /// A project store.
     #[error("project store: {0}")]
     Store(#[from] mpaka_core::Error),
+    /// The project storage (SQLite files or PostgreSQL).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// A form that does not compile; one line per mistake.
     #[error("the form has {} mistake(s):\n{}", .0.len(), .0.join("\n"))]
     Form(Vec<String>),
@@ -89,17 +98,28 @@ impl Default for Limits {
     }
 }
 
-/// The server's data: accounts and the project stores, opened once each.
+/// The server's data: accounts and the project logs.
 #[derive(Debug)]
 pub struct DataDir {
-    dir: PathBuf,
     /// Accounts database.
     pub accounts: Accounts,
-    stores: Mutex<HashMap<i64, Arc<Store>>>,
+    projects: Projects,
+}
+
+/// Where project logs live.
+#[derive(Debug)]
+enum Projects {
+    /// One core store file per project, opened once each.
+    Files {
+        dir: PathBuf,
+        open: Mutex<HashMap<i64, Arc<Store>>>,
+    },
+    /// All in one PostgreSQL database.
+    Postgres(Postgres),
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the data folder.
+    /// Opens (creating if needed) the data folder: SQLite files.
     pub fn open(dir: &Path) -> Result<DataDir, ServerError> {
         let io = |source| ServerError::DataDir {
             path: dir.to_owned(),
@@ -108,27 +128,40 @@ impl DataDir {
         std::fs::create_dir_all(dir.join("projects")).map_err(io)?;
         let accounts = Accounts::open(&dir.join("server.sqlite"))?;
         Ok(DataDir {
-            dir: dir.to_owned(),
             accounts,
-            stores: Mutex::new(HashMap::new()),
+            projects: Projects::Files {
+                dir: dir.to_owned(),
+                open: Mutex::new(HashMap::new()),
+            },
         })
     }
 
-    /// The folder.
-    pub fn path(&self) -> &Path {
-        &self.dir
+    /// Connects to a PostgreSQL database (`postgres://…`) with up to
+    /// `connections` pooled connections, bringing its schema up to date.
+    pub fn connect(url: &str, connections: u32) -> Result<DataDir, ServerError> {
+        let db = Postgres::connect(url, connections)?;
+        Ok(DataDir {
+            accounts: Accounts::on_postgres(db.pool()),
+            projects: Projects::Postgres(db),
+        })
     }
 
-    /// The store of `project` (opened on first use, then shared).
-    pub fn store(&self, project: &Project) -> Result<Arc<Store>, ServerError> {
-        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(store) = stores.get(&project.id) {
-            return Ok(store.clone());
+    /// The log of `project` (a store file opened on first use, then shared;
+    /// or its rows in PostgreSQL).
+    pub fn store(&self, project: &Project) -> Result<Arc<dyn ProjectLog>, ServerError> {
+        match &self.projects {
+            Projects::Files { dir, open } => {
+                let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(store) = open.get(&project.id) {
+                    return Ok(store.clone());
+                }
+                let path = dir.join("projects").join(format!("{}.mpaka", project.slug));
+                let store = Arc::new(Store::open(&path, StoreOptions::default())?);
+                open.insert(project.id, store.clone());
+                Ok(store)
+            }
+            Projects::Postgres(db) => Ok(Arc::new(db.project(project.id))),
         }
-        let path = self.dir.join("projects").join(format!("{}.mpaka", project.slug));
-        let store = Arc::new(Store::open(&path, StoreOptions::default())?);
-        stores.insert(project.id, store.clone());
-        Ok(store)
     }
 
     /// Compiles an XLSForm (.xlsx bytes) and publishes it in `project`.
@@ -156,16 +189,25 @@ impl DataDir {
             return Ok(None);
         }
         let now = now_ms as i64;
+        // Several processes may start on one fresh database at once: each
+        // step tolerates another process having done it first.
         let project = match self.accounts.project(FIRST_PROJECT) {
             Ok(p) => p,
-            Err(_) => self
+            Err(_) => match self
                 .accounts
-                .create_project(FIRST_PROJECT, "Rusizi II / Bukavu small-scale traders", now)?,
+                .create_project(FIRST_PROJECT, "Rusizi II / Bukavu small-scale traders", now)
+            {
+                Err(AccountError::Exists(_)) => self.accounts.project(FIRST_PROJECT)?,
+                other => other?,
+            },
         };
         for form in [TRADER_SURVEY_XLSX, SESSION_ATTENDANCE_XLSX] {
             self.publish_form(&project, form, now_ms)?;
         }
-        self.accounts.add_user(None, "admin", Role::Admin, now)?;
+        match self.accounts.add_user(None, "admin", Role::Admin, now) {
+            Err(AccountError::Exists(_)) => return Ok(None),
+            other => other?,
+        };
         let token = self.accounts.issue_api_token(None, "admin", now)?;
         Ok(Some(FirstStart { project, token }))
     }

@@ -495,33 +495,32 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
                 + p.counts.duplicates.load(Ordering::Relaxed)
         })
         .sum();
-    // The reference: the server's own store when in-process, else a fresh
-    // M&E device that pulls everything.
-    let reference_store;
-    let reference: &Store = match &local {
-        Some(l) => {
-            let project = l
-                .data
-                .accounts
-                .project(&config.project)
-                .map_err(|e| SimError::Setup(e.to_string()))?;
-            reference_store = l.data.store(&project).map_err(|e| SimError::Setup(e.to_string()))?;
-            &reference_store
+    // The reference: a fresh M&E device (an auditor) per server, each
+    // pulling everything from its server. Every device must match the
+    // first, and every server's auditor the first one's: with several
+    // server processes on one database, all of them must converge.
+    let mut auditors = Vec::with_capacity(servers.len());
+    for (k, server) in servers.iter().enumerate() {
+        let store = Store::open(
+            store_dir.1.join(format!("sim{run_id}-auditor{k}.mpaka")),
+            StoreOptions::default(),
+        )?;
+        let token = admin.enroll(server, &format!("sim{run_id}-auditor{k}"), "me_officer", &store)?;
+        client
+            .sync(&store, server, &token, &(), &CancelToken::new())
+            .map_err(|e| SimError::Setup(format!("auditor sync with {server}: {e}")))?;
+        auditors.push(store);
+    }
+    let reference = &auditors[0];
+    for (k, auditor) in auditors.iter().enumerate().skip(1) {
+        if auditor.snapshot()? != reference.snapshot()? || sorted_conflicts(auditor)? != sorted_conflicts(reference)? {
+            report_out.differences.push(format!(
+                "server {} holds other state than server {}",
+                servers[k], servers[0]
+            ));
         }
-        None => {
-            let store = Store::open(
-                store_dir.1.join(format!("sim{run_id}-auditor.mpaka")),
-                StoreOptions::default(),
-            )?;
-            let token = admin.enroll(&servers[0], &format!("sim{run_id}-auditor"), "me_officer", &store)?;
-            client
-                .sync(&store, &servers[0], &token, &(), &CancelToken::new())
-                .map_err(|e| SimError::Setup(format!("auditor sync: {e}")))?;
-            reference_store = Arc::new(store);
-            &reference_store
-        }
-    };
-    report_out.differences = compare(reference, &devices)?;
+    }
+    report_out.differences.extend(compare(reference, &devices)?);
     report_out.entities = reference.snapshot()?.len();
     report_out.open_conflicts = reference.conflicts(true)?.len();
     report_out.elapsed = started.elapsed();

@@ -7,7 +7,7 @@
 //! that returned survives power loss (one fsync of the WAL per save).
 
 mod batch;
-mod codec;
+pub(crate) mod codec;
 pub(crate) mod migrations;
 mod query;
 mod sync;

@@ -1,5 +1,6 @@
 //! Who may do what: projects, users and their roles, devices and their
-//! tokens, enrollment codes. Kept in `server.sqlite` in the data folder.
+//! tokens, enrollment codes. Kept in `server.sqlite` in the data folder, or
+//! in PostgreSQL when several server processes share one database.
 //!
 //! Secrets are never stored: a device token is 256 random bits and only its
 //! SHA-256 is kept (a token that random needs no slow hash); an enrollment
@@ -8,13 +9,13 @@
 mod secret;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use mpaka_core::NodeId;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 pub use self::secret::{Secret, hash_secret, new_enrollment_code, new_token, normalize_code};
+use crate::sql::{Db, PgPool, Row, SqlError, params};
 
 /// How long an enrollment code stays usable: three days, time for an
 /// enumerator to reach the office or receive it by phone.
@@ -177,53 +178,58 @@ pub enum AccountError {
     UnknownDevice(i64),
     /// The database failed.
     #[error("accounts database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] SqlError),
 }
 
-/// The accounts database.
+/// The accounts database: `server.sqlite` in the data folder, or tables in
+/// the PostgreSQL database several server processes share. The queries
+/// are the same for both (see `sql.rs`).
+#[derive(Debug)]
 pub struct Accounts {
-    conn: Mutex<Connection>,
-}
-
-impl std::fmt::Debug for Accounts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Accounts")
-    }
+    db: Db,
 }
 
 const PRINCIPAL_SELECT: &str = "SELECT d.id, u.id, u.username, u.role, p.id, p.slug, p.name, d.node_id \
      FROM devices d JOIN users u ON u.id = d.user_id LEFT JOIN projects p ON p.id = u.project_id";
 
 impl Accounts {
-    /// Opens (creating if needed) the accounts database at `path`.
+    /// Opens (creating if needed) the SQLite accounts database at `path`.
     pub fn open(path: &Path) -> Result<Accounts, AccountError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.execute_batch(include_str!("schema.sql"))?;
-        Ok(Accounts { conn: Mutex::new(conn) })
+        let conn = rusqlite::Connection::open(path).map_err(SqlError::from)?;
+        let setup = || -> rusqlite::Result<()> {
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", true)?;
+            conn.execute_batch(include_str!("schema.sql"))
+        };
+        setup().map_err(SqlError::from)?;
+        Ok(Accounts {
+            db: Db::Sqlite(Mutex::new(conn)),
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // Every call is one statement or one transaction: safe after a panic.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The accounts in a PostgreSQL database whose schema
+    /// [`Postgres::connect`](crate::storage::postgres::Postgres::connect)
+    /// brought up to date.
+    pub fn on_postgres(pool: PgPool) -> Accounts {
+        Accounts { db: Db::Postgres(pool) }
     }
 
     /// Creates a project.
     pub fn create_project(&self, slug: &str, name: &str, now: i64) -> Result<Project, AccountError> {
         check_name("project slug", slug)?;
-        let conn = self.lock();
-        let inserted = conn.execute(
-            "INSERT INTO projects (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![slug, name, now],
-        )?;
-        if inserted == 0 {
+        let row = self.db.with(|db| {
+            db.query_opt(
+                "INSERT INTO projects (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING RETURNING id",
+                params![slug, name, now],
+            )
+        })?;
+        let Some(row) = row else {
             return Err(AccountError::Exists(format!("project `{slug}`")));
-        }
+        };
         Ok(Project {
-            id: conn.last_insert_rowid(),
+            id: row.int(0)?,
             slug: slug.into(),
             name: name.into(),
         })
@@ -231,22 +237,19 @@ impl Accounts {
 
     /// The project called `slug`.
     pub fn project(&self, slug: &str) -> Result<Project, AccountError> {
-        self.lock()
-            .query_row(
-                "SELECT id, slug, name FROM projects WHERE slug = ?1",
-                [slug],
-                project_row,
-            )
-            .optional()?
+        self.db
+            .with(|db| db.query_opt("SELECT id, slug, name FROM projects WHERE slug = ?1", params![slug]))?
+            .map(|r| project_row(&r))
+            .transpose()?
             .ok_or_else(|| AccountError::UnknownProject(slug.into()))
     }
 
     /// Every project.
     pub fn projects(&self) -> Result<Vec<Project>, AccountError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, slug, name FROM projects ORDER BY slug")?;
-        let rows = stmt.query_map([], project_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = self
+            .db
+            .with(|db| db.query("SELECT id, slug, name FROM projects ORDER BY slug", params![]))?;
+        Ok(rows.iter().map(project_row).collect::<Result<_, _>>()?)
     }
 
     /// Adds a user: an admin is server-wide (`project` is ignored), others
@@ -264,33 +267,33 @@ impl Accounts {
             (_, Some(p)) => p.id,
             (_, None) => return Err(AccountError::Invalid(format!("a {} needs a project", role.as_str()))),
         };
-        let conn = self.lock();
-        let inserted = conn.execute(
-            "INSERT INTO users (project_id, username, role, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![project_id, username, role.as_str(), now],
-        )?;
-        if inserted == 0 {
-            return Err(AccountError::Exists(format!("user `{username}`")));
+        let row = self.db.with(|db| {
+            db.query_opt(
+                "INSERT INTO users (project_id, username, role, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT DO NOTHING RETURNING id",
+                params![project_id, username, role.as_str(), now],
+            )
+        })?;
+        match row {
+            Some(row) => Ok(row.int(0)?),
+            None => Err(AccountError::Exists(format!("user `{username}`"))),
         }
-        Ok(conn.last_insert_rowid())
     }
 
     /// The id and role of a user of `project` (or an admin).
     pub fn user(&self, project: Option<&Project>, username: &str) -> Result<(i64, Role), AccountError> {
-        let conn = self.lock();
-        let row: Option<(i64, String)> = conn
-            .query_row(
+        let row = self.db.with(|db| {
+            db.query_opt(
                 "SELECT id, role FROM users WHERE username = ?1 AND project_id IN (0, ?2) \
                  ORDER BY project_id DESC LIMIT 1",
                 params![username, project.map_or(0, |p| p.id)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?;
-        let (id, role) = row.ok_or_else(|| AccountError::UnknownUser {
+        })?;
+        let row = row.ok_or_else(|| AccountError::UnknownUser {
             project: project.map_or_else(|| "(server)".into(), |p| p.slug.clone()),
             username: username.into(),
         })?;
-        Ok((id, Role::parse(&role)?))
+        Ok((row.int(0)?, Role::parse(&row.text(1)?)?))
     }
 
     /// Issues a one-time enrollment code for a user of `project`.
@@ -309,57 +312,64 @@ impl Accounts {
         }
         let code = new_enrollment_code();
         let expires_at = now + ENROLLMENT_TTL_MS;
-        self.lock().execute(
-            "INSERT INTO enrollments (code_hash, user_id, issued_by, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hash_secret(&normalize_code(code.expose())), user_id, issued_by, now, expires_at],
-        )?;
+        let hash = hash_secret(&normalize_code(code.expose()));
+        self.db.with(|db| {
+            db.execute(
+                "INSERT INTO enrollments (code_hash, user_id, issued_by, issued_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&hash, user_id, issued_by, now, expires_at],
+            )
+        })?;
         Ok((code, expires_at))
     }
 
-    /// Exchanges an enrollment code for a device token, once.
+    /// Exchanges an enrollment code for a device token, once. The code is
+    /// claimed first, in the transaction, so that two devices racing with
+    /// one code (on one server process or two) cannot both enroll.
     pub fn enroll(&self, code: &str, node: NodeId, name: &str, now: i64) -> Result<(Principal, Secret), AccountError> {
         let token = new_token();
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT e.user_id, u.project_id FROM enrollments e JOIN users u ON u.id = e.user_id \
-                 WHERE e.code_hash = ?1 AND e.used_at IS NULL AND e.expires_at > ?2",
-                params![hash_secret(&normalize_code(code)), now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (user_id, project_id) = found.ok_or(AccountError::BadCode)?;
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM devices WHERE project_id = ?1 AND node_id = ?2)",
-            params![project_id, node.to_sql()],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Err(AccountError::Exists(format!(
-                "a device with node id {node} (a copied store file? reinstall the app to get a fresh store)"
-            )));
-        }
+        let token_hash = hash_secret(token.expose());
+        let code_hash = hash_secret(&normalize_code(code));
         let name: String = name.chars().filter(|c| !c.is_control()).take(80).collect();
-        tx.execute(
-            "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                user_id,
-                project_id,
-                node.to_sql(),
-                name,
-                hash_secret(token.expose()),
-                now
-            ],
-        )?;
-        let device_id = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE enrollments SET used_at = ?1, device_id = ?2 WHERE code_hash = ?3",
-            params![now, device_id, hash_secret(&normalize_code(code))],
-        )?;
-        tx.commit()?;
-        drop(conn);
+        self.db.transaction(|db| {
+            let Some(claim) = db.query_opt(
+                "UPDATE enrollments SET used_at = ?1 WHERE code_hash = ?2 AND used_at IS NULL AND expires_at > ?1 \
+                 RETURNING user_id",
+                params![now, &code_hash],
+            )?
+            else {
+                return Err(AccountError::BadCode);
+            };
+            let user_id = claim.int(0)?;
+            let project_id = db
+                .query_opt("SELECT project_id FROM users WHERE id = ?1", params![user_id])?
+                .map(|r| r.int(0))
+                .transpose()?
+                .unwrap_or(0);
+            let taken = db.query_opt(
+                "SELECT 1 FROM devices WHERE project_id = ?1 AND node_id = ?2",
+                params![project_id, node.to_sql()],
+            )?;
+            if taken.is_some() {
+                // Rolls the claim back: the code stays usable from a fresh store.
+                return Err(AccountError::Exists(format!(
+                    "a device with node id {node} (a copied store file? reinstall the app to get a fresh store)"
+                )));
+            }
+            let device = db
+                .query_opt(
+                    "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                    params![user_id, project_id, node.to_sql(), &name, &token_hash, now],
+                )?
+                .map(|r| r.int(0))
+                .transpose()?;
+            db.execute(
+                "UPDATE enrollments SET device_id = ?1 WHERE code_hash = ?2",
+                params![device, &code_hash],
+            )?;
+            Ok(())
+        })?;
         let principal = self.authenticate(token.expose())?.ok_or(AccountError::BadCode)?;
         Ok((principal, token))
     }
@@ -373,30 +383,37 @@ impl Accounts {
             project.map_or(0, |p| p.id)
         };
         let token = new_token();
-        self.lock().execute(
-            "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
-             VALUES (?1, ?2, NULL, 'api token', ?3, ?4)",
-            params![user_id, project_id, hash_secret(token.expose()), now],
-        )?;
+        let hash = hash_secret(token.expose());
+        self.db.with(|db| {
+            db.execute(
+                "INSERT INTO devices (user_id, project_id, node_id, name, token_hash, enrolled_at) \
+                 VALUES (?1, ?2, NULL, 'api token', ?3, ?4)",
+                params![user_id, project_id, &hash, now],
+            )
+        })?;
         Ok(token)
     }
 
     /// The principal a token belongs to, unless unknown or revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, AccountError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(&format!(
-            "{PRINCIPAL_SELECT} WHERE d.token_hash = ?1 AND d.revoked_at IS NULL"
-        ))?;
-        let row = stmt.query_row([hash_secret(token)], principal_row).optional()?;
-        Ok(row.transpose()?)
+        let hash = hash_secret(token);
+        let row = self.db.with(|db| {
+            db.query_opt(
+                &format!("{PRINCIPAL_SELECT} WHERE d.token_hash = ?1 AND d.revoked_at IS NULL"),
+                params![&hash],
+            )
+        })?;
+        row.map(|r| principal_row(&r)).transpose()
     }
 
     /// Revokes a device of `project`: its token stops working at once.
     pub fn revoke_device(&self, project: &Project, device_id: i64, now: i64) -> Result<(), AccountError> {
-        let changed = self.lock().execute(
-            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 AND project_id = ?3",
-            params![now, device_id, project.id],
-        )?;
+        let changed = self.db.with(|db| {
+            db.execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 AND project_id = ?3",
+                params![now, device_id, project.id],
+            )
+        })?;
         if changed == 0 {
             return Err(AccountError::UnknownDevice(device_id));
         }
@@ -405,45 +422,41 @@ impl Accounts {
 
     /// The devices of `project`.
     pub fn devices(&self, project: &Project) -> Result<Vec<DeviceInfo>, AccountError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT d.id, u.username, u.role, d.name, d.node_id, d.enrolled_at, d.revoked_at, d.last_sync_at, \
-             d.ops_received, d.ops_rejected FROM devices d JOIN users u ON u.id = d.user_id \
-             WHERE d.project_id = ?1 ORDER BY d.id",
-        )?;
-        let rows = stmt.query_map([project.id], |r| {
-            Ok((
-                DeviceInfo {
-                    id: r.get(0)?,
-                    username: r.get(1)?,
-                    role: Role::Enumerator,
-                    name: r.get(3)?,
-                    node_id: r.get::<_, Option<i64>>(4)?.map(|n| NodeId::from_sql(n).to_string()),
-                    enrolled_at: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                    last_sync_at: r.get(7)?,
-                    ops_received: r.get(8)?,
-                    ops_rejected: r.get(9)?,
-                },
-                r.get::<_, String>(2)?,
-            ))
+        let rows = self.db.with(|db| {
+            db.query(
+                "SELECT d.id, u.username, u.role, d.name, d.node_id, d.enrolled_at, d.revoked_at, d.last_sync_at, \
+                 d.ops_received, d.ops_rejected FROM devices d JOIN users u ON u.id = d.user_id \
+                 WHERE d.project_id = ?1 ORDER BY d.id",
+                params![project.id],
+            )
         })?;
-        rows.map(|row| {
-            let (mut info, role) = row?;
-            info.role = Role::parse(&role)?;
-            Ok(info)
-        })
-        .collect()
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceInfo {
+                    id: r.int(0)?,
+                    username: r.text(1)?,
+                    role: Role::parse(&r.text(2)?)?,
+                    name: r.text(3)?,
+                    node_id: r.opt_int(4)?.map(|n| NodeId::from_sql(n).to_string()),
+                    enrolled_at: r.int(5)?,
+                    revoked_at: r.opt_int(6)?,
+                    last_sync_at: r.opt_int(7)?,
+                    ops_received: r.int(8)?,
+                    ops_rejected: r.int(9)?,
+                })
+            })
+            .collect()
     }
 
     /// Records a sync of a device.
     pub fn record_sync(&self, device_id: i64, received: u64, rejected: u64, now: i64) -> Result<(), AccountError> {
-        self.lock()
-            .prepare_cached(
+        self.db.with(|db| {
+            db.execute(
                 "UPDATE devices SET last_sync_at = ?1, ops_received = ops_received + ?2, \
                  ops_rejected = ops_rejected + ?3 WHERE id = ?4",
-            )?
-            .execute(params![now, received as i64, rejected as i64, device_id])?;
+                params![now, received as i64, rejected as i64, device_id],
+            )
+        })?;
         Ok(())
     }
 
@@ -453,95 +466,83 @@ impl Accounts {
         if flags.is_empty() {
             return Ok(());
         }
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut set = tx.prepare_cached(
-                "INSERT INTO review_flags (project_id, entity, form_id, version, errors, flagged_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, entity) DO UPDATE SET \
-                 form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
-                 flagged_at = excluded.flagged_at",
-            )?;
-            let mut clear = tx.prepare_cached("DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2")?;
+        self.db.transaction(|db| {
             for (submission, flag) in flags {
                 match flag {
-                    Some((form_id, version, errors)) => set.execute(params![
-                        project.id,
-                        submission,
-                        form_id,
-                        version,
-                        errors.to_string(),
-                        now
-                    ])?,
-                    None => clear.execute(params![project.id, submission])?,
+                    Some((form_id, version, errors)) => db.execute(
+                        "INSERT INTO review_flags (project_id, entity, form_id, version, errors, flagged_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, entity) DO UPDATE SET \
+                         form_id = excluded.form_id, version = excluded.version, errors = excluded.errors, \
+                         flagged_at = excluded.flagged_at",
+                        params![project.id, submission, form_id, version, &errors.to_string(), now],
+                    )?,
+                    None => db.execute(
+                        "DELETE FROM review_flags WHERE project_id = ?1 AND entity = ?2",
+                        params![project.id, submission],
+                    )?,
                 };
             }
-        }
-        tx.commit()?;
+            Ok::<(), AccountError>(())
+        })?;
         Ok(())
     }
 
     /// Submissions of `project` flagged for review.
     pub fn review_flags(&self, project: &Project) -> Result<Vec<ReviewFlag>, AccountError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT entity, form_id, version, errors, flagged_at FROM review_flags WHERE project_id = ?1 ORDER BY entity",
-        )?;
-        let rows = stmt.query_map([project.id], |r| {
-            Ok(ReviewFlag {
-                submission: r.get(0)?,
-                form_id: r.get(1)?,
-                version: r.get(2)?,
-                errors: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or(serde_json::Value::Null),
-                flagged_at: r.get(4)?,
-            })
+        let rows = self.db.with(|db| {
+            db.query(
+                "SELECT entity, form_id, version, errors, flagged_at FROM review_flags WHERE project_id = ?1 \
+                 ORDER BY entity",
+                params![project.id],
+            )
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.iter()
+            .map(|r| {
+                Ok(ReviewFlag {
+                    submission: r.text(0)?,
+                    form_id: r.text(1)?,
+                    version: r.text(2)?,
+                    errors: serde_json::from_str(&r.text(3)?).unwrap_or(serde_json::Value::Null),
+                    flagged_at: r.int(4)?,
+                })
+            })
+            .collect()
     }
 
     /// Whether any admin exists (first start creates one).
     pub fn has_admin(&self) -> Result<bool, AccountError> {
-        Ok(self
-            .lock()
-            .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')", [], |r| {
-                r.get(0)
-            })?)
+        let row = self
+            .db
+            .with(|db| db.query_opt("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", params![]))?;
+        Ok(row.is_some())
     }
 }
 
-fn project_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+fn project_row(r: &Row) -> Result<Project, SqlError> {
     Ok(Project {
-        id: r.get(0)?,
-        slug: r.get(1)?,
-        name: r.get(2)?,
+        id: r.int(0)?,
+        slug: r.text(1)?,
+        name: r.text(2)?,
     })
 }
 
-fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Principal, rusqlite::Error>> {
-    let role: String = r.get(3)?;
-    let Ok(role) = Role::parse(&role) else {
-        return Ok(Err(rusqlite::Error::InvalidColumnType(
-            3,
-            "role".into(),
-            rusqlite::types::Type::Text,
-        )));
-    };
-    let project = match r.get::<_, Option<i64>>(4)? {
+fn principal_row(r: &Row) -> Result<Principal, AccountError> {
+    let project = match r.opt_int(4)? {
         Some(id) => Some(Project {
             id,
-            slug: r.get(5)?,
-            name: r.get(6)?,
+            slug: r.text(5)?,
+            name: r.text(6)?,
         }),
         None => None,
     };
-    Ok(Ok(Principal {
-        device_id: r.get(0)?,
-        user_id: r.get(1)?,
-        username: r.get(2)?,
-        role,
+    Ok(Principal {
+        device_id: r.int(0)?,
+        user_id: r.int(1)?,
+        username: r.text(2)?,
+        role: Role::parse(&r.text(3)?)?,
         project,
-        node: r.get::<_, Option<i64>>(7)?.map(NodeId::from_sql),
-    }))
+        node: r.opt_int(7)?.map(NodeId::from_sql),
+    })
 }
 
 /// Slugs and user names: 1 to 64 of `a-z 0-9 . _ -`, starting with a

@@ -2,91 +2,108 @@ use mpaka_core::NodeId;
 
 use super::*;
 
-fn accounts() -> (tempfile::TempDir, Accounts) {
+/// Every backend: a SQLite file (with its folder) and a fresh PostgreSQL
+/// schema. Each test runs its body on both.
+fn backends() -> Vec<(&'static str, Option<tempfile::TempDir>, Accounts)> {
     let dir = tempfile::tempdir().unwrap();
-    let accounts = Accounts::open(&dir.path().join("server.sqlite")).unwrap();
-    (dir, accounts)
+    let sqlite = Accounts::open(&dir.path().join("server.sqlite")).unwrap();
+    let postgres = Accounts::on_postgres(crate::storage::postgres::test_database().pool());
+    vec![("sqlite", Some(dir), sqlite), ("postgres", None, postgres)]
 }
 
 #[test]
 fn an_enrollment_code_gives_one_device_token_once_and_only_its_hash_is_stored() {
-    let (dir, accounts) = accounts();
-    let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
-    accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
-    let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 1_000).unwrap();
-    let node = NodeId::random();
-    // Typed in lower case with spaces: still the code.
-    let typed = code.expose().to_lowercase().replace('-', " ");
-    let (principal, token) = accounts.enroll(&typed, node, "Tecno Spark", 2_000).unwrap();
-    assert_eq!(principal.username, "amina");
-    assert_eq!(principal.role, Role::Enumerator);
-    assert_eq!(principal.node, Some(node));
-    assert!(token.expose().len() >= 4 + 43, "256 bits in base64url");
-    assert!(!format!("{token:?}").contains(token.expose()));
-    assert!(matches!(
-        accounts.enroll(code.expose(), NodeId::random(), "again", 3_000),
-        Err(AccountError::BadCode)
-    ));
-    let found = accounts.authenticate(token.expose()).unwrap().unwrap();
-    assert_eq!(found.device_id, principal.device_id);
+    for (name, dir, accounts) in backends() {
+        println!("backend: {name}");
+        let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+        accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
+        let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 1_000).unwrap();
+        let node = NodeId::random();
+        // Typed in lower case with spaces: still the code.
+        let typed = code.expose().to_lowercase().replace('-', " ");
+        let (principal, token) = accounts.enroll(&typed, node, "Tecno Spark", 2_000).unwrap();
+        assert_eq!(principal.username, "amina");
+        assert_eq!(principal.role, Role::Enumerator);
+        assert_eq!(principal.node, Some(node));
+        assert!(token.expose().len() >= 4 + 43, "256 bits in base64url");
+        assert!(!format!("{token:?}").contains(token.expose()));
+        assert!(matches!(
+            accounts.enroll(code.expose(), NodeId::random(), "again", 3_000),
+            Err(AccountError::BadCode)
+        ));
+        let found = accounts.authenticate(token.expose()).unwrap().unwrap();
+        assert_eq!(found.device_id, principal.device_id);
 
-    // Neither the token nor the code is anywhere in the database file.
-    drop(accounts);
-    let mut bytes = std::fs::read(dir.path().join("server.sqlite")).unwrap();
-    bytes.extend(std::fs::read(dir.path().join("server.sqlite-wal")).unwrap_or_default());
-    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
-    assert!(!contains(token.expose()));
-    assert!(!contains(&normalize_code(code.expose())));
+        let stored = accounts
+            .db
+            .with(|db| db.query("SELECT token_hash FROM devices", crate::sql::params![]))
+            .unwrap();
+        assert_eq!(stored.len(), 1, "{name}");
+        assert!(!format!("{stored:?}").contains(token.expose()), "{name}");
+        // Neither the token nor the code is anywhere in the database file.
+        drop(accounts);
+        if let Some(dir) = dir {
+            let mut bytes = std::fs::read(dir.path().join("server.sqlite")).unwrap();
+            bytes.extend(std::fs::read(dir.path().join("server.sqlite-wal")).unwrap_or_default());
+            let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+            assert!(!contains(token.expose()));
+            assert!(!contains(&normalize_code(code.expose())));
+        }
+    }
 }
 
 #[test]
 fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
-    let (_dir, accounts) = accounts();
-    let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
-    accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
-    let (old, expires) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
-    assert!(matches!(
-        accounts.enroll(old.expose(), NodeId::random(), "late", expires),
-        Err(AccountError::BadCode)
-    ));
+    for (name, _dir, accounts) in backends() {
+        println!("backend: {name}");
+        let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+        accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
+        let (old, expires) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        assert!(matches!(
+            accounts.enroll(old.expose(), NodeId::random(), "late", expires),
+            Err(AccountError::BadCode)
+        ));
 
-    let node = NodeId::random();
-    let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
-    let (principal, token) = accounts.enroll(code.expose(), node, "phone", 10).unwrap();
-    let (again, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
-    assert!(matches!(
-        accounts.enroll(again.expose(), node, "copy", 20),
-        Err(AccountError::Exists(_))
-    ));
+        let node = NodeId::random();
+        let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        let (principal, token) = accounts.enroll(code.expose(), node, "phone", 10).unwrap();
+        let (again, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        assert!(matches!(
+            accounts.enroll(again.expose(), node, "copy", 20),
+            Err(AccountError::Exists(_))
+        ));
 
-    accounts.revoke_device(&project, principal.device_id, 30).unwrap();
-    assert!(accounts.authenticate(token.expose()).unwrap().is_none());
-    let other = accounts.create_project("goma", "Goma", 0).unwrap();
-    assert!(matches!(
-        accounts.revoke_device(&other, principal.device_id, 30),
-        Err(AccountError::UnknownDevice(_))
-    ));
+        accounts.revoke_device(&project, principal.device_id, 30).unwrap();
+        assert!(accounts.authenticate(token.expose()).unwrap().is_none());
+        let other = accounts.create_project("goma", "Goma", 0).unwrap();
+        assert!(matches!(
+            accounts.revoke_device(&other, principal.device_id, 30),
+            Err(AccountError::UnknownDevice(_))
+        ));
+    }
 }
 
 #[test]
 fn names_are_checked_and_admins_are_server_wide() {
-    let (_dir, accounts) = accounts();
-    assert!(matches!(
-        accounts.create_project("Bad Name", "x", 0),
-        Err(AccountError::Invalid(_))
-    ));
-    let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
-    assert!(matches!(
-        accounts.add_user(None, "amina", Role::Enumerator, 0),
-        Err(AccountError::Invalid(_))
-    ));
-    accounts.add_user(None, "admin", Role::Admin, 0).unwrap();
-    assert_eq!(accounts.user(Some(&project), "admin").unwrap().1, Role::Admin);
-    assert!(matches!(
-        accounts.issue_enrollment(&project, "admin", 1, 0),
-        Err(AccountError::Invalid(_))
-    ));
-    let token = accounts.issue_api_token(None, "admin", 0).unwrap();
-    let admin = accounts.authenticate(token.expose()).unwrap().unwrap();
-    assert!(admin.in_project(&project) && admin.node.is_none());
+    for (name, _dir, accounts) in backends() {
+        println!("backend: {name}");
+        assert!(matches!(
+            accounts.create_project("Bad Name", "x", 0),
+            Err(AccountError::Invalid(_))
+        ));
+        let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+        assert!(matches!(
+            accounts.add_user(None, "amina", Role::Enumerator, 0),
+            Err(AccountError::Invalid(_))
+        ));
+        accounts.add_user(None, "admin", Role::Admin, 0).unwrap();
+        assert_eq!(accounts.user(Some(&project), "admin").unwrap().1, Role::Admin);
+        assert!(matches!(
+            accounts.issue_enrollment(&project, "admin", 1, 0),
+            Err(AccountError::Invalid(_))
+        ));
+        let token = accounts.issue_api_token(None, "admin", 0).unwrap();
+        let admin = accounts.authenticate(token.expose()).unwrap().unwrap();
+        assert!(admin.in_project(&project) && admin.node.is_none());
+    }
 }

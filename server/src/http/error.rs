@@ -121,7 +121,7 @@ impl From<AccountError> for ApiError {
             AccountError::Exists(_) => ApiError::conflict(e.to_string()),
             AccountError::Invalid(_) => ApiError::bad_request(e.to_string()),
             AccountError::BadCode => ApiError::forbidden(e.to_string()),
-            AccountError::Sqlite(_) => ApiError::internal(e),
+            AccountError::Database(_) => ApiError::internal(e),
         }
     }
 }

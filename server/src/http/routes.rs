@@ -134,7 +134,15 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
         .blocking(move |data| {
             let store = data.store(&project)?;
             let now = now_ms();
-            let (response, stats) = exchange(&data.accounts, &project, &store, &principal, request, limits, now)?;
+            let (response, stats) = exchange(
+                &data.accounts,
+                &project,
+                store.as_ref(),
+                &principal,
+                request,
+                limits,
+                now,
+            )?;
             data.accounts.record_sync(
                 principal.device_id,
                 (stats.applied + stats.duplicates) as u64,

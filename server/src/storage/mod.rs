@@ -1,0 +1,107 @@
+//! Where a project's ops and merged state live on the server: the
+//! [`ProjectLog`] interface and its two backends.
+//!
+//! - SQLite (the default): one core [`Store`](mpaka_core::Store) file per
+//!   project, the very store devices keep (`sqlite.rs`).
+//! - PostgreSQL: every project in one database, shared by any number of
+//!   `mpaka serve` processes (`postgres.rs`).
+//!
+//! Both merge with the core's one merge function ([`EntityState::apply`]
+//! and [`conflicts_with_history`](mpaka_core::merge::conflicts_with_history))
+//! and keep entity state in the same columns
+//! ([`EntityState::to_columns`]). What differs is how the server sequence
+//! (the pull cursor's unit) is assigned; see [`ProjectLog::ops_after`].
+
+use std::collections::HashSet;
+
+use mpaka_core::form::FormDefinition;
+use mpaka_core::store::{ApplyReport, StoredConflict};
+use mpaka_core::sync::FormRef;
+use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId};
+
+pub mod postgres;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+/// A storage failure. Messages name the backend and what failed, never
+/// the data.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The SQLite project store.
+    #[error("project store: {0}")]
+    Store(#[from] mpaka_core::Error),
+    /// PostgreSQL answered with an error or the connection failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// No connection could be had from the pool in time.
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// A stored value does not read back (a bug or a damaged database).
+    #[error("PostgreSQL holds a damaged {what}: {reason}")]
+    Corrupt {
+        /// What kind of row.
+        what: &'static str,
+        /// Why it does not read.
+        reason: String,
+    },
+    /// A migration this build does not know is already applied: a newer
+    /// mpaka wrote to this database.
+    #[error(
+        "the database is at schema version {found}, this mpaka knows up to {known}; run the newer mpaka, or point this one at another database"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: i32,
+        /// This build's newest.
+        known: i32,
+    },
+}
+
+/// One project's op log and merged state, as the sync exchange uses it.
+///
+/// Implementations are shared between request threads.
+pub trait ProjectLog: Send + Sync {
+    /// Which of `ids` are already held.
+    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError>;
+
+    /// Appends and merges ops pushed by devices, in one transaction. Each
+    /// op is checked on its own (schema, clock bound against `now_ms`, id
+    /// reuse): a bad op is reported in [`ApplyReport::rejected`] and the
+    /// rest are applied. Resent ops count as duplicates and change nothing.
+    fn apply(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport, StorageError>;
+
+    /// The merged state of one entity.
+    fn entity(&self, collection: Collection, id: EntityId) -> Result<Option<EntityState>, StorageError>;
+
+    /// Up to `limit` ops with server sequence above `after`, in sequence
+    /// order, leaving out those stamped by `skip`; and the sequence the
+    /// answer covers (a pull cursor may move there even when the ops near
+    /// the end were all skipped).
+    ///
+    /// The invariant every backend keeps: once an op with sequence `s` is
+    /// visible to a reader, every op that will ever have a sequence below
+    /// `s` is visible too. A device whose cursor passed `s` can then never
+    /// miss an op that commits later with a smaller number.
+    fn ops_after(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64), StorageError>;
+
+    /// Publishes a compiled form; false if that version was already held.
+    fn save_form(&self, form: &FormDefinition, now_ms: u64) -> Result<bool, StorageError>;
+
+    /// One published form version.
+    fn form(&self, form_id: &str, version: &str) -> Result<Option<FormDefinition>, StorageError>;
+
+    /// Every published form, in form id and version order.
+    fn forms(&self) -> Result<Vec<FormDefinition>, StorageError> {
+        self.form_refs()?
+            .iter()
+            .filter_map(|r| self.form(&r.form_id, &r.version).transpose())
+            .collect()
+    }
+
+    /// Every published form version.
+    fn form_refs(&self) -> Result<Vec<FormRef>, StorageError>;
+
+    /// Recorded conflicts, open ones only if asked.
+    fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>, StorageError>;
+}

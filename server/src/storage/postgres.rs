@@ -1,0 +1,577 @@
+//! The PostgreSQL backend: every project in one database, shared by any
+//! number of `mpaka serve` processes.
+//!
+//! Sequence numbers: a pushing transaction first locks its project's row
+//! in `project_heads` and keeps the lock to its commit. Pushes to one
+//! project are therefore serialized across processes, and the numbers
+//! they take are handed out in commit order: a reader that sees sequence
+//! `s` committed sees every smaller one committed too (PostgreSQL makes a
+//! transaction visible before it releases its locks). That is the
+//! invariant [`ProjectLog::ops_after`] promises, with the cursor kept the
+//! plain number devices already store. Everything else a push costs
+//! (HTTP, gzip, JSON, authorization, form validation) runs before the lock,
+//! in parallel across processes; pulls never take it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use ::postgres::types::ToSql;
+use ::postgres::{NoTls, Transaction};
+use mpaka_core::form::FormDefinition;
+use mpaka_core::hlc::HlcState;
+use mpaka_core::merge::conflicts_with_history;
+use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, StoredConflict};
+use mpaka_core::sync::FormRef;
+use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, Hlc, NodeId, Op, OpId};
+use r2d2_postgres::PostgresConnectionManager;
+use uuid::Uuid;
+
+use super::{ProjectLog, StorageError};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The migrations, in order; version N is `MIGRATIONS[N - 1]`.
+const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+
+/// Key of the advisory lock that serializes migrations between processes
+/// starting at once ("mpaka" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6d_70_61_6b_61;
+
+/// A PostgreSQL database holding mpaka projects.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("Postgres")
+            .field("connections", &self.pool.max_size())
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// Connects with up to `connections` pooled connections and brings the
+    /// schema up to date (safe when several processes start at once).
+    pub fn connect(url: &str, connections: u32) -> Result<Postgres, StorageError> {
+        Postgres::connect_config(url.parse()?, connections)
+    }
+
+    /// [`Postgres::connect`] with a parsed configuration.
+    pub fn connect_config(config: ::postgres::Config, connections: u32) -> Result<Postgres, StorageError> {
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(connections.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        let db = Postgres { pool };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The connection pool, shared with the accounts.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
+    }
+
+    /// One project's log in this database.
+    pub fn project(&self, project_id: i64) -> PgProject {
+        PgProject {
+            pool: self.pool.clone(),
+            project: project_id,
+            max_clock_ahead_ms: DEFAULT_MAX_CLOCK_AHEAD_MS,
+        }
+    }
+
+    /// The schema version this database is at.
+    pub fn schema_version(&self) -> Result<i32, StorageError> {
+        let mut client = self.pool.get()?;
+        Ok(client
+            .query_one("SELECT coalesce(max(version), 0) FROM mpaka_schema", &[])?
+            .get(0))
+    }
+
+    fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        // Held to the commit: a second process starting now waits here and
+        // then finds the schema current.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS mpaka_schema (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )?;
+        let current: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM mpaka_schema", &[])?
+            .get(0);
+        let known = MIGRATIONS.len() as i32;
+        if current > known {
+            return Err(StorageError::NewerSchema { found: current, known });
+        }
+        for (version, sql) in (1..).zip(MIGRATIONS).skip(current as usize) {
+            tx.batch_execute(sql)?;
+            tx.execute("INSERT INTO mpaka_schema (version) VALUES ($1)", &[&version])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A fresh, empty database for one test: its own schema in the
+/// `MPAKA_TEST_DATABASE_URL` database. Without that variable the test
+/// fails and says how to get one: PostgreSQL tests never skip.
+#[cfg(test)]
+pub(crate) fn test_database() -> Postgres {
+    let url = std::env::var("MPAKA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "MPAKA_TEST_DATABASE_URL is not set: the PostgreSQL backend tests need a server. \
+             Run ./scripts/test-all (it starts a throwaway cluster), or \
+             eval \"$(scripts/pg-throwaway start)\" first"
+        )
+    });
+    let schema = format!("test_{:016x}", fastrand::u64(..));
+    let mut client = ::postgres::Client::connect(&url, NoTls)
+        .unwrap_or_else(|e| panic!("cannot reach MPAKA_TEST_DATABASE_URL: {e}"));
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap_or_else(|e| panic!("cannot create a test schema: {e}"));
+    let mut config: ::postgres::Config = url.parse().unwrap_or_else(|e| panic!("MPAKA_TEST_DATABASE_URL: {e}"));
+    config.options(&format!("-c search_path={schema}"));
+    Postgres::connect_config(config, 8).unwrap_or_else(|e| panic!("cannot use the test database: {e}"))
+}
+
+/// One project's ops in a [`Postgres`] database.
+#[derive(Clone)]
+pub struct PgProject {
+    pool: Pool,
+    project: i64,
+    max_clock_ahead_ms: u64,
+}
+
+impl std::fmt::Debug for PgProject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgProject").field("project", &self.project).finish()
+    }
+}
+
+fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {
+    StorageError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_op(json: &str) -> Result<Op, StorageError> {
+    serde_json::from_str(json).map_err(|e| corrupt("op", e))
+}
+
+fn stamp(hlc: i64, node: i64) -> Hlc {
+    Hlc::from_packed(hlc, node)
+}
+
+/// An entity as the batch sees it.
+#[derive(Default)]
+struct Loaded {
+    state: EntityState,
+    has_conflicts: bool,
+    dirty: bool,
+}
+
+impl ProjectLog for PgProject {
+    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError> {
+        let mut client = self.pool.get()?;
+        let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows = client.query(
+            "SELECT op_id FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
+            &[&self.project, &uuids],
+        )?;
+        Ok(rows.iter().map(|r| OpId(r.get(0))).collect())
+    }
+
+    fn apply(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport, StorageError> {
+        let mut report = ApplyReport::default();
+        if ops.is_empty() {
+            return Ok(report);
+        }
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        tx.execute(
+            "INSERT INTO project_heads (project_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            &[&self.project],
+        )?;
+        let mut seq: i64 = tx
+            .query_one(
+                "SELECT last_seq FROM project_heads WHERE project_id = $1 FOR UPDATE",
+                &[&self.project],
+            )?
+            .get(0);
+
+        // What the log already holds of these ids, to tell resent ops from
+        // reused ids.
+        let uuids: Vec<Uuid> = ops.iter().map(|op| op.id.0).collect();
+        let mut held: HashMap<Uuid, (Hlc, i64, Uuid)> = HashMap::new();
+        for row in tx.query(
+            "SELECT op_id, hlc, node, collection, entity FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
+            &[&self.project, &uuids],
+        )? {
+            held.insert(row.get(0), (stamp(row.get(1), row.get(2)), row.get(3), row.get(4)));
+        }
+
+        let mut entities = self.load_entities(&mut tx, ops)?;
+        // This batch's ops per entity, for conflict histories: they reach
+        // the table only at the end.
+        let mut batch_ops: HashMap<(Collection, EntityId), Vec<&Op>> = HashMap::new();
+        let mut new_ops: Vec<(i64, &Op, String)> = Vec::new();
+        for op in ops {
+            if let Some((hlc, collection, entity)) = held.get(&op.id.0) {
+                if *hlc == op.hlc && *collection == op.collection.code() && *entity == op.entity.0 {
+                    report.duplicates += 1;
+                } else {
+                    report
+                        .rejected
+                        .push((op.id, mpaka_core::Error::OpIdReused { id: op.id.to_string() }));
+                }
+                continue;
+            }
+            // A stateless clock: the bound is against the server's wall time.
+            if let Err(reason) = op
+                .validate()
+                .and_then(|()| HlcState::new(NodeId(0)).observe(op.hlc, now_ms, self.max_clock_ahead_ms))
+            {
+                report.rejected.push((op.id, reason));
+                continue;
+            }
+            let json = serde_json::to_string(op).map_err(|e| corrupt("op", e))?;
+            seq += 1;
+            held.insert(op.id.0, (op.hlc, op.collection.code(), op.entity.0));
+            new_ops.push((seq, op, json));
+            report.applied += 1;
+
+            let key = (op.collection, op.entity);
+            let loaded = entities.entry(key).or_default();
+            loaded.dirty = true;
+            let found = if loaded.state.needs_history(op) {
+                let mut history = self.history(&mut tx, op.collection, op.entity)?;
+                history.extend(batch_ops.get(&key).into_iter().flatten().map(|o| (*o).clone()));
+                conflicts_with_history(op, &history)
+            } else {
+                Vec::new()
+            };
+            loaded.state.apply(op);
+            loaded.has_conflicts |= !found.is_empty();
+            if loaded.has_conflicts {
+                self.record_resolutions(&mut tx, op)?;
+            }
+            for conflict in &found {
+                self.insert_conflict(&mut tx, conflict)?;
+            }
+            report.conflicts += found.len();
+            batch_ops.entry(key).or_default().push(op);
+        }
+
+        self.insert_ops(&mut tx, &new_ops)?;
+        self.write_entities(&mut tx, &entities)?;
+        tx.execute(
+            "UPDATE project_heads SET last_seq = $2 WHERE project_id = $1",
+            &[&self.project, &seq],
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    fn entity(&self, collection: Collection, id: EntityId) -> Result<Option<EntityState>, StorageError> {
+        let mut client = self.pool.get()?;
+        let row = client.query_opt(
+            "SELECT doc, stamps FROM entities WHERE project_id = $1 AND collection = $2 AND id = $3",
+            &[&self.project, &collection.code(), &id.0],
+        )?;
+        row.map(|r| EntityState::from_columns(r.get(0), r.get(1)).map_err(|e| corrupt("entity", e)))
+            .transpose()
+    }
+
+    fn ops_after(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64), StorageError> {
+        let mut client = self.pool.get()?;
+        // One snapshot: the ops read and the end of the log agree.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let after = i64::try_from(after).map_err(|_| corrupt("cursor", "beyond any sequence"))?;
+        let skip = skip.map(NodeId::to_sql);
+        let rows = tx.query(
+            "SELECT seq, op FROM ops WHERE project_id = $1 AND seq > $2 AND ($3::bigint IS NULL OR node <> $3) \
+             ORDER BY seq LIMIT $4",
+            &[&self.project, &after, &skip, &(limit as i64)],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.get(0);
+            out.push((seq as u64, parse_op(row.get(1))?));
+        }
+        let covered = if out.len() == limit {
+            out.last().map_or(after as u64, |(seq, _)| *seq)
+        } else {
+            let end: Option<i64> = tx
+                .query_opt(
+                    "SELECT last_seq FROM project_heads WHERE project_id = $1",
+                    &[&self.project],
+                )?
+                .map(|r| r.get(0));
+            end.map_or(after, |end| end.max(after)) as u64
+        };
+        tx.commit()?;
+        Ok((out, covered))
+    }
+
+    fn save_form(&self, form: &FormDefinition, now_ms: u64) -> Result<bool, StorageError> {
+        let definition = serde_json::to_string(form).map_err(|e| corrupt("form", e))?;
+        let mut client = self.pool.get()?;
+        let added = client.execute(
+            "INSERT INTO forms (project_id, form_id, version, title, definition, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &self.project,
+                &form.form_id,
+                &form.version,
+                &form.title,
+                &definition,
+                &(now_ms as i64),
+            ],
+        )?;
+        Ok(added == 1)
+    }
+
+    fn form(&self, form_id: &str, version: &str) -> Result<Option<FormDefinition>, StorageError> {
+        let mut client = self.pool.get()?;
+        let row = client.query_opt(
+            "SELECT definition FROM forms WHERE project_id = $1 AND form_id = $2 AND version = $3",
+            &[&self.project, &form_id, &version],
+        )?;
+        row.map(|r| serde_json::from_str(r.get(0)).map_err(|e| corrupt("form", e)))
+            .transpose()
+    }
+
+    fn form_refs(&self) -> Result<Vec<FormRef>, StorageError> {
+        let mut client = self.pool.get()?;
+        let rows = client.query(
+            "SELECT form_id, version FROM forms WHERE project_id = $1 ORDER BY form_id, version",
+            &[&self.project],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| FormRef {
+                form_id: r.get(0),
+                version: r.get(1),
+            })
+            .collect())
+    }
+
+    fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>, StorageError> {
+        let mut client = self.pool.get()?;
+        let rows = client.query(
+            "SELECT id, collection, entity, field, older_op, older_hlc, older_node, older_value, \
+             newer_op, newer_hlc, newer_node, newer_value, resolved_op, resolved_hlc, resolved_node \
+             FROM conflicts WHERE project_id = $1 AND (NOT $2 OR resolved_op IS NULL) ORDER BY id",
+            &[&self.project, &open_only],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let resolved: Option<Uuid> = r.get(12);
+                let resolved_by = match (resolved, r.get::<_, Option<i64>>(13), r.get::<_, Option<i64>>(14)) {
+                    (Some(op), Some(hlc), Some(node)) => Some((stamp(hlc, node), OpId(op))),
+                    _ => None,
+                };
+                Ok(StoredConflict {
+                    id: r.get(0),
+                    conflict: Conflict {
+                        collection: Collection::from_code(r.get(1)).map_err(|e| corrupt("conflict", e))?,
+                        entity: EntityId(r.get(2)),
+                        field: r.get(3),
+                        older: ConflictingWrite {
+                            op: OpId(r.get(4)),
+                            hlc: stamp(r.get(5), r.get(6)),
+                            value: r.get(7),
+                        },
+                        newer: ConflictingWrite {
+                            op: OpId(r.get(8)),
+                            hlc: stamp(r.get(9), r.get(10)),
+                            value: r.get(11),
+                        },
+                        resolved_by,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+impl PgProject {
+    /// The stored state of every entity `ops` touch, in one query.
+    fn load_entities(
+        &self,
+        tx: &mut Transaction<'_>,
+        ops: &[Op],
+    ) -> Result<HashMap<(Collection, EntityId), Loaded>, StorageError> {
+        let mut keys: Vec<(Collection, EntityId)> = ops.iter().map(|op| (op.collection, op.entity)).collect();
+        keys.sort();
+        keys.dedup();
+        let codes: Vec<i64> = keys.iter().map(|(c, _)| c.code()).collect();
+        let ids: Vec<Uuid> = keys.iter().map(|(_, id)| id.0).collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        for row in tx.query(
+            "SELECT e.collection, e.id, e.doc, e.stamps, e.has_conflicts FROM entities e \
+             JOIN unnest($2::bigint[], $3::uuid[]) AS k(collection, id) \
+               ON e.collection = k.collection AND e.id = k.id \
+             WHERE e.project_id = $1",
+            &[&self.project, &codes, &ids],
+        )? {
+            let collection = Collection::from_code(row.get(0)).map_err(|e| corrupt("entity", e))?;
+            let state = EntityState::from_columns(row.get(2), row.get(3)).map_err(|e| corrupt("entity", e))?;
+            out.insert(
+                (collection, EntityId(row.get(1))),
+                Loaded {
+                    state,
+                    has_conflicts: row.get(4),
+                    dirty: false,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every op of one entity in the log.
+    fn history(&self, tx: &mut Transaction<'_>, collection: Collection, id: EntityId) -> Result<Vec<Op>, StorageError> {
+        tx.query(
+            "SELECT op FROM ops WHERE project_id = $1 AND collection = $2 AND entity = $3",
+            &[&self.project, &collection.code(), &id.0],
+        )?
+        .iter()
+        .map(|r| parse_op(r.get(0)))
+        .collect()
+    }
+
+    fn insert_ops(&self, tx: &mut Transaction<'_>, ops: &[(i64, &Op, String)]) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i64> = ops.iter().map(|(s, _, _)| *s).collect();
+        let ids: Vec<Uuid> = ops.iter().map(|(_, op, _)| op.id.0).collect();
+        let hlcs: Vec<i64> = ops.iter().map(|(_, op, _)| op.hlc.packed()).collect();
+        let nodes: Vec<i64> = ops.iter().map(|(_, op, _)| op.hlc.node.to_sql()).collect();
+        let collections: Vec<i64> = ops.iter().map(|(_, op, _)| op.collection.code()).collect();
+        let entities: Vec<Uuid> = ops.iter().map(|(_, op, _)| op.entity.0).collect();
+        let json: Vec<&str> = ops.iter().map(|(_, _, j)| j.as_str()).collect();
+        tx.execute(
+            "INSERT INTO ops (project_id, seq, op_id, hlc, node, collection, entity, op) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                                      $7::uuid[], $8::text[])",
+            &[
+                &self.project,
+                &seqs,
+                &ids,
+                &hlcs,
+                &nodes,
+                &collections,
+                &entities,
+                &json,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn write_entities(
+        &self,
+        tx: &mut Transaction<'_>,
+        entities: &HashMap<(Collection, EntityId), Loaded>,
+    ) -> Result<(), StorageError> {
+        let (mut codes, mut ids, mut docs, mut stamps, mut deleted, mut conflicts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((collection, id), loaded) in entities.iter().filter(|(_, l)| l.dirty) {
+            let (doc, stamp_bytes) = loaded.state.to_columns().map_err(|e| corrupt("entity", e))?;
+            codes.push(collection.code());
+            ids.push(id.0);
+            docs.push(doc);
+            stamps.push(stamp_bytes);
+            deleted.push(loaded.state.is_deleted());
+            conflicts.push(loaded.has_conflicts);
+        }
+        if codes.is_empty() {
+            return Ok(());
+        }
+        let params: [&(dyn ToSql + Sync); 7] = [&self.project, &codes, &ids, &docs, &stamps, &deleted, &conflicts];
+        tx.execute(
+            "INSERT INTO entities (project_id, collection, id, doc, stamps, deleted, has_conflicts) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::text[], $5::bytea[], $6::boolean[], \
+                                      $7::boolean[]) \
+             ON CONFLICT (project_id, collection, id) DO UPDATE SET doc = excluded.doc, stamps = excluded.stamps, \
+               deleted = excluded.deleted, has_conflicts = excluded.has_conflicts",
+            &params,
+        )?;
+        Ok(())
+    }
+
+    fn insert_conflict(&self, tx: &mut Transaction<'_>, c: &Conflict) -> Result<(), StorageError> {
+        let (older, newer) = (&c.older, &c.newer);
+        tx.execute(
+            "INSERT INTO conflicts (project_id, collection, entity, field, \
+             older_op, older_hlc, older_node, older_value, newer_op, newer_hlc, newer_node, newer_value, \
+             resolved_op, resolved_hlc, resolved_node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (project_id, older_op, newer_op, field) DO NOTHING",
+            &[
+                &self.project,
+                &c.collection.code(),
+                &c.entity.0,
+                &c.field,
+                &older.op.0,
+                &older.hlc.packed(),
+                &older.hlc.node.to_sql(),
+                &older.value,
+                &newer.op.0,
+                &newer.hlc.packed(),
+                &newer.hlc.node.to_sql(),
+                &newer.value,
+                &c.resolved_by.map(|(_, id)| id.0),
+                &c.resolved_by.map(|(hlc, _)| hlc.packed()),
+                &c.resolved_by.map(|(hlc, _)| hlc.node.to_sql()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the conflicts `op` resolves, keeping the earliest resolver
+    /// (the device store's rule, core/src/store/batch.rs).
+    fn record_resolutions(&self, tx: &mut Transaction<'_>, op: &Op) -> Result<(), StorageError> {
+        let Some(base) = op.base else {
+            return Ok(());
+        };
+        let statement = tx.prepare(
+            "UPDATE conflicts SET resolved_op = $1, resolved_hlc = $2, resolved_node = $3 \
+             WHERE project_id = $4 AND collection = $5 AND entity = $6 AND field = $7 \
+             AND (newer_hlc, newer_node) <= ($8, $9) \
+             AND (resolved_op IS NULL OR (resolved_hlc, resolved_node) > ($2, $3))",
+        )?;
+        for field in op.fields.keys() {
+            tx.execute(
+                &statement,
+                &[
+                    &op.id.0,
+                    &op.hlc.packed(),
+                    &op.hlc.node.to_sql(),
+                    &self.project,
+                    &op.collection.code(),
+                    &op.entity.0,
+                    field,
+                    &base.packed(),
+                    &base.node.to_sql(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}

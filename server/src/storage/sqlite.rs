@@ -1,0 +1,49 @@
+//! The default backend: a project is a core [`Store`] file, so the server
+//! merges, stores and orders ops exactly as devices do. SQLite has one
+//! writer at a time and assigns `ops.seq` inside it, so sequence order is
+//! commit order and the [`ProjectLog::ops_after`] invariant holds.
+
+use std::collections::HashSet;
+
+use mpaka_core::form::FormDefinition;
+use mpaka_core::store::{ApplyReport, StoredConflict};
+use mpaka_core::sync::FormRef;
+use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId, Store};
+
+use super::{ProjectLog, StorageError};
+
+impl ProjectLog for Store {
+    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError> {
+        Ok(Store::held(self, ids)?)
+    }
+
+    fn apply(&self, ops: &[Op], _now_ms: u64) -> Result<ApplyReport, StorageError> {
+        // The store's own clock is the server's: it bounds how far ahead an
+        // op may be stamped.
+        Ok(self.apply_remote(ops)?)
+    }
+
+    fn entity(&self, collection: Collection, id: EntityId) -> Result<Option<EntityState>, StorageError> {
+        Ok(self.get(collection, id)?.map(|e| e.state))
+    }
+
+    fn ops_after(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64), StorageError> {
+        Ok(self.ops_after_skipping(after, skip, limit)?)
+    }
+
+    fn save_form(&self, form: &FormDefinition, now_ms: u64) -> Result<bool, StorageError> {
+        Ok(Store::save_form(self, form, now_ms)?)
+    }
+
+    fn form(&self, form_id: &str, version: &str) -> Result<Option<FormDefinition>, StorageError> {
+        Ok(Store::form(self, form_id, version)?)
+    }
+
+    fn form_refs(&self) -> Result<Vec<FormRef>, StorageError> {
+        Ok(Store::form_refs(self)?)
+    }
+
+    fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>, StorageError> {
+        Ok(Store::conflicts(self, open_only)?)
+    }
+}
