@@ -59,10 +59,21 @@ impl TestServer {
     /// A server on `data_dir`, with extra environment variables. On a data
     /// folder that was set up before, `admin_token` is empty.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        TestServer::spawn(&["--data-dir".as_ref(), data_dir.as_os_str()], data_dir, env)
+    }
+
+    /// A server process on the PostgreSQL database at `database_url`
+    /// (see [`fresh_database_url`]), logging to `log_stem`.log. Only the
+    /// process that set the database up learns an `admin_token`.
+    pub fn start_postgres(database_url: &str, log_stem: &Path) -> TestServer {
+        TestServer::spawn(&["--database-url".as_ref(), database_url.as_ref()], log_stem, &[])
+    }
+
+    fn spawn(storage: &[&std::ffi::OsStr], data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
         let mut command = Command::new(mpaka_bin());
         command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(storage)
             .env("RUST_LOG", "info")
             .env("MPAKA_REQUESTS_PER_MINUTE", "1000000")
             .stdout(Stdio::piped())
@@ -223,6 +234,26 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A database of its own for one test: a fresh schema in the
+/// `MPAKA_TEST_DATABASE_URL` database, as a URL whose connections use it.
+/// Without that variable the test fails and says how to get one.
+pub fn fresh_database_url() -> String {
+    let base = std::env::var("MPAKA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "MPAKA_TEST_DATABASE_URL is not set: the PostgreSQL tests need a server. Run ./scripts/test-all \
+             (it starts a throwaway cluster), or eval \"$(scripts/pg-throwaway start)\" first"
+        )
+    });
+    let schema = format!("e2e_{:016x}", fastrand::u64(..));
+    let status = Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+        .status()
+        .unwrap_or_else(|e| panic!("psql (PostgreSQL's client) is needed to set up the test database: {e}"));
+    assert!(status.success(), "creating schema {schema} failed");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// An enrolled device: a store file and its token.
