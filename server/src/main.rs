@@ -29,15 +29,15 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct StorageArgs {
     /// Data folder of the embedded database (created if missing).
-    #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data")]
+    #[arg(long, env = "MPAKA_DATA_DIR", default_value = "mpaka-data", global = true)]
     data_dir: PathBuf,
     /// PostgreSQL instead of the data folder, e.g.
     /// postgres://mpaka@db.example.org/mpaka (the schema is created or
     /// upgraded at start).
-    #[arg(long, env = "MPAKA_DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "MPAKA_DATABASE_URL", hide_env_values = true, global = true)]
     database_url: Option<String>,
     /// Pooled PostgreSQL connections per process.
-    #[arg(long, env = "MPAKA_DATABASE_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "MPAKA_DATABASE_CONNECTIONS", default_value_t = 16, global = true)]
     database_connections: u32,
 }
 
