@@ -47,7 +47,11 @@ impl Server {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
-        let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .to_owned();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -57,7 +61,11 @@ impl Server {
             }
         });
         let admin_token = rx.recv_timeout(Duration::from_millis(500)).unwrap_or_default();
-        Server { child, url, admin_token }
+        Server {
+            child,
+            url,
+            admin_token,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -149,7 +157,12 @@ fn postmaster_pid(cluster: &Path) -> u32 {
 /// A database of its own on the cluster: a fresh schema.
 fn fresh_schema_url(url: &str, name: &str) -> String {
     let status = Command::new("psql")
-        .args([url, "-q", "-c", &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")])
+        .args([
+            url,
+            "-q",
+            "-c",
+            &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -189,7 +202,10 @@ fn print_load(label: &str, report: &SimReport, server_cpu: f64, pg_cpu: Option<f
         report.sync_percentile(0.5),
         report.sync_percentile(0.99),
         per_k(server_cpu),
-        pg_cpu.map_or(String::new(), |pg| format!(", PostgreSQL CPU {:.0} ms per 1,000 ops", per_k(pg))),
+        pg_cpu.map_or(String::new(), |pg| format!(
+            ", PostgreSQL CPU {:.0} ms per 1,000 ops",
+            per_k(pg)
+        )),
     );
 }
 
@@ -269,6 +285,7 @@ fn big_pull(url: &str, n: usize) {
     // Reset this process's peak RSS so it measures the device's pull alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let server_before = peak_mb(server.pid());
+    let device_before = peak_mb(std::process::id());
     let started = Instant::now();
     let report = SyncClient::new(SyncConfig::default())
         .unwrap()
@@ -278,7 +295,7 @@ fn big_pull(url: &str, n: usize) {
     assert_eq!(report.pulled as usize, n);
     println!(
         "new M&E device pulls {} ops from PostgreSQL through one server: {:.1} s ({:.0} ops/s), {} requests, \
-         {:.0} MB down; server peak RSS {:.0} MB (before the pull {:.0} MB), device peak RSS {:.0} MB",
+         {:.0} MB down; server peak RSS {:.0} MB (before the pull {:.0} MB), device peak RSS {:.0} MB (before {:.0} MB)",
         report.pulled,
         took.as_secs_f64(),
         report.pulled as f64 / took.as_secs_f64(),
@@ -287,14 +304,20 @@ fn big_pull(url: &str, n: usize) {
         peak_mb(server.pid()),
         server_before,
         peak_mb(std::process::id()),
+        device_before,
     );
 }
 
 fn main() {
     let only = std::env::var("MPAKA_BENCH_ONLY").unwrap_or_default();
-    let devices: usize = std::env::var("MPAKA_BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let pull_ops: usize =
-        std::env::var("MPAKA_BENCH_PULL_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let devices: usize = std::env::var("MPAKA_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let pull_ops: usize = std::env::var("MPAKA_BENCH_PULL_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let (url, cluster, started) = postgres();
     if only.is_empty() || only == "load" {
         load_comparison(&url, &cluster, devices);
