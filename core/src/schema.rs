@@ -469,6 +469,32 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
         FieldSpec::new("device", CODE, "device id"),
         FieldSpec::new("started_at", Timestamp, "when the interview started (device clock)"),
         FieldSpec::new("ended_at", Timestamp, "when the interview ended (device clock)"),
+        FieldSpec::new(
+            "started_at_server",
+            Timestamp,
+            "when the interview started, corrected by the server's clock",
+        ),
+        FieldSpec::new(
+            "ended_at_server",
+            Timestamp,
+            "when the interview ended, corrected by the server's clock",
+        ),
+        FieldSpec::new(
+            "clock_offset_ms",
+            Integer {
+                min: -100 * 365 * 24 * 3600 * 1000,
+                max: 100 * 365 * 24 * 3600 * 1000,
+            },
+            "server time minus device time used for the corrected times (ms)",
+        ),
+        FieldSpec::new(
+            "duration_ms",
+            Integer {
+                min: 0,
+                max: 30 * 24 * 3600 * 1000,
+            },
+            "time spent filling the form, from a monotonic clock (ms)",
+        ),
         FieldSpec::new("location", GeoPoint, "where the interview took place").personal(),
         FieldSpec::new("status", Choice(SUBMISSION_STATUS), "draft or complete").required(),
         FieldSpec::new("answers", Map, "answers keyed by question name").personal(),

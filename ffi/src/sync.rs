@@ -90,6 +90,13 @@ pub struct SyncSummary {
     pub bytes_received: u64,
     /// HTTP requests made.
     pub requests: u32,
+    /// Edits re-sent with server-corrected times: refused because this
+    /// phone's clock was far ahead, or made before it knew the server's
+    /// time. Nothing is lost; tell the enumerator the clock is wrong.
+    pub reissued: u64,
+    /// Server time minus this phone's time, in ms, as learned in this sync
+    /// (hours or more: the phone's clock is wrong).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A device's enrollment.
@@ -192,6 +199,8 @@ impl MpakaSyncClient {
                 })
                 .collect(),
             new_conflicts: report.new_conflicts,
+            reissued: report.reissued,
+            clock_offset_ms: report.clock_offset_ms,
             forms_received: report.forms_received,
             bytes_sent: report.bytes_sent,
             bytes_received: report.bytes_received,

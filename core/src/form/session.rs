@@ -111,6 +111,11 @@ pub struct FormSession {
     started_at: String,
     /// The registered trader interviewed, if any.
     trader: Option<EntityId>,
+    /// Time spent in earlier sittings (a resumed draft), and when this one
+    /// began: durations come from the monotonic clock, never from
+    /// subtracting wall times a wrong or changed clock makes meaningless.
+    earlier_ms: u64,
+    sitting: std::time::Instant,
 }
 
 impl FormSession {
@@ -152,6 +157,7 @@ impl FormSession {
         if let Some(started) = entity.get("started_at").and_then(Value::as_str) {
             session.started_at = started.to_owned();
         }
+        session.earlier_ms = entity.get("duration_ms").and_then(Value::as_u64).unwrap_or(0);
         session.trader = entity
             .get("trader_id")
             .and_then(Value::as_str)
@@ -202,6 +208,8 @@ impl FormSession {
             id,
             started_at,
             trader: None,
+            earlier_ms: 0,
+            sitting: std::time::Instant::now(),
         }
     }
 
@@ -423,9 +431,28 @@ impl FormSession {
         if let Some(trader) = self.trader {
             fields.insert("trader_id".into(), Value::String(trader.to_string()));
         }
+        // The server-corrected times, once a sync taught this device how
+        // far off its clock is; the device's own times stay as recorded.
+        let offset = store.clock_offset()?.map(|o| o.offset_ms);
+        let shift = |at: &str| -> Option<Value> {
+            let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+            let corrected = at.checked_add_signed(chrono::Duration::milliseconds(offset?))?;
+            Some(Value::String(corrected.to_rfc3339()))
+        };
+        if let Some(started) = shift(&self.started_at) {
+            fields.insert("started_at_server".into(), started);
+        }
         if let Some(ended_at) = ended_at {
+            if let Some(ended) = shift(&ended_at) {
+                fields.insert("ended_at_server".into(), ended);
+            }
             fields.insert("ended_at".into(), Value::String(ended_at));
         }
+        if let Some(offset) = offset {
+            fields.insert("clock_offset_ms".into(), Value::from(offset));
+        }
+        let duration = self.earlier_ms + self.sitting.elapsed().as_millis() as u64;
+        fields.insert("duration_ms".into(), Value::from(duration));
         for (name, value) in values {
             let empty = value.as_str() == Some("") || value.as_array().is_some_and(Vec::is_empty);
             fields.insert(

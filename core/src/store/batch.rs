@@ -235,8 +235,8 @@ impl<'t, 'o> Batch<'t, 'o> {
     /// is `None` to store it compacted.
     fn append(&self, op: &Op, fields: Option<&String>, pending: bool) -> Result<bool> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (op_id) DO NOTHING",
+            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending, sent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (op_id) DO NOTHING",
         )?;
         let inserted = stmt.execute(params![
             op.id.0.as_bytes(),
@@ -247,6 +247,8 @@ impl<'t, 'o> Batch<'t, 'o> {
             op.collection.code(),
             op.entity.0.as_bytes(),
             pending,
+            // A local op is unsent until a sync puts it in a request.
+            !pending,
         ])?;
         if inserted == 1
             && let Some(fields) = fields
@@ -261,7 +263,7 @@ impl<'t, 'o> Batch<'t, 'o> {
 }
 
 /// Every op of `op`'s entity in the log (none compacted: see `apply`).
-fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
+pub(crate) fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"
     ))?;
@@ -278,7 +280,12 @@ fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
 
 /// Gives the entity's compacted ops their fields back, from `state` as it
 /// is before anything newer is merged into it.
-fn restore_compacted(tx: &Transaction<'_>, collection: Collection, id: EntityId, state: &EntityState) -> Result<()> {
+pub(crate) fn restore_compacted(
+    tx: &Transaction<'_>,
+    collection: Collection,
+    id: EntityId,
+    state: &EntityState,
+) -> Result<()> {
     let mut select = tx.prepare_cached(
         "SELECT seq, hlc, node FROM ops WHERE collection = ?1 AND entity = ?2 \
          AND NOT EXISTS (SELECT 1 FROM op_fields WHERE op_fields.seq = ops.seq)",

@@ -18,6 +18,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x4d50_4b41;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sync.sql"),
+    include_str!("migrations/0003_clock.sql"),
 ];
 
 /// The schema version this build writes.

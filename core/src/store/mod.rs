@@ -7,6 +7,7 @@
 //! that returned survives power loss (one fsync of the WAL per save).
 
 mod batch;
+mod clock;
 pub(crate) mod codec;
 pub(crate) mod migrations;
 mod query;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use serde_json::Value;
 
 use self::batch::{Batch, Outcome};
+pub use self::clock::{ClockOffset, ClockSample, REISSUE_THRESHOLD_MS, Reissued};
 use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
 pub use self::migrations::SCHEMA_VERSION;
 pub use self::query::{Filter, Query};
@@ -137,6 +139,9 @@ pub struct ApplyReport {
     pub conflicts: usize,
     /// Ops refused, with the reason; the rest of the batch was applied.
     pub rejected: Vec<(OpId, Error)>,
+    /// This device's ops re-issued in server-corrected time (see
+    /// `store/clock.rs`).
+    pub reissued: usize,
 }
 
 /// One replica's store. Safe to share between threads; calls are serialized.
@@ -351,9 +356,11 @@ impl Store {
     ) -> Result<T> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let now = inner.options.clock.now_ms();
+        let raw_now = inner.options.clock.now_ms();
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut clock = resume_clock(&tx, inner.clock)?;
+        // Server-corrected time, once a sync taught the offset.
+        let now = clock::corrected(raw_now, clock::read_offset(&tx)?);
         let out = f(&tx, &mut clock, now, &inner.options)?;
         save_clock(&tx, clock.last())?;
         tx.commit()?;
@@ -718,23 +725,24 @@ fn load_or_create_clock(conn: &mut Connection) -> Result<HlcState> {
     Ok(state)
 }
 
-/// The clock as this handle knows it, moved past what another handle on
-/// the same file (another process, say) may have issued since.
-fn resume_clock(tx: &rusqlite::Transaction<'_>, mut clock: HlcState) -> Result<HlcState> {
+/// The clock as persisted: every write saves it in its transaction, so it
+/// holds the last stamp any handle on the file (another process, say)
+/// issued or observed. It is the truth, not a floor: re-issuing ops in
+/// corrected time (`store/clock.rs`) may move it back.
+fn resume_clock(tx: &rusqlite::Transaction<'_>, clock: HlcState) -> Result<HlcState> {
     let persisted: Option<i64> = tx
         .prepare_cached("SELECT value FROM meta WHERE key = 'clock'")?
         .query_row([], |r| r.get(0))
         .optional()?;
-    if let Some(packed) = persisted {
-        clock.advance_to(Hlc::from_packed(packed, clock.node().to_sql()));
-    }
-    Ok(clock)
+    Ok(match persisted {
+        Some(packed) => HlcState::resume(Hlc::from_packed(packed, clock.node().to_sql())),
+        None => clock,
+    })
 }
 
 fn save_clock(tx: &rusqlite::Transaction<'_>, last: Hlc) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES ('clock', ?1) \
-         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+        "INSERT INTO meta (key, value) VALUES ('clock', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?
     .execute([last.packed()])?;
     Ok(())

@@ -5,6 +5,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::clock::{ClockSample, learn_offset, read_offset, reissue};
 use super::codec::{OP_COLUMNS, op_from_row, whole};
 use super::{ApplyReport, Store, acknowledge_in, apply_ops};
 use crate::error::{Error, Result};
@@ -27,6 +28,9 @@ pub struct SyncExchange<'a> {
     pub forms: &'a [FormDefinition],
     /// The server's clock when it answered (ms).
     pub server_time_ms: u64,
+    /// The exchange's timing, to learn how far off this device's clock
+    /// is; `None` keeps what the store knows.
+    pub clock: Option<ClockSample>,
 }
 
 /// An op the server refused, kept on the device for the enumerator to see.
@@ -57,7 +61,7 @@ impl Store {
     /// must still take them), acknowledges and marks refused what was
     /// pushed, stores the forms and moves the cursor.
     pub fn apply_exchange(&self, exchange: &SyncExchange<'_>) -> Result<ApplyReport> {
-        self.write(|tx, clock, now, _| {
+        self.write(|tx, clock, now, options| {
             let report = apply_ops(tx, clock, now, u64::MAX, exchange.pulled)?;
             acknowledge_in(tx, exchange.accepted)?;
             let mut mark =
@@ -81,6 +85,22 @@ impl Store {
                  ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 [exchange.cursor as i64],
             )?;
+            // Learn the server's time, then re-issue what a wrong clock
+            // stamped (store/clock.rs), in this same transaction.
+            let raw_now = options.clock.now_ms();
+            let previous = read_offset(tx)?;
+            let offset = match &exchange.clock {
+                Some(sample) => Some(learn_offset(tx, sample, raw_now)?),
+                None => previous,
+            };
+            let mut report = report;
+            if let Some(offset) = offset {
+                let now = super::clock::corrected(raw_now, Some(offset));
+                // What was stamped under the previous offset (or none) moves
+                // by the difference.
+                let shift = offset.offset_ms - previous.map_or(0, |p| p.offset_ms);
+                report.reissued = reissue(tx, clock, now, offset, shift, options)?;
+            }
             Ok(report)
         })
     }

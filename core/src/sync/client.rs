@@ -20,7 +20,7 @@ use super::{
     gunzip_limited, gzip,
 };
 use crate::op::{Op, OpId};
-use crate::store::{Store, SyncExchange};
+use crate::store::{ClockSample, Store, SyncExchange};
 
 /// Responses may expand to at most this much (a response is sized by the
 /// pull limit the device asked for; this is a guard against a broken server).
@@ -133,6 +133,11 @@ pub struct SyncReport {
     pub forms_received: u32,
     /// The server's clock at the last exchange (ms).
     pub server_time_ms: u64,
+    /// Server time minus this device's time (ms), as learned in this sync.
+    pub clock_offset_ms: Option<i64>,
+    /// This device's ops re-issued in server-corrected time (refused as
+    /// too far ahead, or stamped before it knew the server's time).
+    pub reissued: u64,
 }
 
 /// Why a sync stopped. Whatever the error, the store holds every exchange
@@ -294,12 +299,20 @@ impl SyncClient {
         // exchange, up and down (ops pushed and pulled compress differently).
         let mut ratio = 4.0f64;
         let mut pull_ratio = 4.0f64;
+        // A device that never learned the server's time, with ops it has
+        // not sent yet, asks first: those ops are then re-stamped in
+        // corrected time before they leave (store/clock.rs).
+        let mut handshake = store.clock_offset()?.is_none() && store.has_unsent_ops()?;
         loop {
             if cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
             let budget = (self.config.batch_bytes as f64 * ratio) as usize;
-            let (ops, raw_ops) = pending_batch(store, budget)?;
+            let (ops, raw_ops) = if handshake {
+                (Vec::new(), Vec::new())
+            } else {
+                pending_batch(store, budget)?
+            };
             let request = SyncRequest::<&serde_json::value::RawValue> {
                 protocol: PROTOCOL_VERSION,
                 cursor: store.sync_cursor()?,
@@ -310,7 +323,8 @@ impl SyncClient {
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);
             ratio = (json.len() as f64 / body.len().max(1) as f64).clamp(1.5, 12.0);
-            let (response, down_ratio) = self.exchange(&url, device_token, body, &mut report, cancel)?;
+            store.mark_sent(&ops.iter().map(|op| op.id).collect::<Vec<_>>())?;
+            let (response, down_ratio, sample) = self.exchange(store, &url, device_token, body, &mut report, cancel)?;
             if !response.ops.is_empty() {
                 pull_ratio = down_ratio.clamp(1.5, 20.0);
             }
@@ -322,8 +336,11 @@ impl SyncClient {
                 rejected: &response.rejected,
                 forms: &response.forms,
                 server_time_ms: response.server_time_ms,
+                clock: Some(sample),
             };
             let applied = store.apply_exchange(&exchange)?;
+            report.reissued += applied.reissued as u64;
+            report.clock_offset_ms = store.clock_offset()?.map(|o| o.offset_ms);
             report.pushed += response.accepted.len() as u64;
             report.rejected.extend(response.rejected.iter().cloned());
             report.pulled += applied.applied as u64;
@@ -351,27 +368,37 @@ impl SyncClient {
                 pulled: report.pulled,
                 exchanges,
             });
-            if finished || (!response.more && store.pending_count()? == 0) {
+            if !std::mem::take(&mut handshake) && (finished || (!response.more && store.pending_count()? == 0)) {
                 return Ok(report);
             }
         }
     }
 
-    /// One exchange, retried on network errors, 5xx and 429.
+    /// One exchange, retried on network errors, 5xx and 429; with the
+    /// timing of the attempt that was answered, on the device's own clock.
     fn exchange(
         &self,
+        store: &Store,
         url: &str,
         token: &str,
         body: Vec<u8>,
         report: &mut SyncReport,
         cancel: &CancelToken,
-    ) -> Result<(SyncResponse, f64), SyncError> {
+    ) -> Result<(SyncResponse, f64, ClockSample), SyncError> {
         let mut attempt = 0u32;
         loop {
             report.requests += 1;
             report.bytes_sent += body.len() as u64;
+            let sent_at_ms = store.wall_clock_ms();
             let last = match self.attempt(url, token, body.clone(), report) {
-                Ok(response) => return Ok(response),
+                Ok((response, ratio)) => {
+                    let sample = ClockSample {
+                        server_time_ms: response.server_time_ms,
+                        sent_at_ms,
+                        received_at_ms: store.wall_clock_ms(),
+                    };
+                    return Ok((response, ratio, sample));
+                }
                 Err(Attempt::Fatal(error)) => return Err(error),
                 Err(Attempt::Retry(why)) => why,
             };
