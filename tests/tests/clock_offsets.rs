@@ -107,6 +107,16 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
             id
         })
         .collect();
+    let session = EntityId::random();
+    let session_fields: Fields = serde_json::from_value(json!({
+        "topic": "hiv_aids", "date": "2026-11-28", "border_post": "rusizi_2", "side": "drc",
+        "facilitator": "right", "language": "sw",
+    }))
+    .unwrap();
+    right
+        .store
+        .save(Collection::AwarenessSessions, session, session_fields)
+        .unwrap();
     let early = EntityId::random();
     let early_op = ahead1h.store.save(Collection::Traders, early, trader("Early")).unwrap();
     right.sync(&server.url).unwrap();
@@ -146,6 +156,24 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
     edit(right, traders[1], "+250 788 000 004"); // wins
     edit(jumps, traders[2], "+250 788 000 005"); // loses, once re-issued in true time
     edit(behind2y, traders[2], "+250 788 000 006"); // wins
+    // And the same session's language, on three phones.
+    let language = |device: &Device, code: &str| {
+        let seen = device
+            .store
+            .get(Collection::AwarenessSessions, session)
+            .unwrap()
+            .unwrap()
+            .version();
+        let fields: Fields = serde_json::from_value(json!({"language": code})).unwrap();
+        device
+            .store
+            .save_seen(seen, Collection::AwarenessSessions, session, fields)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    language(ahead3d, "fr"); // loses
+    language(jumps, "en"); // loses
+    language(behind2y, "rw"); // wins: last
 
     // An interview on the phone two years behind, timed on its own clock.
     let form = trader_survey();
@@ -188,7 +216,7 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
         assert!(device.store.rejected_ops().unwrap().is_empty(), "{}", device.username);
     }
     let jumped = jumps.store.reissued().unwrap();
-    assert_eq!(jumped.len(), 1, "{jumped:?}");
+    assert_eq!(jumped.len(), 2, "the trader and the session edit: {jumped:?}");
     assert_eq!(jumped[0].reason, "clock_ahead");
 
     // Every op exactly once on the server: the ops the devices hold
@@ -207,18 +235,15 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
     // Converged, and the later edit won each race.
     let expected = held.snapshot().unwrap();
     for device in &devices {
+        let shared = |c: Collection| c == Collection::Traders || c == Collection::AwarenessSessions;
         let theirs: Vec<_> = device
             .store
             .snapshot()
             .unwrap()
             .into_iter()
-            .filter(|e| e.collection == Collection::Traders)
+            .filter(|e| shared(e.collection))
             .collect();
-        let mine: Vec<_> = expected
-            .iter()
-            .filter(|e| e.collection == Collection::Traders)
-            .cloned()
-            .collect();
+        let mine: Vec<_> = expected.iter().filter(|e| shared(e.collection)).cloned().collect();
         assert_eq!(theirs, mine, "{} differs from the server", device.username);
     }
     let number = |id: EntityId| {
@@ -243,6 +268,35 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
         Some(json!("+250 788 000 006")),
         "the jumped phone edited earlier"
     );
+    let spoken = held
+        .get(Collection::AwarenessSessions, session)
+        .unwrap()
+        .unwrap()
+        .get("language")
+        .cloned();
+    assert_eq!(spoken, Some(json!("rw")), "the -2 y phone set the language last");
+    // The losing values stay, as conflicts every replica lists alike.
+    let conflicts = |store: &mpaka_core::Store| {
+        let mut c: Vec<_> = store
+            .conflicts(false)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.conflict)
+            .filter(|c| c.collection != Collection::Submissions)
+            .collect();
+        c.sort();
+        c
+    };
+    let on_server = conflicts(&held);
+    assert!(on_server.iter().any(|c| c.entity == session && c.field == "language"));
+    for device in &devices {
+        assert_eq!(
+            conflicts(&device.store),
+            on_server,
+            "{}: conflicts differ from the server's",
+            device.username
+        );
+    }
 
     // The interview keeps the phone's own times, the corrected ones and
     // the offset used; the corrected start is the true start.
