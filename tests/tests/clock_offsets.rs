@@ -298,6 +298,25 @@ fn wrong_clocks_converge_and_the_right_clock_wins() {
         );
     }
 
+    // The officers see each phone's clock error in the device list.
+    let (status, listed) = server.api("GET", "/v1/projects/rusizi-bukavu/devices", &server.admin_token, None);
+    assert_eq!(status, 200, "{listed}");
+    for (device, (_, offset)) in devices.iter().zip(&clocks) {
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["username"] == device.username.as_str())
+            .unwrap();
+        let seen = entry["clock_offset_ms"].as_i64().unwrap();
+        let offset = if device.username == "jumps" { 3 * DAY } else { *offset };
+        assert!(
+            (seen + offset).abs() < 5_000,
+            "{}: listed {seen} for a clock {offset} ms off",
+            device.username
+        );
+    }
+
     // The interview keeps the phone's own times, the corrected ones and
     // the offset used; the corrected start is the true start.
     let interview = held.get(Collection::Submissions, submission.entity).unwrap().unwrap();

@@ -48,6 +48,7 @@ impl Puller {
             ops: vec![],
             forms: self.forms.clone(),
             pull_limit_bytes: 16 * 1024,
+            device_time_ms: None,
         };
         let response = self
             .http

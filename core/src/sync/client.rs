@@ -319,6 +319,7 @@ impl SyncClient {
                 ops: raw_ops.iter().map(|r| r.as_ref()).collect(),
                 forms: store.form_refs()?,
                 pull_limit_bytes: (self.config.batch_bytes as f64 * pull_ratio) as u64,
+                device_time_ms: Some(store.wall_clock_ms()),
             };
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);

@@ -58,6 +58,11 @@ pub struct SyncRequest<O = Op> {
     /// How many bytes of ops (uncompressed JSON) to pull at most in this
     /// exchange; the server sends at least one op if any is due.
     pub pull_limit_bytes: u64,
+    /// The device's own clock when it sent the request (ms), uncorrected:
+    /// the server records how far off the device's clock is, for the
+    /// officers who look after the devices. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_time_ms: Option<u64>,
 }
 
 /// What the server answers. `O` is [`Op`] on the device; the server sends

@@ -128,6 +128,10 @@ pub struct DeviceInfo {
     pub ops_received: i64,
     /// Ops refused.
     pub ops_rejected: i64,
+    /// Server time minus the device's clock at its last sync (ms), to
+    /// within the request's one-way travel time: hours or years mean the
+    /// phone's clock is wrong (its ops are corrected; its owner should fix it).
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A submission flagged for review.
@@ -201,7 +205,17 @@ impl Accounts {
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", true)?;
-            conn.execute_batch(include_str!("schema.sql"))
+            conn.execute_batch(include_str!("schema.sql"))?;
+            // Added after the first release: older files get the column.
+            let has_offset: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('devices') WHERE name = 'clock_offset_ms')",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_offset {
+                conn.execute_batch("ALTER TABLE devices ADD COLUMN clock_offset_ms INTEGER")?;
+            }
+            Ok(())
         };
         setup().map_err(SqlError::from)?;
         Ok(Accounts {
@@ -425,7 +439,7 @@ impl Accounts {
         let rows = self.db.with(|db| {
             db.query(
                 "SELECT d.id, u.username, u.role, d.name, d.node_id, d.enrolled_at, d.revoked_at, d.last_sync_at, \
-                 d.ops_received, d.ops_rejected FROM devices d JOIN users u ON u.id = d.user_id \
+                 d.ops_received, d.ops_rejected, d.clock_offset_ms FROM devices d JOIN users u ON u.id = d.user_id \
                  WHERE d.project_id = ?1 ORDER BY d.id",
                 params![project.id],
             )
@@ -443,18 +457,27 @@ impl Accounts {
                     last_sync_at: r.opt_int(7)?,
                     ops_received: r.int(8)?,
                     ops_rejected: r.int(9)?,
+                    clock_offset_ms: r.opt_int(10)?,
                 })
             })
             .collect()
     }
 
-    /// Records a sync of a device.
-    pub fn record_sync(&self, device_id: i64, received: u64, rejected: u64, now: i64) -> Result<(), AccountError> {
+    /// Records a sync of a device, and its clock's offset if it sent its
+    /// time (an absent one keeps the last known).
+    pub fn record_sync(
+        &self,
+        device_id: i64,
+        received: u64,
+        rejected: u64,
+        clock_offset_ms: Option<i64>,
+        now: i64,
+    ) -> Result<(), AccountError> {
         self.db.with(|db| {
             db.execute(
                 "UPDATE devices SET last_sync_at = ?1, ops_received = ops_received + ?2, \
-                 ops_rejected = ops_rejected + ?3 WHERE id = ?4",
-                params![now, received as i64, rejected as i64, device_id],
+                 ops_rejected = ops_rejected + ?3, clock_offset_ms = coalesce(?5, clock_offset_ms) WHERE id = ?4",
+                params![now, received as i64, rejected as i64, device_id, clock_offset_ms],
             )
         })?;
         Ok(())

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS devices (
     revoked_at   INTEGER,
     last_sync_at INTEGER,
     ops_received INTEGER NOT NULL DEFAULT 0,
-    ops_rejected INTEGER NOT NULL DEFAULT 0
+    ops_rejected INTEGER NOT NULL DEFAULT 0,
+    clock_offset_ms INTEGER   -- server minus device clock at the last sync
 );
 CREATE UNIQUE INDEX IF NOT EXISTS devices_node ON devices (project_id, node_id) WHERE node_id IS NOT NULL;
 

@@ -73,6 +73,24 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
             Err(AccountError::Exists(_))
         ));
 
+        // The clock offset a sync reports is kept; a sync without one keeps it.
+        accounts
+            .record_sync(principal.device_id, 10, 1, Some(-63_072_000_000), 25)
+            .unwrap();
+        accounts.record_sync(principal.device_id, 5, 0, None, 26).unwrap();
+        let device = accounts
+            .devices(&project)
+            .unwrap()
+            .into_iter()
+            .find(|d| d.id == principal.device_id)
+            .unwrap();
+        assert_eq!(device.clock_offset_ms, Some(-63_072_000_000), "{name}");
+        assert_eq!(
+            (device.ops_received, device.ops_rejected, device.last_sync_at),
+            (15, 1, Some(26)),
+            "{name}"
+        );
+
         accounts.revoke_device(&project, principal.device_id, 30).unwrap();
         assert!(accounts.authenticate(token.expose()).unwrap().is_none());
         let other = accounts.create_project("goma", "Goma", 0).unwrap();
@@ -106,4 +124,25 @@ fn names_are_checked_and_admins_are_server_wide() {
         let admin = accounts.authenticate(token.expose()).unwrap().unwrap();
         assert!(admin.in_project(&project) && admin.node.is_none());
     }
+}
+
+#[test]
+fn an_accounts_file_from_before_clock_offsets_gets_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.sqlite");
+    drop(Accounts::open(&path).unwrap());
+    // As the first release wrote it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE devices DROP COLUMN clock_offset_ms")
+        .unwrap();
+    drop(conn);
+    let accounts = Accounts::open(&path).unwrap();
+    let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+    accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
+    let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+    let (principal, _) = accounts.enroll(code.expose(), NodeId::random(), "phone", 1).unwrap();
+    accounts
+        .record_sync(principal.device_id, 1, 0, Some(3_600_000), 2)
+        .unwrap();
+    assert_eq!(accounts.devices(&project).unwrap()[0].clock_offset_ms, Some(3_600_000));
 }

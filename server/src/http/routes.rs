@@ -134,6 +134,10 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
         .blocking(move |data| {
             let store = data.store(&project)?;
             let now = now_ms();
+            let clock_offset = request
+                .device_time_ms
+                .and_then(|t| i64::try_from(t).ok())
+                .map(|t| (now as i64).saturating_sub(t));
             let (response, stats) = exchange(
                 &data.accounts,
                 &project,
@@ -147,6 +151,7 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
                 principal.device_id,
                 (stats.applied + stats.duplicates) as u64,
                 stats.rejected as u64,
+                clock_offset,
                 now as i64,
             )?;
             Ok((response, stats))

@@ -31,7 +31,10 @@ use super::{ProjectLog, StorageError};
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The migrations, in order; version N is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_initial.sql"),
+    include_str!("postgres/0002_device_clock.sql"),
+];
 
 /// Key of the advisory lock that serializes migrations between processes
 /// starting at once ("mpaka" in ASCII).
