@@ -250,3 +250,130 @@ fn reissued_stamps_stay_after_every_op_the_device_has_seen() {
         Some(&json!("+250 733 000 003"))
     );
 }
+
+#[test]
+fn a_sent_op_stamped_far_ahead_goes_with_the_refused_op_it_builds_on() {
+    // A create and an edit, both sent; the server refuses the create (the
+    // edit was in a later batch). The edit is past any server's bound, so
+    // no server holds it: both are re-issued together, the edit's base on
+    // the create's copy, and nothing is refused again.
+    let (phone_store, _) = device(TRUE_NOW + 3 * DAY);
+    let t = EntityId::random();
+    let create = phone_store.save(Collection::Traders, t, trader("Imani")).unwrap();
+    let edit = phone_store
+        .save_seen(Some(create.hlc), Collection::Traders, t, phone("+250 788 000 010"))
+        .unwrap();
+    assert!(phone_store.mark_sent(&[create.id, edit.id]).unwrap());
+    let rejections = refused(std::slice::from_ref(&create));
+    assert_eq!(
+        phone_store
+            .apply_exchange(&answer(&phone_store, &rejections))
+            .unwrap()
+            .reissued,
+        2
+    );
+    let copies = phone_store.pending_ops(10).unwrap();
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[1].base, Some(copies[0].hlc));
+    assert!(copies.iter().all(|c| near(c.hlc.wall_ms, TRUE_NOW, 1_000)));
+}
+
+#[test]
+fn an_editor_opened_before_a_reissue_saves_onto_the_copy() {
+    let (phone_store, _) = device(TRUE_NOW + 3 * DAY);
+    let t = EntityId::random();
+    let create = phone_store.save(Collection::Traders, t, trader("Jamila")).unwrap();
+    let seen = phone_store.get(Collection::Traders, t).unwrap().unwrap().version();
+    phone_store.mark_sent(&[create.id]).unwrap();
+    phone_store
+        .apply_exchange(&answer(&phone_store, &refused(std::slice::from_ref(&create))))
+        .unwrap();
+    let copy = phone_store.pending_ops(10).unwrap()[0].clone();
+    // The editor still holds the create's old stamp.
+    let edit = phone_store
+        .save_seen(seen, Collection::Traders, t, phone("+250 788 000 011"))
+        .unwrap();
+    assert_eq!(edit.base, Some(copy.hlc), "it saw the copy");
+    assert!(edit.hlc > copy.hlc);
+}
+
+#[test]
+fn ops_refused_for_other_reasons_bound_neither_copies_nor_the_clock() {
+    let (phone_store, _) = device(TRUE_NOW + 3 * DAY);
+    let bad = phone_store
+        .save(Collection::Traders, EntityId::random(), trader("Kaneza"))
+        .unwrap();
+    let late = phone_store
+        .save(Collection::Traders, EntityId::random(), trader("Lulu"))
+        .unwrap();
+    phone_store.mark_sent(&[bad.id, late.id]).unwrap();
+    let rejections = vec![
+        Rejection {
+            op: bad.id,
+            code: RejectionCode::Forbidden,
+            reason: "refused for another reason first".into(),
+        },
+        refused(std::slice::from_ref(&late)).remove(0),
+    ];
+    phone_store.apply_exchange(&answer(&phone_store, &rejections)).unwrap();
+    let copy = phone_store.pending_ops(10).unwrap();
+    assert_eq!(copy.len(), 1);
+    assert!(
+        near(copy[0].hlc.wall_ms, TRUE_NOW, 1_000),
+        "not after the other refused op"
+    );
+    let next = phone_store
+        .save(Collection::Traders, EntityId::random(), trader("Mwajuma"))
+        .unwrap();
+    assert!(near(next.hlc.wall_ms, TRUE_NOW, 1_000), "nor is the clock");
+    assert_eq!(
+        phone_store.rejected_ops().unwrap().len(),
+        1,
+        "the other refusal stays, shown"
+    );
+}
+
+#[test]
+fn a_loose_sample_does_not_replace_a_tight_offset_but_a_changed_clock_does() {
+    let (phone_store, clock) = device(TRUE_NOW - 5 * 60_000);
+    let sample = |rtt: u64, server: u64| {
+        let now = phone_store.wall_clock_ms();
+        SyncExchange {
+            server_time_ms: server,
+            clock: Some(ClockSample {
+                server_time_ms: server,
+                sent_at_ms: now - rtt,
+                received_at_ms: now,
+            }),
+            ..SyncExchange::default()
+        }
+    };
+    phone_store.apply_exchange(&sample(100, TRUE_NOW - 50)).unwrap();
+    let tight = phone_store.clock_offset().unwrap().unwrap();
+    // A slow upload: 60 s round trip, off by 20 s but within its error.
+    phone_store
+        .apply_exchange(&sample(60_000, TRUE_NOW + 20_000 - 30_000))
+        .unwrap();
+    assert_eq!(phone_store.clock_offset().unwrap().unwrap(), tight);
+    // The clock was fixed: the device's time jumps 5 minutes forward.
+    clock.advance(5 * 60_000);
+    phone_store.apply_exchange(&sample(100, TRUE_NOW - 50)).unwrap();
+    let fixed = phone_store.clock_offset().unwrap().unwrap();
+    assert!(fixed.offset_ms.abs() < 1_000, "{fixed:?}");
+}
+
+#[test]
+fn a_batch_with_an_op_reissued_meanwhile_is_not_marked_sent() {
+    let (phone_store, _) = device(TRUE_NOW - 2 * YEAR);
+    let op = phone_store
+        .save(Collection::Traders, EntityId::random(), trader("Nadia"))
+        .unwrap();
+    // Another sync learns the time and re-stamps the unsent op.
+    phone_store.apply_exchange(&answer(&phone_store, &[])).unwrap();
+    assert!(
+        !phone_store.mark_sent(&[op.id]).unwrap(),
+        "the original is retired: never send it"
+    );
+    let copy = phone_store.pending_ops(10).unwrap()[0].id;
+    assert!(phone_store.mark_sent(&[copy]).unwrap());
+}

@@ -109,6 +109,9 @@ pub struct FormSession {
     rejected: Vec<(Slot, String)>,
     id: EntityId,
     started_at: String,
+    /// The start in server-corrected time, fixed the first time it is known
+    /// (a later offset would describe a later clock, not this start).
+    started_at_server: std::sync::OnceLock<String>,
     /// The registered trader interviewed, if any.
     trader: Option<EntityId>,
     /// Time spent in earlier sittings (a resumed draft), and when this one
@@ -158,6 +161,9 @@ impl FormSession {
             session.started_at = started.to_owned();
         }
         session.earlier_ms = entity.get("duration_ms").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(corrected) = entity.get("started_at_server").and_then(Value::as_str) {
+            let _ = session.started_at_server.set(corrected.to_owned());
+        }
         session.trader = entity
             .get("trader_id")
             .and_then(Value::as_str)
@@ -207,6 +213,7 @@ impl FormSession {
             rejected: Vec::new(),
             id,
             started_at,
+            started_at_server: std::sync::OnceLock::new(),
             trader: None,
             earlier_ms: 0,
             sitting: std::time::Instant::now(),
@@ -398,7 +405,14 @@ impl FormSession {
         if !outcome.valid {
             return Ok(Err(outcome.errors));
         }
-        let ended_at = self.filled.env.now.to_rfc3339();
+        // The device's clock now, in the session's time zone: `env.now` is
+        // when the session was opened, not when it ends.
+        let ended_at = chrono::DateTime::from_timestamp_millis(store.wall_clock_ms() as i64)
+            .map_or_else(
+                || self.filled.env.now,
+                |t| t.with_timezone(self.filled.env.now.offset()),
+            )
+            .to_rfc3339();
         Ok(Ok(self.save_values(
             store,
             "complete",
@@ -439,8 +453,13 @@ impl FormSession {
             let corrected = at.checked_add_signed(chrono::Duration::milliseconds(offset?))?;
             Some(Value::String(corrected.to_rfc3339()))
         };
-        if let Some(started) = shift(&self.started_at) {
-            fields.insert("started_at_server".into(), started);
+        if self.started_at_server.get().is_none()
+            && let Some(Value::String(started)) = shift(&self.started_at)
+        {
+            let _ = self.started_at_server.set(started);
+        }
+        if let Some(started) = self.started_at_server.get() {
+            fields.insert("started_at_server".into(), Value::String(started.clone()));
         }
         if let Some(ended_at) = ended_at {
             if let Some(ended) = shift(&ended_at) {
@@ -451,7 +470,9 @@ impl FormSession {
         if let Some(offset) = offset {
             fields.insert("clock_offset_ms".into(), Value::from(offset));
         }
-        let duration = self.earlier_ms + self.sitting.elapsed().as_millis() as u64;
+        // Within the schema's bound (30 days): a draft left open for a month
+        // still saves.
+        let duration = (self.earlier_ms + self.sitting.elapsed().as_millis() as u64).min(30 * 24 * 3600 * 1000);
         fields.insert("duration_ms".into(), Value::from(duration));
         for (name, value) in values {
             let empty = value.as_str() == Some("") || value.as_array().is_some_and(Vec::is_empty);

@@ -122,7 +122,18 @@ pub(crate) fn read_offset(conn: &rusqlite::Connection) -> Result<Option<ClockOff
 /// last op stamped without it: those are the `uncorrected` ones.
 pub(crate) fn learn_offset(tx: &Transaction<'_>, sample: &ClockSample, raw_now: u64) -> Result<ClockOffset> {
     let offset = sample.offset(raw_now);
-    if meta(tx, "clock_offset")?.is_none() {
+    let previous = read_offset(tx)?;
+    // A slow exchange (a big upload on 2G) measures the offset loosely:
+    // keep a tighter, recent one unless the two disagree by more than their
+    // errors (then the device's clock was changed).
+    if let Some(p) = previous {
+        let agree = offset.offset_ms.abs_diff(p.offset_ms) <= (offset.round_trip_ms + p.round_trip_ms) / 2 + 1_000;
+        let recent = raw_now.saturating_sub(p.learned_at_ms) < 24 * 3600 * 1000;
+        if agree && recent && offset.round_trip_ms > p.round_trip_ms {
+            return Ok(p);
+        }
+    }
+    if previous.is_none() {
         let last: Option<i64> = tx.query_row("SELECT max(seq) FROM ops", [], |r| r.get(0))?;
         set_meta(tx, "clock_uncorrected_until_seq", last.unwrap_or(0))?;
     }
@@ -142,7 +153,8 @@ fn reset_clock(tx: &Transaction<'_>, last: Hlc) -> Result<()> {
 /// - refused by a server as too far ahead (`clock_ahead`);
 /// - never sent, and stamped before the offset was known, when the offset
 ///   is at least [`REISSUE_THRESHOLD_MS`];
-/// - never sent, and stamped beyond what a server would accept.
+/// - stamped beyond what a server would accept (more than its bound and a
+///   minute past corrected now), sent or not: a server refused it or will.
 ///
 /// Each copy is stamped at the time its original was really written, as
 /// far as the device can tell: the original's stamp moved by `shift_ms`
@@ -171,7 +183,8 @@ pub(crate) fn reissue(
              LEFT JOIN rejections r ON r.seq = ops.seq \
              WHERE ops.node = ?1 AND ( \
                (ops.pending = 2 AND r.code = 'clock_ahead') \
-               OR (ops.pending = 1 AND ops.sent = 0 AND (ops.hlc > ?2 OR (?3 AND ops.seq <= ?4))) \
+               OR (ops.pending = 1 AND ops.hlc > ?2) \
+               OR (ops.pending = 1 AND ops.sent = 0 AND ?3 AND ops.seq <= ?4) \
              ) ORDER BY ops.seq"
         ))?;
         let mut rows = stmt.query(params![
@@ -231,13 +244,14 @@ pub(crate) fn reissue(
     }
 
     // Each copy is stamped at its original's true time when it can be:
-    // after the op it saw (its base, mapped to copies), after the copies
-    // before it and after this node's own earlier ops still in the log, so
-    // the device's own edits keep their order. It need not order after ops
-    // pulled since it was written: those did not exist for its writer.
+    // after what its writer saw (its base), after the copies before it and
+    // after this node's own earlier ops still in the log, so the device's
+    // own edits keep their order. It need not order after ops pulled since
+    // it was written: those did not exist for its writer. Refused ops
+    // (`pending = 2`) never reach a server and bound nothing.
     let own_before = |seq: i64| -> Result<Option<Hlc>> {
         let packed: Option<i64> = tx
-            .prepare_cached("SELECT max(hlc) FROM ops WHERE node = ?1 AND seq < ?2")?
+            .prepare_cached("SELECT max(hlc) FROM ops WHERE node = ?1 AND seq < ?2 AND pending != 2")?
             .query_row(params![node.to_sql(), seq], |r| r.get(0))?;
         Ok(packed.map(|p| Hlc::from_packed(p, node.to_sql())))
     };
@@ -245,7 +259,10 @@ pub(crate) fn reissue(
     let mut previous: Option<Hlc> = None;
     let mut copies: Vec<Op> = Vec::with_capacity(retired.len());
     for (seq, old, _) in &retired {
-        let base = old.base.map(|b| stamps.get(&b).copied().unwrap_or(b));
+        let base = match old.base {
+            Some(b) => Some(seen_base(tx, old, b, &stamps)?),
+            None => None,
+        };
         let lower = [base, previous, own_before(*seq)?].into_iter().flatten().max();
         let mut stamper = match lower {
             Some(lower) => HlcState::resume(Hlc { node, ..lower }),
@@ -265,8 +282,9 @@ pub(crate) fn reissue(
             fields: old.fields.clone(),
         });
     }
-    // The clock resumes after everything the log holds, copies included.
-    let floor: Option<i64> = tx.query_row("SELECT max(hlc) FROM ops", [], |r| r.get(0))?;
+    // The clock resumes after everything the log holds that a server may
+    // hold or this device saw, copies included.
+    let floor: Option<i64> = tx.query_row("SELECT max(hlc) FROM ops WHERE pending != 2", [], |r| r.get(0))?;
     let mut last = floor.map(|p| Hlc::from_packed(p, node.to_sql()));
     if let Some(copy) = previous {
         last = last.max(Some(Hlc { node, ..copy }));
@@ -282,18 +300,68 @@ pub(crate) fn reissue(
     }
     batch.finish()?;
     let mut note = tx.prepare_cached(
-        "INSERT OR REPLACE INTO reissued (old_op, old_hlc, new_op, reason, reissued_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR REPLACE INTO reissued (old_op, old_hlc, new_op, new_hlc, reason, reissued_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for ((_, old, reason), copy) in retired.iter().zip(&copies) {
         note.execute(params![
             old.id.0.as_bytes(),
             old.hlc.packed(),
             copy.id.0.as_bytes(),
+            copy.hlc.packed(),
             reason,
             now as i64
         ])?;
     }
     Ok(copies.len())
+}
+
+/// `stamp` of this node as it stands now: the stamp of its copy if it was
+/// re-issued (following later re-issues), else itself.
+pub(crate) fn current_stamp(conn: &rusqlite::Connection, stamp: Hlc) -> Result<Hlc> {
+    let mut current = stamp;
+    for _ in 0..64 {
+        let next: Option<i64> = conn
+            .prepare_cached("SELECT new_hlc FROM reissued WHERE old_hlc = ?1 ORDER BY reissued_at DESC LIMIT 1")?
+            .query_row([current.packed()], |r| r.get(0))
+            .optional()?;
+        match next {
+            Some(packed) => current = Hlc::from_packed(packed, stamp.node.to_sql()),
+            None => break,
+        }
+    }
+    Ok(current)
+}
+
+/// What a re-issued op's writer saw, in the stamps that now stand: every op
+/// of the entity up to its old base. Remaining ops keep their stamps; ops
+/// this device re-issued (now, or in an earlier sync, followed through
+/// `reissued`) are at their copies' stamps. The base is the greatest.
+fn seen_base(tx: &Transaction<'_>, op: &Op, base: Hlc, now_copied: &HashMap<Hlc, Hlc>) -> Result<Hlc> {
+    let mapped = if base.node != op.hlc.node {
+        base // another node's op: never re-issued here
+    } else if let Some(copy) = now_copied.get(&base) {
+        *copy
+    } else {
+        current_stamp(tx, base)?
+    };
+    let remaining: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT hlc, node FROM ops WHERE collection = ?1 AND entity = ?2 AND pending != 2 \
+             AND (hlc, node) <= (?3, ?4) ORDER BY hlc DESC, node DESC LIMIT 1",
+        )?
+        .query_row(
+            params![
+                op.collection.code(),
+                op.entity.0.as_bytes(),
+                base.packed(),
+                base.node.to_sql()
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let remaining = remaining.map(|(hlc, node)| Hlc::from_packed(hlc, node));
+    Ok(remaining.map_or(mapped, |r| r.max(mapped)))
 }
 
 /// A conflict without a resolver: its id, field, newer stamp, and the two
@@ -404,21 +472,41 @@ impl Store {
 
     /// Notes that these ops are going into a request: from now on a server
     /// may hold them, so they are never re-stamped, only refused or
-    /// acknowledged.
-    pub fn mark_sent(&self, ids: &[OpId]) -> Result<()> {
+    /// acknowledged. Returns false, marking nothing, if any of them is no
+    /// longer pending (another sync re-issued it meanwhile): read the batch
+    /// again, and never send a retired op.
+    pub fn mark_sent(&self, ids: &[OpId]) -> Result<bool> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut inner = self.lock();
-        let tx = inner.conn.transaction()?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut marked = 0;
         {
-            let mut stmt = tx.prepare_cached("UPDATE ops SET sent = 1 WHERE op_id = ?1 AND sent = 0")?;
+            let mut stmt = tx.prepare_cached("UPDATE ops SET sent = 1 WHERE op_id = ?1 AND pending = 1")?;
             for id in ids {
-                stmt.execute([id.0.as_bytes()])?;
+                marked += stmt.execute([id.0.as_bytes()])?;
             }
         }
+        if marked != ids.len() {
+            return Ok(false); // dropped: rolled back
+        }
         tx.commit()?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether any of `ids` is a copy this device re-issued.
+    pub fn are_copies(&self, ids: &[OpId]) -> Result<bool> {
+        let inner = self.lock();
+        let mut stmt = inner.conn.prepare_cached("SELECT 1 FROM reissued WHERE new_op = ?1")?;
+        for id in ids {
+            if stmt.exists([id.0.as_bytes()])? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether some op was stamped before this device knew the server's

@@ -289,8 +289,15 @@ impl Store {
         seen: Option<Option<Hlc>>,
     ) -> Result<Op> {
         let schema = collection.schema();
+        let node = self.node;
         self.write(|tx, clock, now, _| {
             let current = load_entity(tx, collection, id)?;
+            // An editor opened before a sync re-issued this device's ops in
+            // corrected time holds the old stamp: it saw the copy.
+            let seen = match seen {
+                Some(Some(s)) if s.node == node => Some(Some(clock::current_stamp(tx, s)?)),
+                other => other,
+            };
             let op = Op {
                 id: OpId::new(),
                 hlc: clock.tick(now),

@@ -16,8 +16,8 @@ use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::{
-    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, PROTOCOL_VERSION, Rejection, SyncRequest, SyncResponse,
-    gunzip_limited, gzip,
+    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest,
+    SyncResponse, gunzip_limited, gzip,
 };
 use crate::op::{Op, OpId};
 use crate::store::{ClockSample, Store, SyncExchange};
@@ -303,6 +303,7 @@ impl SyncClient {
         // not sent yet, asks first: those ops are then re-stamped in
         // corrected time before they leave (store/clock.rs).
         let mut handshake = store.clock_offset()?.is_none() && store.has_unsent_ops()?;
+        let mut reissue_rounds = 0usize;
         loop {
             if cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
@@ -324,7 +325,9 @@ impl SyncClient {
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);
             ratio = (json.len() as f64 / body.len().max(1) as f64).clamp(1.5, 12.0);
-            store.mark_sent(&ops.iter().map(|op| op.id).collect::<Vec<_>>())?;
+            if !store.mark_sent(&ops.iter().map(|op| op.id).collect::<Vec<_>>())? {
+                continue; // another sync re-issued some of them: read again
+            }
             let (response, down_ratio, sample) = self.exchange(store, &url, device_token, body, &mut report, cancel)?;
             if !response.ops.is_empty() {
                 pull_ratio = down_ratio.clamp(1.5, 20.0);
@@ -341,6 +344,21 @@ impl SyncClient {
             };
             let applied = store.apply_exchange(&exchange)?;
             report.reissued += applied.reissued as u64;
+            // A copy refused as too far ahead again would be re-issued
+            // again: a clock that cannot be settled must not keep a sync
+            // going. Such ops stay on the device and are retried next sync.
+            let refused_copies: Vec<OpId> = response
+                .rejected
+                .iter()
+                .filter(|r| r.code == RejectionCode::ClockAhead)
+                .map(|r| r.op)
+                .collect();
+            if store.are_copies(&refused_copies)? {
+                reissue_rounds += 1;
+                if reissue_rounds > 2 {
+                    return Ok(report);
+                }
+            }
             report.clock_offset_ms = store.clock_offset()?.map(|o| o.offset_ms);
             report.pushed += response.accepted.len() as u64;
             report.rejected.extend(response.rejected.iter().cloned());

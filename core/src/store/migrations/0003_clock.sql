@@ -12,8 +12,10 @@ ALTER TABLE ops ADD COLUMN sent INTEGER NOT NULL DEFAULT 1;
 -- the same fields for the same entity.
 CREATE TABLE reissued (
     old_op      BLOB    PRIMARY KEY,
-    old_hlc     INTEGER NOT NULL,
+    old_hlc     INTEGER NOT NULL,     -- this node's stamp, packed
     new_op      BLOB    NOT NULL,
+    new_hlc     INTEGER NOT NULL,     -- the copy's stamp: later bases map through it
     reason      TEXT    NOT NULL,     -- 'clock_ahead' or 'uncorrected'
     reissued_at INTEGER NOT NULL      -- local wall ms
 );
+CREATE INDEX reissued_by_old_hlc ON reissued (old_hlc);
