@@ -555,20 +555,18 @@ fn pull(
     let mut size = 0usize;
     let mut owners: HashMap<EntityId, bool> = HashMap::new();
     loop {
-        let (chunk, covered) = store.ops_after(cursor, principal.node, 512)?;
+        let (chunk, covered) = store.pulled_after(cursor, principal.node, 512)?;
         let exhausted = chunk.len() < 512;
-        for (seq, op) in chunk {
+        for op in chunk {
             if !out.is_empty() && size >= limit_bytes {
                 return Ok((out, cursor, true));
             }
-            cursor = seq;
-            if !may_see(store, principal, &op, &mut owners)? {
+            cursor = op.seq;
+            if !may_see(store, principal, op.collection, op.entity, &mut owners)? {
                 continue;
             }
-            let json = serde_json::value::to_raw_value(&op)
-                .map_err(|e| ExchangeError::Internal(format!("an op does not serialize: {e}")))?;
-            size += json.get().len();
-            out.push(json);
+            size += op.json.get().len();
+            out.push(op.json);
         }
         if exhausted {
             // The device's own ops after the last one read move the cursor too.
@@ -582,20 +580,21 @@ fn pull(
 fn may_see(
     store: &dyn ProjectLog,
     principal: &Principal,
-    op: &Op,
+    collection: Collection,
+    entity: EntityId,
     owners: &mut HashMap<EntityId, bool>,
 ) -> Result<bool, ExchangeError> {
-    if principal.role != Role::Enumerator || op.collection != Collection::Submissions {
+    if principal.role != Role::Enumerator || collection != Collection::Submissions {
         return Ok(true);
     }
-    if let Some(mine) = owners.get(&op.entity) {
+    if let Some(mine) = owners.get(&entity) {
         return Ok(*mine);
     }
     let mine = store
-        .entity(Collection::Submissions, op.entity)?
+        .entity(Collection::Submissions, entity)?
         .and_then(|state| state.fields.get("enumerator").cloned())
         .is_some_and(|owner| owner.as_str() == Some(principal.username.as_str()));
-    owners.insert(op.entity, mine);
+    owners.insert(entity, mine);
     Ok(mine)
 }
 

@@ -58,6 +58,20 @@ pub enum StorageError {
     },
 }
 
+/// An op on its way to a device: its sequence, what visibility checks
+/// read, and its JSON.
+#[derive(Debug)]
+pub struct PulledOp {
+    /// Server sequence.
+    pub seq: u64,
+    /// The op's collection.
+    pub collection: Collection,
+    /// The op's entity.
+    pub entity: EntityId,
+    /// The op, as sent.
+    pub json: Box<serde_json::value::RawValue>,
+}
+
 /// One project's op log and merged state, as the sync exchange uses it.
 ///
 /// Implementations are shared between request threads.
@@ -84,6 +98,34 @@ pub trait ProjectLog: Send + Sync {
     /// `s` is visible too. A device whose cursor passed `s` can then never
     /// miss an op that commits later with a smaller number.
     fn ops_after(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64), StorageError>;
+
+    /// [`ProjectLog::ops_after`] as the JSON a pull sends, with what
+    /// visibility checks need. A backend that stores each op's JSON returns
+    /// it as stored instead of decoding and encoding it again.
+    fn pulled_after(
+        &self,
+        after: u64,
+        skip: Option<NodeId>,
+        limit: usize,
+    ) -> Result<(Vec<PulledOp>, u64), StorageError> {
+        let (ops, covered) = self.ops_after(after, skip, limit)?;
+        let pulled = ops
+            .into_iter()
+            .map(|(seq, op)| {
+                let json = serde_json::value::to_raw_value(&op).map_err(|e| StorageError::Corrupt {
+                    what: "op",
+                    reason: e.to_string(),
+                })?;
+                Ok(PulledOp {
+                    seq,
+                    collection: op.collection,
+                    entity: op.entity,
+                    json,
+                })
+            })
+            .collect::<Result<_, StorageError>>()?;
+        Ok((pulled, covered))
+    }
 
     /// Publishes a compiled form; false if that version was already held.
     fn save_form(&self, form: &FormDefinition, now_ms: u64) -> Result<bool, StorageError>;

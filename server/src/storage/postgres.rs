@@ -26,7 +26,7 @@ use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, 
 use r2d2_postgres::PostgresConnectionManager;
 use uuid::Uuid;
 
-use super::{ProjectLog, StorageError};
+use super::{ProjectLog, PulledOp, StorageError};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -297,38 +297,29 @@ impl ProjectLog for PgProject {
     }
 
     fn ops_after(&self, after: u64, skip: Option<NodeId>, limit: usize) -> Result<(Vec<(u64, Op)>, u64), StorageError> {
-        let mut client = self.pool.get()?;
-        // One snapshot: the ops read and the end of the log agree.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let after = i64::try_from(after).map_err(|_| corrupt("cursor", "beyond any sequence"))?;
-        let skip = skip.map(NodeId::to_sql);
-        let rows = tx.query(
-            "SELECT seq, op FROM ops WHERE project_id = $1 AND seq > $2 AND ($3::bigint IS NULL OR node <> $3) \
-             ORDER BY seq LIMIT $4",
-            &[&self.project, &after, &skip, &(limit as i64)],
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let seq: i64 = row.get(0);
-            out.push((seq as u64, parse_op(row.get(1))?));
-        }
-        let covered = if out.len() == limit {
-            out.last().map_or(after as u64, |(seq, _)| *seq)
-        } else {
-            let end: Option<i64> = tx
-                .query_opt(
-                    "SELECT last_seq FROM project_heads WHERE project_id = $1",
-                    &[&self.project],
-                )?
-                .map(|r| r.get(0));
-            end.map_or(after, |end| end.max(after)) as u64
-        };
-        tx.commit()?;
-        Ok((out, covered))
+        self.scan(after, skip, limit, |seq, row| Ok((seq, parse_op(row.get(3))?)))
+    }
+
+    fn pulled_after(
+        &self,
+        after: u64,
+        skip: Option<NodeId>,
+        limit: usize,
+    ) -> Result<(Vec<PulledOp>, u64), StorageError> {
+        // The op's JSON goes out as stored: no decoding, no encoding.
+        let (pulled, covered) = self.scan(after, skip, limit, |seq, row| {
+            Ok((
+                seq,
+                PulledOp {
+                    seq,
+                    collection: Collection::from_code(row.get(1)).map_err(|e| corrupt("op", e))?,
+                    entity: EntityId(row.get(2)),
+                    json: serde_json::value::RawValue::from_string(row.get::<_, String>(3))
+                        .map_err(|e| corrupt("op", e))?,
+                },
+            ))
+        })?;
+        Ok((pulled.into_iter().map(|(_, p)| p).collect(), covered))
     }
 
     fn save_form(&self, form: &FormDefinition, now_ms: u64) -> Result<bool, StorageError> {
@@ -414,6 +405,48 @@ impl ProjectLog for PgProject {
 }
 
 impl PgProject {
+    /// Ops after `after` in sequence order (`seq, collection, entity, op`
+    /// rows, decoded by `decode`), and the sequence the answer covers; one
+    /// snapshot, so the ops read and the end of the log agree.
+    fn scan<T>(
+        &self,
+        after: u64,
+        skip: Option<NodeId>,
+        limit: usize,
+        decode: impl Fn(u64, &::postgres::Row) -> Result<(u64, T), StorageError>,
+    ) -> Result<(Vec<(u64, T)>, u64), StorageError> {
+        let mut client = self.pool.get()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let after = i64::try_from(after).map_err(|_| corrupt("cursor", "beyond any sequence"))?;
+        let skip = skip.map(NodeId::to_sql);
+        let rows = tx.query(
+            "SELECT seq, collection, entity, op FROM ops WHERE project_id = $1 AND seq > $2 \
+             AND ($3::bigint IS NULL OR node <> $3) ORDER BY seq LIMIT $4",
+            &[&self.project, &after, &skip, &(limit as i64)],
+        )?;
+        let out = rows
+            .iter()
+            .map(|row| decode(row.get::<_, i64>(0) as u64, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let covered = if out.len() == limit {
+            out.last().map_or(after as u64, |(seq, _)| *seq)
+        } else {
+            let end: Option<i64> = tx
+                .query_opt(
+                    "SELECT last_seq FROM project_heads WHERE project_id = $1",
+                    &[&self.project],
+                )?
+                .map(|r| r.get(0));
+            end.map_or(after, |end| end.max(after)) as u64
+        };
+        tx.commit()?;
+        Ok((out, covered))
+    }
+
     /// The stored state of every entity `ops` touch, in one query.
     fn load_entities(
         &self,

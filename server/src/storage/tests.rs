@@ -129,6 +129,14 @@ fn pushes_merge_pull_and_count_resends_alike_on_every_backend() {
         assert_eq!(order, pushed, "{name}: pulled once each, in arrival order");
         assert!(pulled.windows(2).all(|w| w[0].0 < w[1].0), "{name}: sequences increase");
 
+        // What a pull sends is the same ops, whether decoded or sent as stored.
+        let (sent, covered) = log.pulled_after(0, None, 100).unwrap();
+        assert_eq!(covered, pulled.last().unwrap().0, "{name}");
+        for (sent, (seq, op)) in sent.iter().zip(&pulled) {
+            assert_eq!((sent.seq, sent.collection, sent.entity), (*seq, op.collection, op.entity), "{name}");
+            assert_eq!(&serde_json::from_str::<Op>(sent.json.get()).unwrap(), op, "{name}");
+        }
+
         let resolved: Vec<_> = log.conflicts(true).unwrap();
         assert!(resolved.is_empty(), "{name}: A's resolution closed the conflict");
         results.push((name, log));
