@@ -133,7 +133,11 @@ fn pushes_merge_pull_and_count_resends_alike_on_every_backend() {
         let (sent, covered) = log.pulled_after(0, None, 100).unwrap();
         assert_eq!(covered, pulled.last().unwrap().0, "{name}");
         for (sent, (seq, op)) in sent.iter().zip(&pulled) {
-            assert_eq!((sent.seq, sent.collection, sent.entity), (*seq, op.collection, op.entity), "{name}");
+            assert_eq!(
+                (sent.seq, sent.collection, sent.entity),
+                (*seq, op.collection, op.entity),
+                "{name}"
+            );
             assert_eq!(&serde_json::from_str::<Op>(sent.json.get()).unwrap(), op, "{name}");
         }
 
