@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::batch::{Batch, restore_compacted};
-use super::codec::{OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row, whole};
+use super::codec::{OP_COLUMNS, index_keys, load_entity, op_from_row, whole};
 use super::{Store, StoreOptions};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, MAX_WALL_MS, NodeId};
@@ -85,10 +85,10 @@ pub struct Reissued {
     pub reason: String,
 }
 
-/// `raw` corrected by `offset`.
-pub(crate) fn corrected(raw: u64, offset: Option<ClockOffset>) -> u64 {
-    match offset {
-        Some(o) => raw.saturating_add_signed(o.offset_ms),
+/// `raw` corrected by `offset_ms`.
+pub(crate) fn corrected(raw: u64, offset_ms: Option<i64>) -> u64 {
+    match offset_ms {
+        Some(offset) => raw.saturating_add_signed(offset),
         None => raw,
     }
 }
@@ -106,6 +106,11 @@ fn set_meta(tx: &rusqlite::Connection, key: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// The offset alone: all a write needs (one row, on every write).
+pub(crate) fn read_offset_ms(conn: &rusqlite::Connection) -> Result<Option<i64>> {
+    meta(conn, "clock_offset")
+}
+
 /// The offset as stored.
 pub(crate) fn read_offset(conn: &rusqlite::Connection) -> Result<Option<ClockOffset>> {
     let Some(offset_ms) = meta(conn, "clock_offset")? else {
@@ -118,11 +123,16 @@ pub(crate) fn read_offset(conn: &rusqlite::Connection) -> Result<Option<ClockOff
     }))
 }
 
-/// Stores the offset `sample` implies. The first time, also notes the
-/// last op stamped without it: those are the `uncorrected` ones.
-pub(crate) fn learn_offset(tx: &Transaction<'_>, sample: &ClockSample, raw_now: u64) -> Result<ClockOffset> {
+/// Stores the offset `sample` implies, unless `previous` (what the store
+/// holds) is tighter and agrees. The first time, also notes the last op
+/// stamped without an offset: those are the `uncorrected` ones.
+pub(crate) fn learn_offset(
+    tx: &Transaction<'_>,
+    sample: &ClockSample,
+    previous: Option<ClockOffset>,
+    raw_now: u64,
+) -> Result<ClockOffset> {
     let offset = sample.offset(raw_now);
-    let previous = read_offset(tx)?;
     // A slow exchange (a big upload on 2G) measures the offset loosely:
     // keep a tighter, recent one unless the two disagree by more than their
     // errors (then the device's clock was changed).
@@ -179,13 +189,13 @@ pub(crate) fn reissue(
     let mut retired: Vec<(i64, Op, &'static str)> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT ops.seq, r.code, ops.pending, ops.sent, {OP_COLUMNS} FROM ops \
-             LEFT JOIN rejections r ON r.seq = ops.seq \
-             WHERE ops.node = ?1 AND ( \
-               (ops.pending = 2 AND r.code = 'clock_ahead') \
-               OR (ops.pending = 1 AND ops.hlc > ?2) \
-               OR (ops.pending = 1 AND ops.sent = 0 AND ?3 AND ops.seq <= ?4) \
-             ) ORDER BY ops.seq"
+            "SELECT ops.seq, r.code, {OP_COLUMNS} FROM rejections r JOIN ops ON ops.seq = r.seq \
+             WHERE r.code = 'clock_ahead' AND ops.pending = 2 AND ops.node = ?1 \
+             UNION ALL \
+             SELECT ops.seq, NULL, {OP_COLUMNS} FROM ops \
+             WHERE ops.pending = 1 AND ops.node = ?1 \
+               AND (ops.hlc > ?2 OR (?3 AND ops.sent = 0 AND ops.seq <= ?4)) \
+             ORDER BY 1"
         ))?;
         let mut rows = stmt.query(params![
             node.to_sql(),
@@ -196,7 +206,7 @@ pub(crate) fn reissue(
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let code: Option<String> = row.get(1)?;
-            let op = whole(tx, op_from_row(row, 4)?)?;
+            let op = whole(tx, op_from_row(row, 2)?)?;
             let reason = if code.as_deref() == Some("clock_ahead") {
                 "clock_ahead"
             } else {
@@ -430,9 +440,7 @@ fn rebuild_entity(tx: &Transaction<'_>, collection: Collection, id: EntityId) ->
         params![collection.code(), id.0.as_bytes()],
         |r| r.get(0),
     )?;
-    let doc = serde_json::to_string(&state.fields)
-        .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
-    let stamps = encode_stamps(state.stamps.values().copied());
+    let (doc, stamps) = state.to_columns()?;
     let [key1, key2] = index_keys(collection, &state.fields);
     tx.prepare_cached(
         "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, compacted = 0, \
@@ -467,7 +475,7 @@ impl Store {
     /// the first sync): what new ops and interview times are stamped with.
     pub fn corrected_now_ms(&self) -> Result<u64> {
         let inner = self.lock();
-        Ok(corrected(inner.options.clock.now_ms(), read_offset(&inner.conn)?))
+        Ok(corrected(inner.options.clock.now_ms(), read_offset_ms(&inner.conn)?))
     }
 
     /// Notes that these ops are going into a request: from now on a server
@@ -509,8 +517,9 @@ impl Store {
         Ok(false)
     }
 
-    /// Whether some op was stamped before this device knew the server's
-    /// time and never sent: a sync then first asks the server's time.
+    /// Whether some local op was never put in a request: with no offset
+    /// known yet, a sync then first asks the server's time, so that those
+    /// ops can still be re-stamped before they leave.
     pub fn has_unsent_ops(&self) -> Result<bool> {
         Ok(self.lock().conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM ops WHERE pending = 1 AND sent = 0)",

@@ -367,7 +367,7 @@ impl Store {
         let tx = inner.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut clock = resume_clock(&tx, inner.clock)?;
         // Server-corrected time, once a sync taught the offset.
-        let now = clock::corrected(raw_now, clock::read_offset(&tx)?);
+        let now = clock::corrected(raw_now, clock::read_offset_ms(&tx)?);
         let out = f(&tx, &mut clock, now, &inner.options)?;
         save_clock(&tx, clock.last())?;
         tx.commit()?;

@@ -90,12 +90,12 @@ impl Store {
             let raw_now = options.clock.now_ms();
             let previous = read_offset(tx)?;
             let offset = match &exchange.clock {
-                Some(sample) => Some(learn_offset(tx, sample, raw_now)?),
+                Some(sample) => Some(learn_offset(tx, sample, previous, raw_now)?),
                 None => previous,
             };
             let mut report = report;
             if let Some(offset) = offset {
-                let now = super::clock::corrected(raw_now, Some(offset));
+                let now = super::clock::corrected(raw_now, Some(offset.offset_ms));
                 // What was stamped under the previous offset (or none) moves
                 // by the difference.
                 let shift = offset.offset_ms - previous.map_or(0, |p| p.offset_ms);

@@ -84,16 +84,7 @@ impl Postgres {
         PgProject {
             pool: self.pool.clone(),
             project: project_id,
-            max_clock_ahead_ms: DEFAULT_MAX_CLOCK_AHEAD_MS,
         }
-    }
-
-    /// The schema version this database is at.
-    pub fn schema_version(&self) -> Result<i32, StorageError> {
-        let mut client = self.pool.get()?;
-        Ok(client
-            .query_one("SELECT coalesce(max(version), 0) FROM mpaka_schema", &[])?
-            .get(0))
     }
 
     fn migrate(&self) -> Result<(), StorageError> {
@@ -152,7 +143,6 @@ pub(crate) fn test_database() -> Postgres {
 pub struct PgProject {
     pool: Pool,
     project: i64,
-    max_clock_ahead_ms: u64,
 }
 
 impl std::fmt::Debug for PgProject {
@@ -243,7 +233,7 @@ impl ProjectLog for PgProject {
             // A stateless clock: the bound is against the server's wall time.
             if let Err(reason) = op
                 .validate()
-                .and_then(|()| HlcState::new(NodeId(0)).observe(op.hlc, now_ms, self.max_clock_ahead_ms))
+                .and_then(|()| HlcState::new(NodeId(0)).observe(op.hlc, now_ms, DEFAULT_MAX_CLOCK_AHEAD_MS))
             {
                 report.rejected.push((op.id, reason));
                 continue;
