@@ -37,6 +37,7 @@ pub mod form;
 pub mod hlc;
 pub mod merge;
 pub mod op;
+pub mod registry;
 pub mod sample;
 pub mod schema;
 pub mod store;
@@ -49,5 +50,5 @@ pub use op::{Attendee, EntityId, Op, OpId, attendance_id};
 pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields};
 pub use store::{
     ApplyReport, Durability, Entity, Filter, Query, RejectedOp, SCHEMA_VERSION, Store, StoreKey, StoreOptions,
-    StoredConflict, SyncExchange,
+    Scanned, StoredConflict, SyncExchange,
 };

@@ -447,6 +447,11 @@ pub static TRADERS: CollectionSchema = CollectionSchema {
         FieldSpec::new("border_post", Choice(BORDER_POSTS), "border post where registered").required(),
         FieldSpec::new("consent_given", Bool, "consented to be registered and surveyed").required(),
         FieldSpec::new("consent_at", Timestamp, "when consent was given"),
+        FieldSpec::new(
+            "merged_into",
+            Ref(Collection::Traders),
+            "set when an M&E officer merged this record into another (the survivor): references to it mean the survivor",
+        ),
     ],
     indexed: &["phone", "border_post"],
 };

@@ -79,15 +79,19 @@ pub(crate) struct Batch<'t, 'o> {
     /// rowids (the order `Query` lists in) in op order on every replica.
     order: Vec<(Collection, EntityId)>,
     pub(crate) conflicts_found: usize,
+    /// When this transaction runs (ms, server-corrected once known): the
+    /// `received_ms` of the ops it appends.
+    now_ms: u64,
 }
 
 impl<'t, 'o> Batch<'t, 'o> {
-    pub(crate) fn new(tx: &'t Transaction<'t>) -> Self {
+    pub(crate) fn new(tx: &'t Transaction<'t>, now_ms: u64) -> Self {
         Batch {
             tx,
             entities: HashMap::new(),
             order: Vec::new(),
             conflicts_found: 0,
+            now_ms,
         }
     }
 
@@ -235,8 +239,8 @@ impl<'t, 'o> Batch<'t, 'o> {
     /// is `None` to store it compacted.
     fn append(&self, op: &Op, fields: Option<&String>, pending: bool) -> Result<bool> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending, sent) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (op_id) DO NOTHING",
+            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending, sent, received_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (op_id) DO NOTHING",
         )?;
         let inserted = stmt.execute(params![
             op.id.0.as_bytes(),
@@ -249,6 +253,7 @@ impl<'t, 'o> Batch<'t, 'o> {
             pending,
             // A local op is unsent until a sync puts it in a request.
             !pending,
+            self.now_ms as i64,
         ])?;
         if inserted == 1
             && let Some(fields) = fields

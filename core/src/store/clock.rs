@@ -304,7 +304,7 @@ pub(crate) fn reissue(
         None => HlcState::new(node),
     };
     reset_clock(tx, clock.last())?;
-    let mut batch = Batch::new(tx);
+    let mut batch = Batch::new(tx, now);
     for copy in &copies {
         batch.apply(copy, true)?;
     }

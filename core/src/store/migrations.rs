@@ -19,6 +19,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_sync.sql"),
     include_str!("migrations/0003_clock.sql"),
+    include_str!("migrations/0004_received.sql"),
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@ mod clock;
 pub(crate) mod codec;
 pub(crate) mod migrations;
 mod query;
+mod scan;
 mod sync;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use self::clock::{ClockOffset, ClockSample, REISSUE_THRESHOLD_MS, Reissued};
 use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
 pub use self::migrations::SCHEMA_VERSION;
 pub use self::query::{Filter, Query};
+pub use self::scan::Scanned;
 pub use self::sync::{RejectedOp, SyncExchange};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
@@ -37,7 +39,7 @@ use crate::schema::{Collection, DELETED, Fields, IdRule};
 pub const DEFAULT_MAX_CLOCK_AHEAD_MS: u64 = 24 * 3600 * 1000;
 
 /// SQLite page size of new stores.
-const PAGE_SIZE: i64 = 8192;
+pub(crate) const PAGE_SIZE: i64 = 8192;
 
 /// The key a store is encrypted with (SQLCipher).
 #[derive(Clone)]
@@ -334,7 +336,7 @@ impl Store {
                 after.apply(&op);
                 check_attendance_id(id, &after.fields)?;
             }
-            let mut batch = Batch::new(tx);
+            let mut batch = Batch::new(tx, now);
             if let Some(row) = current {
                 batch.preload(collection, id, row);
             }
@@ -587,7 +589,7 @@ fn apply_ops(
     bound: u64,
     ops: &[Op],
 ) -> Result<ApplyReport> {
-    let mut batch = Batch::new(tx);
+    let mut batch = Batch::new(tx, now);
     let mut report = ApplyReport::default();
     for op in ops {
         let mut observed = *clock;
