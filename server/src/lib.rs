@@ -3,6 +3,7 @@
 //!
 //! - [`accounts`]: projects, users, roles, devices, tokens, enrollment.
 //! - [`exchange`]: one sync exchange, independent of HTTP.
+//! - [`export`]: the merged data as CSV, XLSX or JSON lines tables.
 //! - [`http`]: the axum application: routes, authorization, limits.
 //! - [`server`]: the data folder, first start, serving and shutdown.
 //! - [`storage`]: where projects' ops live: SQLite files or PostgreSQL.
@@ -11,6 +12,7 @@
 
 pub mod accounts;
 pub mod exchange;
+pub mod export;
 pub mod faulty_link;
 pub mod http;
 pub mod server;

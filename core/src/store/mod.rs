@@ -452,6 +452,15 @@ impl Store {
         self.save(conflict.collection, conflict.entity, Fields::from([(field, value)]))
     }
 
+    /// The highest local sequence in the op log (0 when empty): it moves
+    /// with every op appended, so what is computed from the merged state
+    /// can be cached under it.
+    pub fn last_seq(&self) -> Result<u64> {
+        let inner = self.lock();
+        let n: Option<i64> = inner.conn.query_row("SELECT max(seq) FROM ops", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
     /// How many ops written here a server has not yet acknowledged.
     pub fn pending_count(&self) -> Result<u64> {
         let inner = self.lock();

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 
 use mpaka_core::form::FormDefinition;
-use mpaka_core::store::{ApplyReport, StoredConflict};
+use mpaka_core::store::{ApplyReport, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId};
 
@@ -45,6 +45,9 @@ pub enum StorageError {
         /// Why it does not read.
         reason: String,
     },
+    /// A scan's visitor stopped it (its caller holds the reason).
+    #[error("the scan was stopped by its reader")]
+    Stopped,
     /// A migration this build does not know is already applied: a newer
     /// mpaka wrote to this database.
     #[error(
@@ -146,4 +149,19 @@ pub trait ProjectLog: Send + Sync {
 
     /// Recorded conflicts, open ones only if asked.
     fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>, StorageError>;
+
+    /// Hands every entity of `collection` (tombstoned ones too) to `visit`
+    /// one at a time, from one snapshot, without holding up syncs: exports
+    /// and indicators read whole collections, and their memory must not
+    /// grow with the project.
+    fn scan_entities(
+        &self,
+        collection: Collection,
+        visit: &mut dyn FnMut(Scanned) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
+    /// The highest server sequence committed: it moves whenever the merged
+    /// state may have changed, so what is computed from that state can be
+    /// cached under it.
+    fn head(&self) -> Result<u64, StorageError>;
 }

@@ -20,7 +20,7 @@ use ::postgres::{NoTls, Transaction};
 use mpaka_core::form::FormDefinition;
 use mpaka_core::hlc::HlcState;
 use mpaka_core::merge::conflicts_with_history;
-use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, StoredConflict};
+use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, Hlc, NodeId, Op, OpId};
 use r2d2_postgres::PostgresConnectionManager;
@@ -34,6 +34,7 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_device_clock.sql"),
+    include_str!("postgres/0003_received.sql"),
 ];
 
 /// Key of the advisory lock that serializes migrations between processes
@@ -266,7 +267,7 @@ impl ProjectLog for PgProject {
             batch_ops.entry(key).or_default().push(op);
         }
 
-        self.insert_ops(&mut tx, &new_ops)?;
+        self.insert_ops(&mut tx, &new_ops, now_ms)?;
         self.write_entities(&mut tx, &entities)?;
         tx.execute(
             "UPDATE project_heads SET last_seq = $2 WHERE project_id = $1",
@@ -274,6 +275,53 @@ impl ProjectLog for PgProject {
         )?;
         tx.commit()?;
         Ok(report)
+    }
+
+    fn scan_entities(
+        &self,
+        collection: Collection,
+        visit: &mut dyn FnMut(Scanned) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        // Its own connection, one snapshot, rows fetched through a portal a
+        // page at a time: memory stays flat and pushes go on.
+        const PAGE: i32 = 1_000;
+        let mut client = self.pool.get()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let portal = tx.bind(
+            "SELECT e.id, e.doc, e.stamps, \
+             (SELECT min(o.received_ms) FROM ops o \
+              WHERE o.project_id = e.project_id AND o.collection = e.collection AND o.entity = e.id) \
+             FROM entities e WHERE e.project_id = $1 AND e.collection = $2 ORDER BY e.id",
+            &[&self.project, &collection.code()],
+        )?;
+        loop {
+            let rows = tx.query_portal(&portal, PAGE)?;
+            for row in &rows {
+                visit(Scanned {
+                    id: EntityId(row.get(0)),
+                    state: EntityState::from_columns(row.get(1), row.get(2)).map_err(|e| corrupt("entity", e))?,
+                    first_received_ms: row.get::<_, Option<i64>>(3).map(|ms| ms.max(0) as u64),
+                })?;
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn head(&self) -> Result<u64, StorageError> {
+        let mut client = self.pool.get()?;
+        let row = client.query_opt(
+            "SELECT last_seq FROM project_heads WHERE project_id = $1",
+            &[&self.project],
+        )?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
     fn entity(&self, collection: Collection, id: EntityId) -> Result<Option<EntityState>, StorageError> {
@@ -481,7 +529,7 @@ impl PgProject {
         .collect()
     }
 
-    fn insert_ops(&self, tx: &mut Transaction<'_>, ops: &[(i64, &Op, String)]) -> Result<(), StorageError> {
+    fn insert_ops(&self, tx: &mut Transaction<'_>, ops: &[(i64, &Op, String)], now_ms: u64) -> Result<(), StorageError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -493,9 +541,9 @@ impl PgProject {
         let entities: Vec<Uuid> = ops.iter().map(|(_, op, _)| op.entity.0).collect();
         let json: Vec<&str> = ops.iter().map(|(_, _, j)| j.as_str()).collect();
         tx.execute(
-            "INSERT INTO ops (project_id, seq, op_id, hlc, node, collection, entity, op) \
-             SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[], \
-                                      $7::uuid[], $8::text[])",
+            "INSERT INTO ops (project_id, received_ms, seq, op_id, hlc, node, collection, entity, op) \
+             SELECT $1, $9, * FROM unnest($2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[], \
+                                          $7::uuid[], $8::text[])",
             &[
                 &self.project,
                 &seqs,
@@ -505,6 +553,7 @@ impl PgProject {
                 &collections,
                 &entities,
                 &json,
+                &(now_ms as i64),
             ],
         )?;
         Ok(())

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use mpaka_core::form::FormDefinition;
-use mpaka_core::store::{ApplyReport, StoredConflict};
+use mpaka_core::store::{ApplyReport, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId, Store};
 
@@ -45,5 +45,17 @@ impl ProjectLog for Store {
 
     fn conflicts(&self, open_only: bool) -> Result<Vec<StoredConflict>, StorageError> {
         Ok(Store::conflicts(self, open_only)?)
+    }
+
+    fn scan_entities(
+        &self,
+        collection: Collection,
+        visit: &mut dyn FnMut(Scanned) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.scan(collection, visit)
+    }
+
+    fn head(&self) -> Result<u64, StorageError> {
+        Ok(self.last_seq()?)
     }
 }

@@ -1,0 +1,395 @@
+//! Which tables an export has and what their columns are, derived from the
+//! collections' schema (`mpaka_core::schema`) and the published forms: no
+//! column is named here that a declaration does not name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mpaka_core::form::{FormDefinition, QuestionType};
+use mpaka_core::schema::{DELETED, FieldKind, FieldSpec};
+use mpaka_core::Collection;
+
+use super::ExportOptions;
+
+/// Where a table's rows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One row per live entity of a collection other than submissions.
+    Collection(Collection),
+    /// One row per submission of one group of compatible form versions.
+    Form(usize),
+    /// One row per instance of a repeat of a form group.
+    Repeat {
+        /// The form group.
+        group: usize,
+        /// The repeat's name.
+        repeat: String,
+    },
+    /// One row per recorded conflict.
+    Conflicts,
+    /// One row per submission flagged for review.
+    ReviewFlags,
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// The entity's id (a submission's, in a repeat table: the parent's).
+    Id,
+    /// A declared field (a trader reference is mapped to the survivor of
+    /// merged records).
+    Field(&'static FieldSpec),
+    /// 1 if a multi-choice field holds `choice`, else 0.
+    FieldChoice(&'static FieldSpec, String),
+    /// When the server first received the entity (RFC 3339, UTC).
+    ReceivedAt,
+    /// The node id of the device that created the entity.
+    Node,
+    /// The creating device's clock offset as the server last measured it.
+    DeviceClockOffset,
+    /// An answer (in a repeat table: of the instance).
+    Answer(Answer),
+    /// 1 if a select_multiple answer holds `choice`, else 0.
+    AnswerChoice(Answer, String),
+    /// The repeat instance's position (1-based).
+    RepeatIndex,
+    /// A fixed column of the conflicts or review-flag tables.
+    Meta(&'static str),
+}
+
+/// An answer column: question name, and its choice list if a select.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Question name.
+    pub name: String,
+    /// `select_one` / `select_multiple` list, for labels.
+    pub list: Option<String>,
+    /// Whether several choices are stored space-separated.
+    pub multiple: bool,
+}
+
+/// One output table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Its name: file name, sheet name, `table` of a JSON line.
+    pub name: String,
+    /// Where its rows come from.
+    pub source: Source,
+    /// Column headers, in order.
+    pub headers: Vec<String>,
+    /// What each column holds.
+    pub columns: Vec<Column>,
+}
+
+/// Form versions exported as one table: versions of a form whose questions
+/// keep their types. A version that changes a question's type starts a new
+/// group (table `<form_id>_v<version>`).
+#[derive(Debug, Clone)]
+pub struct FormGroup {
+    /// The form id.
+    pub form_id: String,
+    /// The versions in the group.
+    pub versions: BTreeSet<String>,
+    /// The newest version's definition, for labels.
+    pub labels_from: FormDefinition,
+    /// Choice names of every select list, union over the versions.
+    pub choices: BTreeMap<String, Vec<String>>,
+}
+
+/// Every table of a project's export.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The tables, in output order.
+    pub tables: Vec<Table>,
+    /// The form groups `Source::Form` and `Source::Repeat` point into.
+    pub groups: Vec<FormGroup>,
+}
+
+/// The metadata columns of a submission, in order: declared fields of
+/// `submissions`, then what the server knows.
+const SUBMISSION_META: &[&str] = &[
+    "form_version",
+    "status",
+    "enumerator",
+    "device",
+    "trader_id",
+    "started_at",
+    "ended_at",
+    "started_at_server",
+    "ended_at_server",
+    "duration_ms",
+    "clock_offset_ms",
+    "location",
+];
+
+impl Plan {
+    /// The tables for these forms, with these options.
+    pub fn new(forms: &[FormDefinition], options: &ExportOptions) -> Plan {
+        let mut tables = Vec::new();
+        for collection in [Collection::Traders, Collection::AwarenessSessions, Collection::Attendance] {
+            let schema = collection.schema();
+            let mut columns = vec![Column::Id];
+            for field in schema.fields.iter().filter(|f| keep(f, options)) {
+                columns.push(Column::Field(field));
+                if let FieldKind::Choices(list) = field.kind {
+                    columns.extend(list.iter().map(|c| Column::FieldChoice(field, (*c).to_owned())));
+                }
+            }
+            columns.push(Column::ReceivedAt);
+            tables.push(table(schema.name, Source::Collection(collection), columns, None));
+        }
+
+        let groups = group_versions(forms);
+        for (g, group) in groups.iter().enumerate() {
+            let submissions = Collection::Submissions.schema();
+            let mut columns = vec![Column::Id];
+            for name in SUBMISSION_META {
+                if let Some(field) = submissions.field(name).filter(|f| keep(f, options)) {
+                    columns.push(Column::Field(field));
+                }
+            }
+            columns.extend([Column::Node, Column::ReceivedAt, Column::DeviceClockOffset]);
+            let mut repeats = Vec::new();
+            for (question, in_repeat) in questions(forms, group) {
+                match question {
+                    Item::Repeat(name) => repeats.push(name),
+                    Item::Answer(answer) if in_repeat.is_none() => push_answer(&mut columns, answer, group),
+                    Item::Answer(_) => {}
+                }
+            }
+            let name = group_name(&groups, g);
+            let language = options.language.as_deref();
+            tables.push(table(&name, Source::Form(g), columns, Some((group, language))));
+            for repeat in repeats {
+                let mut columns = vec![Column::Id, Column::RepeatIndex];
+                for (question, in_repeat) in questions(forms, group) {
+                    if let Item::Answer(answer) = question
+                        && in_repeat.as_deref() == Some(repeat.as_str())
+                    {
+                        push_answer(&mut columns, answer, group);
+                    }
+                }
+                tables.push(table(
+                    &format!("{name}__{repeat}"),
+                    Source::Repeat { group: g, repeat },
+                    columns,
+                    Some((group, language)),
+                ));
+            }
+        }
+
+        let meta = |names: &[&'static str]| names.iter().map(|n| Column::Meta(n)).collect::<Vec<_>>();
+        tables.push(table(
+            "conflicts",
+            Source::Conflicts,
+            meta(&[
+                "conflict_id",
+                "collection",
+                "entity_id",
+                "field",
+                "older_value",
+                "older_at",
+                "newer_value",
+                "newer_at",
+                "resolved",
+            ]),
+            None,
+        ));
+        tables.push(table(
+            "review_flags",
+            Source::ReviewFlags,
+            meta(&["submission_id", "form_id", "form_version", "problems", "flagged_at"]),
+            None,
+        ));
+        Plan { tables, groups }
+    }
+
+    /// The table called `name`.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// Whether an export with `options` keeps `field`.
+fn keep(field: &FieldSpec, options: &ExportOptions) -> bool {
+    // Answers are exported question by question, not as one field.
+    field.name != DELETED && field.name != "answers" && !(options.without_personal && field.personal)
+}
+
+enum Item {
+    Answer(Answer),
+    Repeat(String),
+}
+
+/// The value questions and repeats of a group's versions, newest version's
+/// order first, then questions only older versions have; each with the
+/// repeat it sits in.
+fn questions(forms: &[FormDefinition], group: &FormGroup) -> Vec<(Item, Option<String>)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let versions = forms
+        .iter()
+        .filter(|f| f.form_id == group.form_id && group.versions.contains(&f.version))
+        .rev();
+    for form in versions {
+        for (i, q) in form.questions.iter().enumerate() {
+            if !seen.insert(q.name.clone()) {
+                continue;
+            }
+            let repeat = form.enclosing_repeat(i).map(|r| form.questions[r].name.clone());
+            let item = match &q.kind {
+                QuestionType::Repeat => Item::Repeat(q.name.clone()),
+                kind if !kind.holds_value() => continue,
+                QuestionType::SelectOne(list) => Item::Answer(Answer {
+                    name: q.name.clone(),
+                    list: Some(list.clone()),
+                    multiple: false,
+                }),
+                QuestionType::SelectMultiple(list) => Item::Answer(Answer {
+                    name: q.name.clone(),
+                    list: Some(list.clone()),
+                    multiple: true,
+                }),
+                _ => Item::Answer(Answer {
+                    name: q.name.clone(),
+                    list: None,
+                    multiple: false,
+                }),
+            };
+            out.push((item, repeat));
+        }
+    }
+    out
+}
+
+fn push_answer(columns: &mut Vec<Column>, answer: Answer, group: &FormGroup) {
+    let choices = match (&answer.list, answer.multiple) {
+        (Some(list), true) => group.choices.get(list).cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    columns.push(Column::Answer(answer.clone()));
+    columns.extend(choices.into_iter().map(|c| Column::AnswerChoice(answer.clone(), c)));
+}
+
+/// Groups each form's versions (in version order) so that no question
+/// changes type within a group.
+fn group_versions(forms: &[FormDefinition]) -> Vec<FormGroup> {
+    let mut by_form: BTreeMap<&str, Vec<&FormDefinition>> = BTreeMap::new();
+    for form in forms {
+        by_form.entry(&form.form_id).or_default().push(form);
+    }
+    let mut groups: Vec<FormGroup> = Vec::new();
+    for (form_id, mut versions) in by_form {
+        versions.sort_by(|a, b| version_order(&a.version, &b.version));
+        let mut types: BTreeMap<String, String> = BTreeMap::new();
+        let mut current: Option<FormGroup> = None;
+        for form in versions {
+            let these: BTreeMap<String, String> = form
+                .questions
+                .iter()
+                .map(|q| (q.name.clone(), format!("{:?}", q.kind)))
+                .collect();
+            let compatible = these.iter().all(|(n, t)| types.get(n).is_none_or(|old| old == t));
+            if !compatible && let Some(done) = current.take() {
+                groups.push(done);
+                types.clear();
+            }
+            types.extend(these);
+            let group = current.get_or_insert_with(|| FormGroup {
+                form_id: form_id.to_owned(),
+                versions: BTreeSet::new(),
+                labels_from: form.clone(),
+                choices: BTreeMap::new(),
+            });
+            group.versions.insert(form.version.clone());
+            group.labels_from = form.clone();
+            for (list, choices) in &form.choices {
+                let names = group.choices.entry(list.clone()).or_default();
+                for c in choices {
+                    if !names.contains(&c.name) {
+                        names.push(c.name.clone());
+                    }
+                }
+            }
+        }
+        groups.extend(current);
+    }
+    groups
+}
+
+/// Versions compare as numbers when both are (XLSForm versions are often
+/// `yyyymmddnn`), else as text.
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// A group's table name: the form id, or `<form_id>_v<first version>`
+/// when the form has several incompatible groups (the first keeps the
+/// plain name).
+fn group_name(groups: &[FormGroup], g: usize) -> String {
+    let group = &groups[g];
+    let first_of_form = groups.iter().position(|x| x.form_id == group.form_id) == Some(g);
+    if first_of_form {
+        group.form_id.clone()
+    } else {
+        let first = group.versions.iter().next().map_or("", String::as_str);
+        format!("{}_v{first}", group.form_id)
+    }
+}
+
+/// Builds a table's headers: names, or labels in a language for answers.
+fn table(name: &str, source: Source, columns: Vec<Column>, labels: Option<(&FormGroup, Option<&str>)>) -> Table {
+    let mut headers: Vec<String> = columns.iter().map(|c| header(c, &source, labels)).collect();
+    // Labels may repeat across questions: keep headers unique.
+    let mut used = BTreeMap::<String, usize>::new();
+    for h in &mut headers {
+        let n = used.entry(h.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            *h = format!("{h} ({n})");
+        }
+    }
+    Table {
+        name: name.to_owned(),
+        source,
+        headers,
+        columns,
+    }
+}
+
+fn header(column: &Column, source: &Source, labels: Option<(&FormGroup, Option<&str>)>) -> String {
+    let label = |name: &str| -> Option<String> {
+        let (group, language) = labels?;
+        let form = &group.labels_from;
+        let (_, q) = form.question(name)?;
+        form.text(&q.label, language?).map(str::to_owned)
+    };
+    let choice_label = |list: &Option<String>, choice: &str| -> Option<String> {
+        let (group, language) = labels?;
+        let form = &group.labels_from;
+        let c = form.choices.get(list.as_ref()?)?.iter().find(|c| c.name == choice)?;
+        form.text(&c.label, language?).map(str::to_owned)
+    };
+    match column {
+        Column::Id => match source {
+            Source::Collection(Collection::Traders) => "trader_id".into(),
+            Source::Collection(Collection::AwarenessSessions) => "session_id".into(),
+            Source::Collection(Collection::Attendance) => "attendance_id".into(),
+            _ => "submission_id".into(),
+        },
+        Column::Field(f) => f.name.into(),
+        Column::FieldChoice(f, c) => format!("{}/{c}", f.name),
+        Column::ReceivedAt => "received_at_server".into(),
+        Column::Node => "device_node".into(),
+        Column::DeviceClockOffset => "device_clock_offset_ms".into(),
+        Column::Answer(a) => label(&a.name).unwrap_or_else(|| a.name.clone()),
+        Column::AnswerChoice(a, c) => match (label(&a.name), choice_label(&a.list, c)) {
+            (Some(q), Some(c)) => format!("{q}/{c}"),
+            _ => format!("{}/{c}", a.name),
+        },
+        Column::RepeatIndex => "repeat_index".into(),
+        Column::Meta(m) => (*m).into(),
+    }
+}
