@@ -5,6 +5,8 @@
 //! - [`exchange`]: one sync exchange, independent of HTTP.
 //! - [`export`]: the merged data as CSV, XLSX or JSON lines tables.
 //! - [`http`]: the axum application: routes, authorization, limits.
+//! - [`indicators`]: attendance, women reached, surveys per day, harassment.
+//! - [`review`]: conflicts resolved and duplicate traders merged, as ops.
 //! - [`server`]: the data folder, first start, serving and shutdown.
 //! - [`storage`]: where projects' ops live: SQLite files or PostgreSQL.
 //! - [`simulate`]: a field day of simulated devices against a server,
@@ -15,6 +17,8 @@ pub mod exchange;
 pub mod export;
 pub mod faulty_link;
 pub mod http;
+pub mod indicators;
+pub mod review;
 pub mod server;
 pub mod simulate;
 pub mod sql;

@@ -1,0 +1,337 @@
+//! The programme's indicators, computed from the merged state.
+//!
+//! - attendance at awareness sessions by topic, sex, side of the border and
+//!   month;
+//! - unique women traders reached by any session;
+//! - survey interviews per enumerator per day;
+//! - the share of traders reporting harassment, by border post.
+//!
+//! One pass over sessions, attendance and submissions. The result depends
+//! only on the merged state, so callers cache it under the log's head
+//! sequence ([`ProjectLog::head`]) and recompute only after a sync
+//! changed something.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+use mpaka_core::{Collection, EntityId, registry};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::storage::{ProjectLog, StorageError};
+
+/// The survey question whose answer is "harassed at the border in the
+/// last 3 months" (`yes` / `no` / `refused`), as the shipped trader survey
+/// names it.
+pub const HARASSMENT_QUESTION: &str = "harassment";
+/// The survey question naming the border post of an interview.
+pub const BORDER_POST_QUESTION: &str = "border_post";
+
+/// Every indicator, as of one head sequence.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Indicators {
+    /// The log head they were computed at.
+    pub head: u64,
+    /// Attendance counts by (topic, sex, side, month `YYYY-MM`).
+    pub attendance: Vec<AttendanceCount>,
+    /// Registered women traders who attended any session, each counted
+    /// once (merged records count as one).
+    pub women_traders_reached: u64,
+    /// Women walk-ins who said they trade across the border (not in the
+    /// registry, so they cannot be told apart across sessions: counted per
+    /// attendance).
+    pub women_trader_walk_ins: u64,
+    /// Complete interviews by (enumerator, day `YYYY-MM-DD`).
+    pub surveys_per_enumerator_day: Vec<EnumeratorDay>,
+    /// Harassment reports by border post.
+    pub harassment: Vec<HarassmentShare>,
+}
+
+/// One cell of the attendance table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttendanceCount {
+    /// Session topic.
+    pub topic: String,
+    /// Attendee's sex.
+    pub sex: String,
+    /// Side of the border the session was held on.
+    pub side: String,
+    /// Month of the session.
+    pub month: String,
+    /// Attendees.
+    pub count: u64,
+}
+
+/// Interviews of one enumerator on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnumeratorDay {
+    /// User name.
+    pub enumerator: String,
+    /// Day the interview started (server-corrected when known).
+    pub day: String,
+    /// Complete interviews.
+    pub count: u64,
+}
+
+/// Harassment at one border post.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HarassmentShare {
+    /// Border post.
+    pub border_post: String,
+    /// Traders who reported harassment in any of their interviews.
+    pub reported: u64,
+    /// Traders who answered yes or no (refusals are left out of the share).
+    pub answered: u64,
+    /// Traders who preferred not to say, in every interview.
+    pub refused: u64,
+    /// `reported / answered`, or 0.
+    pub share: f64,
+}
+
+fn text<'a>(fields: &'a mpaka_core::Fields, key: &str) -> &'a str {
+    fields.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Computes every indicator from `log`'s merged state.
+pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
+    let head = log.head()?;
+    let mut merged: HashMap<EntityId, EntityId> = HashMap::new();
+    log.scan_entities(Collection::Traders, &mut |s| {
+        if let Some(to) = registry::merged_into(&s.state) {
+            merged.insert(s.id, to);
+        }
+        Ok(())
+    })?;
+    let survivor = |id: &str| -> Option<EntityId> {
+        let id = id.parse().ok()?;
+        Some(registry::survivor(id, |x| merged.get(&x).copied()))
+    };
+
+    // Sessions: few (a handful a day), held in memory.
+    let mut sessions: HashMap<EntityId, (String, String, String)> = HashMap::new();
+    log.scan_entities(Collection::AwarenessSessions, &mut |s| {
+        if !s.state.is_deleted() {
+            let f = &s.state.fields;
+            let month = text(f, "date").get(..7).unwrap_or("").to_owned();
+            sessions.insert(s.id, (text(f, "topic").into(), text(f, "side").into(), month));
+        }
+        Ok(())
+    })?;
+
+    let mut attendance: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
+    let mut women: HashSet<EntityId> = HashSet::new();
+    let mut walk_ins = 0;
+    log.scan_entities(Collection::Attendance, &mut |s| {
+        let f = &s.state.fields;
+        if s.state.is_deleted() {
+            return Ok(());
+        }
+        let session = text(f, "session_id").parse::<EntityId>().ok();
+        let Some((topic, side, month)) = session.and_then(|id| sessions.get(&id)) else {
+            return Ok(()); // its session was deleted
+        };
+        let sex = text(f, "sex");
+        *attendance
+            .entry((topic.clone(), sex.into(), side.clone(), month.clone()))
+            .or_default() += 1;
+        if sex == "female" {
+            match survivor(text(f, "trader_id")) {
+                Some(trader) => {
+                    women.insert(trader);
+                }
+                None if f.get("is_trader") == Some(&Value::Bool(true)) => walk_ins += 1,
+                None => {}
+            }
+        }
+        Ok(())
+    })?;
+
+    let mut per_day: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // Per border post: registered traders' answers (any yes counts), and
+    // interviews without a registered trader, each its own trader.
+    #[derive(Default)]
+    struct Post {
+        traders: HashMap<EntityId, (bool, bool)>,
+        anonymous: (u64, u64, u64),
+    }
+    let mut posts: BTreeMap<String, Post> = BTreeMap::new();
+    log.scan_entities(Collection::Submissions, &mut |s| {
+        let f = &s.state.fields;
+        if s.state.is_deleted() || text(f, "status") != "complete" {
+            return Ok(());
+        }
+        let started = Some(text(f, "started_at_server"))
+            .filter(|t| !t.is_empty())
+            .unwrap_or(text(f, "started_at"));
+        let day = started.get(..10).unwrap_or("").to_owned();
+        *per_day.entry((text(f, "enumerator").into(), day)).or_default() += 1;
+        let answer = text(f, &format!("answers/{HARASSMENT_QUESTION}"));
+        if answer.is_empty() {
+            return Ok(());
+        }
+        let post = text(f, &format!("answers/{BORDER_POST_QUESTION}"));
+        let post = posts.entry(if post.is_empty() { "unknown".into() } else { post.into() }).or_default();
+        match survivor(text(f, "trader_id")) {
+            Some(trader) => {
+                let seen = post.traders.entry(trader).or_default();
+                seen.0 |= answer == "yes";
+                seen.1 |= answer == "yes" || answer == "no";
+            }
+            None => match answer {
+                "yes" => {
+                    post.anonymous.0 += 1;
+                    post.anonymous.1 += 1;
+                }
+                "no" => post.anonymous.1 += 1,
+                _ => post.anonymous.2 += 1,
+            },
+        }
+        Ok(())
+    })?;
+
+    Ok(Indicators {
+        head,
+        attendance: attendance
+            .into_iter()
+            .map(|((topic, sex, side, month), count)| AttendanceCount {
+                topic,
+                sex,
+                side,
+                month,
+                count,
+            })
+            .collect(),
+        women_traders_reached: women.len() as u64,
+        women_trader_walk_ins: walk_ins,
+        surveys_per_enumerator_day: per_day
+            .into_iter()
+            .map(|((enumerator, day), count)| EnumeratorDay { enumerator, day, count })
+            .collect(),
+        harassment: posts
+            .into_iter()
+            .map(|(border_post, post)| {
+                let reported = post.traders.values().filter(|t| t.0).count() as u64 + post.anonymous.0;
+                let answered = post.traders.values().filter(|t| t.1).count() as u64 + post.anonymous.1;
+                let refused = post.traders.values().filter(|t| !t.1).count() as u64 + post.anonymous.2;
+                HarassmentShare {
+                    border_post,
+                    reported,
+                    answered,
+                    refused,
+                    share: if answered == 0 { 0.0 } else { reported as f64 / answered as f64 },
+                }
+            })
+            .collect(),
+    })
+}
+
+impl Indicators {
+    /// Every indicator as one long CSV table (UTF-8 with BOM): one row per
+    /// value, its dimensions in their own columns, ready for a pivot table.
+    pub fn write_csv(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all("\u{feff}indicator,topic,sex,side,month,enumerator,day,border_post,value\r\n".as_bytes())?;
+        for a in &self.attendance {
+            let line = format!("attendance,{},{},{},{},,,,{}\r\n", a.topic, a.sex, a.side, a.month, a.count);
+            w.write_all(line.as_bytes())?;
+        }
+        writeln!(w, "women_traders_reached,,female,,,,,,{}\r", self.women_traders_reached)?;
+        writeln!(w, "women_trader_walk_ins,,female,,,,,,{}\r", self.women_trader_walk_ins)?;
+        for d in &self.surveys_per_enumerator_day {
+            // User names are `a-z 0-9 . _ -` (accounts::check_name): no quoting needed.
+            writeln!(w, "surveys,,,,,{},{},,{}\r", d.enumerator.replace(',', " "), d.day, d.count)?;
+        }
+        for h in &self.harassment {
+            writeln!(w, "harassment_reported,,,,,,,{},{}\r", h.border_post, h.reported)?;
+            writeln!(w, "harassment_answered,,,,,,,{},{}\r", h.border_post, h.answered)?;
+            writeln!(w, "harassment_refused,,,,,,,{},{}\r", h.border_post, h.refused)?;
+            writeln!(w, "harassment_share,,,,,,,{},{:.4}\r", h.border_post, h.share)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mpaka_core::form::Environment;
+    use mpaka_core::sample::{self, trader_interview};
+    use mpaka_core::{Attendee, Fields, Store, StoreOptions};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn indicators_count_what_the_merged_state_holds() {
+        let store = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let traders: Vec<EntityId> = (0..3).map(|_| EntityId::random()).collect();
+        for (n, t) in traders.iter().enumerate() {
+            store.save(Collection::Traders, *t, sample::trader(n as u64)).unwrap();
+        }
+        // Trader 1 is trader 0, merged.
+        let mark = Fields::from([("merged_into".to_owned(), json!(traders[0].to_string()))]);
+        store.save(Collection::Traders, traders[1], mark).unwrap();
+        let session = |topic: &str, side: &str, date: &str| {
+            let id = EntityId::random();
+            let fields = serde_json::from_value(json!({"topic": topic, "date": date, "border_post": "rusizi_2",
+                "side": side, "facilitator": "enum01"}))
+            .unwrap();
+            store.save(Collection::AwarenessSessions, id, fields).unwrap();
+            id
+        };
+        let hiv = session("hiv_aids", "drc", "2026-11-03");
+        let ebola = session("ebola", "rwanda", "2026-12-01");
+        let attend = |s: EntityId, who: Attendee, sex: &str, is_trader: bool| {
+            let fields = serde_json::from_value(json!({"sex": sex, "is_trader": is_trader})).unwrap();
+            store.register_attendance(s, &who, fields).unwrap();
+        };
+        attend(hiv, Attendee::Trader(traders[0]), "female", true);
+        attend(ebola, Attendee::Trader(traders[1]), "female", true); // the same woman
+        attend(hiv, Attendee::Trader(traders[2]), "male", true);
+        attend(hiv, Attendee::WalkIn { name_or_code: "w-1".into() }, "female", true);
+        attend(ebola, Attendee::WalkIn { name_or_code: "w-2".into() }, "female", false);
+
+        let form = sample::trader_survey();
+        let env = |user: &str| Environment {
+            now: chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00+02:00").unwrap(),
+            device_id: "tecno-1".into(),
+            username: user.into(),
+            language: "English (en)".into(),
+        };
+        // n = 0 and 5 report harassment (n % 5 == 0); border post by n / 7.
+        for n in 0..6 {
+            let trader = if n < 2 { Some(traders[n as usize]) } else { None };
+            let user = if n % 2 == 0 { "enum01" } else { "enum02" };
+            trader_interview(&form, env(user), trader, n)
+                .unwrap()
+                .finalize(&store)
+                .unwrap()
+                .unwrap();
+        }
+
+        let i = compute(&store).unwrap();
+        assert_eq!(i.head, store.last_seq().unwrap());
+        let count = |topic: &str, sex: &str| -> u64 {
+            i.attendance
+                .iter()
+                .filter(|a| a.topic == topic && a.sex == sex)
+                .map(|a| a.count)
+                .sum()
+        };
+        assert_eq!((count("hiv_aids", "female"), count("hiv_aids", "male"), count("ebola", "female")), (2, 1, 2));
+        assert!(i.attendance.iter().any(|a| a.topic == "ebola" && a.side == "rwanda" && a.month == "2026-12"));
+        assert_eq!(i.women_traders_reached, 1, "a merged record is one woman");
+        assert_eq!(i.women_trader_walk_ins, 1, "only walk-ins who trade");
+        let day_total: u64 = i.surveys_per_enumerator_day.iter().map(|d| d.count).sum();
+        assert_eq!(day_total, 6);
+        assert!(i.surveys_per_enumerator_day.iter().any(|d| d.enumerator == "enum02" && d.count == 3));
+        // Traders 0 and 1 are one (n=0 yes, n=1 no -> reported); n=2..5 anonymous, n=5 yes.
+        let post = &i.harassment.iter().find(|h| h.border_post == "rusizi_2").unwrap();
+        assert_eq!((post.reported, post.answered), (2, 5));
+        assert!((post.share - 0.4).abs() < 1e-9);
+
+        let mut csv = Vec::new();
+        i.write_csv(&mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv.contains("women_traders_reached,,female,,,,,,1\r\n"), "{csv}");
+        assert!(csv.contains("harassment_share,,,,,,,rusizi_2,0.4000\r\n"), "{csv}");
+    }
+}
