@@ -170,7 +170,9 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
             return Ok(());
         }
         let post = text(f, &format!("answers/{BORDER_POST_QUESTION}"));
-        let post = posts.entry(if post.is_empty() { "unknown".into() } else { post.into() }).or_default();
+        let post = posts
+            .entry(if post.is_empty() { "unknown".into() } else { post.into() })
+            .or_default();
         match survivor(text(f, "trader_id")) {
             Some(trader) => {
                 let seen = post.traders.entry(trader).or_default();
@@ -218,7 +220,11 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
                     reported,
                     answered,
                     refused,
-                    share: if answered == 0 { 0.0 } else { reported as f64 / answered as f64 },
+                    share: if answered == 0 {
+                        0.0
+                    } else {
+                        reported as f64 / answered as f64
+                    },
                 }
             })
             .collect(),
@@ -231,14 +237,23 @@ impl Indicators {
     pub fn write_csv(&self, w: &mut impl Write) -> std::io::Result<()> {
         w.write_all("\u{feff}indicator,topic,sex,side,month,enumerator,day,border_post,value\r\n".as_bytes())?;
         for a in &self.attendance {
-            let line = format!("attendance,{},{},{},{},,,,{}\r\n", a.topic, a.sex, a.side, a.month, a.count);
+            let line = format!(
+                "attendance,{},{},{},{},,,,{}\r\n",
+                a.topic, a.sex, a.side, a.month, a.count
+            );
             w.write_all(line.as_bytes())?;
         }
         writeln!(w, "women_traders_reached,,female,,,,,,{}\r", self.women_traders_reached)?;
         writeln!(w, "women_trader_walk_ins,,female,,,,,,{}\r", self.women_trader_walk_ins)?;
         for d in &self.surveys_per_enumerator_day {
             // User names are `a-z 0-9 . _ -` (accounts::check_name): no quoting needed.
-            writeln!(w, "surveys,,,,,{},{},,{}\r", d.enumerator.replace(',', " "), d.day, d.count)?;
+            writeln!(
+                w,
+                "surveys,,,,,{},{},,{}\r",
+                d.enumerator.replace(',', " "),
+                d.day,
+                d.count
+            )?;
         }
         for h in &self.harassment {
             writeln!(w, "harassment_reported,,,,,,,{},{}\r", h.border_post, h.reported)?;
@@ -286,8 +301,22 @@ mod tests {
         attend(hiv, Attendee::Trader(traders[0]), "female", true);
         attend(ebola, Attendee::Trader(traders[1]), "female", true); // the same woman
         attend(hiv, Attendee::Trader(traders[2]), "male", true);
-        attend(hiv, Attendee::WalkIn { name_or_code: "w-1".into() }, "female", true);
-        attend(ebola, Attendee::WalkIn { name_or_code: "w-2".into() }, "female", false);
+        attend(
+            hiv,
+            Attendee::WalkIn {
+                name_or_code: "w-1".into(),
+            },
+            "female",
+            true,
+        );
+        attend(
+            ebola,
+            Attendee::WalkIn {
+                name_or_code: "w-2".into(),
+            },
+            "female",
+            false,
+        );
 
         let form = sample::trader_survey();
         let env = |user: &str| Environment {
@@ -316,13 +345,28 @@ mod tests {
                 .map(|a| a.count)
                 .sum()
         };
-        assert_eq!((count("hiv_aids", "female"), count("hiv_aids", "male"), count("ebola", "female")), (2, 1, 2));
-        assert!(i.attendance.iter().any(|a| a.topic == "ebola" && a.side == "rwanda" && a.month == "2026-12"));
+        assert_eq!(
+            (
+                count("hiv_aids", "female"),
+                count("hiv_aids", "male"),
+                count("ebola", "female")
+            ),
+            (2, 1, 2)
+        );
+        assert!(
+            i.attendance
+                .iter()
+                .any(|a| a.topic == "ebola" && a.side == "rwanda" && a.month == "2026-12")
+        );
         assert_eq!(i.women_traders_reached, 1, "a merged record is one woman");
         assert_eq!(i.women_trader_walk_ins, 1, "only walk-ins who trade");
         let day_total: u64 = i.surveys_per_enumerator_day.iter().map(|d| d.count).sum();
         assert_eq!(day_total, 6);
-        assert!(i.surveys_per_enumerator_day.iter().any(|d| d.enumerator == "enum02" && d.count == 3));
+        assert!(
+            i.surveys_per_enumerator_day
+                .iter()
+                .any(|d| d.enumerator == "enum02" && d.count == 3)
+        );
         // Traders 0 and 1 are one (n=0 yes, n=1 no -> reported); n=2..5 anonymous, n=5 yes.
         let post = &i.harassment.iter().find(|h| h.border_post == "rusizi_2").unwrap();
         assert_eq!((post.reported, post.answered), (2, 5));

@@ -128,11 +128,9 @@ pub fn resolve_conflict(
         Keep::Older => &conflict.older.value,
         Keep::Newer => &conflict.newer.value,
     };
-    let value: Value = serde_json::from_str(chosen).map_err(|e| {
-        StorageError::Corrupt {
-            what: "conflict",
-            reason: e.to_string(),
-        }
+    let value: Value = serde_json::from_str(chosen).map_err(|e| StorageError::Corrupt {
+        what: "conflict",
+        reason: e.to_string(),
     })?;
     let fields = Fields::from([(conflict.field.clone(), value)]);
     let mut ops = author.write(log, vec![(conflict.collection, conflict.entity, fields)], now_ms)?;
@@ -166,7 +164,10 @@ pub fn merge_traders(
     let (fill, mark) = registry::merge_writes(survivor, &kept, &gone);
     author.write(
         log,
-        vec![(Collection::Traders, survivor, fill), (Collection::Traders, duplicate, mark)],
+        vec![
+            (Collection::Traders, survivor, fill),
+            (Collection::Traders, duplicate, mark),
+        ],
         now_ms,
     )
 }
@@ -244,10 +245,15 @@ pub fn duplicates(log: &dyn ProjectLog) -> Result<Vec<DuplicateGroup>, ReviewErr
             traders,
         })
         .collect();
-    groups.extend(by_name.into_values().filter(|g| g.len() > 1).map(|traders| DuplicateGroup {
-        reason: DuplicateReason::SameNameYearPost,
-        traders,
-    }));
+    groups.extend(
+        by_name
+            .into_values()
+            .filter(|g| g.len() > 1)
+            .map(|traders| DuplicateGroup {
+                reason: DuplicateReason::SameNameYearPost,
+                traders,
+            }),
+    );
     groups.sort_by(|a, b| a.traders[0].full_name.cmp(&b.traders[0].full_name));
     Ok(groups)
 }
@@ -316,8 +322,14 @@ mod tests {
             .map(|g| (g.reason, g.traders.iter().map(|t| t.id).collect()))
             .collect();
         assert!(sets.contains(&(DuplicateReason::SamePhone, vec![a, b])), "{sets:?}");
-        assert!(sets.contains(&(DuplicateReason::SameNameYearPost, vec![a, b])), "{sets:?}");
-        assert!(sets.contains(&(DuplicateReason::SameNameYearPost, vec![c, d])), "{sets:?}");
+        assert!(
+            sets.contains(&(DuplicateReason::SameNameYearPost, vec![a, b])),
+            "{sets:?}"
+        );
+        assert!(
+            sets.contains(&(DuplicateReason::SameNameYearPost, vec![c, d])),
+            "{sets:?}"
+        );
         assert_eq!(sets.len(), 3, "{sets:?}");
     }
 
@@ -330,7 +342,11 @@ mod tests {
         let ops = merge_traders(&server, &author, b, a, crate::server::now_ms()).unwrap();
         assert_eq!(ops.len(), 2);
         let kept = server.get(Collection::Traders, a).unwrap().unwrap();
-        assert_eq!(kept.get("phone"), Some(&json!("+250788123456")), "the survivor takes what it lacked");
+        assert_eq!(
+            kept.get("phone"),
+            Some(&json!("+250788123456")),
+            "the survivor takes what it lacked"
+        );
         let gone = server.get(Collection::Traders, b).unwrap().unwrap();
         assert_eq!(registry::merged_into(&gone.state), Some(a));
         assert!(duplicates(&server).unwrap().is_empty());
@@ -363,15 +379,31 @@ mod tests {
         let open = server.conflicts(true).unwrap();
         assert_eq!(open.len(), 1);
         let older = serde_json::from_str::<Value>(&open[0].conflict.older.value).unwrap();
-        let op = resolve_conflict(&server, &Author::new(), open[0].id, Keep::Older, crate::server::now_ms()).unwrap();
+        let op = resolve_conflict(
+            &server,
+            &Author::new(),
+            open[0].id,
+            Keep::Older,
+            crate::server::now_ms(),
+        )
+        .unwrap();
         assert!(server.conflicts(true).unwrap().is_empty());
-        assert_eq!(server.get(Collection::Traders, t).unwrap().unwrap().get("border_post"), Some(&older));
+        assert_eq!(
+            server.get(Collection::Traders, t).unwrap().unwrap().get("border_post"),
+            Some(&older)
+        );
         // The phone that pulls the resolution sees it resolved too.
         let all: Vec<Op> = server.ops_after(0, 100).unwrap().into_iter().map(|(_, o)| o).collect();
         phone.apply_remote(&all).unwrap();
         assert!(phone.conflicts(true).unwrap().is_empty(), "resolved by {:?}", op.id);
         assert!(matches!(
-            resolve_conflict(&server, &Author::new(), open[0].id, Keep::Newer, crate::server::now_ms()),
+            resolve_conflict(
+                &server,
+                &Author::new(),
+                open[0].id,
+                Keep::Newer,
+                crate::server::now_ms()
+            ),
             Err(ReviewError::UnknownConflict(_))
         ));
     }

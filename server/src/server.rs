@@ -18,10 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use mpaka_core::form::FormDefinition;
 use mpaka_core::sample::{SESSION_ATTENDANCE_XLSX, TRADER_SURVEY_XLSX};
-use mpaka_core::{Store, StoreOptions};
+use mpaka_core::{NodeId, Store, StoreOptions};
 
 use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
 use crate::exchange::ExchangeLimits;
+use crate::export::{ExportContext, ExportOptions};
+use crate::indicators::Indicators;
+use crate::review::Author;
 use crate::storage::postgres::Postgres;
 use crate::storage::{ProjectLog, StorageError};
 
@@ -104,6 +107,10 @@ pub struct DataDir {
     /// Accounts database.
     pub accounts: Accounts,
     projects: Projects,
+    /// This process as the writer of M&E officers' changes.
+    pub author: Author,
+    /// Indicators per project id, with the log head they were computed at.
+    indicators: Mutex<HashMap<i64, Arc<Indicators>>>,
 }
 
 /// Where project logs live.
@@ -133,6 +140,8 @@ impl DataDir {
                 dir: dir.to_owned(),
                 open: Mutex::new(HashMap::new()),
             },
+            author: Author::new(),
+            indicators: Mutex::default(),
         })
     }
 
@@ -143,6 +152,8 @@ impl DataDir {
         Ok(DataDir {
             accounts: Accounts::on_postgres(db.pool()),
             projects: Projects::Postgres(db),
+            author: Author::new(),
+            indicators: Mutex::default(),
         })
     }
 
@@ -179,6 +190,46 @@ impl DataDir {
             });
         }
         Ok(form)
+    }
+
+    /// What an export of `project` reads besides its log: forms, device
+    /// clock offsets, review flags.
+    pub fn export_context(&self, project: &Project, options: ExportOptions) -> Result<ExportContext, ServerError> {
+        let device_offsets = self
+            .accounts
+            .devices(project)?
+            .into_iter()
+            .filter_map(|d| Some((d.node_id?.parse::<NodeId>().ok()?.to_sql(), d.clock_offset_ms?)))
+            .collect();
+        Ok(ExportContext {
+            forms: self.store(project)?.forms()?,
+            device_offsets,
+            review_flags: self.accounts.review_flags(project)?,
+            options,
+        })
+    }
+
+    /// The indicators of `project`, recomputed only when its log moved
+    /// since they were last computed (by any process).
+    pub fn indicators(&self, project: &Project) -> Result<Arc<Indicators>, ServerError> {
+        let log = self.store(project)?;
+        let head = log.head()?;
+        let cached = self
+            .indicators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&project.id)
+            .filter(|i| i.head == head)
+            .cloned();
+        if let Some(cached) = cached {
+            return Ok(cached);
+        }
+        let fresh = Arc::new(crate::indicators::compute(log.as_ref())?);
+        self.indicators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project.id, fresh.clone());
+        Ok(fresh)
     }
 
     /// On a data folder without any admin: creates the first project with

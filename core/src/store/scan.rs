@@ -119,7 +119,9 @@ mod tests {
         assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), ids, "creation order");
         assert!(seen[3].1 && !seen[4].1, "tombstones are handed over, marked");
         let mut after = 0;
-        store.scan(Collection::Traders, |_| Ok::<(), Error>(after += 1)).unwrap();
+        store
+            .scan(Collection::Traders, |_| Ok::<(), Error>(after += 1))
+            .unwrap();
         assert_eq!(after, 21);
         let mut none = 0;
         store

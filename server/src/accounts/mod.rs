@@ -6,6 +6,7 @@
 //! SHA-256 is kept (a token that random needs no slow hash); an enrollment
 //! code is stored hashed too, used once, and expires.
 
+mod password;
 mod secret;
 
 use std::path::Path;
@@ -20,6 +21,12 @@ use crate::sql::{Db, PgPool, Row, SqlError, params};
 /// How long an enrollment code stays usable: three days, time for an
 /// enumerator to reach the office or receive it by phone.
 pub const ENROLLMENT_TTL_MS: i64 = 3 * 24 * 3600 * 1000;
+
+/// How long a dashboard login lasts: a working day.
+pub const WEB_SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+
+/// Shortest dashboard password.
+pub const MIN_PASSWORD_CHARS: usize = 10;
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +221,14 @@ impl Accounts {
             )?;
             if !has_offset {
                 conn.execute_batch("ALTER TABLE devices ADD COLUMN clock_offset_ms INTEGER")?;
+            }
+            let has_password: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('users') WHERE name = 'password_hash')",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_password {
+                conn.execute_batch("ALTER TABLE users ADD COLUMN password_hash TEXT")?;
             }
             Ok(())
         };
@@ -530,6 +545,86 @@ impl Accounts {
                 })
             })
             .collect()
+    }
+
+    /// Sets the dashboard password of a user of `project` (or an admin),
+    /// stored as an argon2id hash. At least 10 characters: the dashboard
+    /// shows survey data about vulnerable people.
+    pub fn set_password(&self, project: Option<&Project>, username: &str, password: &str) -> Result<(), AccountError> {
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AccountError::Invalid(format!(
+                "the password is too short: use at least {MIN_PASSWORD_CHARS} characters"
+            )));
+        }
+        let (user_id, _) = self.user(project, username)?;
+        let hash = password::hash(password)?;
+        self.db.with(|db| {
+            db.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![&hash, user_id],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Checks a dashboard login and opens a session: its cookie secret,
+    /// shown once. `None` for an unknown user or a wrong password (not
+    /// told apart). Enumerators have no dashboard.
+    pub fn login(&self, username: &str, password: &str, now: i64) -> Result<Option<Secret>, AccountError> {
+        let rows = self.db.with(|db| {
+            db.query(
+                "SELECT id, password_hash FROM users WHERE username = ?1 AND password_hash IS NOT NULL                  AND role IN ('admin', 'me_officer') ORDER BY id",
+                params![username],
+            )
+        })?;
+        let mut user = None;
+        for row in &rows {
+            if password::verify(password, &row.text(1)?) {
+                user = Some(row.int(0)?);
+                break;
+            }
+        }
+        if rows.is_empty() {
+            // As slow as a wrong password, so timing does not tell which
+            // user names exist.
+            password::verify(password, password::DUMMY_HASH);
+        }
+        let Some(user_id) = user else {
+            return Ok(None);
+        };
+        let token = new_token();
+        self.db.with(|db| {
+            db.execute("DELETE FROM web_sessions WHERE expires_at < ?1", params![now])?;
+            db.execute(
+                "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![&hash_secret(token.expose()), user_id, now, now + WEB_SESSION_TTL_MS],
+            )
+        })?;
+        Ok(Some(token))
+    }
+
+    /// The user a dashboard session cookie belongs to, unless unknown or
+    /// expired. Its `device_id` is the negated user id (rate limits count
+    /// per user; devices have positive ids).
+    pub fn web_session(&self, token: &str, now: i64) -> Result<Option<Principal>, AccountError> {
+        let row = self.db.with(|db| {
+            db.query_opt(
+                "SELECT -u.id, u.id, u.username, u.role, p.id, p.slug, p.name, NULL                  FROM web_sessions s JOIN users u ON u.id = s.user_id LEFT JOIN projects p ON p.id = u.project_id                  WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                params![&hash_secret(token), now],
+            )
+        })?;
+        row.map(|r| principal_row(&r)).transpose()
+    }
+
+    /// Ends a dashboard session.
+    pub fn logout(&self, token: &str) -> Result<(), AccountError> {
+        self.db.with(|db| {
+            db.execute(
+                "DELETE FROM web_sessions WHERE token_hash = ?1",
+                params![&hash_secret(token)],
+            )
+        })?;
+        Ok(())
     }
 
     /// Whether any admin exists (first start creates one).

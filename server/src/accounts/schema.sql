@@ -59,3 +59,12 @@ CREATE TABLE IF NOT EXISTS review_flags (
     flagged_at INTEGER NOT NULL,
     PRIMARY KEY (project_id, entity)
 );
+
+-- Dashboard sessions: only the SHA-256 of the cookie's 256-bit secret.
+-- (users.password_hash, an argon2id PHC string, is added at open.)
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash BLOB    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);

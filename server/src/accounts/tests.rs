@@ -146,3 +146,59 @@ fn an_accounts_file_from_before_clock_offsets_gets_the_column() {
         .unwrap();
     assert_eq!(accounts.devices(&project).unwrap()[0].clock_offset_ms, Some(3_600_000));
 }
+
+#[test]
+fn dashboard_logins_need_the_password_expire_and_end_at_logout() {
+    for (name, _dir, accounts) in backends() {
+        println!("backend: {name}");
+        let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+        accounts.add_user(Some(&project), "grace", Role::MeOfficer, 0).unwrap();
+        accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
+        assert!(matches!(
+            accounts.set_password(Some(&project), "grace", "short"),
+            Err(AccountError::Invalid(_))
+        ));
+        accounts
+            .set_password(Some(&project), "grace", "a long pass phrase")
+            .unwrap();
+        accounts
+            .set_password(Some(&project), "amina", "a long pass phrase")
+            .unwrap();
+        let stored = accounts
+            .db
+            .with(|db| {
+                db.query(
+                    "SELECT password_hash FROM users WHERE username = 'grace'",
+                    crate::sql::params![],
+                )
+            })
+            .unwrap();
+        let hash = stored[0].text(0).unwrap();
+        assert!(hash.starts_with("$argon2id$") && !hash.contains("pass phrase"));
+
+        assert!(accounts.login("grace", "a long pass phrasE", 1_000).unwrap().is_none());
+        assert!(accounts.login("nobody", "a long pass phrase", 1_000).unwrap().is_none());
+        assert!(
+            accounts.login("amina", "a long pass phrase", 1_000).unwrap().is_none(),
+            "enumerators have no dashboard"
+        );
+        let cookie = accounts.login("grace", "a long pass phrase", 1_000).unwrap().unwrap();
+        let who = accounts.web_session(cookie.expose(), 2_000).unwrap().unwrap();
+        assert_eq!((who.username.as_str(), who.role), ("grace", Role::MeOfficer));
+        assert_eq!(who.project.as_ref().map(|p| p.id), Some(project.id));
+        assert!(who.device_id < 0);
+        assert!(
+            accounts.authenticate(cookie.expose()).unwrap().is_none(),
+            "a cookie is not an API token"
+        );
+        assert!(
+            accounts
+                .web_session(cookie.expose(), 1_000 + WEB_SESSION_TTL_MS)
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
+        accounts.logout(cookie.expose()).unwrap();
+        assert!(accounts.web_session(cookie.expose(), 2_000).unwrap().is_none());
+    }
+}

@@ -114,7 +114,10 @@ mod tests {
             ]),
             "\"Uwimana, Claudine\",\"she said \"\"no\"\"\",,-3,2.5,true\r\n"
         );
-        assert_eq!(line(&[Cell::Text("=HYPERLINK(\"x\")".into())]), "\"'=HYPERLINK(\"\"x\"\")\"\r\n");
+        assert_eq!(
+            line(&[Cell::Text("=HYPERLINK(\"x\")".into())]),
+            "\"'=HYPERLINK(\"\"x\"\")\"\r\n"
+        );
         assert_eq!(line(&[Cell::Text("+250 788 000 111".into())]), "+250 788 000 111\r\n");
         assert_eq!(line(&[Cell::Text("-cmd|x".into())]), "\"'-cmd|x\"\r\n");
         assert_eq!(line(&[Cell::Text("two\nlines".into())]), "\"two\nlines\"\r\n");

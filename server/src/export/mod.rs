@@ -127,7 +127,12 @@ pub fn run(
             .map(|n| {
                 plan.table(n).ok_or_else(|| ExportError::UnknownTable {
                     name: n.chars().take(80).collect(),
-                    known: plan.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
+                    known: plan
+                        .tables
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             })
             .collect::<Result<_, _>>()?,
@@ -155,7 +160,11 @@ pub fn run(
         sink.row(table, &cells)
     };
 
-    for collection in [Collection::Traders, Collection::AwarenessSessions, Collection::Attendance] {
+    for collection in [
+        Collection::Traders,
+        Collection::AwarenessSessions,
+        Collection::Attendance,
+    ] {
         let Some(t) = selected.iter().position(|t| t.source == Source::Collection(collection)) else {
             continue;
         };
@@ -246,7 +255,12 @@ impl Plan {
         self.groups
             .iter()
             .enumerate()
-            .flat_map(|(g, group)| group.versions.iter().map(move |v| ((group.form_id.clone(), v.clone()), g)))
+            .flat_map(|(g, group)| {
+                group
+                    .versions
+                    .iter()
+                    .map(move |v| ((group.form_id.clone(), v.clone()), g))
+            })
             .collect()
     }
 }
@@ -300,9 +314,7 @@ impl Rows<'_> {
                     .and_then(|h| self.context.device_offsets.get(&h.node.to_sql()))
                     .map_or(Cell::Empty, |o| Cell::Integer(*o)),
                 Column::Answer(a) => self.answer(table, a, fields.get(&format!("answers/{}", a.name))),
-                Column::AnswerChoice(a, choice) => {
-                    choice_cell(fields.get(&format!("answers/{}", a.name)), choice)
-                }
+                Column::AnswerChoice(a, choice) => choice_cell(fields.get(&format!("answers/{}", a.name)), choice),
                 Column::RepeatIndex | Column::Meta(_) => Cell::Empty,
             })
             .collect()
@@ -352,8 +364,8 @@ impl Rows<'_> {
 
     fn conflict_row(&self, stored: &mpaka_core::StoredConflict) -> Vec<Cell> {
         let c = &stored.conflict;
-        let withheld = self.context.options.without_personal
-            && c.collection.schema().resolve(&c.field).is_ok_and(|f| f.personal);
+        let withheld =
+            self.context.options.without_personal && c.collection.schema().resolve(&c.field).is_ok_and(|f| f.personal);
         let value = |json: &str| -> Cell {
             if withheld {
                 return Cell::Text("(withheld)".into());

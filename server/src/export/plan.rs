@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use mpaka_core::Collection;
 use mpaka_core::form::{FormDefinition, QuestionType};
 use mpaka_core::schema::{DELETED, FieldKind, FieldSpec};
-use mpaka_core::Collection;
 
 use super::ExportOptions;
 
@@ -125,7 +125,11 @@ impl Plan {
     /// The tables for these forms, with these options.
     pub fn new(forms: &[FormDefinition], options: &ExportOptions) -> Plan {
         let mut tables = Vec::new();
-        for collection in [Collection::Traders, Collection::AwarenessSessions, Collection::Attendance] {
+        for collection in [
+            Collection::Traders,
+            Collection::AwarenessSessions,
+            Collection::Attendance,
+        ] {
             let schema = collection.schema();
             let mut columns = vec![Column::Id];
             for field in schema.fields.iter().filter(|f| keep(f, options)) {

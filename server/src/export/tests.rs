@@ -57,8 +57,10 @@ fn project() -> Project {
         .save(
             Collection::AwarenessSessions,
             session,
-            serde_json::from_value(json!({"topic": "ebola", "date": "2026-11-20", "border_post": "rusizi_2",
-                "side": "drc", "facilitator": "enum01"}))
+            serde_json::from_value(
+                json!({"topic": "ebola", "date": "2026-11-20", "border_post": "rusizi_2",
+                "side": "drc", "facilitator": "enum01"}),
+            )
             .unwrap(),
         )
         .unwrap();
@@ -76,7 +78,10 @@ fn project() -> Project {
         let op = s.finalize(&store).unwrap().unwrap();
         interviews.push(op.entity);
     }
-    trader_interview(&form, env(), None, 7).unwrap().save_draft(&store).unwrap();
+    trader_interview(&form, env(), None, 7)
+        .unwrap()
+        .save_draft(&store)
+        .unwrap();
     let node = store.node().to_sql();
     Project {
         _dir: dir,
@@ -123,7 +128,10 @@ fn csv_tables_hold_every_form_repeat_and_collection_with_metadata() {
     assert_eq!(rows["awareness_sessions"], 1);
     assert_eq!(rows["attendance"], 1);
     assert_eq!(rows["trader_survey"], 5, "drafts left out");
-    assert_eq!(rows["trader_survey_v2026120101"], 0, "the incompatible version has its own table");
+    assert_eq!(
+        rows["trader_survey_v2026120101"], 0,
+        "the incompatible version has its own table"
+    );
     // Goods: 1 + n % 3 instances for n in 0..5 = 1+2+3+1+2.
     assert_eq!(rows["trader_survey__goods"], 9);
     assert!(rows.contains_key("conflicts") && rows.contains_key("review_flags"));
@@ -132,10 +140,21 @@ fn csv_tables_hold_every_form_repeat_and_collection_with_metadata() {
     assert_eq!(h[0], "submission_id");
     let ids = column(&h, &r, "submission_id");
     assert_eq!(ids, p.interviews.iter().map(|i| i.to_string()).collect::<Vec<_>>());
-    for meta in ["form_version", "enumerator", "started_at", "ended_at", "received_at_server", "device_clock_offset_ms"] {
+    for meta in [
+        "form_version",
+        "enumerator",
+        "started_at",
+        "ended_at",
+        "received_at_server",
+        "device_clock_offset_ms",
+    ] {
         assert!(column(&h, &r, meta).iter().all(|v| !v.is_empty()), "{meta} filled");
     }
-    assert!(column(&h, &r, "device_clock_offset_ms").iter().all(|v| *v == "-3600000"));
+    assert!(
+        column(&h, &r, "device_clock_offset_ms")
+            .iter()
+            .all(|v| *v == "-3600000")
+    );
     // Interviews of the duplicate trader point to the survivor.
     let survivor = p.traders[0].to_string();
     assert!(column(&h, &r, "trader_id").iter().all(|t| *t == survivor));
@@ -150,13 +169,20 @@ fn csv_tables_hold_every_form_repeat_and_collection_with_metadata() {
     let (gh, gr) = read_csv(&dir.path().join("trader_survey__goods.csv"));
     assert_eq!(&gh[..2], ["submission_id", "repeat_index"]);
     let parents = column(&gh, &gr, "submission_id");
-    assert!(parents.iter().all(|id| ids.contains(id)), "repeat rows link to their interview");
+    assert!(
+        parents.iter().all(|id| ids.contains(id)),
+        "repeat rows link to their interview"
+    );
     assert_eq!(column(&gh, &gr, "repeat_index")[..3], ["1", "1", "2"]);
     assert!(column(&gh, &gr, "value_rwf").iter().all(|v| v.parse::<i64>().is_ok()));
 
     let (th, tr) = read_csv(&dir.path().join("traders.csv"));
     assert_eq!(column(&th, &tr, "merged_into")[1], survivor);
-    assert!(column(&th, &tr, "main_goods/beans").iter().all(|v| *v == "0" || *v == "1"));
+    assert!(
+        column(&th, &tr, "main_goods/beans")
+            .iter()
+            .all(|v| *v == "0" || *v == "1")
+    );
     let (ah, ar) = read_csv(&dir.path().join("attendance.csv"));
     assert_eq!(column(&ah, &ar, "trader_id"), [survivor.as_str()]);
 }
@@ -182,7 +208,13 @@ fn labels_in_a_language_and_without_personal_fields() {
     }
     assert!(!dir.path().join("attendance.csv").exists(), "only the tables asked for");
 
-    let err = run(&p.store, &p.context, Some(&["nope".to_owned()]), &mut CsvSink::into_dir(dir.path())).unwrap_err();
+    let err = run(
+        &p.store,
+        &p.context,
+        Some(&["nope".to_owned()]),
+        &mut CsvSink::into_dir(dir.path()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("trader_survey__goods"), "{err}");
 }
 
@@ -199,8 +231,17 @@ fn xlsx_and_json_lines_hold_the_same_rows_as_csv() {
         assert_eq!(range.height() as u64, n + 1, "{table}");
     }
     let survey = book.worksheet_range("trader_survey").unwrap();
-    let age_col = survey.rows().next().unwrap().iter().position(|c| c.to_string() == "age").unwrap();
-    assert!(matches!(survey.get((1, age_col)), Some(calamine::Data::Float(_))), "numbers stay numbers");
+    let age_col = survey
+        .rows()
+        .next()
+        .unwrap()
+        .iter()
+        .position(|c| c.to_string() == "age")
+        .unwrap();
+    assert!(
+        matches!(survey.get((1, age_col)), Some(calamine::Data::Float(_))),
+        "numbers stay numbers"
+    );
 
     let jdir = tempfile::tempdir().unwrap();
     run(&p.store, &p.context, None, &mut JsonlSink::into_dir(jdir.path())).unwrap();
@@ -216,14 +257,25 @@ fn conflicts_list_both_values() {
     let p = project();
     let other = Store::open_in_memory(StoreOptions::default()).unwrap();
     let ops = p.store.ops_after(0, 10_000).unwrap();
-    other.apply_remote(&ops.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()).unwrap();
+    other
+        .apply_remote(&ops.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>())
+        .unwrap();
     let fields = |post: &str| mpaka_core::Fields::from([("border_post".to_owned(), json!(post))]);
-    let a = p.store.save(Collection::Traders, p.traders[2], fields("rusizi_1")).unwrap();
+    let a = p
+        .store
+        .save(Collection::Traders, p.traders[2], fields("rusizi_1"))
+        .unwrap();
     let b = other.save(Collection::Traders, p.traders[2], fields("other")).unwrap();
     p.store.apply_remote(&[b]).unwrap();
     let _ = a;
     let dir = tempfile::tempdir().unwrap();
-    run(&p.store, &p.context, Some(&["conflicts".to_owned()]), &mut CsvSink::into_dir(dir.path())).unwrap();
+    run(
+        &p.store,
+        &p.context,
+        Some(&["conflicts".to_owned()]),
+        &mut CsvSink::into_dir(dir.path()),
+    )
+    .unwrap();
     let (h, r) = read_csv(&dir.path().join("conflicts.csv"));
     assert_eq!(r.len(), 1);
     let mut values = [column(&h, &r, "older_value")[0], column(&h, &r, "newer_value")[0]];

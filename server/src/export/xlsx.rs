@@ -83,7 +83,14 @@ pub fn sheet_name(name: &str, part: usize) -> String {
     let room = 31 - suffix.chars().count();
     let cut = if clean.chars().count() > room {
         // Keep the end too: `…__goods` tells repeat tables apart.
-        let tail: String = clean.chars().rev().take(room / 2).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = clean
+            .chars()
+            .rev()
+            .take(room / 2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let head: String = clean.chars().take(room - room / 2 - 1).collect();
         format!("{head}~{tail}")
     } else {
@@ -176,7 +183,11 @@ mod tests {
         let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
         assert_eq!(
             book.sheet_names(),
-            vec!["trader_survey__goods", "trader_survey__goods (2)", "trader_survey__goods (3)"]
+            vec![
+                "trader_survey__goods",
+                "trader_survey__goods (2)",
+                "trader_survey__goods (3)"
+            ]
         );
         let last = book.worksheet_range("trader_survey__goods (3)").unwrap();
         assert_eq!(last.get_size(), (2, 1), "header and the 7th row");

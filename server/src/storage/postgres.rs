@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_initial.sql"),
     include_str!("postgres/0002_device_clock.sql"),
     include_str!("postgres/0003_received.sql"),
+    include_str!("postgres/0004_web_logins.sql"),
 ];
 
 /// Key of the advisory lock that serializes migrations between processes
@@ -529,7 +530,12 @@ impl PgProject {
         .collect()
     }
 
-    fn insert_ops(&self, tx: &mut Transaction<'_>, ops: &[(i64, &Op, String)], now_ms: u64) -> Result<(), StorageError> {
+    fn insert_ops(
+        &self,
+        tx: &mut Transaction<'_>,
+        ops: &[(i64, &Op, String)],
+        now_ms: u64,
+    ) -> Result<(), StorageError> {
         if ops.is_empty() {
             return Ok(());
         }

@@ -335,3 +335,102 @@ fn pullers_see_every_op_once_and_in_order_while_many_connections_push() {
         }
     }
 }
+
+#[test]
+fn scans_hand_over_every_entity_with_its_receipt_time_and_the_head_moves() {
+    for (name, log) in backends() {
+        let (a, b) = field_day();
+        let before = now_ms();
+        assert_eq!(log.head().unwrap(), 0, "{name}");
+        log.apply(&a, now_ms()).unwrap();
+        let head = log.head().unwrap();
+        assert!(head >= a.len() as u64, "{name}");
+        log.apply(&b, now_ms()).unwrap();
+        assert!(log.head().unwrap() > head, "{name}: the head moves with new ops");
+
+        let mut scanned = HashMap::new();
+        log.scan_entities(Collection::Traders, &mut |s| {
+            scanned.insert(s.id, s);
+            Ok(())
+        })
+        .unwrap();
+        let device = device();
+        device.apply_remote(&a).unwrap();
+        device.apply_remote(&b).unwrap();
+        let expected = device
+            .list(&mpaka_core::Query::new(Collection::Traders).include_deleted())
+            .unwrap();
+        assert_eq!(scanned.len(), expected.len(), "{name}");
+        for e in expected {
+            let s = &scanned[&e.id];
+            assert_eq!(s.state, e.state, "{name}: same merged state as a device");
+            let at = s.first_received_ms.unwrap_or_else(|| panic!("{name}: received time"));
+            assert!(at >= before && at <= now_ms(), "{name}");
+        }
+        // A reader that stops the scan stops it.
+        let mut seen = 0;
+        let stopped = log.scan_entities(Collection::Traders, &mut |_| {
+            seen += 1;
+            Err(super::StorageError::Stopped)
+        });
+        assert!(
+            matches!(stopped, Err(super::StorageError::Stopped)) && seen == 1,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn review_actions_write_ops_that_resolve_and_merge_on_every_backend() {
+    use crate::review::{Author, Keep, merge_traders, resolve_conflict};
+    for (name, log) in backends() {
+        let (a, b) = field_day();
+        // Without the phone's resolution: the M&E officer resolves it.
+        log.apply(&a[..a.len() - 1], now_ms()).unwrap();
+        log.apply(&b, now_ms()).unwrap();
+        let author = Author::new();
+        let open = log.conflicts(true).unwrap();
+        assert!(!open.is_empty(), "{name}");
+        let c = &open[0];
+        let older: serde_json::Value = serde_json::from_str(&c.conflict.older.value).unwrap();
+        let op = resolve_conflict(log.as_ref(), &author, c.id, Keep::Older, now_ms()).unwrap();
+        assert!(
+            op.saw_stamp(c.conflict.newer.hlc) && op.saw_stamp(c.conflict.older.hlc),
+            "{name}"
+        );
+        let state = log.entity(c.conflict.collection, c.conflict.entity).unwrap().unwrap();
+        assert_eq!(state.fields.get(&c.conflict.field), Some(&older), "{name}");
+        assert!(
+            log.conflicts(true).unwrap().iter().all(|o| o.id != c.id),
+            "{name}: resolved"
+        );
+
+        let mut traders = Vec::new();
+        log.scan_entities(Collection::Traders, &mut |s| {
+            traders.push(s.id);
+            Ok(())
+        })
+        .unwrap();
+        let ops = merge_traders(log.as_ref(), &author, traders[1], traders[0], now_ms()).unwrap();
+        assert!(!ops.is_empty(), "{name}");
+        let gone = log.entity(Collection::Traders, traders[1]).unwrap().unwrap();
+        assert_eq!(mpaka_core::registry::merged_into(&gone), Some(traders[0]), "{name}");
+        // Every op the server wrote reaches a device like any other.
+        let device = device();
+        let pulled: Vec<Op> = pull_all(log.as_ref(), None).into_iter().map(|(_, o)| o).collect();
+        device.apply_remote(&pulled).unwrap();
+        assert_eq!(
+            device.get(Collection::Traders, traders[1]).unwrap().unwrap().state,
+            gone,
+            "{name}"
+        );
+        assert!(
+            device
+                .conflicts(true)
+                .unwrap()
+                .iter()
+                .all(|o| o.conflict.field != c.conflict.field || o.conflict.entity != c.conflict.entity),
+            "{name}: resolved on the device too"
+        );
+    }
+}

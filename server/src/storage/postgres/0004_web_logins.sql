@@ -1,0 +1,11 @@
+-- PostgreSQL schema version 4: dashboard logins.
+-- An argon2id hash (PHC string) for users who log in to the dashboard.
+ALTER TABLE users ADD COLUMN password_hash text;
+
+-- Dashboard sessions: only the SHA-256 of the cookie's 256-bit secret.
+CREATE TABLE web_sessions (
+    token_hash bytea  PRIMARY KEY,
+    user_id    bigint NOT NULL REFERENCES users (id),
+    created_at bigint NOT NULL,
+    expires_at bigint NOT NULL
+);
