@@ -61,6 +61,17 @@ pub enum AdminCommand {
         #[arg(long)]
         project: String,
     },
+    /// Set a user's dashboard password (admins and M&E officers log in at
+    /// the server's address). Read from MPAKA_PASSWORD if set, else from
+    /// the first line of standard input; never from the command line,
+    /// where other users of the machine could read it.
+    SetPassword {
+        /// The user.
+        username: String,
+        /// The project (not needed for an admin).
+        #[arg(long)]
+        project: Option<String>,
+    },
     /// Issue an API token for a user (shown once).
     Token {
         /// The user.
@@ -140,6 +151,19 @@ pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std:
                 "published `{}` version `{}` ({})\n",
                 form.form_id, form.version, form.title
             )
+        }
+        AdminCommand::SetPassword { username, project } => {
+            let password = match std::env::var("MPAKA_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let project = project.map(|p| accounts.project(&p)).transpose()?;
+            accounts.set_password(project.as_ref(), &username, &password)?;
+            format!("password set for `{username}`\n")
         }
         AdminCommand::Token { username, project } => {
             let project = project.map(|p| accounts.project(&p)).transpose()?;

@@ -1,7 +1,8 @@
 //! `mpaka`: the command M&E officers and developers run.
 //!
 //! `mpaka serve` runs the sync server, `mpaka admin` administers it,
-//! `mpaka simulate` plays a field day of devices against it; `mpaka demo`
+//! `mpaka simulate` plays a field day of devices against it, `mpaka export`
+//! writes a project's merged data as files; `mpaka demo`
 //! shows the offline store alone, `mpaka inspect` reads a store file and
 //! `mpaka form` checks XLSForms.
 
@@ -15,6 +16,7 @@ use mpaka_server::server::{DataDir, Limits, shutdown_signal};
 
 mod admin;
 mod demo;
+mod export_cmd;
 mod form;
 mod inspect;
 
@@ -113,6 +115,15 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Export a project's merged data: a table per form (and per repeat
+    /// group), traders, sessions, attendance, conflicts, review flags and
+    /// the indicators, as CSV, XLSX or JSON lines.
+    Export {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        args: export_cmd::ExportArgs,
+    },
     /// Two enumerators' phones work offline at Rusizi II, then merge:
     /// surveys, an awareness session counted once, and a conflict resolved.
     Demo {
@@ -204,6 +215,11 @@ fn main() -> ExitCode {
             .open()
             .map_err(Into::into)
             .and_then(|data| admin::run(&data, command))
+            .map(|out| print!("{out}")),
+        Command::Export { storage, args } => storage
+            .open()
+            .map_err(Into::into)
+            .and_then(|data| export_cmd::run(&data, args))
             .map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {
             Ok(summary) => {

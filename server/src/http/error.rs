@@ -152,3 +152,29 @@ impl From<tokio::task::JoinError> for ApiError {
         ApiError::internal(e)
     }
 }
+
+impl From<crate::review::ReviewError> for ApiError {
+    fn from(e: crate::review::ReviewError) -> Self {
+        use crate::review::ReviewError;
+        match e {
+            ReviewError::UnknownConflict(_) | ReviewError::UnknownTrader(_) => ApiError::not_found(e.to_string()),
+            ReviewError::BadMerge(_) | ReviewError::Refused(_) => ApiError::unprocessable(e.to_string()),
+            ReviewError::Storage(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::export::ExportError> for ApiError {
+    fn from(e: crate::export::ExportError) -> Self {
+        match e {
+            crate::export::ExportError::UnknownTable { .. } => ApiError::not_found(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ApiError::internal(e)
+    }
+}

@@ -6,6 +6,8 @@
 //! work runs on tokio's blocking pool.
 
 mod body;
+mod data;
+mod download;
 mod error;
 mod limit;
 mod routes;
@@ -24,6 +26,9 @@ pub use self::error::ApiError;
 use self::limit::RateLimiter;
 use crate::accounts::{Principal, Project, Role};
 use crate::server::{DataDir, Limits};
+
+/// A request body, read whole (size-limited).
+type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -61,6 +66,16 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
             get(routes::list_forms).post(routes::publish_form),
         )
         .route("/v1/projects/{project}/review-flags", get(routes::review_flags))
+        .route("/v1/projects/{project}/exports", get(data::list_exports))
+        .route("/v1/projects/{project}/exports/{file}", get(data::export_file))
+        .route("/v1/projects/{project}/indicators", get(data::indicators))
+        .route("/v1/projects/{project}/conflicts", get(data::conflicts))
+        .route(
+            "/v1/projects/{project}/conflicts/{conflict}/resolve",
+            post(data::resolve_conflict),
+        )
+        .route("/v1/projects/{project}/duplicates", get(data::duplicates))
+        .route("/v1/projects/{project}/traders/merge", post(data::merge_traders))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
