@@ -49,6 +49,7 @@ impl Puller {
             forms: self.forms.clone(),
             pull_limit_bytes: 16 * 1024,
             device_time_ms: None,
+            pending_ops: None,
         };
         let response = self
             .http

@@ -321,6 +321,7 @@ impl SyncClient {
                 forms: store.form_refs()?,
                 pull_limit_bytes: (self.config.batch_bytes as f64 * pull_ratio) as u64,
                 device_time_ms: Some(store.wall_clock_ms()),
+                pending_ops: Some(store.pending_count()?.saturating_sub(ops.len() as u64)),
             };
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);

@@ -63,6 +63,13 @@ pub struct SyncRequest<O = Op> {
     /// officers who look after the devices. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_time_ms: Option<u64>,
+    /// How many of the device's ops still wait for a later request
+    /// (written there, never acknowledged, not in this one), as the device
+    /// counted them when it sent this one: the dashboard shows it per
+    /// device, so officers see a phone whose sync keeps being cut.
+    /// Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_ops: Option<u64>,
 }
 
 /// What the server answers. `O` is [`Op`] on the device; the server sends

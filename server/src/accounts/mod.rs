@@ -139,6 +139,9 @@ pub struct DeviceInfo {
     /// within the request's one-way travel time: hours or years mean the
     /// phone's clock is wrong (its ops are corrected; its owner should fix it).
     pub clock_offset_ms: Option<i64>,
+    /// Ops still waiting on the device after its last sync request, as it
+    /// reported them.
+    pub pending_ops: Option<i64>,
 }
 
 /// A submission flagged for review.
@@ -229,6 +232,14 @@ impl Accounts {
             )?;
             if !has_password {
                 conn.execute_batch("ALTER TABLE users ADD COLUMN password_hash TEXT")?;
+            }
+            let has_pending: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('devices') WHERE name = 'pending_ops')",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_pending {
+                conn.execute_batch("ALTER TABLE devices ADD COLUMN pending_ops INTEGER")?;
             }
             Ok(())
         };
@@ -454,7 +465,7 @@ impl Accounts {
         let rows = self.db.with(|db| {
             db.query(
                 "SELECT d.id, u.username, u.role, d.name, d.node_id, d.enrolled_at, d.revoked_at, d.last_sync_at, \
-                 d.ops_received, d.ops_rejected, d.clock_offset_ms FROM devices d JOIN users u ON u.id = d.user_id \
+                 d.ops_received, d.ops_rejected, d.clock_offset_ms, d.pending_ops FROM devices d JOIN users u ON u.id = d.user_id \
                  WHERE d.project_id = ?1 ORDER BY d.id",
                 params![project.id],
             )
@@ -473,26 +484,30 @@ impl Accounts {
                     ops_received: r.int(8)?,
                     ops_rejected: r.int(9)?,
                     clock_offset_ms: r.opt_int(10)?,
+                    pending_ops: r.opt_int(11)?,
                 })
             })
             .collect()
     }
 
-    /// Records a sync of a device, and its clock's offset if it sent its
-    /// time (an absent one keeps the last known).
+    /// Records a sync of a device, its clock's offset if it sent its time,
+    /// and the ops it said still wait on it (absent ones keep the last
+    /// known).
     pub fn record_sync(
         &self,
         device_id: i64,
         received: u64,
         rejected: u64,
         clock_offset_ms: Option<i64>,
+        pending_ops: Option<i64>,
         now: i64,
     ) -> Result<(), AccountError> {
         self.db.with(|db| {
             db.execute(
                 "UPDATE devices SET last_sync_at = ?1, ops_received = ops_received + ?2, \
-                 ops_rejected = ops_rejected + ?3, clock_offset_ms = coalesce(?5, clock_offset_ms) WHERE id = ?4",
-                params![now, received as i64, rejected as i64, device_id, clock_offset_ms],
+                 ops_rejected = ops_rejected + ?3, clock_offset_ms = coalesce(?5, clock_offset_ms), \
+                 pending_ops = coalesce(?6, pending_ops) WHERE id = ?4",
+                params![now, received as i64, rejected as i64, device_id, clock_offset_ms, pending_ops],
             )
         })?;
         Ok(())

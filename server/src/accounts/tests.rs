@@ -75,9 +75,9 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
 
         // The clock offset a sync reports is kept; a sync without one keeps it.
         accounts
-            .record_sync(principal.device_id, 10, 1, Some(-63_072_000_000), 25)
+            .record_sync(principal.device_id, 10, 1, Some(-63_072_000_000), Some(40), 25)
             .unwrap();
-        accounts.record_sync(principal.device_id, 5, 0, None, 26).unwrap();
+        accounts.record_sync(principal.device_id, 5, 0, None, None, 26).unwrap();
         let device = accounts
             .devices(&project)
             .unwrap()
@@ -85,6 +85,7 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
             .find(|d| d.id == principal.device_id)
             .unwrap();
         assert_eq!(device.clock_offset_ms, Some(-63_072_000_000), "{name}");
+        assert_eq!(device.pending_ops, Some(40), "{name}: kept when a sync does not say");
         assert_eq!(
             (device.ops_received, device.ops_rejected, device.last_sync_at),
             (15, 1, Some(26)),
@@ -127,14 +128,17 @@ fn names_are_checked_and_admins_are_server_wide() {
 }
 
 #[test]
-fn an_accounts_file_from_before_clock_offsets_gets_the_column() {
+fn an_accounts_file_from_before_clock_offsets_and_logins_gets_the_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("server.sqlite");
     drop(Accounts::open(&path).unwrap());
     // As the first release wrote it.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("ALTER TABLE devices DROP COLUMN clock_offset_ms")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE devices DROP COLUMN clock_offset_ms; ALTER TABLE devices DROP COLUMN pending_ops; \
+         ALTER TABLE users DROP COLUMN password_hash; DROP TABLE web_sessions;",
+    )
+    .unwrap();
     drop(conn);
     let accounts = Accounts::open(&path).unwrap();
     let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
@@ -142,9 +146,13 @@ fn an_accounts_file_from_before_clock_offsets_gets_the_column() {
     let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
     let (principal, _) = accounts.enroll(code.expose(), NodeId::random(), "phone", 1).unwrap();
     accounts
-        .record_sync(principal.device_id, 1, 0, Some(3_600_000), 2)
+        .record_sync(principal.device_id, 1, 0, Some(3_600_000), Some(7), 2)
         .unwrap();
-    assert_eq!(accounts.devices(&project).unwrap()[0].clock_offset_ms, Some(3_600_000));
+    let device = &accounts.devices(&project).unwrap()[0];
+    assert_eq!((device.clock_offset_ms, device.pending_ops), (Some(3_600_000), Some(7)));
+    accounts.add_user(Some(&project), "grace", Role::MeOfficer, 0).unwrap();
+    accounts.set_password(Some(&project), "grace", "a long pass phrase").unwrap();
+    assert!(accounts.login("grace", "a long pass phrase", 3).unwrap().is_some());
 }
 
 #[test]

@@ -138,6 +138,7 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
                 .device_time_ms
                 .and_then(|t| i64::try_from(t).ok())
                 .map(|t| (now as i64).saturating_sub(t));
+            let pending_ops = request.pending_ops.and_then(|n| i64::try_from(n).ok());
             let (response, stats) = exchange(
                 &data.accounts,
                 &project,
@@ -152,6 +153,7 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
                 (stats.applied + stats.duplicates) as u64,
                 stats.rejected as u64,
                 clock_offset,
+                pending_ops,
                 now as i64,
             )?;
             Ok((response, stats))

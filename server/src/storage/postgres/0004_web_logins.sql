@@ -1,4 +1,7 @@
--- PostgreSQL schema version 4: dashboard logins.
+-- PostgreSQL schema version 4: dashboard logins, and the ops each device
+-- reported still waiting on it at its last sync.
+ALTER TABLE devices ADD COLUMN pending_ops bigint;
+
 -- An argon2id hash (PHC string) for users who log in to the dashboard.
 ALTER TABLE users ADD COLUMN password_hash text;
 
