@@ -63,14 +63,22 @@ pub async fn indicators(
 /// An open conflict as the review queue shows it.
 #[derive(Serialize)]
 pub struct ConflictView {
-    id: i64,
-    collection: &'static str,
-    entity: String,
-    field: String,
-    older_value: serde_json::Value,
-    older_at_ms: u64,
-    newer_value: serde_json::Value,
-    newer_at_ms: u64,
+    /// Conflict id, for resolving.
+    pub id: i64,
+    /// Collection of the record.
+    pub collection: &'static str,
+    /// The record.
+    pub entity: String,
+    /// The field both writes changed.
+    pub field: String,
+    /// The value written first.
+    pub older_value: serde_json::Value,
+    /// When (writer's corrected clock, ms).
+    pub older_at_ms: u64,
+    /// The value written last, standing until resolved.
+    pub newer_value: serde_json::Value,
+    /// When.
+    pub newer_at_ms: u64,
 }
 
 /// Open conflicts, oldest first.

@@ -1,5 +1,5 @@
 //! The HTTP API under `/v1/` (described for machines at `/v1/openapi.json`
-//! and for people in docs/protocol.md).
+//! and for people in docs/protocol.md), and the dashboard's pages (`web/`).
 //!
 //! Every handler authenticates the caller from its bearer token and checks
 //! its role against the project in the path before touching data; database
@@ -11,6 +11,7 @@ mod download;
 mod error;
 mod limit;
 mod routes;
+mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +38,7 @@ pub struct AppState {
     limits: Limits,
     requests: Arc<RateLimiter>,
     enroll_failures: Arc<RateLimiter<std::net::IpAddr>>,
+    login_failures: Arc<RateLimiter<std::net::IpAddr>>,
 }
 
 /// The application: routes, body limit, request log.
@@ -46,6 +48,7 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         limits,
         requests: Arc::new(RateLimiter::new(limits.requests_per_minute)),
         enroll_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        login_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
     };
     Router::new()
         .route("/v1/health", get(routes::health))
@@ -76,6 +79,7 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         )
         .route("/v1/projects/{project}/duplicates", get(data::duplicates))
         .route("/v1/projects/{project}/traders/merge", post(data::merge_traders))
+        .merge(web::routes())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -1,0 +1,249 @@
+//! The dashboard: server-rendered pages for admins and M&E officers.
+//!
+//! No script runs in the browser: pages are HTML with inline SVG charts and
+//! plain forms, so they work on a laptop and on a phone on 2G alike.
+//!
+//! Security, on every request:
+//! - login with a password checked against its argon2id hash; the session
+//!   is a 256-bit secret in an `HttpOnly`, `SameSite=Strict` cookie, stored
+//!   hashed, valid 12 hours (`Secure` behind an HTTPS proxy);
+//! - every form carries a CSRF token derived from the session secret (the
+//!   login form from a pre-login cookie), checked in constant time, and a
+//!   POST whose `Origin` is another site is refused;
+//! - role and project are checked per request; enumerators have no
+//!   dashboard;
+//! - pages are `no-store`, framed by nobody, and may load nothing but
+//!   their own stylesheet (Content-Security-Policy).
+
+mod charts;
+mod html;
+mod pages;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState};
+use crate::accounts::{Principal, Project};
+use crate::server::now_ms;
+
+/// The session cookie.
+const SESSION_COOKIE: &str = "mpaka_session";
+/// The pre-login cookie the login form's CSRF token derives from.
+const LOGIN_COOKIE: &str = "mpaka_login";
+
+/// The dashboard's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/static/app.css", get(pages::stylesheet))
+        .route("/p/{project}", get(pages::overview))
+        .route("/p/{project}/devices", get(pages::devices))
+        .route("/p/{project}/devices/{device}/revoke", post(pages::revoke))
+        .route("/p/{project}/enrollments", post(pages::enroll))
+        .route("/p/{project}/review", get(pages::review))
+        .route("/p/{project}/conflicts/{conflict}/resolve", post(pages::resolve))
+        .route("/p/{project}/traders/merge", post(pages::merge))
+        .route("/p/{project}/exports", get(pages::exports))
+        .route("/p/{project}/exports/{file}", get(pages::download))
+        .route("/p/{project}/forms", get(pages::forms).post(pages::publish))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Headers every dashboard response carries.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// Why a dashboard request stops: a page to show or a redirect.
+#[derive(Debug)]
+pub enum WebError {
+    /// Not logged in (or the session ended): to the login page.
+    Login,
+    /// Shown to the person, with a status.
+    Page(StatusCode, String),
+}
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> Self {
+        WebError::Page(e.status, e.message)
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::Login => Redirect::to("/login").into_response(),
+            WebError::Page(status, message) => (status, html::error_page(status, &message)).into_response(),
+        }
+    }
+}
+
+/// A cookie's value from the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, whole site; Secure when
+/// the request came through HTTPS (a proxy that says so).
+fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let secure = if https { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("mpaka_invalid=; Max-Age=0"))
+}
+
+/// The CSRF token of a session (or pre-login) secret: derived, so nothing
+/// more is stored, and unknowable without the cookie.
+fn csrf_token(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("mpaka-csrf\0{secret}").as_bytes()))
+}
+
+/// Whether a form's CSRF token matches the secret, in constant time.
+fn csrf_ok(secret: &str, given: &str) -> bool {
+    let want = csrf_token(secret);
+    want.len() == given.len() && want.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Refuses a POST whose `Origin` names another site (browsers send it on
+/// every cross-site form post).
+fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    if origin == "null" || origin_host != host {
+        return Err(WebError::Page(
+            StatusCode::FORBIDDEN,
+            "this form was sent from another site; open the dashboard and try again".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A logged-in admin or M&E officer, with their session secret (for the
+/// CSRF tokens of the forms on the page).
+pub struct Session {
+    /// Who.
+    pub principal: Principal,
+    /// The cookie's secret.
+    pub secret: String,
+}
+
+impl Session {
+    /// The CSRF token forms on this session's pages carry.
+    pub fn csrf(&self) -> String {
+        csrf_token(&self.secret)
+    }
+}
+
+impl AppState {
+    /// The logged-in user, rate-limited like any client.
+    async fn session(&self, headers: &HeaderMap) -> Result<Session, WebError> {
+        let secret = cookie(headers, SESSION_COOKIE).ok_or(WebError::Login)?;
+        let lookup = secret.clone();
+        let principal = self
+            .blocking(move |data| Ok(data.accounts.web_session(&lookup, now_ms() as i64)?))
+            .await?
+            .ok_or(WebError::Login)?;
+        self.requests.check(principal.device_id)?;
+        Ok(Session { principal, secret })
+    }
+
+    /// The session and the project in the path, if the user may manage it.
+    async fn web_project(&self, headers: &HeaderMap, slug: &str) -> Result<(Session, Project), WebError> {
+        let session = self.session(headers).await?;
+        let slug = slug.to_owned();
+        let project = self.blocking(move |data| Ok(data.accounts.project(&slug)?)).await;
+        match project {
+            Ok(project) if session.principal.in_project(&project) && session.principal.role.manages() => {
+                Ok((session, project))
+            }
+            _ => Err(WebError::Page(
+                StatusCode::FORBIDDEN,
+                "you have no access to that project".into(),
+            )),
+        }
+    }
+
+    /// For a form post: the session, after the origin and CSRF checks.
+    async fn web_post(&self, headers: &HeaderMap, slug: &str, csrf: &str) -> Result<(Session, Project), WebError> {
+        same_origin(headers)?;
+        let (session, project) = self.web_project(headers, slug).await?;
+        if !csrf_ok(&session.secret, csrf) {
+            return Err(WebError::Page(
+                StatusCode::FORBIDDEN,
+                "this form has expired or did not come from this dashboard; reload the page and try again".into(),
+            ));
+        }
+        Ok((session, project))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_derive_from_the_secret_and_compare_exactly() {
+        let t = csrf_token("secret-a");
+        assert!(csrf_ok("secret-a", &t));
+        assert!(!csrf_ok("secret-b", &t));
+        assert!(!csrf_ok("secret-a", &t[1..]));
+        assert!(!csrf_ok("secret-a", ""));
+    }
+
+    #[test]
+    fn cookies_are_found_among_others_and_posts_from_elsewhere_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; mpaka_session=xyz; b=2"));
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&h, LOGIN_COOKIE), None);
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&h).is_ok(), "no Origin: a same-site navigation");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&h).is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(same_origin(&h).is_err());
+        let c = set_cookie(&h, SESSION_COOKIE, "v", 60);
+        let c = c.to_str().unwrap();
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && !c.contains("Secure"));
+    }
+}

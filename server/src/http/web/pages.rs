@@ -1,0 +1,780 @@
+//! The dashboard's pages and form actions.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::multipart::Multipart;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use base64::Engine;
+use serde::Deserialize;
+
+use super::charts::{self, Bar};
+use super::html::{self, Tab, esc, page};
+use super::{LOGIN_COOKIE, SESSION_COOKIE, Session, WebError, cookie, csrf_ok, csrf_token, same_origin, set_cookie};
+use crate::accounts::{Project, WEB_SESSION_TTL_MS};
+use crate::export::{ExportOptions, Plan};
+use crate::http::AppState;
+use crate::http::data::{open_conflicts, trader_id};
+use crate::http::download::{self, Download, OptionsQuery};
+use crate::review::{self, Keep};
+use crate::server::{ServerError, now_ms};
+
+/// Conflicts listed on the review page at most (the export has them all).
+const CONFLICTS_SHOWN: usize = 200;
+
+const STYLESHEET: &str = include_str!("app.css");
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, WebError> {
+    form.map(|Form(f)| f)
+        .map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, format!("the form is incomplete: {}", e.body_text())))
+}
+
+fn logged_in<'a>(session: &'a Session, csrf: &'a str) -> Option<(&'a str, &'a str)> {
+    Some((session.principal.username.as_str(), csrf))
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let session = state.session(&headers).await?;
+    let projects = match &session.principal.project {
+        Some(p) => vec![p.clone()],
+        None => state.blocking(|data| Ok(data.accounts.projects()?)).await?,
+    };
+    if let [only] = projects.as_slice() {
+        return Ok(Redirect::to(&format!("/p/{}", only.slug)).into_response());
+    }
+    let mut body = String::from("<ul class=\"projects\">");
+    for p in &projects {
+        let _ = write!(body, "<li><a href=\"/p/{}\">{}</a></li>", esc(&p.slug), esc(&p.name));
+    }
+    body.push_str("</ul>");
+    let csrf = session.csrf();
+    Ok(page("Projects", None, logged_in(&session, &csrf), &body).into_response())
+}
+
+fn random_secret() -> Result<String, WebError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| WebError::Page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness available".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn login_form(csrf: &str, message: Option<&str>) -> Html<String> {
+    let alert = message.map_or_else(String::new, |m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)));
+    page(
+        "Log in",
+        None,
+        None,
+        &format!(
+            "{alert}<form method=\"post\" action=\"/login\" class=\"login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <label>User name <input name=\"username\" autocomplete=\"username\" required autofocus></label>\
+             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Log in</button></form>\
+             <p class=\"hint\">For admins and M&amp;E officers. An admin sets passwords with \
+             <code>mpaka admin set-password</code>.</p>",
+            esc(csrf)
+        ),
+    )
+}
+
+pub async fn login_page(headers: HeaderMap) -> Result<Response, WebError> {
+    let secret = match cookie(&headers, LOGIN_COOKIE) {
+        Some(s) => s,
+        None => random_secret()?,
+    };
+    let mut response = login_form(&csrf_token(&secret), None).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, &secret, 3600));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    same_origin(&headers)?;
+    let f = form(body)?;
+    let pre = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if pre.is_empty() || !csrf_ok(&pre, &f.csrf) {
+        return Err(WebError::Page(
+            StatusCode::FORBIDDEN,
+            "the login form expired; open the login page again".into(),
+        ));
+    }
+    state.login_failures.exceeded(peer.ip())?;
+    let username = f.username.trim().to_owned();
+    let token = state
+        .blocking(move |data| Ok(data.accounts.login(&username, &f.password, now_ms() as i64)?))
+        .await?;
+    let Some(token) = token else {
+        let _ = state.login_failures.check(peer.ip());
+        tracing::info!("dashboard login refused");
+        let mut response = login_form(&csrf_token(&pre), Some("Wrong user name or password.")).into_response();
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(response);
+    };
+    tracing::info!("dashboard login");
+    let mut response = Redirect::to("/").into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let h = response.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&headers, SESSION_COOKIE, token.expose(), WEB_SESSION_TTL_MS / 1000),
+    );
+    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    same_origin(&headers)?;
+    let f = form(body)?;
+    let session = state.session(&headers).await?;
+    if !csrf_ok(&session.secret, &f.csrf) {
+        return Err(WebError::Page(StatusCode::FORBIDDEN, "reload the page and try again".into()));
+    }
+    let secret = session.secret.clone();
+    state.blocking(move |data| Ok(data.accounts.logout(&secret)?)).await?;
+    let mut response = Redirect::to("/login").into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0));
+    Ok(response)
+}
+
+/// A code as people read it: `hiv_aids` → `hiv aids`.
+fn words(code: &str) -> String {
+    code.replace('_', " ")
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let p = project.clone();
+    let indicators = state.blocking(move |data| Ok(data.indicators(&p)?)).await?;
+    let i = indicators.as_ref();
+
+    let stacked = |keys: Vec<(String, String, f64)>| -> Vec<Bar> {
+        let mut rows: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+        for (label, series, value) in keys {
+            let row = rows.entry(label).or_default();
+            match row.iter_mut().find(|(s, _)| *s == series) {
+                Some((_, v)) => *v += value,
+                None => row.push((series, value)),
+            }
+        }
+        rows.into_iter()
+            .map(|(label, mut segments)| {
+                segments.sort_by(|a, b| a.0.cmp(&b.0));
+                Bar { label, segments }
+            })
+            .collect()
+    };
+    let by_topic = stacked(
+        i.attendance
+            .iter()
+            .map(|a| (words(&a.topic), a.sex.clone(), a.count as f64))
+            .collect(),
+    );
+    let by_side_month = stacked(
+        i.attendance
+            .iter()
+            .map(|a| (format!("{} · {}", a.month, words(&a.side)), a.sex.clone(), a.count as f64))
+            .collect(),
+    );
+    let mut days: Vec<_> = i.surveys_per_enumerator_day.iter().collect();
+    days.sort_by(|a, b| b.day.cmp(&a.day).then(a.enumerator.cmp(&b.enumerator)));
+    let surveys: Vec<Bar> = days
+        .iter()
+        .take(20)
+        .map(|d| Bar {
+            label: format!("{} · {}", d.day, d.enumerator),
+            segments: vec![("interviews".into(), d.count as f64)],
+        })
+        .collect();
+    let harassment: Vec<Bar> = i
+        .harassment
+        .iter()
+        .map(|h| Bar {
+            label: format!("{} (n={})", words(&h.border_post), h.answered),
+            segments: vec![("reported harassment".into(), h.share)],
+        })
+        .collect();
+    let attendance_total: u64 = i.attendance.iter().map(|a| a.count).sum();
+    let interviews: u64 = i.surveys_per_enumerator_day.iter().map(|d| d.count).sum();
+    let body = format!(
+        "<section class=\"cards\">\
+         <div class=\"card\" id=\"women-reached\"><span class=\"number\">{}</span> registered women traders reached by a session</div>\
+         <div class=\"card\"><span class=\"number\">{}</span> women walk-ins who trade</div>\
+         <div class=\"card\" id=\"attendance-total\"><span class=\"number\">{attendance_total}</span> attendances</div>\
+         <div class=\"card\" id=\"interviews-total\"><span class=\"number\">{interviews}</span> complete interviews</div>\
+         </section><section class=\"charts\">{}{}{}{}</section>\
+         <p><a href=\"/p/{}/exports/indicators.csv\">Download the indicators (CSV)</a></p>",
+        i.women_traders_reached,
+        i.women_trader_walk_ins,
+        charts::bars("attendance-topic", "Attendance by topic and sex", &by_topic, None, charts::count),
+        charts::bars(
+            "attendance-side",
+            "Attendance by month, side of the border and sex",
+            &by_side_month,
+            None,
+            charts::count
+        ),
+        charts::bars(
+            "harassment",
+            "Share of traders reporting harassment, by border post",
+            &harassment,
+            Some(1.0),
+            charts::percent
+        ),
+        charts::bars(
+            "surveys",
+            "Interviews per enumerator per day (latest 20)",
+            &surveys,
+            None,
+            charts::count
+        ),
+        esc(&project.slug)
+    );
+    let csrf = session.csrf();
+    Ok(page("Indicators", Some((&project, Tab::Overview)), logged_in(&session, &csrf), &body).into_response())
+}
+
+pub async fn devices(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let p = project.clone();
+    let list = state.blocking(move |data| Ok(data.accounts.devices(&p)?)).await?;
+    let csrf = session.csrf();
+    let mut rows = String::new();
+    for d in list.iter().filter(|d| d.node_id.is_some()) {
+        let revoke = if d.revoked_at.is_some() {
+            format!("revoked {}", html::when(d.revoked_at))
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/p/{}/devices/{}/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button type=\"submit\" class=\"danger\">Revoke</button></form>",
+                esc(&project.slug),
+                d.id,
+                esc(&csrf)
+            )
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{}</td><td>{revoke}</td></tr>",
+            d.id,
+            esc(&d.username),
+            esc(d.role.as_str()),
+            esc(&d.name),
+            html::when(d.last_sync_at),
+            d.pending_ops.map_or_else(|| "–".into(), |n| n.to_string()),
+            d.ops_rejected,
+            d.ops_received,
+            esc(&html::clock_offset(d.clock_offset_ms)),
+        );
+    }
+    let body = format!(
+        "<table class=\"devices\"><thead><tr><th>Id</th><th>User</th><th>Role</th><th>Device</th><th>Last sync (UTC)</th>\
+         <th>Pending ops</th><th>Rejected ops</th><th>Ops received</th><th>Clock</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table>\
+         <h2>Enroll a phone</h2><form method=\"post\" action=\"/p/{}/enrollments\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>User name <input name=\"username\" required></label>\
+         <button type=\"submit\">Issue a one-time code</button></form>",
+        esc(&project.slug),
+        esc(&csrf)
+    );
+    Ok(page("Devices", Some((&project, Tab::Devices)), logged_in(&session, &csrf), &body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EnrollForm {
+    username: String,
+    csrf: String,
+}
+
+pub async fn enroll(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<EnrollForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let f = form(body)?;
+    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let p = project.clone();
+    let by = session.principal.user_id;
+    let username = f.username.trim().to_owned();
+    let (code, expires) = state
+        .blocking(move |data| Ok(data.accounts.issue_enrollment(&p, &username, by, now_ms() as i64)?))
+        .await?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let qr = crate::server::enrollment_qr_text(&format!("http://{host}"), code.expose());
+    let csrf = session.csrf();
+    let body = format!(
+        "<p>One-time code for <strong>{}</strong>, valid until {} UTC. Type it in the app, or scan the QR text:</p>\
+         <p class=\"code\" id=\"enrollment-code\">{}</p><p><code>{}</code></p>\
+         <p><a href=\"/p/{}/devices\">Back to the devices</a></p>",
+        esc(f.username.trim()),
+        html::when(Some(expires)),
+        esc(code.expose()),
+        esc(&qr),
+        esc(&project.slug)
+    );
+    Ok(page("Enrollment code", Some((&project, Tab::Devices)), logged_in(&session, &csrf), &body).into_response())
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((slug, device)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let f = form(body)?;
+    let (_, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let device: i64 = device
+        .parse()
+        .map_err(|_| WebError::Page(StatusCode::BAD_REQUEST, "no such device".into()))?;
+    let p = project.clone();
+    state
+        .blocking(move |data| Ok(data.accounts.revoke_device(&p, device, now_ms() as i64)?))
+        .await?;
+    tracing::info!(device, "device revoked from the dashboard");
+    Ok(see_other(&format!("/p/{}/devices", project.slug)))
+}
+
+fn see_other(to: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+}
+
+/// A stored JSON value as a page shows it.
+fn shown(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "(empty)".into(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn review(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let p = project.clone();
+    let (conflicts, flags, duplicates) = state
+        .blocking(move |data| {
+            let log = data.store(&p)?;
+            Ok((
+                open_conflicts(log.as_ref())?,
+                data.accounts.review_flags(&p)?,
+                review::duplicates(log.as_ref())?,
+            ))
+        })
+        .await?;
+    let csrf = session.csrf();
+    let slug = esc(&project.slug);
+    let mut body = format!(
+        "<h2 id=\"conflicts\">Conflicts <span class=\"count\">{}</span></h2>\
+         <p class=\"hint\">Two phones changed the same answer without seeing each other's change. The newer value \
+         stands until you choose; your choice syncs to every phone.</p>",
+        conflicts.len()
+    );
+    if conflicts.is_empty() {
+        body.push_str("<p class=\"empty\" id=\"no-conflicts\">No open conflicts.</p>");
+    } else {
+        body.push_str(
+            "<table class=\"conflicts\"><thead><tr><th>Record</th><th>Field</th><th>Older value</th>\
+             <th>Newer value (stands)</th><th></th></tr></thead><tbody>",
+        );
+        for c in conflicts.iter().take(CONFLICTS_SHOWN) {
+            let button = |keep: &str, label: &str| {
+                format!(
+                    "<form method=\"post\" action=\"/p/{slug}/conflicts/{}/resolve\">\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"keep\" value=\"{keep}\">\
+                     <button type=\"submit\">{label}</button></form>",
+                    c.id,
+                    esc(&csrf)
+                )
+            };
+            let _ = write!(
+                body,
+                "<tr id=\"conflict-{}\"><td>{} <code>{}</code></td><td>{}</td><td>{}<br><small>{}</small></td>\
+                 <td>{}<br><small>{}</small></td><td class=\"actions\">{}{}</td></tr>",
+                c.id,
+                esc(c.collection),
+                esc(c.entity.get(..8).unwrap_or(&c.entity)),
+                esc(&c.field),
+                esc(&shown(&c.older_value)),
+                html::when(Some(c.older_at_ms as i64)),
+                esc(&shown(&c.newer_value)),
+                html::when(Some(c.newer_at_ms as i64)),
+                button("older", "Keep older"),
+                button("newer", "Keep newer"),
+            );
+        }
+        body.push_str("</tbody></table>");
+        if conflicts.len() > CONFLICTS_SHOWN {
+            let _ = write!(
+                body,
+                "<p class=\"hint\">Showing {CONFLICTS_SHOWN} of {}; the conflicts table of the export lists all.</p>",
+                conflicts.len()
+            );
+        }
+    }
+
+    let _ = write!(
+        body,
+        "<h2 id=\"flags\">Interviews flagged for review <span class=\"count\">{}</span></h2>",
+        flags.len()
+    );
+    if flags.is_empty() {
+        body.push_str("<p class=\"empty\">No interview breaks its form's rules.</p>");
+    } else {
+        body.push_str("<table><thead><tr><th>Interview</th><th>Form</th><th>Problems</th><th>Flagged</th></tr></thead><tbody>");
+        for f in &flags {
+            let problems: Vec<String> = f
+                .errors
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.get("question").and_then(|q| q.as_str()).unwrap_or("?"),
+                        e.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                    )
+                })
+                .collect();
+            let _ = write!(
+                body,
+                "<tr><td><code>{}</code></td><td>{} v{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.submission),
+                esc(&f.form_id),
+                esc(&f.version),
+                esc(&problems.join("; ")),
+                html::when(Some(f.flagged_at))
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+
+    let _ = write!(
+        body,
+        "<h2 id=\"duplicates\">Possible duplicate traders <span class=\"count\">{}</span></h2>\
+         <p class=\"hint\">Merging keeps both histories: the first record stays, takes the fields it lacks, and every \
+         interview and attendance of the other counts for it.</p>",
+        duplicates.len()
+    );
+    if duplicates.is_empty() {
+        body.push_str("<p class=\"empty\">No possible duplicates.</p>");
+    }
+    for g in &duplicates {
+        let reason = match g.reason {
+            review::DuplicateReason::SamePhone => "same phone number",
+            review::DuplicateReason::SameNameYearPost => "same name, year of birth and border post",
+        };
+        let _ = write!(body, "<div class=\"duplicate\"><p><strong>{reason}</strong></p><ul>");
+        let survivor = &g.traders[0];
+        for (n, t) in g.traders.iter().enumerate() {
+            let action = if n == 0 {
+                "<em>keeps</em>".to_owned()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/p/{slug}/traders/merge\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <input type=\"hidden\" name=\"duplicate\" value=\"{}\"><input type=\"hidden\" name=\"survivor\" value=\"{}\">\
+                     <button type=\"submit\">Merge into the first</button></form>",
+                    esc(&csrf),
+                    t.id,
+                    survivor.id
+                )
+            };
+            let _ = write!(
+                body,
+                "<li>{} · {} · born {} · {} · {} <code>{}</code> {action}</li>",
+                esc(&t.full_name),
+                esc(&t.sex),
+                t.year_of_birth.map_or_else(|| "?".into(), |y| y.to_string()),
+                esc(t.phone.as_deref().unwrap_or("no phone")),
+                esc(&words(&t.border_post)),
+                esc(&t.id.to_string()[..8]),
+            );
+        }
+        body.push_str("</ul></div>");
+    }
+    Ok(page("Review", Some((&project, Tab::Review)), logged_in(&session, &csrf), &body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ResolveForm {
+    keep: Keep,
+    csrf: String,
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Form<ResolveForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let f = form(body)?;
+    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError::Page(StatusCode::BAD_REQUEST, "no such conflict".into()))?;
+    let p = project.clone();
+    state
+        .blocking(move |data| {
+            let log = data.store(&p)?;
+            Ok(review::resolve_conflict(log.as_ref(), &data.author, id, f.keep, now_ms())?)
+        })
+        .await?;
+    tracing::info!(user = session.principal.user_id, conflict = id, "conflict resolved from the dashboard");
+    Ok(see_other(&format!("/p/{}/review#conflicts", project.slug)))
+}
+
+#[derive(Deserialize)]
+pub struct MergeForm {
+    duplicate: String,
+    survivor: String,
+    csrf: String,
+}
+
+pub async fn merge(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<MergeForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let f = form(body)?;
+    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let duplicate = trader_id("duplicate", &f.duplicate)?;
+    let survivor = trader_id("survivor", &f.survivor)?;
+    let p = project.clone();
+    state
+        .blocking(move |data| {
+            let log = data.store(&p)?;
+            Ok(review::merge_traders(log.as_ref(), &data.author, duplicate, survivor, now_ms())?)
+        })
+        .await?;
+    tracing::info!(user = session.principal.user_id, "traders merged from the dashboard");
+    Ok(see_other(&format!("/p/{}/review#duplicates", project.slug)))
+}
+
+pub async fn exports(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    query: Result<Query<OptionsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let Query(q) = query.map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let p = project.clone();
+    let forms = state.blocking(move |data| Ok(data.store(&p)?.forms()?)).await?;
+    let options: ExportOptions = q.into();
+    let plan = Plan::new(&forms, &options);
+    let mut languages: Vec<String> = forms.iter().flat_map(|f| f.languages.iter().cloned()).collect();
+    languages.sort();
+    languages.dedup();
+    languages.retain(|l| l != mpaka_core::form::definition::DEFAULT_LANGUAGE);
+    let mut query = Vec::new();
+    if let Some(l) = &options.language {
+        query.push(format!("language={}", url_encode(l)));
+    }
+    if options.without_personal {
+        query.push("without_personal=true".into());
+    }
+    if options.include_drafts {
+        query.push("include_drafts=true".into());
+    }
+    let qs = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    let slug = esc(&project.slug);
+    let mut select = String::from("<option value=\"\">names and codes</option>");
+    for l in &languages {
+        let selected = if options.language.as_deref() == Some(l) { " selected" } else { "" };
+        let _ = write!(select, "<option value=\"{}\"{selected}>labels in {}</option>", esc(l), esc(l));
+    }
+    let check = |on: bool| if on { " checked" } else { "" };
+    let mut body = format!(
+        "<form method=\"get\" class=\"inline options\"><label>Headers and choices <select name=\"language\">{select}</select></label>\
+         <label><input type=\"checkbox\" name=\"without_personal\" value=\"true\"{}> without names, phones, years of birth, locations</label>\
+         <label><input type=\"checkbox\" name=\"include_drafts\" value=\"true\"{}> include drafts</label>\
+         <button type=\"submit\">Apply</button></form>\
+         <p><a class=\"button\" id=\"download-xlsx\" href=\"/p/{slug}/exports/all.xlsx{}\">Every table as one Excel workbook</a> \
+         <a class=\"button\" href=\"/p/{slug}/exports/indicators.csv\">Indicators (CSV)</a></p>\
+         <table class=\"exports\"><thead><tr><th>Table</th><th>Columns</th><th>Download</th></tr></thead><tbody>",
+        check(options.without_personal),
+        check(options.include_drafts),
+        esc(&qs),
+    );
+    for t in &plan.tables {
+        let name = esc(&t.name);
+        let _ = write!(
+            body,
+            "<tr><td>{name}</td><td class=\"num\">{}</td><td><a href=\"/p/{slug}/exports/{name}.csv{q}\" id=\"csv-{name}\">CSV</a> · \
+             <a href=\"/p/{slug}/exports/{name}.jsonl{q}\">JSON lines</a></td></tr>",
+            t.headers.len(),
+            q = esc(&qs)
+        );
+    }
+    body.push_str("</tbody></table><p class=\"hint\">CSV files are UTF-8 with a byte-order mark, so Excel reads accents right. Downloads stream: large projects start at once and never time out.</p>");
+    let csrf = session.csrf();
+    Ok(page("Exports", Some((&project, Tab::Exports)), logged_in(&session, &csrf), &body).into_response())
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    Path((slug, file)): Path<(String, String)>,
+    query: Result<Query<OptionsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let Query(q) = query.map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let what = Download::parse(&file)?;
+    tracing::info!(user = session.principal.user_id, "export from the dashboard");
+    Ok(download::download(&state, project, what, q.into()).await?)
+}
+
+pub async fn forms(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    forms_page(&state, session, project, None).await
+}
+
+async fn forms_page(
+    state: &AppState,
+    session: Session,
+    project: Project,
+    message: Option<(bool, String)>,
+) -> Result<Response, WebError> {
+    let p = project.clone();
+    let forms = state.blocking(move |data| Ok(data.store(&p)?.forms()?)).await?;
+    let csrf = session.csrf();
+    let mut body = match &message {
+        Some((true, m)) => format!("<p class=\"ok\" role=\"status\">{}</p>", esc(m)),
+        Some((false, m)) => format!("<pre class=\"error\" role=\"alert\">{}</pre>", esc(m)),
+        None => String::new(),
+    };
+    body.push_str("<table><thead><tr><th>Form id</th><th>Version</th><th>Title</th><th>Languages</th><th>Questions</th></tr></thead><tbody>");
+    for f in &forms {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            esc(&f.form_id),
+            esc(&f.version),
+            esc(&f.title),
+            esc(&f.languages.join(", ")),
+            f.questions.iter().filter(|q| q.kind.holds_value()).count()
+        );
+    }
+    let _ = write!(
+        body,
+        "</tbody></table><h2>Publish a form</h2>\
+         <form method=\"post\" enctype=\"multipart/form-data\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <label>XLSForm (.xlsx) <input type=\"file\" name=\"xlsform\" accept=\".xlsx\" required></label>\
+         <button type=\"submit\">Publish</button></form>\
+         <p class=\"hint\">A changed form needs a new <code>settings.version</code>. Phones receive it at their next sync.</p>",
+        esc(&csrf)
+    );
+    let status = match message {
+        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    Ok((status, page("Forms", Some((&project, Tab::Forms)), logged_in(&session, &csrf), &body)).into_response())
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, WebError> {
+    let mut multipart = multipart.map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let bad = |e: axum::extract::multipart::MultipartError| WebError::Page(e.status(), e.body_text());
+    let (mut csrf, mut file) = (String::new(), None);
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(bad)?,
+            Some("xlsform") => file = Some(field.bytes().await.map_err(bad)?),
+            _ => {}
+        }
+    }
+    let (session, project) = state.web_post(&headers, &slug, &csrf).await?;
+    let Some(bytes) = file.filter(|b| !b.is_empty()) else {
+        return forms_page(&state, session, project, Some((false, "choose an .xlsx file to publish".into()))).await;
+    };
+    let p = project.clone();
+    let published = state
+        .blocking(move |data| match data.publish_form(&p, &bytes, now_ms()) {
+            Ok(form) => Ok(Ok(form)),
+            // The author's mistakes are shown; anything else is ours.
+            Err(e @ (ServerError::Form(_) | ServerError::FormVersionExists { .. })) => Ok(Err(e.to_string())),
+            Err(other) => Err(other.into()),
+        })
+        .await?;
+    let message = match published {
+        Ok(form) => {
+            tracing::info!(form_id = form.form_id, version = form.version, "form published from the dashboard");
+            (true, format!("Published `{}` version {} ({}).", form.form_id, form.version, form.title))
+        }
+        Err(e) => (false, e),
+    };
+    forms_page(&state, session, project, Some(message)).await
+}
