@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use mpaka_server::export::{self, ExportOptions, ExportSummary};
 use mpaka_server::export::csv::CsvSink;
 use mpaka_server::export::jsonl::JsonlSink;
 use mpaka_server::export::xlsx::XlsxSink;
+use mpaka_server::export::{self, ExportOptions, ExportSummary};
 use mpaka_server::server::DataDir;
 
 /// Output formats.

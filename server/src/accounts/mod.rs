@@ -507,7 +507,14 @@ impl Accounts {
                 "UPDATE devices SET last_sync_at = ?1, ops_received = ops_received + ?2, \
                  ops_rejected = ops_rejected + ?3, clock_offset_ms = coalesce(?5, clock_offset_ms), \
                  pending_ops = coalesce(?6, pending_ops) WHERE id = ?4",
-                params![now, received as i64, rejected as i64, device_id, clock_offset_ms, pending_ops],
+                params![
+                    now,
+                    received as i64,
+                    rejected as i64,
+                    device_id,
+                    clock_offset_ms,
+                    pending_ops
+                ],
             )
         })?;
         Ok(())

@@ -151,7 +151,9 @@ fn an_accounts_file_from_before_clock_offsets_and_logins_gets_the_columns() {
     let device = &accounts.devices(&project).unwrap()[0];
     assert_eq!((device.clock_offset_ms, device.pending_ops), (Some(3_600_000), Some(7)));
     accounts.add_user(Some(&project), "grace", Role::MeOfficer, 0).unwrap();
-    accounts.set_password(Some(&project), "grace", "a long pass phrase").unwrap();
+    accounts
+        .set_password(Some(&project), "grace", "a long pass phrase")
+        .unwrap();
     assert!(accounts.login("grace", "a long pass phrase", 3).unwrap().is_some());
 }
 

@@ -44,7 +44,8 @@ pub async fn export_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let Query(options) = options.map_err(|e| ApiError::bad_request(format!("the export options: {}", e.body_text())))?;
+    let Query(options) =
+        options.map_err(|e| ApiError::bad_request(format!("the export options: {}", e.body_text())))?;
     let what = Download::parse(&file)?;
     tracing::info!(user = principal.user_id, "export");
     download(&state, project, what, options.into()).await
@@ -132,11 +133,21 @@ pub async fn resolve_conflict(
     let op = state
         .blocking(move |data| {
             let log = data.store(&project)?;
-            Ok(review::resolve_conflict(log.as_ref(), &data.author, id, request.keep, now_ms())?)
+            Ok(review::resolve_conflict(
+                log.as_ref(),
+                &data.author,
+                id,
+                request.keep,
+                now_ms(),
+            )?)
         })
         .await?;
     tracing::info!(user = principal.user_id, conflict = id, "conflict resolved");
-    Ok(respond(StatusCode::OK, &headers, &json!({"conflict_id": id, "op_id": op.id.to_string()})))
+    Ok(respond(
+        StatusCode::OK,
+        &headers,
+        &json!({"conflict_id": id, "op_id": op.id.to_string()}),
+    ))
 }
 
 pub async fn duplicates(
@@ -177,7 +188,13 @@ pub async fn merge_traders(
     let ops = state
         .blocking(move |data| {
             let log = data.store(&project)?;
-            Ok(review::merge_traders(log.as_ref(), &data.author, duplicate, survivor, now_ms())?)
+            Ok(review::merge_traders(
+                log.as_ref(),
+                &data.author,
+                duplicate,
+                survivor,
+                now_ms(),
+            )?)
         })
         .await?;
     tracing::info!(user = principal.user_id, "traders merged");

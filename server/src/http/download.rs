@@ -137,7 +137,11 @@ pub async fn download(
                 return Err(ApiError::not_found(format!(
                     "no table `{}` in this project's export; its tables are: {}",
                     t.chars().take(80).collect::<String>(),
-                    plan.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                    plan.tables
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             Ok((project, context, what))
@@ -159,18 +163,20 @@ pub async fn download(
                 Download::Csv(table) => {
                     let mut writer = Some(&mut out);
                     let mut sink = CsvSink::new(Box::new(move |_| {
-                        writer.take().map(|w| Box::new(w) as Box<dyn Write>).ok_or_else(|| {
-                            std::io::Error::other("one table per download")
-                        })
+                        writer
+                            .take()
+                            .map(|w| Box::new(w) as Box<dyn Write>)
+                            .ok_or_else(|| std::io::Error::other("one table per download"))
                     }));
                     export::run(log.as_ref(), &context, Some(&[table]), &mut sink)?;
                 }
                 Download::Jsonl(table) => {
                     let mut writer = Some(&mut out);
                     let mut sink = JsonlSink::new(Box::new(move |_| {
-                        writer.take().map(|w| Box::new(w) as Box<dyn Write>).ok_or_else(|| {
-                            std::io::Error::other("one table per download")
-                        })
+                        writer
+                            .take()
+                            .map(|w| Box::new(w) as Box<dyn Write>)
+                            .ok_or_else(|| std::io::Error::other("one table per download"))
                     }));
                     export::run(log.as_ref(), &context, Some(&[table]), &mut sink)?;
                 }

@@ -38,8 +38,10 @@ pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f6
         s
     };
     let total = |b: &Bar| b.segments.iter().map(|(_, v)| *v).sum::<f64>();
-    let scale_max = max.unwrap_or_else(|| bars.iter().map(total).fold(0.0, f64::max)).max(f64::MIN_POSITIVE);
-    let (label_w, bar_w, row_h, value_w) = (190.0, 300.0, 22.0, 70.0);
+    let scale_max = max
+        .unwrap_or_else(|| bars.iter().map(total).fold(0.0, f64::max))
+        .max(f64::MIN_POSITIVE);
+    let (label_w, bar_w, row_h, value_w) = (230.0, 190.0, 24.0, 50.0);
     let width = label_w + bar_w + value_w;
     let height = row_h * bars.len() as f64 + 4.0;
     let mut svg = format!(
@@ -54,7 +56,7 @@ pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f6
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"label\">{}</text>",
             label_w - 6.0,
             y + row_h * 0.65,
-            esc(&b.label)
+            esc(&short(&b.label))
         );
         let mut x = label_w;
         for (name, value) in &b.segments {
@@ -86,7 +88,12 @@ pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f6
         legend.push_str("<ul class=\"legend\">");
         for (i, s) in series.iter().enumerate() {
             // A class, not a style attribute: the CSP allows no inline style.
-            let _ = write!(legend, "<li><span class=\"s{}\"></span>{}</li>", i % COLOURS.len(), esc(s));
+            let _ = write!(
+                legend,
+                "<li><span class=\"s{}\"></span>{}</li>",
+                i % COLOURS.len(),
+                esc(s)
+            );
         }
         legend.push_str("</ul>");
     }
@@ -94,6 +101,17 @@ pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f6
         "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>{legend}{svg}</figure>",
         esc(title)
     )
+}
+
+/// A label cut to what the label column holds (the bar's tooltip keeps
+/// it whole).
+fn short(label: &str) -> String {
+    const MAX: usize = 32;
+    if label.chars().count() <= MAX {
+        label.to_owned()
+    } else {
+        format!("{}…", label.chars().take(MAX - 1).collect::<String>())
+    }
 }
 
 /// A count, as a whole number.
@@ -130,7 +148,7 @@ mod tests {
         );
         assert!(svg.contains("Attendance &lt;by topic&gt;"));
         assert_eq!(svg.matches("class=\"bar\"").count(), 3);
-        assert!(svg.contains("width=\"225.0\""), "30 of 40 fills three quarters of 300");
+        assert!(svg.contains("width=\"142.5\""), "30 of 40 fills three quarters of 190");
         assert!(svg.contains(">40</text>") && svg.contains(">20</text>"));
         assert!(bars("e", "Empty", &[], None, count).contains("No data yet"));
     }

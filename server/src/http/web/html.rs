@@ -55,11 +55,7 @@ pub fn page(title: &str, project: Option<(&Project, Tab)>, user: Option<(&str, &
         let _ = write!(nav, "<strong class=\"project\">{}</strong>", esc(&project.name));
         for (tab, path, label) in Tab::ALL {
             let current = if tab == active { " aria-current=\"page\"" } else { "" };
-            let _ = write!(
-                nav,
-                "<a href=\"/p/{}{path}\"{current}>{label}</a>",
-                esc(&project.slug)
-            );
+            let _ = write!(nav, "<a href=\"/p/{}{path}\"{current}>{label}</a>", esc(&project.slug));
         }
     }
     let mut who = String::new();
@@ -125,7 +121,10 @@ mod tests {
 
     #[test]
     fn everything_interpolated_is_escaped() {
-        assert_eq!(esc("<script>\"x\" & 'y'</script>"), "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            esc("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
         let project = Project {
             id: 1,
             slug: "p\"x".into(),

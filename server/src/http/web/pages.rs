@@ -41,8 +41,12 @@ pub async fn stylesheet() -> Response {
 }
 
 fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, WebError> {
-    form.map(|Form(f)| f)
-        .map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, format!("the form is incomplete: {}", e.body_text())))
+    form.map(|Form(f)| f).map_err(|e| {
+        WebError::Page(
+            StatusCode::BAD_REQUEST,
+            format!("the form is incomplete: {}", e.body_text()),
+        )
+    })
 }
 
 fn logged_in<'a>(session: &'a Session, csrf: &'a str) -> Option<(&'a str, &'a str)> {
@@ -75,7 +79,9 @@ fn random_secret() -> Result<String, WebError> {
 }
 
 fn login_form(csrf: &str, message: Option<&str>) -> Html<String> {
-    let alert = message.map_or_else(String::new, |m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)));
+    let alert = message.map_or_else(String::new, |m| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m))
+    });
     page(
         "Log in",
         None,
@@ -165,7 +171,10 @@ pub async fn logout(
     let f = form(body)?;
     let session = state.session(&headers).await?;
     if !csrf_ok(&session.secret, &f.csrf) {
-        return Err(WebError::Page(StatusCode::FORBIDDEN, "reload the page and try again".into()));
+        return Err(WebError::Page(
+            StatusCode::FORBIDDEN,
+            "reload the page and try again".into(),
+        ));
     }
     let secret = session.secret.clone();
     state.blocking(move |data| Ok(data.accounts.logout(&secret)?)).await?;
@@ -217,7 +226,13 @@ pub async fn overview(
     let by_side_month = stacked(
         i.attendance
             .iter()
-            .map(|a| (format!("{} · {}", a.month, words(&a.side)), a.sex.clone(), a.count as f64))
+            .map(|a| {
+                (
+                    format!("{} · {}", a.month, words(&a.side)),
+                    a.sex.clone(),
+                    a.count as f64,
+                )
+            })
             .collect(),
     );
     let mut days: Vec<_> = i.surveys_per_enumerator_day.iter().collect();
@@ -250,7 +265,13 @@ pub async fn overview(
          <p><a href=\"/p/{}/exports/indicators.csv\">Download the indicators (CSV)</a></p>",
         i.women_traders_reached,
         i.women_trader_walk_ins,
-        charts::bars("attendance-topic", "Attendance by topic and sex", &by_topic, None, charts::count),
+        charts::bars(
+            "attendance-topic",
+            "Attendance by topic and sex",
+            &by_topic,
+            None,
+            charts::count
+        ),
         charts::bars(
             "attendance-side",
             "Attendance by month, side of the border and sex",
@@ -275,7 +296,13 @@ pub async fn overview(
         esc(&project.slug)
     );
     let csrf = session.csrf();
-    Ok(page("Indicators", Some((&project, Tab::Overview)), logged_in(&session, &csrf), &body).into_response())
+    Ok(page(
+        "Indicators",
+        Some((&project, Tab::Overview)),
+        logged_in(&session, &csrf),
+        &body,
+    )
+    .into_response())
 }
 
 pub async fn devices(
@@ -326,7 +353,13 @@ pub async fn devices(
         esc(&project.slug),
         esc(&csrf)
     );
-    Ok(page("Devices", Some((&project, Tab::Devices)), logged_in(&session, &csrf), &body).into_response())
+    Ok(page(
+        "Devices",
+        Some((&project, Tab::Devices)),
+        logged_in(&session, &csrf),
+        &body,
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -362,7 +395,13 @@ pub async fn enroll(
         esc(&qr),
         esc(&project.slug)
     );
-    Ok(page("Enrollment code", Some((&project, Tab::Devices)), logged_in(&session, &csrf), &body).into_response())
+    Ok(page(
+        "Enrollment code",
+        Some((&project, Tab::Devices)),
+        logged_in(&session, &csrf),
+        &body,
+    )
+    .into_response())
 }
 
 pub async fn revoke(
@@ -444,7 +483,7 @@ pub async fn review(
             let _ = write!(
                 body,
                 "<tr id=\"conflict-{}\"><td>{} <code>{}</code></td><td>{}</td><td>{}<br><small>{}</small></td>\
-                 <td>{}<br><small>{}</small></td><td class=\"actions\">{}{}</td></tr>",
+                 <td>{}<br><small>{}</small></td><td><div class=\"actions\">{}{}</div></td></tr>",
                 c.id,
                 esc(c.collection),
                 esc(c.entity.get(..8).unwrap_or(&c.entity)),
@@ -475,7 +514,9 @@ pub async fn review(
     if flags.is_empty() {
         body.push_str("<p class=\"empty\">No interview breaks its form's rules.</p>");
     } else {
-        body.push_str("<table><thead><tr><th>Interview</th><th>Form</th><th>Problems</th><th>Flagged</th></tr></thead><tbody>");
+        body.push_str(
+            "<table><thead><tr><th>Interview</th><th>Form</th><th>Problems</th><th>Flagged</th></tr></thead><tbody>",
+        );
         for f in &flags {
             let problems: Vec<String> = f
                 .errors
@@ -546,7 +587,13 @@ pub async fn review(
         }
         body.push_str("</ul></div>");
     }
-    Ok(page("Review", Some((&project, Tab::Review)), logged_in(&session, &csrf), &body).into_response())
+    Ok(page(
+        "Review",
+        Some((&project, Tab::Review)),
+        logged_in(&session, &csrf),
+        &body,
+    )
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -570,10 +617,20 @@ pub async fn resolve(
     state
         .blocking(move |data| {
             let log = data.store(&p)?;
-            Ok(review::resolve_conflict(log.as_ref(), &data.author, id, f.keep, now_ms())?)
+            Ok(review::resolve_conflict(
+                log.as_ref(),
+                &data.author,
+                id,
+                f.keep,
+                now_ms(),
+            )?)
         })
         .await?;
-    tracing::info!(user = session.principal.user_id, conflict = id, "conflict resolved from the dashboard");
+    tracing::info!(
+        user = session.principal.user_id,
+        conflict = id,
+        "conflict resolved from the dashboard"
+    );
     Ok(see_other(&format!("/p/{}/review#conflicts", project.slug)))
 }
 
@@ -598,7 +655,13 @@ pub async fn merge(
     state
         .blocking(move |data| {
             let log = data.store(&p)?;
-            Ok(review::merge_traders(log.as_ref(), &data.author, duplicate, survivor, now_ms())?)
+            Ok(review::merge_traders(
+                log.as_ref(),
+                &data.author,
+                duplicate,
+                survivor,
+                now_ms(),
+            )?)
         })
         .await?;
     tracing::info!(user = session.principal.user_id, "traders merged from the dashboard");
@@ -631,12 +694,25 @@ pub async fn exports(
     if options.include_drafts {
         query.push("include_drafts=true".into());
     }
-    let qs = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    let qs = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
     let slug = esc(&project.slug);
     let mut select = String::from("<option value=\"\">names and codes</option>");
     for l in &languages {
-        let selected = if options.language.as_deref() == Some(l) { " selected" } else { "" };
-        let _ = write!(select, "<option value=\"{}\"{selected}>labels in {}</option>", esc(l), esc(l));
+        let selected = if options.language.as_deref() == Some(l) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            select,
+            "<option value=\"{}\"{selected}>labels in {}</option>",
+            esc(l),
+            esc(l)
+        );
     }
     let check = |on: bool| if on { " checked" } else { "" };
     let mut body = format!(
@@ -663,7 +739,13 @@ pub async fn exports(
     }
     body.push_str("</tbody></table><p class=\"hint\">CSV files are UTF-8 with a byte-order mark, so Excel reads accents right. Downloads stream: large projects start at once and never time out.</p>");
     let csrf = session.csrf();
-    Ok(page("Exports", Some((&project, Tab::Exports)), logged_in(&session, &csrf), &body).into_response())
+    Ok(page(
+        "Exports",
+        Some((&project, Tab::Exports)),
+        logged_in(&session, &csrf),
+        &body,
+    )
+    .into_response())
 }
 
 fn url_encode(text: &str) -> String {
@@ -737,7 +819,11 @@ async fn forms_page(
         Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
-    Ok((status, page("Forms", Some((&project, Tab::Forms)), logged_in(&session, &csrf), &body)).into_response())
+    Ok((
+        status,
+        page("Forms", Some((&project, Tab::Forms)), logged_in(&session, &csrf), &body),
+    )
+        .into_response())
 }
 
 pub async fn publish(
@@ -758,7 +844,13 @@ pub async fn publish(
     }
     let (session, project) = state.web_post(&headers, &slug, &csrf).await?;
     let Some(bytes) = file.filter(|b| !b.is_empty()) else {
-        return forms_page(&state, session, project, Some((false, "choose an .xlsx file to publish".into()))).await;
+        return forms_page(
+            &state,
+            session,
+            project,
+            Some((false, "choose an .xlsx file to publish".into())),
+        )
+        .await;
     };
     let p = project.clone();
     let published = state
@@ -771,8 +863,18 @@ pub async fn publish(
         .await?;
     let message = match published {
         Ok(form) => {
-            tracing::info!(form_id = form.form_id, version = form.version, "form published from the dashboard");
-            (true, format!("Published `{}` version {} ({}).", form.form_id, form.version, form.title))
+            tracing::info!(
+                form_id = form.form_id,
+                version = form.version,
+                "form published from the dashboard"
+            );
+            (
+                true,
+                format!(
+                    "Published `{}` version {} ({}).",
+                    form.form_id, form.version, form.title
+                ),
+            )
         }
         Err(e) => (false, e),
     };
