@@ -88,58 +88,54 @@ pub struct HarassmentShare {
     pub share: f64,
 }
 
-fn text<'a>(fields: &'a mpaka_core::Fields, key: &str) -> &'a str {
-    fields.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// Computes every indicator from `log`'s merged state.
+/// Computes every indicator from `log`'s merged state, reading only the
+/// fields it counts ([`ProjectLog::scan_fields`]).
 pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
     let head = log.head()?;
     let mut merged: HashMap<EntityId, EntityId> = HashMap::new();
-    log.scan_entities(Collection::Traders, &mut |s| {
-        if let Some(to) = registry::merged_into(&s.state) {
-            merged.insert(s.id, to);
+    log.scan_fields(Collection::Traders, &[registry::MERGED_INTO], &mut |id, v| {
+        if let Some(to) = v[0].as_str().and_then(|s| s.parse().ok()) {
+            merged.insert(id, to);
         }
         Ok(())
     })?;
-    let survivor = |id: &str| -> Option<EntityId> {
-        let id = id.parse().ok()?;
+    let survivor = |id: &Value| -> Option<EntityId> {
+        let id = id.as_str()?.parse().ok()?;
         Some(registry::survivor(id, |x| merged.get(&x).copied()))
     };
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
 
     // Sessions: few (a handful a day), held in memory.
     let mut sessions: HashMap<EntityId, (String, String, String)> = HashMap::new();
-    log.scan_entities(Collection::AwarenessSessions, &mut |s| {
-        if !s.state.is_deleted() {
-            let f = &s.state.fields;
-            let month = text(f, "date").get(..7).unwrap_or("").to_owned();
-            sessions.insert(s.id, (text(f, "topic").into(), text(f, "side").into(), month));
-        }
-        Ok(())
-    })?;
+    log.scan_fields(
+        Collection::AwarenessSessions,
+        &["topic", "side", "date"],
+        &mut |id, v| {
+            let month = v[2].as_str().and_then(|d| d.get(..7)).unwrap_or("").to_owned();
+            sessions.insert(id, (text(&v[0]), text(&v[1]), month));
+            Ok(())
+        },
+    )?;
 
     let mut attendance: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     let mut women: HashSet<EntityId> = HashSet::new();
     let mut walk_ins = 0;
-    log.scan_entities(Collection::Attendance, &mut |s| {
-        let f = &s.state.fields;
-        if s.state.is_deleted() {
-            return Ok(());
-        }
-        let session = text(f, "session_id").parse::<EntityId>().ok();
+    let fields = ["session_id", "sex", "trader_id", "is_trader"];
+    log.scan_fields(Collection::Attendance, &fields, &mut |_, v| {
+        let session = v[0].as_str().and_then(|s| s.parse::<EntityId>().ok());
         let Some((topic, side, month)) = session.and_then(|id| sessions.get(&id)) else {
             return Ok(()); // its session was deleted
         };
-        let sex = text(f, "sex");
+        let sex = v[1].as_str().unwrap_or("");
         *attendance
             .entry((topic.clone(), sex.into(), side.clone(), month.clone()))
             .or_default() += 1;
         if sex == "female" {
-            match survivor(text(f, "trader_id")) {
+            match survivor(&v[2]) {
                 Some(trader) => {
                     women.insert(trader);
                 }
-                None if f.get("is_trader") == Some(&Value::Bool(true)) => walk_ins += 1,
+                None if v[3] == Value::Bool(true) => walk_ins += 1,
                 None => {}
             }
         }
@@ -155,25 +151,30 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
         anonymous: (u64, u64, u64),
     }
     let mut posts: BTreeMap<String, Post> = BTreeMap::new();
-    log.scan_entities(Collection::Submissions, &mut |s| {
-        let f = &s.state.fields;
-        if s.state.is_deleted() || text(f, "status") != "complete" {
+    let harassment = format!("answers/{HARASSMENT_QUESTION}");
+    let post_answer = format!("answers/{BORDER_POST_QUESTION}");
+    let fields = [
+        "status",
+        "started_at_server",
+        "started_at",
+        "enumerator",
+        "trader_id",
+        harassment.as_str(),
+        post_answer.as_str(),
+    ];
+    log.scan_fields(Collection::Submissions, &fields, &mut |_, v| {
+        if v[0].as_str() != Some("complete") {
             return Ok(());
         }
-        let started = Some(text(f, "started_at_server"))
-            .filter(|t| !t.is_empty())
-            .unwrap_or(text(f, "started_at"));
+        let started = v[1].as_str().filter(|t| !t.is_empty()).or(v[2].as_str()).unwrap_or("");
         let day = started.get(..10).unwrap_or("").to_owned();
-        *per_day.entry((text(f, "enumerator").into(), day)).or_default() += 1;
-        let answer = text(f, &format!("answers/{HARASSMENT_QUESTION}"));
-        if answer.is_empty() {
+        *per_day.entry((text(&v[3]), day)).or_default() += 1;
+        let Some(answer) = v[5].as_str().filter(|a| !a.is_empty()) else {
             return Ok(());
-        }
-        let post = text(f, &format!("answers/{BORDER_POST_QUESTION}"));
-        let post = posts
-            .entry(if post.is_empty() { "unknown".into() } else { post.into() })
-            .or_default();
-        match survivor(text(f, "trader_id")) {
+        };
+        let post = v[6].as_str().filter(|p| !p.is_empty()).unwrap_or("unknown");
+        let post = posts.entry(post.to_owned()).or_default();
+        match survivor(&v[4]) {
             Some(trader) => {
                 let seen = post.traders.entry(trader).or_default();
                 seen.0 |= answer == "yes";

@@ -214,19 +214,19 @@ pub struct TraderSummary {
 pub fn duplicates(log: &dyn ProjectLog) -> Result<Vec<DuplicateGroup>, ReviewError> {
     let mut by_phone: HashMap<String, Vec<TraderSummary>> = HashMap::new();
     let mut by_name: HashMap<(String, i64, String), Vec<TraderSummary>> = HashMap::new();
-    log.scan_entities(Collection::Traders, &mut |s| {
-        let f = &s.state.fields;
-        if s.state.is_deleted() || f.get(MERGED_INTO).is_some_and(|v| !v.is_null()) {
-            return Ok(());
+    let fields = ["full_name", "sex", "year_of_birth", "phone", "border_post", MERGED_INTO];
+    log.scan_fields(Collection::Traders, &fields, &mut |id, v| {
+        if !v[5].is_null() {
+            return Ok(()); // merged already
         }
-        let text = |k: &str| f.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |v: &Value| v.as_str().map(str::to_owned);
         let summary = TraderSummary {
-            id: s.id,
-            full_name: text("full_name").unwrap_or_default(),
-            sex: text("sex").unwrap_or_default(),
-            year_of_birth: f.get("year_of_birth").and_then(Value::as_i64),
-            phone: text("phone"),
-            border_post: text("border_post").unwrap_or_default(),
+            id,
+            full_name: text(&v[0]).unwrap_or_default(),
+            sex: text(&v[1]).unwrap_or_default(),
+            year_of_birth: v[2].as_i64(),
+            phone: text(&v[3]),
+            border_post: text(&v[4]).unwrap_or_default(),
         };
         if let Some(phone) = summary.phone.as_deref().map(phone_key).filter(|p| p.len() >= 7) {
             by_phone.entry(phone).or_default().push(summary.clone());

@@ -30,23 +30,74 @@ pub struct Scanned {
     pub first_received_ms: Option<u64>,
 }
 
+/// `NOT INDEXED`: walking the table in rowid order streams rows as they
+/// are read. Through the (collection, id) index SQLite would sort every row
+/// of the collection by rowid before returning the first (measured: 5 s
+/// before the first row of 600,000 interviews).
 const SCAN: &str = "SELECT e.id, e.doc, e.stamps, \
      (SELECT min(o.received_ms) FROM ops o WHERE o.collection = e.collection AND o.entity = e.id) \
-     FROM entities e WHERE e.collection = ?1 ORDER BY e.rowid";
+     FROM entities e NOT INDEXED WHERE e.collection = ?1 ORDER BY e.rowid";
 
 impl Store {
-    /// Hands every entity of `collection` (deleted ones too) to `visit`, in
-    /// creation order, from one snapshot. Writers are not held up (an
-    /// in-memory store, which has no second connection, is the exception).
-    /// Stops at the first error `visit` returns.
-    pub fn scan<E: From<Error>>(
+    /// Hands the values of `fields` (declared fields or `map/key` paths) of
+    /// every live entity of `collection` to `visit`, from one snapshot,
+    /// without holding up writers. SQLite reads just those values out of
+    /// each stored document, so summaries over a whole project (the
+    /// indicators) cost a fraction of a full [`Store::scan`]. A value not
+    /// set is `Null`.
+    pub fn scan_fields<E: From<Error>>(
         &self,
         collection: Collection,
-        mut visit: impl FnMut(Scanned) -> std::result::Result<(), E>,
+        fields: &[&str],
+        mut visit: impl FnMut(EntityId, &[serde_json::Value]) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
+        let schema = collection.schema();
+        let mut columns = String::new();
+        for path in fields {
+            schema.resolve(path)?;
+            // Checked: a declared field or `map/xml_name`, so no quotes inside.
+            columns.push_str(&format!(", e.doc -> '$.\"{path}\"'"));
+        }
+        let sql = format!(
+            "SELECT e.id{columns} FROM entities e NOT INDEXED WHERE e.collection = ?1 AND e.deleted = 0 ORDER BY e.rowid"
+        );
+        let run =
+            |conn: &Connection, visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> std::result::Result<(), E>| {
+                let mut stmt = conn.prepare(&sql).map_err(Error::from)?;
+                let mut rows = stmt.query([collection.code()]).map_err(Error::from)?;
+                let mut values = vec![serde_json::Value::Null; fields.len()];
+                while let Some(row) = rows.next().map_err(Error::from)? {
+                    let id =
+                        EntityId::from_slice(row.get_ref(0).map_err(Error::from)?.as_blob().map_err(Error::from)?)?;
+                    for (i, value) in values.iter_mut().enumerate() {
+                        *value = match row
+                            .get_ref(i + 1)
+                            .map_err(Error::from)?
+                            .as_str_or_null()
+                            .map_err(Error::from)?
+                        {
+                            Some(json) => {
+                                serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("stored value: {e}")))?
+                            }
+                            None => serde_json::Value::Null,
+                        };
+                    }
+                    visit(id, &values)?;
+                }
+                Ok(())
+            };
+        self.with_reader(|conn| run(conn, &mut visit))
+    }
+
+    /// Runs `f` on a read-only connection of its own (the store's own for
+    /// an in-memory store, which has no second one).
+    fn with_reader<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         if self.path.as_os_str() == ":memory:" {
             let inner = self.lock();
-            return scan_on(&inner.conn, collection, &mut visit);
+            return f(&inner.conn);
         }
         let key = self.lock().options.key.clone();
         let conn = Connection::open_with_flags(
@@ -61,7 +112,19 @@ impl Store {
         }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(Error::from)?;
-        scan_on(&conn, collection, &mut visit)
+        f(&conn)
+    }
+
+    /// Hands every entity of `collection` (deleted ones too) to `visit`, in
+    /// creation order, from one snapshot. Writers are not held up (an
+    /// in-memory store, which has no second connection, is the exception).
+    /// Stops at the first error `visit` returns.
+    pub fn scan<E: From<Error>>(
+        &self,
+        collection: Collection,
+        mut visit: impl FnMut(Scanned) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.with_reader(|conn| scan_on(conn, collection, &mut visit))
     }
 }
 
@@ -128,5 +191,37 @@ mod tests {
             .scan(Collection::Submissions, |_| Ok::<(), Error>(none += 1))
             .unwrap();
         assert_eq!(none, 0);
+
+        let mut fields = Vec::new();
+        store
+            .scan_fields(
+                Collection::Traders,
+                &["border_post", "consent_given", "phone", "main_goods"],
+                |id, v| {
+                    fields.push((id, v.to_vec()));
+                    Ok::<(), Error>(())
+                },
+            )
+            .unwrap();
+        assert_eq!(fields.len(), 20, "live entities only");
+        for (id, values) in &fields {
+            let e = store.get(Collection::Traders, *id).unwrap().unwrap();
+            for (path, value) in ["border_post", "consent_given", "phone", "main_goods"]
+                .iter()
+                .zip(values)
+            {
+                assert_eq!(
+                    Some(value),
+                    Some(e.get(path).unwrap_or(&serde_json::Value::Null)),
+                    "{path}"
+                );
+            }
+        }
+        assert!(
+            store
+                .scan_fields(Collection::Traders, &["no_such\"field"], |_, _| Ok::<(), Error>(()))
+                .is_err(),
+            "paths are checked against the schema"
+        );
     }
 }

@@ -160,6 +160,17 @@ pub trait ProjectLog: Send + Sync {
         visit: &mut dyn FnMut(Scanned) -> Result<(), StorageError>,
     ) -> Result<(), StorageError>;
 
+    /// The values of `fields` (declared fields or `map/key` paths, checked
+    /// against the schema) of every live entity of `collection`, from one
+    /// snapshot: what summaries read instead of whole entities. A value not
+    /// set is `Null`.
+    fn scan_fields(
+        &self,
+        collection: Collection,
+        fields: &[&str],
+        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
     /// The highest server sequence committed: it moves whenever the merged
     /// state may have changed, so what is computed from that state can be
     /// cached under it.

@@ -316,6 +316,55 @@ impl ProjectLog for PgProject {
         Ok(())
     }
 
+    fn scan_fields(
+        &self,
+        collection: Collection,
+        fields: &[&str],
+        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        const PAGE: i32 = 1_000;
+        let schema = collection.schema();
+        for path in fields {
+            schema.resolve(path).map_err(StorageError::Store)?;
+        }
+        // Paths are bound, not spliced: $3, $4, ...
+        let columns: String = (0..fields.len())
+            .map(|i| format!(", (e.doc::jsonb -> ${})::text", i + 3))
+            .collect();
+        let sql = format!(
+            "SELECT e.id{columns} FROM entities e WHERE e.project_id = $1 AND e.collection = $2 AND NOT e.deleted \
+             ORDER BY e.id"
+        );
+        let code = collection.code();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.project, &code];
+        params.extend(fields.iter().map(|f| f as &(dyn ToSql + Sync)));
+        let mut client = self.pool.get()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let portal = tx.bind(sql.as_str(), &params)?;
+        let mut values = vec![serde_json::Value::Null; fields.len()];
+        loop {
+            let rows = tx.query_portal(&portal, PAGE)?;
+            for row in &rows {
+                for (i, value) in values.iter_mut().enumerate() {
+                    *value = match row.get::<_, Option<&str>>(i + 1) {
+                        Some(json) => serde_json::from_str(json).map_err(|e| corrupt("entity", e))?,
+                        None => serde_json::Value::Null,
+                    };
+                }
+                visit(EntityId(row.get(0)), &values)?;
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn head(&self) -> Result<u64, StorageError> {
         let mut client = self.pool.get()?;
         let row = client.query_opt(

@@ -55,6 +55,15 @@ impl ProjectLog for Store {
         self.scan(collection, visit)
     }
 
+    fn scan_fields(
+        &self,
+        collection: Collection,
+        fields: &[&str],
+        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        Store::scan_fields(self, collection, fields, visit)
+    }
+
     fn head(&self) -> Result<u64, StorageError> {
         Ok(self.last_seq()?)
     }

@@ -367,6 +367,31 @@ fn scans_hand_over_every_entity_with_its_receipt_time_and_the_head_moves() {
             let at = s.first_received_ms.unwrap_or_else(|| panic!("{name}: received time"));
             assert!(at >= before && at <= now_ms(), "{name}");
         }
+        // The fields of live entities, as whole scans see them.
+        let mut projected = HashMap::new();
+        log.scan_fields(
+            Collection::Traders,
+            &["phone", "full_name", "consent_given"],
+            &mut |id, v| {
+                projected.insert(id, v.to_vec());
+                Ok(())
+            },
+        )
+        .unwrap();
+        let live: Vec<_> = scanned.values().filter(|s| !s.state.is_deleted()).collect();
+        assert_eq!(projected.len(), live.len(), "{name}");
+        for s in live {
+            let want: Vec<serde_json::Value> = ["phone", "full_name", "consent_given"]
+                .iter()
+                .map(|f| s.state.fields.get(*f).cloned().unwrap_or(serde_json::Value::Null))
+                .collect();
+            assert_eq!(projected[&s.id], want, "{name}");
+        }
+        assert!(
+            log.scan_fields(Collection::Traders, &["x'; DROP TABLE ops; --"], &mut |_, _| Ok(()))
+                .is_err(),
+            "{name}: paths are checked"
+        );
         // A reader that stops the scan stops it.
         let mut seen = 0;
         let stopped = log.scan_entities(Collection::Traders, &mut |_| {
@@ -433,4 +458,56 @@ fn review_actions_write_ops_that_resolve_and_merge_on_every_backend() {
             "{name}: resolved on the device too"
         );
     }
+}
+
+#[test]
+fn indicators_and_duplicates_agree_on_every_backend() {
+    use mpaka_core::Attendee;
+    let phone = device();
+    let traders: Vec<EntityId> = (0..4).map(|_| EntityId::random()).collect();
+    for (n, t) in traders.iter().enumerate() {
+        let mut f = trader(if n < 2 { "Uwimana Claudine" } else { "Mukamana Eliane" });
+        f.insert(
+            "phone".into(),
+            json!(if n < 2 { "+250788000111" } else { "+250788000222" }),
+        );
+        phone.save(Collection::Traders, *t, f).unwrap();
+    }
+    let session = EntityId::random();
+    phone
+        .save(
+            Collection::AwarenessSessions,
+            session,
+            fields(
+                json!({"topic": "ebola", "date": "2026-11-20", "border_post": "rusizi_2", "side": "drc",
+                "facilitator": "enum01"}),
+            ),
+        )
+        .unwrap();
+    for t in &traders {
+        let f = fields(json!({"sex": "female", "is_trader": true}));
+        phone.register_attendance(session, &Attendee::Trader(*t), f).unwrap();
+    }
+    let ops = phone.pending_ops(1000).unwrap();
+    let mut results = Vec::new();
+    for (name, log) in backends() {
+        log.apply(&ops, now_ms()).unwrap();
+        let mut i = serde_json::to_value(crate::indicators::compute(log.as_ref()).unwrap()).unwrap();
+        i["head"] = json!(null);
+        let mut groups: Vec<Vec<String>> = crate::review::duplicates(log.as_ref())
+            .unwrap()
+            .into_iter()
+            .map(|g| {
+                let mut ids: Vec<String> = g.traders.iter().map(|t| t.id.to_string()).collect();
+                ids.sort();
+                ids
+            })
+            .collect();
+        groups.sort();
+        assert_eq!(i["women_traders_reached"], json!(4), "{name}");
+        assert_eq!(groups.len(), 2, "{name}");
+        results.push((name, i, groups));
+    }
+    assert_eq!(results[0].1, results[1].1, "indicators: sqlite and postgres agree");
+    assert_eq!(results[0].2, results[1].2, "duplicates: sqlite and postgres agree");
 }
