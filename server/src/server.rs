@@ -110,7 +110,9 @@ pub struct DataDir {
     /// This process as the writer of M&E officers' changes.
     pub author: Author,
     /// Indicators per project id, with the log head they were computed at.
-    indicators: Mutex<HashMap<i64, Arc<Indicators>>>,
+    indicators: Arc<Mutex<HashMap<i64, Arc<Indicators>>>>,
+    /// Projects whose indicators are being recomputed in the background.
+    refreshing: Arc<Mutex<std::collections::HashSet<i64>>>,
 }
 
 /// Where project logs live.
@@ -141,7 +143,8 @@ impl DataDir {
                 open: Mutex::new(HashMap::new()),
             },
             author: Author::new(),
-            indicators: Mutex::default(),
+            indicators: Arc::default(),
+            refreshing: Arc::default(),
         })
     }
 
@@ -153,7 +156,8 @@ impl DataDir {
             accounts: Accounts::on_postgres(db.pool()),
             projects: Projects::Postgres(db),
             author: Author::new(),
-            indicators: Mutex::default(),
+            indicators: Arc::default(),
+            refreshing: Arc::default(),
         })
     }
 
@@ -209,26 +213,61 @@ impl DataDir {
         })
     }
 
-    /// The indicators of `project`, recomputed only when its log moved
-    /// since they were last computed (by any process).
+    /// The indicators of `project` as of now: recomputed when its log moved
+    /// since they were last computed (by any process), else cached. For
+    /// exports and the API, which promise current figures.
     pub fn indicators(&self, project: &Project) -> Result<Arc<Indicators>, ServerError> {
         let log = self.store(project)?;
         let head = log.head()?;
-        let cached = self
-            .indicators
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&project.id)
-            .filter(|i| i.head == head)
-            .cloned();
-        if let Some(cached) = cached {
-            return Ok(cached);
+        match self.cached_indicators(project) {
+            Some(cached) if cached.head == head => Ok(cached),
+            _ => self.compute_indicators(project, log.as_ref()),
         }
-        let fresh = Arc::new(crate::indicators::compute(log.as_ref())?);
+    }
+
+    /// The indicators for a page: the cached ones at once, even if syncs
+    /// moved the log since (then recomputed in the background, one run per
+    /// project at a time), so that no page waits on a scan of the whole
+    /// project. The second value is the log's head now: the figures are
+    /// stale when it is past theirs.
+    pub fn indicators_for_page(&self, project: &Project) -> Result<(Arc<Indicators>, u64), ServerError> {
+        let log = self.store(project)?;
+        let head = log.head()?;
+        let Some(cached) = self.cached_indicators(project) else {
+            return Ok((self.compute_indicators(project, log.as_ref())?, head));
+        };
+        if cached.head != head
+            && self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(project.id)
+        {
+            let (cache, refreshing, id) = (self.indicators.clone(), self.refreshing.clone(), project.id);
+            std::thread::spawn(move || {
+                match crate::indicators::compute(log.as_ref()) {
+                    Ok(fresh) => {
+                        cache.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(fresh));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "recomputing the indicators failed"),
+                }
+                refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            });
+        }
+        Ok((cached, head))
+    }
+
+    fn cached_indicators(&self, project: &Project) -> Option<Arc<Indicators>> {
         self.indicators
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(project.id, fresh.clone());
+            .get(&project.id)
+            .cloned()
+    }
+
+    fn compute_indicators(&self, project: &Project, log: &dyn ProjectLog) -> Result<Arc<Indicators>, ServerError> {
+        let fresh = Arc::new(crate::indicators::compute(log)?);
+        let mut cache = self.indicators.lock().unwrap_or_else(|p| p.into_inner());
+        // A slower computation may finish after a newer one: keep the newest.
+        if cache.get(&project.id).is_none_or(|c| c.head <= fresh.head) {
+            cache.insert(project.id, fresh.clone());
+        }
         Ok(fresh)
     }
 
@@ -320,4 +359,40 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use mpaka_core::{Collection, EntityId};
+
+    use super::*;
+
+    #[test]
+    fn pages_get_cached_indicators_at_once_and_fresh_ones_soon_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.first_start(now_ms()).unwrap();
+        let project = data.accounts.project(FIRST_PROJECT).unwrap();
+        let (first, head) = data.indicators_for_page(&project).unwrap();
+        assert_eq!(first.head, head, "nothing cached: computed now");
+        // A change: the page gets the cached figures and learns they are stale.
+        let log = data.store(&project).unwrap();
+        let fields = mpaka_core::sample::trader(1);
+        data.author
+            .write(log.as_ref(), vec![(Collection::Traders, EntityId::random(), fields)], now_ms())
+            .unwrap();
+        let (stale, head) = data.indicators_for_page(&project).unwrap();
+        assert!(head > stale.head);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (now, head) = data.indicators_for_page(&project).unwrap();
+            if now.head == head {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "recomputed in the background");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Exports and the API always get current figures.
+        assert_eq!(data.indicators(&project).unwrap().head, log.head().unwrap());
+    }
 }

@@ -198,8 +198,17 @@ pub async fn overview(
 ) -> Result<Response, WebError> {
     let (session, project) = state.web_project(&headers, &slug).await?;
     let p = project.clone();
-    let indicators = state.blocking(move |data| Ok(data.indicators(&p)?)).await?;
+    let (indicators, head) = state.blocking(move |data| Ok(data.indicators_for_page(&p)?)).await?;
     let i = indicators.as_ref();
+    let freshness = if head > i.head {
+        format!(
+            "<p class=\"hint\" id=\"freshness\" role=\"status\">Updating: these figures leave out the {} latest \
+             change(s); reload in a moment.</p>",
+            head - i.head
+        )
+    } else {
+        String::new()
+    };
 
     let stacked = |keys: Vec<(String, String, f64)>| -> Vec<Bar> {
         let mut rows: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
@@ -256,7 +265,7 @@ pub async fn overview(
     let attendance_total: u64 = i.attendance.iter().map(|a| a.count).sum();
     let interviews: u64 = i.surveys_per_enumerator_day.iter().map(|d| d.count).sum();
     let body = format!(
-        "<section class=\"cards\">\
+        "{freshness}<section class=\"cards\">\
          <div class=\"card\" id=\"women-reached\"><span class=\"number\">{}</span> registered women traders reached by a session</div>\
          <div class=\"card\"><span class=\"number\">{}</span> women walk-ins who trade</div>\
          <div class=\"card\" id=\"attendance-total\"><span class=\"number\">{attendance_total}</span> attendances</div>\
