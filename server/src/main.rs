@@ -271,7 +271,10 @@ fn serve(addr: SocketAddr, storage: &StorageArgs, limits: Limits) -> ExitCode {
                      mpaka admin add-user amina --role enumerator --project {project}\n    \
                      mpaka admin enroll amina --project {project} --server-url http://{local}\n\
                      then type the code (or scan the QR text) in the app. Over HTTP, with the token:\n    \
-                     curl -H 'Authorization: Bearer <token>' http://{local}/v1/projects\n",
+                     curl -H 'Authorization: Bearer <token>' http://{local}/v1/projects\n\
+                     The dashboard, for admins and M&E officers: set a password with\n    \
+                     mpaka admin set-password admin\n\
+                     then open http://{local}/\n",
                     project = first.project.slug,
                     token = first.token.expose(),
                 );

@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use mpaka_core::form::FormDefinition;
 use mpaka_core::sample::{SESSION_ATTENDANCE_XLSX, TRADER_SURVEY_XLSX};
-use mpaka_core::{NodeId, Store, StoreOptions};
+use mpaka_core::{EntityId, NodeId, Op, Store, StoreOptions};
 
 use crate::accounts::{AccountError, Accounts, Project, Role, Secret};
 use crate::exchange::ExchangeLimits;
 use crate::export::{ExportContext, ExportOptions};
 use crate::indicators::Indicators;
-use crate::review::Author;
+use crate::review::{Author, Keep, ReviewError};
 use crate::storage::postgres::Postgres;
 use crate::storage::{ProjectLog, StorageError};
 
@@ -64,6 +64,9 @@ pub enum ServerError {
         /// version.
         version: String,
     },
+    /// An M&E officer's change that cannot be made.
+    #[error(transparent)]
+    Review(#[from] ReviewError),
     /// Binding or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Bind {
@@ -196,6 +199,37 @@ impl DataDir {
         Ok(form)
     }
 
+    /// Resolves conflict `id` of `project` by keeping one side, as this
+    /// process's [`Author`] (see [`crate::review::resolve_conflict`]).
+    pub fn resolve_conflict(&self, project: &Project, id: i64, keep: Keep) -> Result<Op, ServerError> {
+        let log = self.store(project)?;
+        Ok(crate::review::resolve_conflict(
+            log.as_ref(),
+            &self.author,
+            id,
+            keep,
+            now_ms(),
+        )?)
+    }
+
+    /// Merges trader `duplicate` of `project` into `survivor`, as this
+    /// process's [`Author`] (see [`crate::review::merge_traders`]).
+    pub fn merge_traders(
+        &self,
+        project: &Project,
+        duplicate: EntityId,
+        survivor: EntityId,
+    ) -> Result<Vec<Op>, ServerError> {
+        let log = self.store(project)?;
+        Ok(crate::review::merge_traders(
+            log.as_ref(),
+            &self.author,
+            duplicate,
+            survivor,
+            now_ms(),
+        )?)
+    }
+
     /// What an export of `project` reads besides its log: forms, device
     /// clock offsets, review flags.
     pub fn export_context(&self, project: &Project, options: ExportOptions) -> Result<ExportContext, ServerError> {
@@ -237,13 +271,20 @@ impl DataDir {
             return Ok((self.compute_indicators(project, log.as_ref())?, head));
         };
         if cached.head != head
-            && self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(project.id)
+            && self
+                .refreshing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(project.id)
         {
             let (cache, refreshing, id) = (self.indicators.clone(), self.refreshing.clone(), project.id);
             std::thread::spawn(move || {
                 match crate::indicators::compute(log.as_ref()) {
                     Ok(fresh) => {
-                        cache.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(fresh));
+                        cache
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id, Arc::new(fresh));
                     }
                     Err(e) => tracing::warn!(error = %e, "recomputing the indicators failed"),
                 }
@@ -379,7 +420,11 @@ mod tests {
         let log = data.store(&project).unwrap();
         let fields = mpaka_core::sample::trader(1);
         data.author
-            .write(log.as_ref(), vec![(Collection::Traders, EntityId::random(), fields)], now_ms())
+            .write(
+                log.as_ref(),
+                vec![(Collection::Traders, EntityId::random(), fields)],
+                now_ms(),
+            )
             .unwrap();
         let (stale, head) = data.indicators_for_page(&project).unwrap();
         assert!(head > stale.head);

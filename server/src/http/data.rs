@@ -15,7 +15,6 @@ use super::download::{Download, OptionsQuery, download};
 use super::{ApiError, AppState, Body};
 use crate::export::{ExportOptions, Plan};
 use crate::review::{self, Keep};
-use crate::server::now_ms;
 
 pub async fn list_exports(
     State(state): State<AppState>,
@@ -131,16 +130,7 @@ pub async fn resolve_conflict(
         .map_err(|_| ApiError::bad_request("the conflict id in the path must be a number"))?;
     let request: ResolveRequest = state.json_body(&headers, body)?;
     let op = state
-        .blocking(move |data| {
-            let log = data.store(&project)?;
-            Ok(review::resolve_conflict(
-                log.as_ref(),
-                &data.author,
-                id,
-                request.keep,
-                now_ms(),
-            )?)
-        })
+        .blocking(move |data| Ok(data.resolve_conflict(&project, id, request.keep)?))
         .await?;
     tracing::info!(user = principal.user_id, conflict = id, "conflict resolved");
     Ok(respond(
@@ -186,16 +176,7 @@ pub async fn merge_traders(
     let duplicate = trader_id("duplicate", &request.duplicate)?;
     let survivor = trader_id("survivor", &request.survivor)?;
     let ops = state
-        .blocking(move |data| {
-            let log = data.store(&project)?;
-            Ok(review::merge_traders(
-                log.as_ref(),
-                &data.author,
-                duplicate,
-                survivor,
-                now_ms(),
-            )?)
-        })
+        .blocking(move |data| Ok(data.merge_traders(&project, duplicate, survivor)?))
         .await?;
     tracing::info!(user = principal.user_id, "traders merged");
     Ok(respond(

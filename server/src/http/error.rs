@@ -132,6 +132,7 @@ impl From<ServerError> for ApiError {
             ServerError::Form(_) => ApiError::unprocessable(e.to_string()),
             ServerError::FormVersionExists { .. } => ApiError::conflict(e.to_string()),
             ServerError::Accounts(a) => a.into(),
+            ServerError::Review(r) => r.into(),
             other => ApiError::internal(other),
         }
     }

@@ -283,37 +283,17 @@ impl ProjectLog for PgProject {
         collection: Collection,
         visit: &mut dyn FnMut(Scanned) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        // Its own connection, one snapshot, rows fetched through a portal a
-        // page at a time: memory stays flat and pushes go on.
-        const PAGE: i32 = 1_000;
-        let mut client = self.pool.get()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let portal = tx.bind(
-            "SELECT e.id, e.doc, e.stamps, \
+        let sql = "SELECT e.id, e.doc, e.stamps, \
              (SELECT min(o.received_ms) FROM ops o \
               WHERE o.project_id = e.project_id AND o.collection = e.collection AND o.entity = e.id) \
-             FROM entities e WHERE e.project_id = $1 AND e.collection = $2 ORDER BY e.id",
-            &[&self.project, &collection.code()],
-        )?;
-        loop {
-            let rows = tx.query_portal(&portal, PAGE)?;
-            for row in &rows {
-                visit(Scanned {
-                    id: EntityId(row.get(0)),
-                    state: EntityState::from_columns(row.get(1), row.get(2)).map_err(|e| corrupt("entity", e))?,
-                    first_received_ms: row.get::<_, Option<i64>>(3).map(|ms| ms.max(0) as u64),
-                })?;
-            }
-            if rows.len() < PAGE as usize {
-                break;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+             FROM entities e WHERE e.project_id = $1 AND e.collection = $2 ORDER BY e.id";
+        self.for_each_row(sql, &[&self.project, &collection.code()], &mut |row| {
+            visit(Scanned {
+                id: EntityId(row.get(0)),
+                state: EntityState::from_columns(row.get(1), row.get(2)).map_err(|e| corrupt("entity", e))?,
+                first_received_ms: row.get::<_, Option<i64>>(3).map(|ms| ms.max(0) as u64),
+            })
+        })
     }
 
     fn scan_fields(
@@ -322,7 +302,6 @@ impl ProjectLog for PgProject {
         fields: &[&str],
         visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        const PAGE: i32 = 1_000;
         let schema = collection.schema();
         for path in fields {
             schema.resolve(path).map_err(StorageError::Store)?;
@@ -338,31 +317,16 @@ impl ProjectLog for PgProject {
         let code = collection.code();
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.project, &code];
         params.extend(fields.iter().map(|f| f as &(dyn ToSql + Sync)));
-        let mut client = self.pool.get()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let portal = tx.bind(sql.as_str(), &params)?;
         let mut values = vec![serde_json::Value::Null; fields.len()];
-        loop {
-            let rows = tx.query_portal(&portal, PAGE)?;
-            for row in &rows {
-                for (i, value) in values.iter_mut().enumerate() {
-                    *value = match row.get::<_, Option<&str>>(i + 1) {
-                        Some(json) => serde_json::from_str(json).map_err(|e| corrupt("entity", e))?,
-                        None => serde_json::Value::Null,
-                    };
-                }
-                visit(EntityId(row.get(0)), &values)?;
+        self.for_each_row(&sql, &params, &mut |row| {
+            for (i, value) in values.iter_mut().enumerate() {
+                *value = match row.get::<_, Option<&str>>(i + 1) {
+                    Some(json) => serde_json::from_str(json).map_err(|e| corrupt("entity", e))?,
+                    None => serde_json::Value::Null,
+                };
             }
-            if rows.len() < PAGE as usize {
-                break;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+            visit(EntityId(row.get(0)), &values)
+        })
     }
 
     fn head(&self) -> Result<u64, StorageError> {
@@ -533,6 +497,36 @@ impl PgProject {
         };
         tx.commit()?;
         Ok((out, covered))
+    }
+
+    /// Hands each row of `sql` to `f` from one `REPEATABLE READ` snapshot
+    /// on a connection of its own, fetched through a portal a page at a
+    /// time: memory stays flat and pushes go on.
+    fn for_each_row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: &mut dyn FnMut(&::postgres::Row) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        const PAGE: i32 = 1_000;
+        let mut client = self.pool.get()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let portal = tx.bind(sql, params)?;
+        loop {
+            let rows = tx.query_portal(&portal, PAGE)?;
+            for row in &rows {
+                f(row)?;
+            }
+            if rows.len() < PAGE as usize {
+                break;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The stored state of every entity `ops` touch, in one query.

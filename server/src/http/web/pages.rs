@@ -421,15 +421,19 @@ pub async fn revoke(
 ) -> Result<Response, WebError> {
     let f = form(body)?;
     let (_, project) = state.web_post(&headers, &slug, &f.csrf).await?;
-    let device: i64 = device
-        .parse()
-        .map_err(|_| WebError::Page(StatusCode::BAD_REQUEST, "no such device".into()))?;
+    let device = number(&device, "device")?;
     let p = project.clone();
     state
         .blocking(move |data| Ok(data.accounts.revoke_device(&p, device, now_ms() as i64)?))
         .await?;
     tracing::info!(device, "device revoked from the dashboard");
     Ok(see_other(&format!("/p/{}/devices", project.slug)))
+}
+
+/// A numeric id from the path.
+fn number(text: &str, what: &str) -> Result<i64, WebError> {
+    text.parse()
+        .map_err(|_| WebError::Page(StatusCode::NOT_FOUND, format!("no such {what}")))
 }
 
 fn see_other(to: &str) -> Response {
@@ -619,21 +623,10 @@ pub async fn resolve(
 ) -> Result<Response, WebError> {
     let f = form(body)?;
     let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| WebError::Page(StatusCode::BAD_REQUEST, "no such conflict".into()))?;
+    let id = number(&id, "conflict")?;
     let p = project.clone();
     state
-        .blocking(move |data| {
-            let log = data.store(&p)?;
-            Ok(review::resolve_conflict(
-                log.as_ref(),
-                &data.author,
-                id,
-                f.keep,
-                now_ms(),
-            )?)
-        })
+        .blocking(move |data| Ok(data.resolve_conflict(&p, id, f.keep)?))
         .await?;
     tracing::info!(
         user = session.principal.user_id,
@@ -662,16 +655,7 @@ pub async fn merge(
     let survivor = trader_id("survivor", &f.survivor)?;
     let p = project.clone();
     state
-        .blocking(move |data| {
-            let log = data.store(&p)?;
-            Ok(review::merge_traders(
-                log.as_ref(),
-                &data.author,
-                duplicate,
-                survivor,
-                now_ms(),
-            )?)
-        })
+        .blocking(move |data| Ok(data.merge_traders(&p, duplicate, survivor)?))
         .await?;
     tracing::info!(user = session.principal.user_id, "traders merged from the dashboard");
     Ok(see_other(&format!("/p/{}/review#duplicates", project.slug)))
