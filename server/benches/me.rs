@@ -152,7 +152,7 @@ fn project(dir: &Path, interviews: usize, target_ops: usize) -> usize {
         let id = mpaka_core::attendance_id(session, &Attendee::Trader(trader));
         let f = fields(
             json!({"session_id": session.to_string(), "trader_id": trader.to_string(),
-            "sex": if n % 4 == 0 { "male" } else { "female" }, "is_trader": true}),
+            "sex": if n.is_multiple_of(4) { "male" } else { "female" }, "is_trader": true}),
         );
         w.op(Collection::Attendance, id, None, f);
     };
@@ -210,6 +210,7 @@ fn own_peak_mb() -> f64 {
 
 /// Runs the release `mpaka` with `args`; wall time and peak RSS (MB).
 #[allow(unsafe_code)] // wait4: the kernel's peak-memory count of the child
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
 fn run_measured(args: &[&str]) -> (Duration, f64) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_mpaka"))

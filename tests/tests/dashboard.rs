@@ -12,6 +12,7 @@
 //! Needs `chromium` and `chromedriver` (Debian packages `chromium` and
 //! `chromium-driver`, installed by .ci/run). Without them the test fails
 //! and says so.
+#![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -61,32 +61,16 @@ impl Store {
         let sql = format!(
             "SELECT e.id{columns} FROM entities e NOT INDEXED WHERE e.collection = ?1 AND e.deleted = 0 ORDER BY e.rowid"
         );
-        let run =
-            |conn: &Connection, visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> std::result::Result<(), E>| {
-                let mut stmt = conn.prepare(&sql).map_err(Error::from)?;
-                let mut rows = stmt.query([collection.code()]).map_err(Error::from)?;
-                let mut values = vec![serde_json::Value::Null; fields.len()];
-                while let Some(row) = rows.next().map_err(Error::from)? {
-                    let id =
-                        EntityId::from_slice(row.get_ref(0).map_err(Error::from)?.as_blob().map_err(Error::from)?)?;
-                    for (i, value) in values.iter_mut().enumerate() {
-                        *value = match row
-                            .get_ref(i + 1)
-                            .map_err(Error::from)?
-                            .as_str_or_null()
-                            .map_err(Error::from)?
-                        {
-                            Some(json) => {
-                                serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("stored value: {e}")))?
-                            }
-                            None => serde_json::Value::Null,
-                        };
-                    }
-                    visit(id, &values)?;
-                }
-                Ok(())
-            };
-        self.with_reader(|conn| run(conn, &mut visit))
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(&sql).map_err(Error::from)?;
+            let mut rows = stmt.query([collection.code()]).map_err(Error::from)?;
+            let mut values = vec![serde_json::Value::Null; fields.len()];
+            while let Some(row) = rows.next().map_err(Error::from)? {
+                let id = read_fields(row, &mut values)?;
+                visit(id, &values)?;
+            }
+            Ok(())
+        })
     }
 
     /// Runs `f` on a read-only connection of its own (the store's own for
@@ -142,6 +126,18 @@ fn scan_on<E: From<Error>>(
     Ok(())
 }
 
+/// The id of a `scan_fields` row; its values go to `values`.
+fn read_fields(row: &rusqlite::Row<'_>, values: &mut [serde_json::Value]) -> Result<EntityId> {
+    let id = EntityId::from_slice(row.get_ref(0)?.as_blob()?)?;
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = match row.get_ref(i + 1)?.as_str_or_null()? {
+            Some(json) => serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("stored value: {e}")))?,
+            None => serde_json::Value::Null,
+        };
+    }
+    Ok(id)
+}
+
 fn read_row(row: &rusqlite::Row<'_>) -> Result<Scanned> {
     let state: EntityState = decode_state(row.get_ref(1)?.as_str()?, row.get_ref(2)?.as_blob()?)?;
     Ok(Scanned {
@@ -183,12 +179,18 @@ mod tests {
         assert!(seen[3].1 && !seen[4].1, "tombstones are handed over, marked");
         let mut after = 0;
         store
-            .scan(Collection::Traders, |_| Ok::<(), Error>(after += 1))
+            .scan(Collection::Traders, |_| {
+                after += 1;
+                Ok::<(), Error>(())
+            })
             .unwrap();
         assert_eq!(after, 21);
         let mut none = 0;
         store
-            .scan(Collection::Submissions, |_| Ok::<(), Error>(none += 1))
+            .scan(Collection::Submissions, |_| {
+                none += 1;
+                Ok::<(), Error>(())
+            })
             .unwrap();
         assert_eq!(none, 0);
 

@@ -8,10 +8,13 @@ use serde_json::{Map, Value};
 use super::csv::Open;
 use super::{Cell, ExportError, Sink, Table};
 
+type Out<'a> = BufWriter<Box<dyn Write + 'a>>;
+
 /// Writes each table as JSON lines to what `open` gives for it.
 pub struct JsonlSink<'a> {
     open: Open<'a>,
-    out: Vec<(BufWriter<Box<dyn Write + 'a>>, Vec<String>)>,
+    /// Per table: where its lines go, and its headers.
+    out: Vec<(Out<'a>, Vec<String>)>,
 }
 
 impl<'a> JsonlSink<'a> {

@@ -231,13 +231,7 @@ fn xlsx_and_json_lines_hold_the_same_rows_as_csv() {
         assert_eq!(range.height() as u64, n + 1, "{table}");
     }
     let survey = book.worksheet_range("trader_survey").unwrap();
-    let age_col = survey
-        .rows()
-        .next()
-        .unwrap()
-        .iter()
-        .position(|c| c.to_string() == "age")
-        .unwrap();
+    let age_col = survey.rows().next().unwrap().iter().position(|c| *c == "age").unwrap();
     assert!(
         matches!(survey.get((1, age_col)), Some(calamine::Data::Float(_))),
         "numbers stay numbers"

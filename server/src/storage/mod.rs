@@ -61,6 +61,10 @@ pub enum StorageError {
     },
 }
 
+/// What [`ProjectLog::scan_fields`] hands each entity to: its id and the
+/// asked fields' values, in order.
+pub type FieldVisitor<'a> = dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError> + 'a;
+
 /// An op on its way to a device: its sequence, what visibility checks
 /// read, and its JSON.
 #[derive(Debug)]
@@ -168,7 +172,7 @@ pub trait ProjectLog: Send + Sync {
         &self,
         collection: Collection,
         fields: &[&str],
-        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+        visit: &mut FieldVisitor<'_>,
     ) -> Result<(), StorageError>;
 
     /// The highest server sequence committed: it moves whenever the merged

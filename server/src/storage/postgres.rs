@@ -26,7 +26,7 @@ use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, 
 use r2d2_postgres::PostgresConnectionManager;
 use uuid::Uuid;
 
-use super::{ProjectLog, PulledOp, StorageError};
+use super::{FieldVisitor, ProjectLog, PulledOp, StorageError};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
@@ -300,7 +300,7 @@ impl ProjectLog for PgProject {
         &self,
         collection: Collection,
         fields: &[&str],
-        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+        visit: &mut FieldVisitor<'_>,
     ) -> Result<(), StorageError> {
         let schema = collection.schema();
         for path in fields {

@@ -10,7 +10,7 @@ use mpaka_core::store::{ApplyReport, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId, Store};
 
-use super::{ProjectLog, StorageError};
+use super::{FieldVisitor, ProjectLog, StorageError};
 
 impl ProjectLog for Store {
     fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError> {
@@ -59,7 +59,7 @@ impl ProjectLog for Store {
         &self,
         collection: Collection,
         fields: &[&str],
-        visit: &mut dyn FnMut(EntityId, &[serde_json::Value]) -> Result<(), StorageError>,
+        visit: &mut FieldVisitor<'_>,
     ) -> Result<(), StorageError> {
         Store::scan_fields(self, collection, fields, visit)
     }
