@@ -152,6 +152,24 @@ fn set_password(server: &TestServer, user: &str, password: &str) {
     assert!(status.success());
 }
 
+/// Clicks a form's button and waits until the browser shows the next page
+/// (the old page's root element goes stale): a click returns before the
+/// post it starts has been answered.
+async fn submit(client: &Client, button: fantoccini::elements::Element) {
+    let old = client.find(Locator::Css("html")).await.unwrap();
+    button.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "the page did not change after the click");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The new document is in place once its body can be found.
+    while client.find(Locator::Css("body")).await.is_err() {
+        assert!(Instant::now() < deadline, "the next page did not load");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -201,13 +219,7 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
         .send_keys("wrong password!")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&client, client.find(Locator::Css("form.login button")).await.unwrap()).await;
     let refused = text_of(&client, ".error").await;
     assert!(refused.contains("Wrong user name or password"), "{refused}");
     client
@@ -224,13 +236,7 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
         .send_keys("a long admin pass phrase")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&client, client.find(Locator::Css("form.login button")).await.unwrap()).await;
 
     // The indicators, drawn from the same merged state the API reads.
     assert_eq!(client.current_url().await.unwrap().path(), format!("/p/{PROJECT}"));
@@ -279,13 +285,7 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
     screenshot(&client, "03-review").await;
     let row_id = rows[0].attr("id").await.unwrap().unwrap();
     let conflict_id: i64 = row_id.trim_start_matches("conflict-").parse().unwrap();
-    rows[0]
-        .find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&client, rows[0].find(Locator::Css("button")).await.unwrap()).await;
     assert!(client.current_url().await.unwrap().path().ends_with("/review"));
     assert!(
         client.find(Locator::Css(&format!("#{row_id}"))).await.is_err(),
@@ -299,10 +299,23 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
             .iter()
             .all(|c| c["id"] != json!(conflict_id))
     );
-    assert_eq!(
-        conflicts_after.as_array().unwrap().len() + 1,
-        conflicts_before.as_array().unwrap().len()
-    );
+    // One decision settles every conflicting pair on that field (three
+    // phones writing one field make up to three pairs); the rest stay.
+    let resolved = conflicts_before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == json!(conflict_id))
+        .unwrap();
+    let same_field = |c: &&Value| c["entity"] == resolved["entity"] && c["field"] == resolved["field"];
+    let expected: Vec<&Value> = conflicts_before
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !same_field(c))
+        .collect();
+    let after: Vec<&Value> = conflicts_after.as_array().unwrap().iter().collect();
+    assert_eq!(after, expected);
 
     // Merge a trader registered twice: the record that goes is listed no more.
     let merges = client.find_all(Locator::Css(".duplicate form")).await.unwrap();
@@ -320,13 +333,7 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
         }
     };
     let (gone, kept) = (hidden("duplicate").await, hidden("survivor").await);
-    merges[0]
-        .find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&client, merges[0].find(Locator::Css("button")).await.unwrap()).await;
     assert!(client.current_url().await.unwrap().path().ends_with("/review"));
     let listed = api("GET", &format!("/v1/projects/{PROJECT}/duplicates"));
     assert!(
@@ -343,11 +350,51 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
     assert_eq!(merged.get("merged_into"), Some(&json!(kept)));
     screenshot(&client, "04-review-after").await;
 
-    // Devices: every phone with its last sync and clock.
+    // Devices: every phone with its last sync and clock; a code for a new one.
     client.goto(&format!("{base}/p/{PROJECT}/devices")).await.unwrap();
     let devices = client.find_all(Locator::Css("table.devices tbody tr")).await.unwrap();
     assert!(devices.len() >= 8, "6 simulated phones, their auditor and 2 more");
     screenshot(&client, "05-devices").await;
+    let username = client
+        .find(Locator::Css("form.inline input[name=username]"))
+        .await
+        .unwrap();
+    username.send_keys("dup-a").await.unwrap();
+    submit(&client, client.find(Locator::Css("form.inline button")).await.unwrap()).await;
+    let code = text_of(&client, "#enrollment-code").await;
+    assert_eq!(code.len(), 14, "a code like K7QM-4XHD-9PAT: {code}");
+    let enrolled = tokio::task::block_in_place(|| {
+        server.api(
+            "POST",
+            "/v1/enroll",
+            "",
+            Some(json!({"code": code, "node_id": mpaka_core::NodeId::random().to_string()})),
+        )
+    });
+    assert_eq!(
+        enrolled.0, 201,
+        "the code from the page enrolls a phone: {}",
+        enrolled.1
+    );
+
+    // Forms: publish an XLSForm through the file input.
+    client.goto(&format!("{base}/p/{PROJECT}/forms")).await.unwrap();
+    let xlsx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/forms/session_attendance.xlsx");
+    client
+        .find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&xlsx.canonicalize().unwrap().display().to_string())
+        .await
+        .unwrap();
+    submit(
+        &client,
+        client.find(Locator::Css("form[enctype] button")).await.unwrap(),
+    )
+    .await;
+    let published = text_of(&client, ".ok").await;
+    assert!(published.contains("session_attendance"), "{published}");
+    screenshot(&client, "05b-forms").await;
 
     // Download the survey's CSV through the page's own link, with the
     // browser's session cookie; every complete interview is a row.
@@ -437,13 +484,7 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
     screenshot(&client, "07-indicators-phone").await;
 
     // Log out: the cookie no longer opens anything.
-    client
-        .find(Locator::Css(".logout button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&client, client.find(Locator::Css(".logout button")).await.unwrap()).await;
     client.goto(&format!("{base}/p/{PROJECT}")).await.unwrap();
     assert!(client.current_url().await.unwrap().path().ends_with("/login"));
     client.close().await.unwrap();
