@@ -216,30 +216,21 @@ impl Accounts {
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", true)?;
             conn.execute_batch(include_str!("schema.sql"))?;
-            // Added after the first release: older files get the column.
-            let has_offset: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('devices') WHERE name = 'clock_offset_ms')",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has_offset {
-                conn.execute_batch("ALTER TABLE devices ADD COLUMN clock_offset_ms INTEGER")?;
-            }
-            let has_password: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('users') WHERE name = 'password_hash')",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has_password {
-                conn.execute_batch("ALTER TABLE users ADD COLUMN password_hash TEXT")?;
-            }
-            let has_pending: bool = conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pragma_table_info('devices') WHERE name = 'pending_ops')",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has_pending {
-                conn.execute_batch("ALTER TABLE devices ADD COLUMN pending_ops INTEGER")?;
+            // Added after the first release: older files get the columns.
+            for (table, column, kind) in [
+                ("devices", "clock_offset_ms", "INTEGER"),
+                ("users", "password_hash", "TEXT"),
+                ("devices", "pending_ops", "INTEGER"),
+            ] {
+                let present: bool = conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                    [table, column],
+                    |r| r.get(0),
+                )?;
+                if !present {
+                    // Names from the list above, never from input.
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+                }
             }
             Ok(())
         };
@@ -570,8 +561,9 @@ impl Accounts {
     }
 
     /// Sets the dashboard password of a user of `project` (or an admin),
-    /// stored as an argon2id hash. At least 10 characters: the dashboard
-    /// shows survey data about vulnerable people.
+    /// stored as an argon2id hash, and ends the user's open sessions. At
+    /// least 10 characters: the dashboard shows survey data about
+    /// vulnerable people.
     pub fn set_password(&self, project: Option<&Project>, username: &str, password: &str) -> Result<(), AccountError> {
         if password.chars().count() < MIN_PASSWORD_CHARS {
             return Err(AccountError::Invalid(format!(
@@ -580,11 +572,13 @@ impl Accounts {
         }
         let (user_id, _) = self.user(project, username)?;
         let hash = password::hash(password)?;
-        self.db.with(|db| {
+        // A new password ends every session opened with the old one.
+        self.db.transaction(|db| {
             db.execute(
                 "UPDATE users SET password_hash = ?1 WHERE id = ?2",
                 params![&hash, user_id],
-            )
+            )?;
+            db.execute("DELETE FROM web_sessions WHERE user_id = ?1", params![user_id])
         })?;
         Ok(())
     }

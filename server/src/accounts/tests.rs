@@ -210,5 +210,14 @@ fn dashboard_logins_need_the_password_expire_and_end_at_logout() {
         );
         accounts.logout(cookie.expose()).unwrap();
         assert!(accounts.web_session(cookie.expose(), 2_000).unwrap().is_none());
+        let again = accounts.login("grace", "a long pass phrase", 3_000).unwrap().unwrap();
+        accounts
+            .set_password(Some(&project), "grace", "another long phrase")
+            .unwrap();
+        assert!(
+            accounts.web_session(again.expose(), 3_001).unwrap().is_none(),
+            "a new password ends the sessions of the old one"
+        );
+        assert!(accounts.login("grace", "another long phrase", 3_002).unwrap().is_some());
     }
 }
