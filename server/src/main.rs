@@ -281,7 +281,12 @@ fn serve(addr: SocketAddr, storage: &StorageArgs, limits: Limits) -> ExitCode {
             }
             use std::io::Write;
             let _ = std::io::stdout().flush();
-            mpaka_server::server::serve(Arc::new(data), limits, listener, shutdown_signal()).await?;
+            let data = Arc::new(data);
+            // Count the indicators now, so the first dashboard visit does not
+            // wait on a scan of the whole project.
+            let warm = data.clone();
+            std::thread::spawn(move || warm.warm_indicators());
+            mpaka_server::server::serve(data, limits, listener, shutdown_signal()).await?;
             Ok::<(), Box<dyn std::error::Error>>(())
         })
     };

@@ -294,6 +294,20 @@ impl DataDir {
         Ok((cached, head))
     }
 
+    /// Computes every project's indicators into the cache (at start, off the
+    /// request path); failures are logged, never fatal.
+    pub fn warm_indicators(&self) {
+        let projects = match self.accounts.projects() {
+            Ok(p) => p,
+            Err(e) => return tracing::warn!(error = %e, "cannot list projects to count their indicators"),
+        };
+        for project in projects {
+            if let Err(e) = self.indicators(&project) {
+                tracing::warn!(error = %e, project = project.slug, "counting the indicators failed");
+            }
+        }
+    }
+
     fn cached_indicators(&self, project: &Project) -> Option<Arc<Indicators>> {
         self.indicators
             .lock()

@@ -19,7 +19,7 @@ use super::{LOGIN_COOKIE, SESSION_COOKIE, Session, WebError, cookie, csrf_ok, cs
 use crate::accounts::{Project, WEB_SESSION_TTL_MS};
 use crate::export::{ExportOptions, Plan};
 use crate::http::AppState;
-use crate::http::data::{open_conflicts, trader_id};
+use crate::http::data::{ConflictView, open_conflicts, trader_id};
 use crate::http::download::{self, Download, OptionsQuery};
 use crate::review::{self, Keep};
 use crate::server::{ServerError, now_ms};
@@ -470,51 +470,59 @@ pub async fn review(
         .await?;
     let csrf = session.csrf();
     let slug = esc(&project.slug);
+    let groups = conflict_groups(&conflicts);
     let mut body = format!(
         "<h2 id=\"conflicts\">Conflicts <span class=\"count\">{}</span></h2>\
-         <p class=\"hint\">Two phones changed the same answer without seeing each other's change. The newer value \
-         stands until you choose; your choice syncs to every phone.</p>",
-        conflicts.len()
+         <p class=\"hint\">Phones changed the same field without seeing each other's change. The value written \
+         last stands until you choose one; your choice syncs to every phone.</p>",
+        groups.len()
     );
-    if conflicts.is_empty() {
+    if groups.is_empty() {
         body.push_str("<p class=\"empty\" id=\"no-conflicts\">No open conflicts.</p>");
     } else {
         body.push_str(
-            "<table class=\"conflicts\"><thead><tr><th>Record</th><th>Field</th><th>Older value</th>\
-             <th>Newer value (stands)</th><th></th></tr></thead><tbody>",
+            "<table class=\"conflicts\"><thead><tr><th>Record</th><th>Field</th><th>Values written</th></tr></thead><tbody>",
         );
-        for c in conflicts.iter().take(CONFLICTS_SHOWN) {
-            let button = |keep: &str, label: &str| {
-                format!(
-                    "<form method=\"post\" action=\"/p/{slug}/conflicts/{}/resolve\">\
+        for group in groups.iter().take(CONFLICTS_SHOWN) {
+            let first = group.pairs[0];
+            let mut values = String::new();
+            for (n, v) in group.values.iter().enumerate() {
+                let stands = if n + 1 == group.values.len() {
+                    " <em>(stands)</em>"
+                } else {
+                    ""
+                };
+                let keep = match v.keep {
+                    Keep::Older => "older",
+                    Keep::Newer => "newer",
+                };
+                let _ = write!(
+                    values,
+                    "<li><span class=\"value\">{}</span> <small>{}</small>{stands}\
+                     <form method=\"post\" action=\"/p/{slug}/conflicts/{}/resolve\">\
                      <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"keep\" value=\"{keep}\">\
-                     <button type=\"submit\">{label}</button></form>",
-                    c.id,
+                     <button type=\"submit\">Keep this</button></form></li>",
+                    esc(&shown(v.value)),
+                    html::when(Some(v.at_ms as i64)),
+                    v.conflict,
                     esc(&csrf)
-                )
-            };
+                );
+            }
             let _ = write!(
                 body,
-                "<tr id=\"conflict-{}\"><td>{} <code>{}</code></td><td>{}</td><td>{}<br><small>{}</small></td>\
-                 <td>{}<br><small>{}</small></td><td><div class=\"actions\">{}{}</div></td></tr>",
-                c.id,
-                esc(c.collection),
-                esc(c.entity.get(..8).unwrap_or(&c.entity)),
-                esc(&c.field),
-                esc(&shown(&c.older_value)),
-                html::when(Some(c.older_at_ms as i64)),
-                esc(&shown(&c.newer_value)),
-                html::when(Some(c.newer_at_ms as i64)),
-                button("older", "Keep older"),
-                button("newer", "Keep newer"),
+                "<tr id=\"conflict-{}\"><td>{} <code>{}</code></td><td>{}</td><td><ul class=\"values\">{values}</ul></td></tr>",
+                first.id,
+                esc(first.collection),
+                esc(first.entity.get(..8).unwrap_or(&first.entity)),
+                esc(&first.field),
             );
         }
         body.push_str("</tbody></table>");
-        if conflicts.len() > CONFLICTS_SHOWN {
+        if groups.len() > CONFLICTS_SHOWN {
             let _ = write!(
                 body,
                 "<p class=\"hint\">Showing {CONFLICTS_SHOWN} of {}; the conflicts table of the export lists all.</p>",
-                conflicts.len()
+                groups.len()
             );
         }
     }
@@ -607,6 +615,70 @@ pub async fn review(
         &body,
     )
     .into_response())
+}
+
+/// The open conflicts of one field of one record: every pair, and each
+/// distinct value written, oldest first (the last one stands).
+struct ConflictGroup<'a> {
+    pairs: Vec<&'a ConflictView>,
+    values: Vec<WrittenValue<'a>>,
+}
+
+/// A value of a conflict group, and which pair and side keeps it.
+struct WrittenValue<'a> {
+    value: &'a serde_json::Value,
+    at_ms: u64,
+    conflict: i64,
+    keep: Keep,
+}
+
+/// Three phones writing one field make up to three pairs, but one
+/// decision: pairs are shown grouped by record and field.
+fn conflict_groups(conflicts: &[ConflictView]) -> Vec<ConflictGroup<'_>> {
+    let mut groups: Vec<ConflictGroup<'_>> = Vec::new();
+    for c in conflicts {
+        let at = groups
+            .iter()
+            .position(|g| g.pairs[0].entity == c.entity && g.pairs[0].field == c.field);
+        let group = match at {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(ConflictGroup {
+                    pairs: Vec::new(),
+                    values: Vec::new(),
+                });
+                let last = groups.len() - 1;
+                &mut groups[last]
+            }
+        };
+        group.pairs.push(c);
+        for (value, at_ms, keep) in [
+            (&c.older_value, c.older_at_ms, Keep::Older),
+            (&c.newer_value, c.newer_at_ms, Keep::Newer),
+        ] {
+            match group.values.iter_mut().find(|v| v.value == value) {
+                Some(v) if v.at_ms >= at_ms => {}
+                Some(v) => {
+                    *v = WrittenValue {
+                        value,
+                        at_ms,
+                        conflict: c.id,
+                        keep,
+                    }
+                }
+                None => group.values.push(WrittenValue {
+                    value,
+                    at_ms,
+                    conflict: c.id,
+                    keep,
+                }),
+            }
+        }
+    }
+    for g in &mut groups {
+        g.values.sort_by_key(|v| v.at_ms);
+    }
+    groups
 }
 
 #[derive(Deserialize)]
@@ -872,4 +944,53 @@ pub async fn publish(
         Err(e) => (false, e),
     };
     forms_page(&state, session, project, Some(message)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pair(id: i64, field: &str, older: (&str, u64), newer: (&str, u64)) -> ConflictView {
+        ConflictView {
+            id,
+            collection: "traders",
+            entity: "e1".into(),
+            field: field.into(),
+            older_value: json!(older.0),
+            older_at_ms: older.1,
+            newer_value: json!(newer.0),
+            newer_at_ms: newer.1,
+        }
+    }
+
+    #[test]
+    fn three_writes_to_one_field_are_one_decision_with_three_values() {
+        let conflicts = vec![
+            pair(1, "phone", ("a", 10), ("b", 20)),
+            pair(2, "phone", ("a", 10), ("c", 30)),
+            pair(3, "phone", ("b", 20), ("c", 30)),
+            pair(4, "border_post", ("x", 5), ("y", 6)),
+        ];
+        let groups = conflict_groups(&conflicts);
+        assert_eq!(groups.len(), 2);
+        let phone = &groups[0];
+        assert_eq!(phone.pairs.len(), 3);
+        let values: Vec<_> = phone.values.iter().map(|v| v.value.clone()).collect();
+        assert_eq!(
+            values,
+            [json!("a"), json!("b"), json!("c")],
+            "oldest first: the last stands"
+        );
+        // Each value is kept through a pair that holds it, on the right side.
+        for v in &phone.values {
+            let c = conflicts.iter().find(|c| c.id == v.conflict).unwrap();
+            let side = match v.keep {
+                Keep::Older => &c.older_value,
+                Keep::Newer => &c.newer_value,
+            };
+            assert_eq!(side, v.value);
+        }
+    }
 }
