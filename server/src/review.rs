@@ -33,6 +33,9 @@ pub enum ReviewError {
     /// A merge that cannot be done as asked.
     #[error("{0}")]
     BadMerge(&'static str),
+    /// A "distinct people" decision about a group not listed now.
+    #[error("no such group of possible duplicates: it may have changed since the list was read; reload it")]
+    NoSuchGroup,
     /// The merge refused the op (a value the schema does not accept).
     #[error("the change was refused: {0}")]
     Refused(String),
@@ -188,8 +191,10 @@ pub enum DuplicateReason {
 pub struct DuplicateGroup {
     /// Why.
     pub reason: DuplicateReason,
-    /// The records, oldest first (the suggested survivor first).
+    /// The records, in scan order (the first is the suggested survivor).
     pub traders: Vec<TraderSummary>,
+    /// The group's key, for a "distinct people" decision.
+    pub key: String,
 }
 
 /// What a reviewer needs to tell two records apart.
@@ -207,6 +212,27 @@ pub struct TraderSummary {
     pub phone: Option<String>,
     /// Border post.
     pub border_post: String,
+}
+
+impl DuplicateGroup {
+    fn new(reason: DuplicateReason, traders: Vec<TraderSummary>) -> Self {
+        let mut group = DuplicateGroup {
+            reason,
+            traders,
+            key: String::new(),
+        };
+        group.key = group.key();
+        group
+    }
+
+    /// The group's identity: its record ids, sorted, comma-separated. An
+    /// officer's "distinct people" decision is kept under it; a group that
+    /// gains a record has a new key and is listed again.
+    pub fn key(&self) -> String {
+        let mut ids: Vec<String> = self.traders.iter().map(|t| t.id.to_string()).collect();
+        ids.sort();
+        ids.join(",")
+    }
 }
 
 /// Live, unmerged trader records that share a phone number, or a name,
@@ -240,19 +266,13 @@ pub fn duplicates(log: &dyn ProjectLog) -> Result<Vec<DuplicateGroup>, ReviewErr
     let mut groups: Vec<DuplicateGroup> = by_phone
         .into_values()
         .filter(|g| g.len() > 1)
-        .map(|traders| DuplicateGroup {
-            reason: DuplicateReason::SamePhone,
-            traders,
-        })
+        .map(|traders| DuplicateGroup::new(DuplicateReason::SamePhone, traders))
         .collect();
     groups.extend(
         by_name
             .into_values()
             .filter(|g| g.len() > 1)
-            .map(|traders| DuplicateGroup {
-                reason: DuplicateReason::SameNameYearPost,
-                traders,
-            }),
+            .map(|traders| DuplicateGroup::new(DuplicateReason::SameNameYearPost, traders)),
     );
     groups.sort_by(|a, b| a.traders[0].full_name.cmp(&b.traders[0].full_name));
     Ok(groups)

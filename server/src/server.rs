@@ -230,6 +230,24 @@ impl DataDir {
         )?)
     }
 
+    /// Possible duplicate traders of `project`, without the groups an
+    /// officer judged distinct people.
+    pub fn duplicates(&self, project: &Project) -> Result<Vec<crate::review::DuplicateGroup>, ServerError> {
+        let distinct = self.accounts.distinct_traders(project)?;
+        let mut groups = crate::review::duplicates(self.store(project)?.as_ref())?;
+        groups.retain(|g| !distinct.contains(&g.key));
+        Ok(groups)
+    }
+
+    /// Records that a possible-duplicate group of `project` (its `key`) is
+    /// distinct people; refused unless it is a group listed now.
+    pub fn set_distinct(&self, project: &Project, key: &str, by: i64) -> Result<(), ServerError> {
+        if !self.duplicates(project)?.iter().any(|g| g.key == key) {
+            return Err(ServerError::Review(ReviewError::NoSuchGroup));
+        }
+        Ok(self.accounts.set_distinct_traders(project, key, by, now_ms() as i64)?)
+    }
+
     /// What an export of `project` reads besides its log: forms, device
     /// clock offsets, review flags.
     pub fn export_context(&self, project: &Project, options: ExportOptions) -> Result<ExportContext, ServerError> {
@@ -453,5 +471,40 @@ mod tests {
         }
         // Exports and the API always get current figures.
         assert_eq!(data.indicators(&project).unwrap().head, log.head().unwrap());
+    }
+
+    #[test]
+    fn a_group_judged_distinct_people_is_listed_again_only_when_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.first_start(now_ms()).unwrap();
+        let project = data.accounts.project(FIRST_PROJECT).unwrap();
+        let log = data.store(&project).unwrap();
+        let family_phone = |name: &str| {
+            let mut f = mpaka_core::sample::trader(3);
+            f.insert("full_name".into(), serde_json::json!(name));
+            f.insert("phone".into(), serde_json::json!("+250 788 555 020"));
+            (Collection::Traders, EntityId::random(), f)
+        };
+        data.author
+            .write(
+                log.as_ref(),
+                vec![family_phone("Mukamana Eliane"), family_phone("Uwase Diane")],
+                now_ms(),
+            )
+            .unwrap();
+        let groups = data.duplicates(&project).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert!(matches!(
+            data.set_distinct(&project, "not-a-listed-group", 1),
+            Err(ServerError::Review(ReviewError::NoSuchGroup))
+        ));
+        data.set_distinct(&project, &groups[0].key, 1).unwrap();
+        assert!(data.duplicates(&project).unwrap().is_empty());
+        // A third record on that phone: a new group, listed.
+        data.author
+            .write(log.as_ref(), vec![family_phone("Uwase Aline")], now_ms())
+            .unwrap();
+        assert_eq!(data.duplicates(&project).unwrap()[0].traders.len(), 3);
     }
 }

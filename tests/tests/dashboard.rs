@@ -115,7 +115,7 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 /// A simulated field day on `server`, plus one trader registered twice
-/// (same phone) on two phones.
+/// (same phone) on two phones, and two sisters sharing a phone.
 fn field_day(server: &TestServer, dir: &Path) {
     let status = Command::new(mpaka_bin())
         .args(["simulate", "--devices", "6", "--days", "2", "--seed", "7", "--reliable"])
@@ -135,6 +135,15 @@ fn field_day(server: &TestServer, dir: &Path) {
         device
             .store
             .save(Collection::Traders, EntityId::random(), fields)
+            .unwrap();
+        let sister = serde_json::from_value(json!({
+            "full_name": if n == 0 { "Mukamana Eliane" } else { "Uwase Diane" },
+            "sex": "female", "border_post": "rusizi_1", "consent_given": true, "phone": "+250 788 555 020",
+        }))
+        .unwrap();
+        device
+            .store
+            .save(Collection::Traders, EntityId::random(), sister)
             .unwrap();
         device.sync(&server.url).unwrap();
     }
@@ -325,8 +334,39 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
     let after: Vec<&Value> = conflicts_after.as_array().unwrap().iter().collect();
     assert_eq!(after, expected);
 
+    // Two sisters sharing a phone are not one person: the group goes.
+    let mut sisters = None;
+    for group in client.find_all(Locator::Css(".duplicate")).await.unwrap() {
+        if group.text().await.unwrap().contains("Uwase Diane") {
+            sisters = Some(group);
+        }
+    }
+    let sisters = sisters.expect("the shared phone is listed");
+    let key = sisters
+        .find(Locator::Css("form.distinct input[name=key]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    submit(
+        &client,
+        sisters.find(Locator::Css("form.distinct button")).await.unwrap(),
+    )
+    .await;
+    let listed = api("GET", &format!("/v1/projects/{PROJECT}/duplicates"));
+    assert!(listed.as_array().unwrap().iter().all(|g| g["key"] != json!(key)));
+    assert!(
+        !client.source().await.unwrap().contains("Uwase Diane"),
+        "gone from the page"
+    );
+
     // Merge a trader registered twice: the record that goes is listed no more.
-    let merges = client.find_all(Locator::Css(".duplicate form")).await.unwrap();
+    let merges = client
+        .find_all(Locator::Css(".duplicate form:not(.distinct)"))
+        .await
+        .unwrap();
     assert!(!merges.is_empty(), "the trader registered on two phones is listed");
     let hidden = |name: &'static str| {
         let form = merges[0].clone();

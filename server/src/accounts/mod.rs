@@ -560,6 +560,36 @@ impl Accounts {
             .collect()
     }
 
+    /// Records that the trader records `traders` (a possible-duplicate
+    /// group) are distinct people, so the group is not listed again.
+    pub fn set_distinct_traders(
+        &self,
+        project: &Project,
+        traders: &str,
+        by: i64,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        self.db.with(|db| {
+            db.execute(
+                "INSERT INTO distinct_traders (project_id, traders, decided_by, decided_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (project_id, traders) DO NOTHING",
+                params![project.id, traders, by, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The possible-duplicate groups of `project` judged distinct people.
+    pub fn distinct_traders(&self, project: &Project) -> Result<std::collections::HashSet<String>, AccountError> {
+        let rows = self.db.with(|db| {
+            db.query(
+                "SELECT traders FROM distinct_traders WHERE project_id = ?1",
+                params![project.id],
+            )
+        })?;
+        rows.iter().map(|r| Ok(r.text(0)?)).collect()
+    }
+
     /// Sets the dashboard password of a user of `project` (or an admin),
     /// stored as an argon2id hash, and ends the user's open sessions. At
     /// least 10 characters: the dashboard shows survey data about

@@ -60,6 +60,17 @@ CREATE TABLE IF NOT EXISTS review_flags (
     PRIMARY KEY (project_id, entity)
 );
 
+-- Possible duplicate traders an M&E officer judged distinct people: the
+-- group's record ids, sorted and comma-separated. A group that gains a
+-- record has another key and is listed again.
+CREATE TABLE IF NOT EXISTS distinct_traders (
+    project_id   INTEGER NOT NULL,
+    traders      TEXT    NOT NULL,
+    decided_by   INTEGER NOT NULL,
+    decided_at   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, traders)
+);
+
 -- Dashboard sessions: only the SHA-256 of the cookie's 256-bit secret.
 -- (users.password_hash, an argon2id PHC string, is added at open.)
 CREATE TABLE IF NOT EXISTS web_sessions (

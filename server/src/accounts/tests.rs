@@ -219,5 +219,18 @@ fn dashboard_logins_need_the_password_expire_and_end_at_logout() {
             "a new password ends the sessions of the old one"
         );
         assert!(accounts.login("grace", "another long phrase", 3_002).unwrap().is_some());
+
+        accounts
+            .set_distinct_traders(&project, "a,b", who.user_id, 4_000)
+            .unwrap();
+        accounts
+            .set_distinct_traders(&project, "a,b", who.user_id, 4_001)
+            .unwrap();
+        let distinct = accounts.distinct_traders(&project).unwrap();
+        assert_eq!(
+            distinct.into_iter().collect::<Vec<_>>(),
+            vec!["a,b".to_owned()],
+            "{name}"
+        );
     }
 }

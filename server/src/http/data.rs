@@ -14,7 +14,7 @@ use super::body::respond;
 use super::download::{Download, OptionsQuery, download};
 use super::{ApiError, AppState, Body};
 use crate::export::{ExportOptions, Plan};
-use crate::review::{self, Keep};
+use crate::review::Keep;
 
 pub async fn list_exports(
     State(state): State<AppState>,
@@ -146,10 +146,31 @@ pub async fn duplicates(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, project) = state.managing(&headers, &slug).await?;
-    let groups = state
-        .blocking(move |data| Ok(review::duplicates(data.store(&project)?.as_ref())?))
-        .await?;
+    let groups = state.blocking(move |data| Ok(data.duplicates(&project)?)).await?;
     Ok(respond(StatusCode::OK, &headers, &groups))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistinctRequest {
+    key: String,
+}
+
+/// Records that a group of possible duplicates is distinct people.
+pub async fn distinct_traders(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (principal, project) = state.managing(&headers, &slug).await?;
+    let request: DistinctRequest = state.json_body(&headers, body)?;
+    let by = principal.user_id;
+    state
+        .blocking(move |data| Ok(data.set_distinct(&project, &request.key, by)?))
+        .await?;
+    tracing::info!(user = principal.user_id, "duplicate group judged distinct");
+    Ok(respond(StatusCode::OK, &headers, &json!({"distinct": true})))
 }
 
 #[derive(Deserialize)]

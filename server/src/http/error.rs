@@ -158,7 +158,9 @@ impl From<crate::review::ReviewError> for ApiError {
     fn from(e: crate::review::ReviewError) -> Self {
         use crate::review::ReviewError;
         match e {
-            ReviewError::UnknownConflict(_) | ReviewError::UnknownTrader(_) => ApiError::not_found(e.to_string()),
+            ReviewError::UnknownConflict(_) | ReviewError::UnknownTrader(_) | ReviewError::NoSuchGroup => {
+                ApiError::not_found(e.to_string())
+            }
             ReviewError::BadMerge(_) | ReviewError::Refused(_) => ApiError::unprocessable(e.to_string()),
             ReviewError::Storage(_) => ApiError::internal(e),
         }

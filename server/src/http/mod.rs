@@ -78,6 +78,10 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
             post(data::resolve_conflict),
         )
         .route("/v1/projects/{project}/duplicates", get(data::duplicates))
+        .route(
+            "/v1/projects/{project}/duplicates/distinct",
+            post(data::distinct_traders),
+        )
         .route("/v1/projects/{project}/traders/merge", post(data::merge_traders))
         .merge(web::routes())
         .fallback(routes::not_found)

@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .route("/p/{project}/review", get(pages::review))
         .route("/p/{project}/conflicts/{conflict}/resolve", post(pages::resolve))
         .route("/p/{project}/traders/merge", post(pages::merge))
+        .route("/p/{project}/duplicates/distinct", post(pages::distinct))
         .route("/p/{project}/exports", get(pages::exports))
         .route("/p/{project}/exports/{file}", get(pages::download))
         .route("/p/{project}/forms", get(pages::forms).post(pages::publish))

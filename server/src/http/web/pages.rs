@@ -464,7 +464,7 @@ pub async fn review(
             Ok((
                 open_conflicts(log.as_ref())?,
                 data.accounts.review_flags(&p)?,
-                review::duplicates(log.as_ref())?,
+                data.duplicates(&p)?,
             ))
         })
         .await?;
@@ -580,7 +580,15 @@ pub async fn review(
             review::DuplicateReason::SamePhone => "same phone number",
             review::DuplicateReason::SameNameYearPost => "same name, year of birth and border post",
         };
-        let _ = write!(body, "<div class=\"duplicate\"><p><strong>{reason}</strong></p><ul>");
+        let _ = write!(
+            body,
+            "<div class=\"duplicate\"><p><strong>{reason}</strong></p>\
+             <form method=\"post\" action=\"/p/{slug}/duplicates/distinct\" class=\"distinct\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"key\" value=\"{}\">\
+             <button type=\"submit\" class=\"secondary\">Not the same person</button></form><ul>",
+            esc(&csrf),
+            esc(&g.key)
+        );
         let survivor = &g.traders[0];
         for (n, t) in g.traders.iter().enumerate() {
             let action = if n == 0 {
@@ -706,6 +714,32 @@ pub async fn resolve(
         "conflict resolved from the dashboard"
     );
     Ok(see_other(&format!("/p/{}/review#conflicts", project.slug)))
+}
+
+#[derive(Deserialize)]
+pub struct DistinctForm {
+    key: String,
+    csrf: String,
+}
+
+pub async fn distinct(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    body: Result<Form<DistinctForm>, FormRejection>,
+) -> Result<Response, WebError> {
+    let f = form(body)?;
+    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let p = project.clone();
+    let by = session.principal.user_id;
+    state
+        .blocking(move |data| Ok(data.set_distinct(&p, &f.key, by)?))
+        .await?;
+    tracing::info!(
+        user = session.principal.user_id,
+        "duplicate group judged distinct from the dashboard"
+    );
+    Ok(see_other(&format!("/p/{}/review#duplicates", project.slug)))
 }
 
 #[derive(Deserialize)]

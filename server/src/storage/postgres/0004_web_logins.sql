@@ -12,3 +12,12 @@ CREATE TABLE web_sessions (
     created_at bigint NOT NULL,
     expires_at bigint NOT NULL
 );
+
+-- Possible duplicate traders an M&E officer judged distinct people.
+CREATE TABLE distinct_traders (
+    project_id   bigint NOT NULL,
+    traders      text   NOT NULL,
+    decided_by   bigint NOT NULL,
+    decided_at   bigint NOT NULL,
+    PRIMARY KEY (project_id, traders)
+);
