@@ -106,7 +106,7 @@ pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std:
         } => {
             let project = accounts.project(&project)?;
             let (admin, _) = accounts.user(None, "admin").unwrap_or((0, Role::Admin));
-            let (code, expires) = accounts.issue_enrollment(&project, &username, admin, now)?;
+            let (code, expires) = accounts.issue_enrollment(&project, &username, (admin, Role::Admin), now)?;
             let expires = chrono::DateTime::from_timestamp_millis(expires).unwrap_or_default();
             format!(
                 "enrollment code for `{username}` in `{}` (one use, until {} UTC):\n\n    {}\n\nQR text: {}\n",

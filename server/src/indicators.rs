@@ -236,31 +236,51 @@ impl Indicators {
     /// Every indicator as one long CSV table (UTF-8 with BOM): one row per
     /// value, its dimensions in their own columns, ready for a pivot table.
     pub fn write_csv(&self, w: &mut impl Write) -> std::io::Result<()> {
-        w.write_all("\u{feff}indicator,topic,sex,side,month,enumerator,day,border_post,value\r\n".as_bytes())?;
+        use crate::export::Cell;
+        // Dimensions are answers (a border post may be free text in another
+        // form): every line goes through the export's CSV writer, quoted and
+        // with formulas defused.
+        let line = |w: &mut dyn Write, indicator: &str, dims: [&str; 7], value: Cell| {
+            let mut cells: Vec<Cell> = vec![Cell::Text(indicator.to_owned())];
+            cells.extend(dims.iter().map(|d| {
+                if d.is_empty() {
+                    Cell::Empty
+                } else {
+                    Cell::Text((*d).to_owned())
+                }
+            }));
+            cells.push(value);
+            crate::export::csv::write_row(&mut *w, &cells)
+        };
+        w.write_all("\u{feff}".as_bytes())?;
+        w.write_all(b"indicator,topic,sex,side,month,enumerator,day,border_post,value\r\n")?;
         for a in &self.attendance {
-            let line = format!(
-                "attendance,{},{},{},{},,,,{}\r\n",
-                a.topic, a.sex, a.side, a.month, a.count
-            );
-            w.write_all(line.as_bytes())?;
+            let dims = [a.topic.as_str(), &a.sex, &a.side, &a.month, "", "", ""];
+            line(w, "attendance", dims, Cell::Integer(a.count as i64))?;
         }
-        writeln!(w, "women_traders_reached,,female,,,,,,{}\r", self.women_traders_reached)?;
-        writeln!(w, "women_trader_walk_ins,,female,,,,,,{}\r", self.women_trader_walk_ins)?;
+        let women = ["", "female", "", "", "", "", ""];
+        line(
+            w,
+            "women_traders_reached",
+            women,
+            Cell::Integer(self.women_traders_reached as i64),
+        )?;
+        line(
+            w,
+            "women_trader_walk_ins",
+            women,
+            Cell::Integer(self.women_trader_walk_ins as i64),
+        )?;
         for d in &self.surveys_per_enumerator_day {
-            // User names are `a-z 0-9 . _ -` (accounts::check_name): no quoting needed.
-            writeln!(
-                w,
-                "surveys,,,,,{},{},,{}\r",
-                d.enumerator.replace(',', " "),
-                d.day,
-                d.count
-            )?;
+            let dims = ["", "", "", "", d.enumerator.as_str(), &d.day, ""];
+            line(w, "surveys", dims, Cell::Integer(d.count as i64))?;
         }
         for h in &self.harassment {
-            writeln!(w, "harassment_reported,,,,,,,{},{}\r", h.border_post, h.reported)?;
-            writeln!(w, "harassment_answered,,,,,,,{},{}\r", h.border_post, h.answered)?;
-            writeln!(w, "harassment_refused,,,,,,,{},{}\r", h.border_post, h.refused)?;
-            writeln!(w, "harassment_share,,,,,,,{},{:.4}\r", h.border_post, h.share)?;
+            let dims = ["", "", "", "", "", "", h.border_post.as_str()];
+            line(w, "harassment_reported", dims, Cell::Integer(h.reported as i64))?;
+            line(w, "harassment_answered", dims, Cell::Integer(h.answered as i64))?;
+            line(w, "harassment_refused", dims, Cell::Integer(h.refused as i64))?;
+            line(w, "harassment_share", dims, Cell::Text(format!("{:.4}", h.share)))?;
         }
         Ok(())
     }
@@ -378,5 +398,13 @@ mod tests {
         let csv = String::from_utf8(csv).unwrap();
         assert!(csv.contains("women_traders_reached,,female,,,,,,1\r\n"), "{csv}");
         assert!(csv.contains("harassment_share,,,,,,,rusizi_2,0.4000\r\n"), "{csv}");
+        // A dimension that is an answer is quoted and defused.
+        let mut hostile = i.clone();
+        hostile.harassment[0].border_post = "=HYPERLINK(\"x\")\r\nfake,row".into();
+        let mut out = Vec::new();
+        hostile.write_csv(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("\"'=HYPERLINK(\"\"x\"\")\r\nfake,row\""), "{out}");
+        assert!(!out.contains("\r\nfake,row,"), "no line of its own");
     }
 }

@@ -385,6 +385,16 @@ pub struct FirstStart {
     pub token: Secret,
 }
 
+/// The address devices reach this server at, as the request that asks
+/// for it came: `https` when a proxy says the request came over HTTPS, the
+/// forwarded host when there is one.
+pub fn public_url(headers: &axum::http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let https = header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or("");
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
 /// The text of an enrollment QR code: the app scans it instead of typing
 /// the server address and code.
 pub fn enrollment_qr_text(server_url: &str, code: &str) -> String {

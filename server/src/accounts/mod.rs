@@ -332,14 +332,23 @@ impl Accounts {
         &self,
         project: &Project,
         username: &str,
-        issued_by: i64,
+        issued_by: (i64, Role),
         now: i64,
     ) -> Result<(Secret, i64), AccountError> {
+        let (issuer, issuer_role) = issued_by;
         let (user_id, role) = self.user(Some(project), username)?;
         if role == Role::Admin {
             return Err(AccountError::Invalid(
                 "admins use API tokens (`mpaka admin token`), not enrolled devices".into(),
             ));
+        }
+        // A code acts as its user: officers may hand out codes for
+        // enumerators only, as they may add only enumerators.
+        if role != Role::Enumerator && issuer_role != Role::Admin {
+            return Err(AccountError::Invalid(format!(
+                "only an admin may issue a code for the {} `{username}`",
+                role.as_str()
+            )));
         }
         let code = new_enrollment_code();
         let expires_at = now + ENROLLMENT_TTL_MS;
@@ -348,7 +357,7 @@ impl Accounts {
             db.execute(
                 "INSERT INTO enrollments (code_hash, user_id, issued_by, issued_at, expires_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&hash, user_id, issued_by, now, expires_at],
+                params![&hash, user_id, issuer, now, expires_at],
             )
         })?;
         Ok((code, expires_at))

@@ -17,7 +17,9 @@ fn an_enrollment_code_gives_one_device_token_once_and_only_its_hash_is_stored() 
         println!("backend: {name}");
         let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
         accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
-        let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 1_000).unwrap();
+        let (code, _) = accounts
+            .issue_enrollment(&project, "amina", (1, Role::Admin), 1_000)
+            .unwrap();
         let node = NodeId::random();
         // Typed in lower case with spaces: still the code.
         let typed = code.expose().to_lowercase().replace('-', " ");
@@ -58,16 +60,22 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
         println!("backend: {name}");
         let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
         accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
-        let (old, expires) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        let (old, expires) = accounts
+            .issue_enrollment(&project, "amina", (1, Role::Admin), 0)
+            .unwrap();
         assert!(matches!(
             accounts.enroll(old.expose(), NodeId::random(), "late", expires),
             Err(AccountError::BadCode)
         ));
 
         let node = NodeId::random();
-        let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        let (code, _) = accounts
+            .issue_enrollment(&project, "amina", (1, Role::Admin), 0)
+            .unwrap();
         let (principal, token) = accounts.enroll(code.expose(), node, "phone", 10).unwrap();
-        let (again, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+        let (again, _) = accounts
+            .issue_enrollment(&project, "amina", (1, Role::Admin), 0)
+            .unwrap();
         assert!(matches!(
             accounts.enroll(again.expose(), node, "copy", 20),
             Err(AccountError::Exists(_))
@@ -118,7 +126,7 @@ fn names_are_checked_and_admins_are_server_wide() {
         accounts.add_user(None, "admin", Role::Admin, 0).unwrap();
         assert_eq!(accounts.user(Some(&project), "admin").unwrap().1, Role::Admin);
         assert!(matches!(
-            accounts.issue_enrollment(&project, "admin", 1, 0),
+            accounts.issue_enrollment(&project, "admin", (1, Role::Admin), 0),
             Err(AccountError::Invalid(_))
         ));
         let token = accounts.issue_api_token(None, "admin", 0).unwrap();
@@ -143,7 +151,9 @@ fn an_accounts_file_from_before_clock_offsets_and_logins_gets_the_columns() {
     let accounts = Accounts::open(&path).unwrap();
     let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
     accounts.add_user(Some(&project), "amina", Role::Enumerator, 0).unwrap();
-    let (code, _) = accounts.issue_enrollment(&project, "amina", 1, 0).unwrap();
+    let (code, _) = accounts
+        .issue_enrollment(&project, "amina", (1, Role::Admin), 0)
+        .unwrap();
     let (principal, _) = accounts.enroll(code.expose(), NodeId::random(), "phone", 1).unwrap();
     accounts
         .record_sync(principal.device_id, 1, 0, Some(3_600_000), Some(7), 2)
@@ -219,6 +229,19 @@ fn dashboard_logins_need_the_password_expire_and_end_at_logout() {
             "a new password ends the sessions of the old one"
         );
         assert!(accounts.login("grace", "another long phrase", 3_002).unwrap().is_some());
+        assert!(
+            matches!(
+                accounts.issue_enrollment(&project, "grace", (7, Role::MeOfficer), 3_003),
+                Err(AccountError::Invalid(_))
+            ),
+            "an officer cannot hand out a code that acts as another officer"
+        );
+        accounts
+            .issue_enrollment(&project, "amina", (7, Role::MeOfficer), 3_003)
+            .unwrap();
+        accounts
+            .issue_enrollment(&project, "grace", (1, Role::Admin), 3_003)
+            .unwrap();
 
         accounts
             .set_distinct_traders(&project, "a,b", who.user_id, 4_000)

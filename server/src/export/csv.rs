@@ -54,7 +54,8 @@ impl Sink for CsvSink<'_> {
     }
 }
 
-fn write_row(w: &mut impl Write, cells: &[Cell]) -> std::io::Result<()> {
+/// One CSV line: quoted as RFC 4180 says, formulas defused.
+pub fn write_row(w: &mut (impl Write + ?Sized), cells: &[Cell]) -> std::io::Result<()> {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             w.write_all(b",")?;
@@ -70,7 +71,7 @@ fn write_row(w: &mut impl Write, cells: &[Cell]) -> std::io::Result<()> {
     w.write_all(b"\r\n")
 }
 
-fn write_text(w: &mut impl Write, text: &str) -> std::io::Result<()> {
+fn write_text(w: &mut (impl Write + ?Sized), text: &str) -> std::io::Result<()> {
     // A cell Excel would run as a formula (typed by anyone with a phone)
     // is written as text: OWASP's CSV injection advice. Phone numbers
     // (`+250 788 …`) and negative numbers stay as they are.

@@ -65,6 +65,9 @@ pub struct Answer {
     pub list: Option<String>,
     /// Whether several choices are stored space-separated.
     pub multiple: bool,
+    /// A geopoint: where the interview took place (left out of exports
+    /// without personal data).
+    pub location: bool,
 }
 
 /// One output table.
@@ -156,6 +159,8 @@ impl Plan {
             for (question, in_repeat) in questions(forms, group) {
                 match question {
                     Item::Repeat(name) => repeats.push(name),
+                    // Where an interview took place locates a person.
+                    Item::Answer(answer) if answer.location && options.without_personal => {}
                     Item::Answer(answer) if in_repeat.is_none() => push_answer(&mut columns, answer, group),
                     Item::Answer(_) => {}
                 }
@@ -168,6 +173,7 @@ impl Plan {
                 for (question, in_repeat) in questions(forms, group) {
                     if let Item::Answer(answer) = question
                         && in_repeat.as_deref() == Some(repeat.as_str())
+                        && !(answer.location && options.without_personal)
                     {
                         push_answer(&mut columns, answer, group);
                     }
@@ -247,16 +253,19 @@ fn questions(forms: &[FormDefinition], group: &FormGroup) -> Vec<(Item, Option<S
                     name: q.name.clone(),
                     list: Some(list.clone()),
                     multiple: false,
+                    location: false,
                 }),
                 QuestionType::SelectMultiple(list) => Item::Answer(Answer {
                     name: q.name.clone(),
                     list: Some(list.clone()),
                     multiple: true,
+                    location: false,
                 }),
-                _ => Item::Answer(Answer {
+                kind => Item::Answer(Answer {
                     name: q.name.clone(),
                     list: None,
                     multiple: false,
+                    location: *kind == QuestionType::GeoPoint,
                 }),
             };
             out.push((item, repeat));
@@ -334,14 +343,46 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// plain name).
 fn group_name(groups: &[FormGroup], g: usize) -> String {
     let group = &groups[g];
+    // A form may not take the name of a fixed table (or of a download).
+    let base = if RESERVED.contains(&group.form_id.as_str()) {
+        format!("form_{}", group.form_id)
+    } else {
+        group.form_id.clone()
+    };
     let first_of_form = groups.iter().position(|x| x.form_id == group.form_id) == Some(g);
     if first_of_form {
-        group.form_id.clone()
+        base
     } else {
-        let first = group.versions.iter().next().map_or("", String::as_str);
-        format!("{}_v{first}", group.form_id)
+        // Versions are free text in XLSForm: only safe characters reach a
+        // table (file, sheet, URL) name.
+        let first: String = group
+            .versions
+            .iter()
+            .next()
+            .map_or("", String::as_str)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{base}_v{first}")
     }
 }
+
+/// Names of the tables and downloads that are not forms.
+const RESERVED: &[&str] = &[
+    "traders",
+    "awareness_sessions",
+    "attendance",
+    "conflicts",
+    "review_flags",
+    "indicators",
+    "all",
+];
 
 /// Builds a table's headers: names, or labels in a language for answers.
 fn table(name: &str, source: Source, columns: Vec<Column>, labels: Option<(&FormGroup, Option<&str>)>) -> Table {

@@ -278,3 +278,21 @@ fn conflicts_list_both_values() {
     assert_eq!(column(&h, &r, "field"), ["border_post"]);
     assert_eq!(column(&h, &r, "resolved"), ["false"]);
 }
+
+#[test]
+fn a_form_cannot_take_a_fixed_table_name_and_versions_are_made_safe() {
+    let mut form: FormDefinition = (*sample::trader_survey()).clone();
+    form.form_id = "traders".into();
+    let mut v2 = form.clone();
+    v2.version = "2026112702 \"x\"/'y'".into();
+    let age = v2.questions.iter_mut().find(|q| q.name == "age").unwrap();
+    age.kind = mpaka_core::form::QuestionType::Text;
+    let plan = Plan::new(&[form, v2], &ExportOptions::default());
+    let names: Vec<&str> = plan.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "traders").count(), 1, "{names:?}");
+    assert!(
+        names.contains(&"form_traders") && names.contains(&"form_traders__goods"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"form_traders_v2026112702__x___y_"), "{names:?}");
+}

@@ -72,6 +72,29 @@ impl XlsxSink {
     }
 }
 
+/// Excel's longest cell: 32,767 UTF-16 units.
+const CELL_UNITS: usize = 32_767;
+
+/// A text cut to what an Excel cell holds, saying so (the CSV and JSON
+/// lines exports keep it whole); one long answer must not fail the workbook.
+fn fit_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= CELL_UNITS || text.encode_utf16().count() <= CELL_UNITS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    const MARK: &str = " [cut: the CSV export holds it whole]";
+    let mut units = 0;
+    let mut cut = String::new();
+    for ch in text.chars() {
+        units += ch.len_utf16();
+        if units > CELL_UNITS - MARK.len() {
+            break;
+        }
+        cut.push(ch);
+    }
+    cut.push_str(MARK);
+    std::borrow::Cow::Owned(cut)
+}
+
 /// A sheet name Excel accepts: at most 31 characters, none of `[]:*?/\`;
 /// ` (n)` for the n-th part of a long table.
 pub fn sheet_name(name: &str, part: usize) -> String {
@@ -133,7 +156,7 @@ impl Sink for XlsxSink {
                 Cell::Empty => {}
                 // Strings are written as strings: never as formulas.
                 Cell::Text(t) => {
-                    sheet.write_string(row, c, t)?;
+                    sheet.write_string(row, c, fit_cell(t).as_ref())?;
                 }
                 Cell::Integer(n) => {
                     sheet.write_number(row, c, *n as f64)?;
@@ -160,6 +183,14 @@ impl Sink for XlsxSink {
 mod tests {
     use super::*;
     use crate::export::{Column, Source};
+
+    #[test]
+    fn a_text_longer_than_a_cell_is_cut_and_says_so() {
+        let long = "é".repeat(40_000);
+        let cut = fit_cell(&long);
+        assert!(cut.encode_utf16().count() <= CELL_UNITS && cut.ends_with("holds it whole]"));
+        assert_eq!(fit_cell("short"), "short");
+    }
 
     #[test]
     fn long_tables_continue_on_numbered_sheets_and_names_fit_excel() {

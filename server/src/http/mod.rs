@@ -38,7 +38,12 @@ pub struct AppState {
     limits: Limits,
     requests: Arc<RateLimiter>,
     enroll_failures: Arc<RateLimiter<std::net::IpAddr>>,
-    login_failures: Arc<RateLimiter<std::net::IpAddr>>,
+    /// Dashboard login attempts, per address and per user name: counted
+    /// before the password is checked, so a burst cannot outrun them.
+    login_attempts: Arc<RateLimiter<std::net::IpAddr>>,
+    login_attempts_per_user: Arc<RateLimiter<String>>,
+    /// Password checks running at once (argon2 takes 19 MiB each).
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 /// The application: routes, body limit, request log.
@@ -48,7 +53,9 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         limits,
         requests: Arc::new(RateLimiter::new(limits.requests_per_minute)),
         enroll_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
-        login_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        login_attempts: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        login_attempts_per_user: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     Router::new()
         .route("/v1/health", get(routes::health))

@@ -256,18 +256,21 @@ pub async fn issue_enrollment(
     let request: IssueEnrollment = state.json_body(&headers, body)?;
     let (code, expires_at) = state
         .blocking(move |data| {
-            Ok(data
-                .accounts
-                .issue_enrollment(&project, &request.username, principal.user_id, now_ms() as i64)?)
+            Ok(data.accounts.issue_enrollment(
+                &project,
+                &request.username,
+                (principal.user_id, principal.role),
+                now_ms() as i64,
+            )?)
         })
         .await?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+
     Ok(respond(
         StatusCode::CREATED,
         &headers,
         &json!({
             "code": code.expose(),
-            "qr_text": crate::server::enrollment_qr_text(&format!("http://{host}"), code.expose()),
+            "qr_text": crate::server::enrollment_qr_text(&crate::server::public_url(&headers), code.expose()),
             "expires_at": expires_at,
         }),
     ))

@@ -151,7 +151,12 @@ fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Behind a proxy, the host the browser used is the forwarded one.
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
     // `null` (a privacy setting, a sandboxed frame) says nothing: the CSRF
     // token decides.

@@ -133,13 +133,20 @@ pub async fn login(
             "the login form expired; open the login page again".into(),
         ));
     }
-    state.login_failures.exceeded(peer.ip())?;
     let username = f.username.trim().to_owned();
+    // Every attempt counts, before any work: per address, and per user name
+    // (an address that changes does not buy more guesses at one account).
+    state.login_attempts.check(peer.ip())?;
+    state.login_attempts_per_user.check(username.to_lowercase())?;
+    let _slot = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|_| WebError::Page(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping".into()))?;
     let token = state
         .blocking(move |data| Ok(data.accounts.login(&username, &f.password, now_ms() as i64)?))
         .await?;
     let Some(token) = token else {
-        let _ = state.login_failures.check(peer.ip());
         tracing::info!("dashboard login refused");
         let mut response = login_form(&csrf_token(&pre), Some("Wrong user name or password.")).into_response();
         *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -386,13 +393,12 @@ pub async fn enroll(
     let f = form(body)?;
     let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
     let p = project.clone();
-    let by = session.principal.user_id;
+    let by = (session.principal.user_id, session.principal.role);
     let username = f.username.trim().to_owned();
     let (code, expires) = state
         .blocking(move |data| Ok(data.accounts.issue_enrollment(&p, &username, by, now_ms() as i64)?))
         .await?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let qr = crate::server::enrollment_qr_text(&format!("http://{host}"), code.expose());
+    let qr = crate::server::enrollment_qr_text(&crate::server::public_url(&headers), code.expose());
     let csrf = session.csrf();
     let body = format!(
         "<p>One-time code for <strong>{}</strong>, valid until {} UTC. Type it in the app, or scan the QR text:</p>\
