@@ -134,7 +134,7 @@ pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std:
                     when(d.last_sync_at),
                     d.ops_received,
                     d.ops_rejected,
-                    d.clock_offset_ms.map_or_else(|| "-".into(), clock_error),
+                    d.clock_error(),
                     when(d.revoked_at)
                 );
             }
@@ -174,21 +174,4 @@ pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std:
             )
         }
     })
-}
-
-/// How far a device's clock is off, for people: "ok" under a minute, else
-/// ahead or behind by the largest unit that fits.
-fn clock_error(offset_ms: i64) -> String {
-    // offset = server - device: positive means the device is behind.
-    let (amount, direction) = (offset_ms.unsigned_abs(), if offset_ms > 0 { "behind" } else { "ahead" });
-    let units = [
-        (365 * 24 * 3600 * 1000, "y"),
-        (24 * 3600 * 1000, "d"),
-        (3600 * 1000, "h"),
-        (60 * 1000, "min"),
-    ];
-    match units.iter().find(|(size, _)| amount >= *size) {
-        Some((size, unit)) => format!("{} {unit} {direction}", amount / size),
-        None => "ok".into(),
-    }
 }

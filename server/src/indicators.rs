@@ -14,10 +14,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
-use mpaka_core::{Collection, EntityId, registry};
+use mpaka_core::{Collection, EntityId};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::review::Survivors;
 use crate::storage::{ProjectLog, StorageError};
 
 /// The survey question whose answer is "harassed at the border in the
@@ -92,17 +93,8 @@ pub struct HarassmentShare {
 /// fields it counts ([`ProjectLog::scan_fields`]).
 pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
     let head = log.head()?;
-    let mut merged: HashMap<EntityId, EntityId> = HashMap::new();
-    log.scan_fields(Collection::Traders, &[registry::MERGED_INTO], &mut |id, v| {
-        if let Some(to) = v[0].as_str().and_then(|s| s.parse().ok()) {
-            merged.insert(id, to);
-        }
-        Ok(())
-    })?;
-    let survivor = |id: &Value| -> Option<EntityId> {
-        let id = id.as_str()?.parse().ok()?;
-        Some(registry::survivor(id, |x| merged.get(&x).copied()))
-    };
+    let survivors = Survivors::read(log)?;
+    let survivor = |id: &Value| -> Option<EntityId> { Some(survivors.of(id.as_str()?.parse().ok()?)) };
     let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
 
     // Sessions: few (a handful a day), held in memory.

@@ -102,6 +102,31 @@ impl Author {
     }
 }
 
+/// A project's merged trader records: each merged id and the record it was
+/// merged into. Few, so held in memory; exports and indicators map every
+/// trader reference through [`Survivors::of`].
+#[derive(Debug, Default)]
+pub struct Survivors(HashMap<EntityId, EntityId>);
+
+impl Survivors {
+    /// Reads the `merged_into` marks of `log`'s traders.
+    pub fn read(log: &dyn ProjectLog) -> Result<Survivors, StorageError> {
+        let mut merged = HashMap::new();
+        log.scan_fields(Collection::Traders, &[MERGED_INTO], &mut |id, v| {
+            if let Some(to) = v[0].as_str().and_then(|s| s.parse().ok()) {
+                merged.insert(id, to);
+            }
+            Ok(())
+        })?;
+        Ok(Survivors(merged))
+    }
+
+    /// The record `id` stands for ([`registry::survivor`]).
+    pub fn of(&self, id: EntityId) -> EntityId {
+        registry::survivor(id, |x| self.0.get(&x).copied())
+    }
+}
+
 /// Which side of a conflict stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

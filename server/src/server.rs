@@ -298,12 +298,7 @@ impl DataDir {
             let (cache, refreshing, id) = (self.indicators.clone(), self.refreshing.clone(), project.id);
             std::thread::spawn(move || {
                 match crate::indicators::compute(log.as_ref()) {
-                    Ok(fresh) => {
-                        cache
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(id, Arc::new(fresh));
-                    }
+                    Ok(fresh) => remember(&cache, id, Arc::new(fresh)),
                     Err(e) => tracing::warn!(error = %e, "recomputing the indicators failed"),
                 }
                 refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -336,11 +331,7 @@ impl DataDir {
 
     fn compute_indicators(&self, project: &Project, log: &dyn ProjectLog) -> Result<Arc<Indicators>, ServerError> {
         let fresh = Arc::new(crate::indicators::compute(log)?);
-        let mut cache = self.indicators.lock().unwrap_or_else(|p| p.into_inner());
-        // A slower computation may finish after a newer one: keep the newest.
-        if cache.get(&project.id).is_none_or(|c| c.head <= fresh.head) {
-            cache.insert(project.id, fresh.clone());
-        }
+        remember(&self.indicators, project.id, fresh.clone());
         Ok(fresh)
     }
 
@@ -376,6 +367,15 @@ impl DataDir {
     }
 }
 
+/// Caches a project's indicators, unless newer ones are there already (a
+/// slower count, in the background or by a request, may finish last).
+fn remember(cache: &Mutex<HashMap<i64, Arc<Indicators>>>, project: i64, fresh: Arc<Indicators>) {
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.get(&project).is_none_or(|c| c.head <= fresh.head) {
+        cache.insert(project, fresh);
+    }
+}
+
 /// What first start created.
 #[derive(Debug)]
 pub struct FirstStart {
@@ -383,16 +383,6 @@ pub struct FirstStart {
     pub project: Project,
     /// The admin's API token.
     pub token: Secret,
-}
-
-/// The address devices reach this server at, as the request that asks
-/// for it came: `https` when a proxy says the request came over HTTPS, the
-/// forwarded host when there is one.
-pub fn public_url(headers: &axum::http::HeaderMap) -> String {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let https = header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or("");
-    format!("{}://{host}", if https { "https" } else { "http" })
 }
 
 /// The text of an enrollment QR code: the app scans it instead of typing

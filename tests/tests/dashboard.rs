@@ -179,6 +179,15 @@ async fn submit(client: &Client, button: fantoccini::elements::Element) {
     }
 }
 
+/// Fills the login form and sends it.
+async fn log_in(client: &Client, username: &str, password: &str) {
+    for (name, value) in [("username", username), ("password", password)] {
+        let input = client.find(Locator::Css(&format!("input[name={name}]"))).await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    submit(client, client.find(Locator::Css("form.login button")).await.unwrap()).await;
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
@@ -214,38 +223,10 @@ async fn an_officer_reviews_a_field_day_in_chromium() {
     client.goto(&format!("{base}/p/{PROJECT}/review")).await.unwrap();
     assert!(client.current_url().await.unwrap().path().ends_with("/login"));
     screenshot(&client, "01-login").await;
-    client
-        .find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("wrong password!")
-        .await
-        .unwrap();
-    submit(&client, client.find(Locator::Css("form.login button")).await.unwrap()).await;
+    log_in(&client, "admin", "wrong password!").await;
     let refused = text_of(&client, ".error").await;
     assert!(refused.contains("Wrong user name or password"), "{refused}");
-    client
-        .find(Locator::Css("input[name=username]"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("a long admin pass phrase")
-        .await
-        .unwrap();
-    submit(&client, client.find(Locator::Css("form.login button")).await.unwrap()).await;
+    log_in(&client, "admin", "a long admin pass phrase").await;
 
     // The indicators, drawn from the same merged state the API reads.
     assert_eq!(client.current_url().await.unwrap().path(), format!("/p/{PROJECT}"));

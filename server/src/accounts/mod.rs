@@ -144,6 +144,29 @@ pub struct DeviceInfo {
     pub pending_ops: Option<i64>,
 }
 
+impl DeviceInfo {
+    /// How far off the device's clock was at its last sync, for people:
+    /// "ok" under a minute, else ahead or behind by the largest unit that
+    /// fits; "-" if never measured.
+    pub fn clock_error(&self) -> String {
+        let Some(offset) = self.clock_offset_ms else {
+            return "-".into();
+        };
+        // offset = server - device: positive means the device is behind.
+        let (amount, direction) = (offset.unsigned_abs(), if offset > 0 { "behind" } else { "ahead" });
+        let units = [
+            (365 * 24 * 3600 * 1000, "y"),
+            (24 * 3600 * 1000, "d"),
+            (3600 * 1000, "h"),
+            (60 * 1000, "min"),
+        ];
+        match units.iter().find(|(size, _)| amount >= *size) {
+            Some((size, unit)) => format!("{} {unit} {direction}", amount / size),
+            None => "ok".into(),
+        }
+    }
+}
+
 /// A submission flagged for review.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReviewFlag {

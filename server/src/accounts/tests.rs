@@ -94,6 +94,7 @@ fn expired_codes_revoked_devices_and_copied_node_ids_are_refused() {
             .unwrap();
         assert_eq!(device.clock_offset_ms, Some(-63_072_000_000), "{name}");
         assert_eq!(device.pending_ops, Some(40), "{name}: kept when a sync does not say");
+        assert_eq!(device.clock_error(), "2 y ahead", "{name}");
         assert_eq!(
             (device.ops_received, device.ops_rejected, device.last_sync_at),
             (15, 1, Some(26)),
@@ -160,6 +161,17 @@ fn an_accounts_file_from_before_clock_offsets_and_logins_gets_the_columns() {
         .unwrap();
     let device = &accounts.devices(&project).unwrap()[0];
     assert_eq!((device.clock_offset_ms, device.pending_ops), (Some(3_600_000), Some(7)));
+    assert_eq!(device.clock_error(), "1 h behind");
+    let right = DeviceInfo {
+        clock_offset_ms: Some(30_000),
+        ..device.clone()
+    };
+    assert_eq!(right.clock_error(), "ok", "under a minute");
+    let never = DeviceInfo {
+        clock_offset_ms: None,
+        ..device.clone()
+    };
+    assert_eq!(never.clock_error(), "-");
     accounts.add_user(Some(&project), "grace", Role::MeOfficer, 0).unwrap();
     accounts
         .set_password(Some(&project), "grace", "a long pass phrase")

@@ -21,11 +21,12 @@ use std::collections::HashMap;
 use mpaka_core::form::FormDefinition;
 use mpaka_core::schema::FieldKind;
 use mpaka_core::store::Scanned;
-use mpaka_core::{Collection, EntityId, registry};
+use mpaka_core::{Collection, EntityId};
 use serde_json::Value;
 
 pub use self::plan::{Column, FormGroup, Plan, Source, Table};
 use crate::accounts::ReviewFlag;
+use crate::review::Survivors;
 use crate::storage::{ProjectLog, StorageError};
 
 /// What an export includes and how it names things.
@@ -120,39 +121,15 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<ExportSummary, ExportError> {
     let plan = Plan::new(&context.forms, &context.options);
-    let selected: Vec<&Table> = match only {
-        None => plan.tables.iter().collect(),
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                plan.table(n).ok_or_else(|| ExportError::UnknownTable {
-                    name: n.chars().take(80).collect(),
-                    known: plan
-                        .tables
-                        .iter()
-                        .map(|t| t.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let selected = plan.select(only)?;
     sink.begin(&selected)?;
     let mut counts = vec![0u64; selected.len()];
     let mut summary = ExportSummary::default();
     let wants = |f: &dyn Fn(&Source) -> bool| selected.iter().any(|t| f(&t.source));
 
-    // Merged trader records, for references: few, so held in memory.
-    let mut merged: HashMap<EntityId, EntityId> = HashMap::new();
-    log.scan_entities(Collection::Traders, &mut |s| {
-        if let Some(to) = registry::merged_into(&s.state) {
-            merged.insert(s.id, to);
-        }
-        Ok(())
-    })?;
     let rows = Rows {
         context,
-        merged,
+        survivors: Survivors::read(log)?,
         plan: &plan,
     };
     let mut emit = |table: usize, cells: Vec<Cell>, sink: &mut dyn Sink| -> Result<(), ExportError> {
@@ -272,14 +249,14 @@ fn text(fields: &mpaka_core::Fields, name: &str) -> String {
 /// Builds rows from merged state.
 struct Rows<'a> {
     context: &'a ExportContext,
-    merged: HashMap<EntityId, EntityId>,
+    survivors: Survivors,
     plan: &'a Plan,
 }
 
 impl Rows<'_> {
     fn survivor(&self, id: &str) -> String {
         match id.parse::<EntityId>() {
-            Ok(id) => registry::survivor(id, |x| self.merged.get(&x).copied()).to_string(),
+            Ok(id) => self.survivors.of(id).to_string(),
             Err(_) => id.to_owned(),
         }
     }

@@ -8,7 +8,7 @@ use mpaka_core::Collection;
 use mpaka_core::form::{FormDefinition, QuestionType};
 use mpaka_core::schema::{DELETED, FieldKind, FieldSpec};
 
-use super::ExportOptions;
+use super::{ExportError, ExportOptions};
 
 /// Where a table's rows come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +216,28 @@ impl Plan {
     /// The table called `name`.
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The tables named in `only` (every table if `None`), or the error
+    /// naming the tables there are.
+    pub fn select(&self, only: Option<&[String]>) -> Result<Vec<&Table>, ExportError> {
+        let Some(names) = only else {
+            return Ok(self.tables.iter().collect());
+        };
+        names
+            .iter()
+            .map(|n| {
+                self.table(n).ok_or_else(|| ExportError::UnknownTable {
+                    name: n.chars().take(80).collect(),
+                    known: self
+                        .tables
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            })
+            .collect()
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{ApiError, AppState};
 use crate::accounts::Project;
-use crate::export::csv::CsvSink;
+use crate::export::csv::{CsvSink, Open};
 use crate::export::jsonl::JsonlSink;
 use crate::export::xlsx::XlsxSink;
 use crate::export::{self, ExportOptions, Plan};
@@ -110,6 +110,17 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Where a one-table download's sink writes: the response body, once.
+fn one_table(out: &mut ChannelWriter) -> Open<'_> {
+    let mut writer = Some(out);
+    Box::new(move |_| {
+        writer
+            .take()
+            .map(|w| Box::new(w) as Box<dyn Write>)
+            .ok_or_else(|| std::io::Error::other("one table per download"))
+    })
+}
+
 /// Streams `what` of `project` as a file download.
 pub async fn download(
     state: &AppState,
@@ -130,19 +141,8 @@ pub async fn download(
     let prepared = state
         .blocking(move |data| {
             let context = data.export_context(&project, options)?;
-            if let Download::Csv(t) | Download::Jsonl(t) = &what
-                && Plan::new(&context.forms, &context.options).table(t).is_none()
-            {
-                let plan = Plan::new(&context.forms, &context.options);
-                return Err(ApiError::not_found(format!(
-                    "no table `{}` in this project's export; its tables are: {}",
-                    t.chars().take(80).collect::<String>(),
-                    plan.tables
-                        .iter()
-                        .map(|t| t.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+            if let Download::Csv(t) | Download::Jsonl(t) = &what {
+                Plan::new(&context.forms, &context.options).select(Some(std::slice::from_ref(t)))?;
             }
             Ok((project, context, what))
         })
@@ -161,23 +161,11 @@ pub async fn download(
             let log = data.store(&project)?;
             match what {
                 Download::Csv(table) => {
-                    let mut writer = Some(&mut out);
-                    let mut sink = CsvSink::new(Box::new(move |_| {
-                        writer
-                            .take()
-                            .map(|w| Box::new(w) as Box<dyn Write>)
-                            .ok_or_else(|| std::io::Error::other("one table per download"))
-                    }));
+                    let mut sink = CsvSink::new(one_table(&mut out));
                     export::run(log.as_ref(), &context, Some(&[table]), &mut sink)?;
                 }
                 Download::Jsonl(table) => {
-                    let mut writer = Some(&mut out);
-                    let mut sink = JsonlSink::new(Box::new(move |_| {
-                        writer
-                            .take()
-                            .map(|w| Box::new(w) as Box<dyn Write>)
-                            .ok_or_else(|| std::io::Error::other("one table per download"))
-                    }));
+                    let mut sink = JsonlSink::new(one_table(&mut out));
                     export::run(log.as_ref(), &context, Some(&[table]), &mut sink)?;
                 }
                 Download::Workbook => {

@@ -182,6 +182,30 @@ impl AppState {
     }
 }
 
+/// Whether the request came over HTTPS, as a proxy in front says
+/// (`X-Forwarded-Proto`); `mpaka serve` itself speaks HTTP.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The host the client asked for: a proxy's `X-Forwarded-Host`, else `Host`.
+fn request_host(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The address devices reach this server at, as the request came.
+fn public_url(headers: &HeaderMap) -> String {
+    let scheme = if forwarded_https(headers) { "https" } else { "http" };
+    format!("{scheme}://{}", request_host(headers))
+}
+
 /// Admins only.
 fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     if principal.role == Role::Admin {

@@ -270,7 +270,7 @@ pub async fn issue_enrollment(
         &headers,
         &json!({
             "code": code.expose(),
-            "qr_text": crate::server::enrollment_qr_text(&crate::server::public_url(&headers), code.expose()),
+            "qr_text": crate::server::enrollment_qr_text(&super::public_url(&headers), code.expose()),
             "expires_at": expires_at,
         }),
     ))

@@ -160,6 +160,16 @@ fn corrupt(what: &'static str, reason: impl ToString) -> StorageError {
     }
 }
 
+/// A read-only `REPEATABLE READ` transaction: everything read in it comes
+/// from one snapshot.
+fn read_snapshot(client: &mut ::postgres::Client) -> Result<Transaction<'_>, ::postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
 fn parse_op(json: &str) -> Result<Op, StorageError> {
     serde_json::from_str(json).map_err(|e| corrupt("op", e))
 }
@@ -468,11 +478,7 @@ impl PgProject {
         decode: impl Fn(u64, &::postgres::Row) -> Result<(u64, T), StorageError>,
     ) -> Result<(Vec<(u64, T)>, u64), StorageError> {
         let mut client = self.pool.get()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = read_snapshot(&mut client)?;
         let after = i64::try_from(after).map_err(|_| corrupt("cursor", "beyond any sequence"))?;
         let skip = skip.map(NodeId::to_sql);
         let rows = tx.query(
@@ -510,11 +516,7 @@ impl PgProject {
     ) -> Result<(), StorageError> {
         const PAGE: i32 = 1_000;
         let mut client = self.pool.get()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(::postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = read_snapshot(&mut client)?;
         let portal = tx.bind(sql, params)?;
         loop {
             let rows = tx.query_portal(&portal, PAGE)?;

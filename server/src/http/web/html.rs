@@ -97,24 +97,6 @@ pub fn when(ms: Option<i64>) -> String {
         .map_or_else(|| "–".into(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
 
-/// How far off a device's clock was, for people.
-pub fn clock_offset(offset_ms: Option<i64>) -> String {
-    let Some(offset) = offset_ms else {
-        return "–".into();
-    };
-    let (amount, direction) = (offset.unsigned_abs(), if offset > 0 { "behind" } else { "ahead" });
-    let units = [
-        (365 * 24 * 3600 * 1000, "years"),
-        (24 * 3600 * 1000, "days"),
-        (3600 * 1000, "h"),
-        (60 * 1000, "min"),
-    ];
-    match units.iter().find(|(size, _)| amount >= *size) {
-        Some((size, unit)) => format!("{} {unit} {direction}", amount / size),
-        None => "right".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +114,5 @@ mod tests {
         };
         let html = page("<t>", Some((&project, Tab::Review)), Some(("<u>", "c\"")), "").0;
         assert!(!html.contains("<b>") && !html.contains("<t>") && !html.contains("<u>") && !html.contains("c\""));
-        assert_eq!(clock_offset(Some(-2 * 365 * 24 * 3600 * 1000)), "2 years ahead");
-        assert_eq!(clock_offset(Some(30_000)), "right");
     }
 }

@@ -121,10 +121,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, whole site; Secure when
 /// the request came through HTTPS (a proxy that says so).
 fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let https = super::forwarded_https(headers);
     let secure = if https { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
@@ -152,11 +149,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
         return Ok(());
     };
     // Behind a proxy, the host the browser used is the forwarded one.
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let host = super::request_host(headers);
     let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
     // `null` (a privacy setting, a sandboxed frame) says nothing: the CSRF
     // token decides.

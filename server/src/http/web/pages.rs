@@ -355,7 +355,7 @@ pub async fn devices(
             d.pending_ops.map_or_else(|| "–".into(), |n| n.to_string()),
             d.ops_rejected,
             d.ops_received,
-            esc(&html::clock_offset(d.clock_offset_ms)),
+            esc(&d.clock_error()),
         );
     }
     let body = format!(
@@ -398,7 +398,7 @@ pub async fn enroll(
     let (code, expires) = state
         .blocking(move |data| Ok(data.accounts.issue_enrollment(&p, &username, by, now_ms() as i64)?))
         .await?;
-    let qr = crate::server::enrollment_qr_text(&crate::server::public_url(&headers), code.expose());
+    let qr = crate::server::enrollment_qr_text(&crate::http::public_url(&headers), code.expose());
     let csrf = session.csrf();
     let body = format!(
         "<p>One-time code for <strong>{}</strong>, valid until {} UTC. Type it in the app, or scan the QR text:</p>\
