@@ -49,6 +49,6 @@ pub use merge::{Conflict, ConflictingWrite, EntityState};
 pub use op::{Attendee, EntityId, Op, OpId, attendance_id};
 pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields};
 pub use store::{
-    ApplyReport, Durability, Entity, Filter, Query, RejectedOp, SCHEMA_VERSION, Scanned, Store, StoreKey, StoreOptions,
-    StoredConflict, SyncExchange,
+    ApplyReport, Durability, Entity, Filter, HeldOp, Query, RejectedOp, SCHEMA_VERSION, Scanned, Store, StoreKey,
+    StoreOptions, StoredConflict, SyncExchange,
 };

@@ -146,6 +146,9 @@ pub struct FieldSpec {
     pub personal: bool,
     /// What the field means, for exports' codebooks and the docs.
     pub doc: &'static str,
+    /// Only M&E officers and admins may write it (a merge of records is
+    /// their decision); the server refuses it from enumerators.
+    pub officers_only: bool,
 }
 
 impl FieldSpec {
@@ -156,7 +159,12 @@ impl FieldSpec {
             required: false,
             personal: false,
             doc,
+            officers_only: false,
         }
+    }
+    const fn officers_only(mut self) -> Self {
+        self.officers_only = true;
+        self
     }
     const fn required(mut self) -> Self {
         self.required = true;
@@ -179,6 +187,10 @@ pub struct CollectionSchema {
     pub doc: &'static str,
     /// How ids are chosen.
     pub ids: IdRule,
+    /// Whether enumerators may delete (or restore) entities: the person
+    /// registry is the officers' to prune; other collections are the
+    /// field's own work.
+    pub enumerators_delete: bool,
     /// The fields, in export order ([`DELETED`] is implicit).
     pub fields: &'static [FieldSpec],
     /// Up to [`MAX_INDEXED`] fields the store keeps an index on, for
@@ -194,6 +206,38 @@ pub const MAX_INDEXED: usize = 2;
 const TOMBSTONE: FieldSpec = FieldSpec::new(DELETED, FieldKind::Bool, "true when deleted");
 
 impl CollectionSchema {
+    /// Checks that `id` follows the collection's [`IdRule`] for the entity
+    /// whose merged fields are `fields`: an attendance row's id must be
+    /// [`crate::attendance_id`] of its session and attendee, so one person
+    /// is counted once per session. Every local save checks it, and the
+    /// server checks every pushed op with it.
+    pub fn check_id(&self, id: crate::EntityId, fields: &Fields) -> Result<()> {
+        if self.ids != IdRule::SessionAttendee {
+            return Ok(());
+        }
+        let text = |name: &str| fields.get(name).and_then(Value::as_str);
+        let session = text("session_id").and_then(|s| s.parse().ok());
+        let attendee = match (text("trader_id"), text("walk_in_name")) {
+            (Some(trader), _) => trader.parse().ok().map(crate::Attendee::Trader),
+            (None, Some(name)) => Some(crate::Attendee::WalkIn {
+                name_or_code: name.to_owned(),
+            }),
+            (None, None) => None,
+        };
+        let expected = session.zip(attendee).map(|(s, a)| crate::attendance_id(s, &a));
+        if expected == Some(id) {
+            Ok(())
+        } else {
+            Err(Error::IdRule {
+                collection: self.name,
+                id: id.to_string(),
+                reason: "an attendance id is attendance_id(session, attendee); register attendees with \
+                         Store::register_attendance, which also needs trader_id or walk_in_name"
+                    .into(),
+            })
+        }
+    }
+
     /// The declaration of a top-level field (not a map key).
     pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
         if name == DELETED {
@@ -429,6 +473,7 @@ pub static TRADERS: CollectionSchema = CollectionSchema {
     code: 1,
     doc: "Small-scale cross-border traders, found again at endline through this registry.",
     ids: IdRule::Random,
+    enumerators_delete: false,
     fields: &[
         FieldSpec::new("full_name", NAME, "full name as the trader gives it")
             .required()
@@ -451,7 +496,8 @@ pub static TRADERS: CollectionSchema = CollectionSchema {
             "merged_into",
             Ref(Collection::Traders),
             "set when an M&E officer merged this record into another (the survivor): references to it mean the survivor",
-        ),
+        )
+        .officers_only(),
     ],
     indexed: &["phone", "border_post"],
 };
@@ -462,6 +508,7 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
     code: 2,
     doc: "Survey interviews; answers are keyed by the form's question names.",
     ids: IdRule::Random,
+    enumerators_delete: true,
     fields: &[
         FieldSpec::new("form_id", CODE, "XLSForm form_id").required(),
         FieldSpec::new("form_version", CODE, "XLSForm version").required(),
@@ -513,6 +560,7 @@ pub static AWARENESS_SESSIONS: CollectionSchema = CollectionSchema {
     code: 3,
     doc: "Health and environment awareness sessions held at the border.",
     ids: IdRule::Random,
+    enumerators_delete: true,
     fields: &[
         FieldSpec::new("topic", Choice(TOPICS), "topic").required(),
         FieldSpec::new("topic_other", NAME, "topic, when `other`"),
@@ -531,6 +579,7 @@ pub static ATTENDANCE: CollectionSchema = CollectionSchema {
     code: 4,
     doc: "One row per attendee per session; the id is derived from both.",
     ids: IdRule::SessionAttendee,
+    enumerators_delete: true,
     fields: &[
         FieldSpec::new("session_id", Ref(Collection::AwarenessSessions), "the session").required(),
         FieldSpec::new("trader_id", Ref(Collection::Traders), "the attendee, if registered"),

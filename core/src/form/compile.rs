@@ -9,7 +9,13 @@ use super::expr::{Expr, closest};
 use super::sheets::{Sheet, Workbook};
 use crate::schema::is_xml_name;
 
-/// Compiles a workbook; on failure, every error found, in sheet order.
+/// The most mistakes one check lists: a person fixes a screenful and checks
+/// again, and a sheet of millions of broken rows must not answer with
+/// millions of lines.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Compiles a workbook; on failure, the errors found in sheet order (the
+/// first [`MAX_REPORTED_ERRORS`], then how many more).
 pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
     let Some(survey) = book.sheet("survey") else {
         let found: Vec<&str> = book.sheets.iter().map(|s| s.name.as_str()).collect();
@@ -32,6 +38,13 @@ pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
             let rank = |e: &FormError| (e.sheet.as_deref() != Some(survey.name.as_str()), e.sheet.clone(), e.row);
             rank(a).cmp(&rank(b))
         });
+        if errors.len() > MAX_REPORTED_ERRORS {
+            let more = errors.len() - MAX_REPORTED_ERRORS;
+            errors.truncate(MAX_REPORTED_ERRORS);
+            errors.push(FormError::file(format!(
+                "… and {more} more mistakes not listed; fix those above and check the form again"
+            )));
+        }
         return Err(errors);
     }
     let mut languages = BTreeSet::new();

@@ -25,12 +25,12 @@ use std::fmt;
 #[cfg(feature = "xlsform")]
 use std::path::Path;
 
-pub use self::compile::compile;
+pub use self::compile::{MAX_REPORTED_ERRORS, compile};
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
 pub use self::session::{FormSession, Prompt, PromptChoice, SessionError};
 #[cfg(feature = "xlsform")]
 use self::sheets::Workbook;
-pub use self::validate::{AnswerError, Environment, Validation, validate};
+pub use self::validate::{AnswerError, AnswerLimits, Environment, Validation, validate, validate_within};
 
 /// A mistake in an XLSForm, located as a person finds it in the
 /// spreadsheet: "survey row 14, relevant: no question named ${agee}; did

@@ -6,7 +6,7 @@
 use std::io::Cursor;
 
 #[cfg(feature = "xlsform")]
-use calamine::{Data, Reader, Xlsx};
+use calamine::{DataRef, Reader, Xlsx};
 
 #[cfg(feature = "xlsform")]
 use super::FormError;
@@ -37,34 +37,104 @@ pub struct Workbook {
     pub sheets: Vec<Sheet>,
 }
 
+/// How much of a workbook is read before it is refused: far beyond any
+/// real form (the largest published questionnaires have a few thousand
+/// rows), and small enough that a hostile file cannot exhaust a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SheetLimits {
+    /// Rows of one sheet, as the spreadsheet numbers them.
+    pub max_rows: usize,
+    /// Columns of one sheet (`ALL` is the 1,000th).
+    pub max_columns: usize,
+    /// Cells holding text, in the whole workbook.
+    pub max_cells: usize,
+    /// Bytes of the .xlsx archive once decompressed.
+    pub max_decompressed_bytes: usize,
+    /// Parts (files) of the .xlsx archive.
+    pub max_entries: usize,
+}
+
+impl Default for SheetLimits {
+    fn default() -> Self {
+        SheetLimits {
+            max_rows: 100_000,
+            max_columns: 1_000,
+            max_cells: 2_000_000,
+            max_decompressed_bytes: 64 << 20,
+            max_entries: 10_000,
+        }
+    }
+}
+
 impl Workbook {
     /// The sheet called `name` (case-insensitive).
     pub fn sheet(&self, name: &str) -> Option<&Sheet> {
         self.sheets.iter().find(|s| s.name.trim().eq_ignore_ascii_case(name))
     }
 
-    /// Reads an .xlsx file's bytes.
+    /// Reads an .xlsx file's bytes, within [`SheetLimits::default`].
     #[cfg(feature = "xlsform")]
     pub fn from_xlsx(bytes: &[u8]) -> Result<Workbook, FormError> {
+        Workbook::from_xlsx_within(bytes, &SheetLimits::default())
+    }
+
+    /// Reads an .xlsx file's bytes, refusing files beyond `limits`.
+    ///
+    /// A workbook is a zip of XML: a few kilobytes can claim a sheet of
+    /// 16,384 × 1,048,576 cells or expand to gigabytes. So the archive's
+    /// entries are first inflated into a counter (never kept), and sheets
+    /// are then read cell by cell, keeping only cells with text: memory and
+    /// time follow the cells a form really has, never its bounding box.
+    #[cfg(feature = "xlsform")]
+    pub fn from_xlsx_within(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError> {
+        check_archive(bytes, limits)?;
         let mut book = Xlsx::new(Cursor::new(bytes))
             .map_err(|e| FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx")))?;
         let mut sheets = Vec::new();
+        let mut cells_left = limits.max_cells;
         for name in book.sheet_names() {
-            let range = book
-                .worksheet_range(&name)
-                .map_err(|e| FormError::file(format!("sheet `{name}` cannot be read: {e}")))?;
-            let (first_row, _) = range.start().unwrap_or((0, 0));
-            let mut rows = range.rows().enumerate().map(|(i, cells)| {
-                let number = first_row as usize + i + 1;
-                (number, cells.iter().map(cell_text).collect::<Vec<_>>())
-            });
-            // The header is the first row with any text.
-            let header = rows.by_ref().find(|(_, cells)| cells.iter().any(|c| !c.is_empty()));
-            sheets.push(Sheet {
-                name,
-                header: header.map(|(_, h)| h).unwrap_or_default(),
-                rows: rows.collect(),
-            });
+            let unreadable = |e: calamine::XlsxError| FormError::file(format!("sheet `{name}` cannot be read: {e}"));
+            let mut reader = book.worksheet_cells_reader(&name).map_err(unreadable)?;
+            // Row number (1-based) -> cells by column, as the sheet gives them.
+            let mut found: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
+            while let Some(cell) = reader.next_cell().map_err(unreadable)? {
+                let text = cell_text(cell.get_value());
+                if text.is_empty() {
+                    continue;
+                }
+                let (row, column) = cell.get_position();
+                let (row, column) = (row as usize + 1, column as usize);
+                if row > limits.max_rows || column >= limits.max_columns {
+                    return Err(FormError::at(
+                        &name,
+                        row,
+                        &column_letters(column),
+                        format!(
+                            "cell {}{row} holds text, but a form's sheet may use at most {} rows and {} columns                              (up to cell {}{}); delete that cell, or whatever lies that far out",
+                            column_letters(column),
+                            limits.max_rows,
+                            limits.max_columns,
+                            column_letters(limits.max_columns - 1),
+                            limits.max_rows,
+                        ),
+                    ));
+                }
+                if cells_left == 0 {
+                    return Err(FormError::at(
+                        &name,
+                        row,
+                        &column_letters(column),
+                        format!(
+                            "the workbook holds more than {} cells with text, more than any form needs; \
+                             move long lists (villages, items) to a CSV file the form references",
+                            limits.max_cells
+                        ),
+                    ));
+                }
+                cells_left -= 1;
+                found.entry(row).or_default().push((column, text));
+            }
+            sheets.push(sheet_of_cells(name, found));
         }
         Ok(Workbook { sheets })
     }
@@ -89,6 +159,12 @@ impl Workbook {
                 let at = (p.byte() as usize).min(text.len());
                 text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1
             });
+            if line > SheetLimits::default().max_rows {
+                return Err(FormError::file(format!(
+                    "the CSV file has more than {} lines, more than any form; move long lists to a CSV file the form references",
+                    SheetLimits::default().max_rows
+                )));
+            }
             let cells: Vec<String> = record.iter().map(|c| c.trim().to_owned()).collect();
             let first = cells.first().map(String::as_str).unwrap_or_default();
             if !first.is_empty() {
@@ -121,23 +197,92 @@ impl Workbook {
 /// A cell as the text pyxform would read: whole numbers without `.0`,
 /// booleans as TRUE/FALSE.
 #[cfg(feature = "xlsform")]
-fn cell_text(cell: &Data) -> String {
+fn cell_text(cell: &DataRef<'_>) -> String {
     match cell {
-        Data::Empty => String::new(),
-        Data::String(s) => s.trim().to_owned(),
-        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        Data::Float(f) => f.to_string(),
-        Data::Int(i) => i.to_string(),
-        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
+        DataRef::Empty => String::new(),
+        DataRef::String(s) => s.trim().to_owned(),
+        DataRef::SharedString(s) => s.trim().to_owned(),
+        DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        DataRef::Float(f) => f.to_string(),
+        DataRef::Int(i) => i.to_string(),
+        DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
         // Excel keeps dates as serial numbers: give them as pyxform does, ISO text.
-        Data::DateTime(d) => match d.as_datetime() {
+        DataRef::DateTime(d) => match d.as_datetime() {
             Some(t) if t.time() == chrono::NaiveTime::MIN => t.date().to_string(),
             Some(t) => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
             None => d.to_string(),
         },
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Error(e) => format!("#{e:?}"),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.trim().to_owned(),
+        DataRef::Error(e) => format!("#{e:?}"),
     }
+}
+
+/// A sheet from its cells with text: the header is the first row with any,
+/// every later row keeps its spreadsheet number, and gaps between cells
+/// are empty text.
+#[cfg(feature = "xlsform")]
+fn sheet_of_cells(name: String, found: std::collections::BTreeMap<usize, Vec<(usize, String)>>) -> Sheet {
+    let mut rows = found.into_iter().map(|(number, cells)| {
+        let width = cells.iter().map(|(c, _)| c + 1).max().unwrap_or(0);
+        let mut line = vec![String::new(); width];
+        for (column, text) in cells {
+            line[column] = text;
+        }
+        (number, line)
+    });
+    let header = rows.next().map(|(_, h)| h).unwrap_or_default();
+    Sheet {
+        name,
+        header,
+        rows: rows.collect(),
+    }
+}
+
+/// A column's letters as a spreadsheet shows them: 0 is `A`, 26 is `AA`.
+pub fn column_letters(mut index: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (index % 26) as u8);
+        if index < 26 {
+            break;
+        }
+        index = index / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap_or_default()
+}
+
+/// Inflates every entry of the archive into a counter, refusing archives
+/// of too many entries or too many bytes once decompressed (zip bombs),
+/// before calamine keeps anything of them in memory. The sizes an archive
+/// declares are not trusted: the bytes are counted.
+#[cfg(feature = "xlsform")]
+fn check_archive(bytes: &[u8], limits: &SheetLimits) -> Result<(), FormError> {
+    use std::io::Read;
+    let not_xlsx = |e: &dyn std::fmt::Display| {
+        FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx"))
+    };
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| not_xlsx(&e))?;
+    if archive.len() > limits.max_entries {
+        return Err(FormError::file(format!(
+            "the .xlsx file holds {} parts, more than the {} a workbook has; save the form again from Excel",
+            archive.len(),
+            limits.max_entries
+        )));
+    }
+    let mut left = limits.max_decompressed_bytes;
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(|e| not_xlsx(&e))?;
+        let read = std::io::copy(&mut entry.take(left as u64 + 1), &mut std::io::sink()).map_err(|e| not_xlsx(&e))?;
+        left = left.checked_sub(read as usize).ok_or_else(|| {
+            FormError::file(format!(
+                "the .xlsx file expands to more than {} MiB once decompressed, far more than any form; \
+                 it is damaged or built to exhaust the server",
+                limits.max_decompressed_bytes >> 20
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -171,5 +316,135 @@ mod tests {
         assert!(err.to_string().contains(".xlsx"), "{err}");
         let err = Workbook::from_csv(",text,name\n").unwrap_err();
         assert!(err.to_string().contains("before any sheet name"), "{err}");
+    }
+
+    /// A small .xlsx whose first sheet's XML is `sheet` (written by
+    /// `write`, so it can be far larger than memory would like).
+    fn workbook_with_sheet(write: impl FnOnce(&mut dyn std::io::Write)) -> Vec<u8> {
+        use std::io::Read;
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet().set_name("survey").unwrap();
+        sheet.write_string(0, 0, "type").unwrap();
+        let plain = book.save_to_buffer().unwrap();
+        let mut source = zip::ZipArchive::new(Cursor::new(plain)).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        let mut write = Some(write);
+        for i in 0..source.len() {
+            let mut entry = source.by_index(i).unwrap();
+            let name = entry.name().unwrap().to_string();
+            out.start_file(name.as_str(), options).unwrap();
+            if name == "xl/worksheets/sheet1.xml" {
+                (write.take().unwrap())(&mut out);
+            } else {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                std::io::Write::write_all(&mut out, &bytes).unwrap();
+            }
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    const SHEET_START: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#;
+
+    fn inline(reference: &str, text: &str) -> String {
+        format!(r#"<c r="{reference}" t="inlineStr"><is><t>{text}</t></is></c>"#)
+    }
+
+    #[test]
+    fn a_far_stray_cell_is_a_located_error_not_a_huge_allocation() {
+        // Security probe F2: one cell at XFD1048576 made calamine allocate
+        // 16,384 x 1,048,576 cells and abort the process.
+        let xlsx = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            let rows = format!(
+                r#"<row r="1">{}{}{}</row><row r="2">{}{}{}</row><row r="1048576">{}</row></sheetData></worksheet>"#,
+                inline("A1", "type"),
+                inline("B1", "name"),
+                inline("C1", "label"),
+                inline("A2", "text"),
+                inline("B2", "q"),
+                inline("C2", "Q"),
+                inline("XFD1048576", "x")
+            );
+            std::io::Write::write_all(w, rows.as_bytes()).unwrap();
+        });
+        let err = Workbook::from_xlsx(&xlsx).unwrap_err();
+        assert_eq!(err.sheet.as_deref(), Some("survey"));
+        assert_eq!(err.row, Some(1_048_576));
+        assert_eq!(err.column.as_deref(), Some("XFD"));
+        assert!(err.message.contains("cell XFD1048576"), "{err}");
+        // The same sheet without the stray cell reads as sparse rows.
+        let xlsx = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            let rows = format!(
+                r#"<row r="3">{}{}</row><row r="9">{}{}</row></sheetData></worksheet>"#,
+                inline("B3", "type"),
+                inline("D3", "name"),
+                inline("B9", "text"),
+                inline("D9", "q"),
+            );
+            std::io::Write::write_all(w, rows.as_bytes()).unwrap();
+        });
+        let book = Workbook::from_xlsx(&xlsx).unwrap();
+        let survey = book.sheet("survey").unwrap();
+        assert_eq!(survey.header, ["", "type", "", "name"]);
+        assert_eq!(
+            survey.rows,
+            vec![(9, vec!["".into(), "text".into(), "".into(), "q".into()])]
+        );
+    }
+
+    #[test]
+    fn zip_bombs_are_refused_after_reading_at_most_the_limit() {
+        // Security probe F3: 4 million one-cell rows in a 250 KB file took
+        // 24 s and 1.4 GB; 40 million aborted the server.
+        let bomb = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            let rows = b"<row><c><v>1</v></c></row>".repeat(40_000);
+            for _ in 0..100 {
+                std::io::Write::write_all(w, &rows).unwrap();
+            }
+            std::io::Write::write_all(w, b"</sheetData></worksheet>").unwrap();
+        });
+        assert!(bomb.len() < 1 << 20, "the bomb is small: {} bytes", bomb.len());
+        let started = std::time::Instant::now();
+        let err = Workbook::from_xlsx(&bomb).unwrap_err();
+        assert!(err.message.contains("once decompressed"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Under the byte limit, the row limit stops a tall sheet at its first
+        // row past the limit.
+        let limits = SheetLimits {
+            max_rows: 1_000,
+            ..SheetLimits::default()
+        };
+        let tall = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            std::io::Write::write_all(w, &b"<row><c><v>1</v></c></row>".repeat(5_000)).unwrap();
+            std::io::Write::write_all(w, b"</sheetData></worksheet>").unwrap();
+        });
+        let err = Workbook::from_xlsx_within(&tall, &limits).unwrap_err();
+        assert_eq!(err.row, Some(1_001), "{err}");
+        let err = Workbook::from_xlsx_within(
+            &tall,
+            &SheetLimits {
+                max_cells: 10,
+                ..SheetLimits::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.message.contains("more than 10 cells"), "{err}");
+    }
+
+    #[test]
+    fn columns_are_named_as_spreadsheets_name_them() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+        assert_eq!(column_letters(16_383), "XFD");
     }
 }

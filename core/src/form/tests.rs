@@ -344,7 +344,10 @@ mod validation {
                 .unwrap_or_else(|| panic!("no error on {q}: {:#?}", v.errors))
         };
         assert_eq!(find("age").message, "Age must be 15 to 99");
-        assert!(find("goods").message.contains("`rice` is not a choice of list `goods`"));
+        assert_eq!(find("goods").message, "an answer is not a choice of list `goods`");
+        // Answers never appear in messages (security probe F17): they reach
+        // rejection reasons and review flags.
+        assert!(v.errors.iter().all(|e| !e.message.contains("rice")), "{:#?}", v.errors);
         assert_eq!(find("item").message, "expects 3 instance(s), has 2");
         let value = find("item_value");
         assert_eq!(
@@ -734,4 +737,105 @@ mod review_cases {
 fn a_badly_named_group_reports_one_mistake_not_a_cascade() {
     let errors = errors_of(&form(",begin group,,G,,,\n,text,a,A,,,\n,end group,,,,,\n"));
     assert_eq!(errors, ["survey row 2, name: a `begin group` row needs a name"]);
+}
+
+/// Security probe F1, F3 and F14: the work one submission or one form
+/// causes is bounded by what it really holds.
+mod bounds {
+    use serde_json::{Map, Value, json};
+
+    use super::super::*;
+    use super::env;
+
+    fn answers(value: Value) -> Map<String, Value> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// `q1 = ${q2} + 1`, ..., `q{n} = ${seed} + 1`: each link reads a later one.
+    fn reversed_chain(n: usize) -> FormDefinition {
+        let mut csv = String::from("survey,type,name,label,calculation\n,integer,seed,Seed,\n");
+        for i in 1..n {
+            csv.push_str(&format!(",calculate,q{i},,${{q{}}} + 1\n", i + 1));
+        }
+        csv.push_str(&format!(
+            ",calculate,q{n},,${{seed}} + 1\nsettings,form_id,version\n,chain,1\n"
+        ));
+        FormDefinition::from_csv(&csv).unwrap()
+    }
+
+    #[test]
+    fn chained_calculations_settle_in_one_pass_whatever_their_order() {
+        let n = 3_000;
+        let form = reversed_chain(n);
+        // A few steps per question: a pass per link (as before) would need
+        // n * n / 2 = 4.5 million.
+        let limits = AnswerLimits {
+            max_steps: 4 * n,
+            ..AnswerLimits::default()
+        };
+        let v = validate_within(&form, &answers(json!({"seed": 1})), &env("default"), &limits);
+        assert!(!v.too_large && v.valid, "{:?}", v.errors);
+        assert_eq!(v.values["q1"], json!((n + 1).to_string()));
+    }
+
+    fn goods_form() -> FormDefinition {
+        FormDefinition::from_csv(
+            "survey,type,name,label,calculation,repeat_count\n,integer,n_goods,How many,,\n\
+             ,begin repeat,goods,Goods,,${n_goods}\n,text,good,Good,,\n,integer,value,Value,,\n\
+             ,calculate,share,,${value} div count(${goods}),\n,end repeat,,,,\n\
+             settings,form_id,version\n,goods,1\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_claimed_million_repeat_instances_is_refused_before_any_evaluation() {
+        let items: Vec<Value> = (0..5_001).map(|_| json!({"good": "beans", "value": 1})).collect();
+        let v = validate(
+            &goods_form(),
+            &answers(json!({"n_goods": 10, "goods": items})),
+            &env("default"),
+        );
+        assert!(v.too_large && !v.valid);
+        assert_eq!(
+            v.errors[0].message,
+            "repeat `goods` has 5001 instances; at most 5000 are accepted in one submission"
+        );
+        let limits = AnswerLimits {
+            max_answers: 100,
+            ..AnswerLimits::default()
+        };
+        let many: Map<String, Value> = (0..101).map(|i| (format!("x{i}"), json!(1))).collect();
+        assert!(limits.check(&many).unwrap_err().contains("more than 100 answers"));
+    }
+
+    #[test]
+    fn costly_expressions_stop_at_the_step_budget() {
+        // A count of the repeat inside the repeat reads every instance once
+        // per instance: 1,000 instances are a million reads.
+        let items: Vec<Value> = (0..1_000).map(|_| json!({"good": "beans", "value": 2})).collect();
+        let given = answers(json!({"n_goods": 1000, "goods": items}));
+        let small = AnswerLimits {
+            max_steps: 100_000,
+            ..AnswerLimits::default()
+        };
+        let v = validate_within(&goods_form(), &given, &env("default"), &small);
+        assert!(v.too_large && !v.valid);
+        assert!(v.errors.iter().any(|e| e.message.contains("more than 100000 steps")));
+        let v = validate(&goods_form(), &given, &env("default"));
+        assert!(!v.too_large && v.valid, "{:?}", v.errors);
+        assert_eq!(v.values["goods"][0]["share"], json!("0.002"));
+    }
+
+    #[test]
+    fn a_form_with_thousands_of_mistakes_lists_the_first_hundred_and_counts_the_rest() {
+        let mut csv = String::from("survey,type,name,label\n");
+        for i in 0..500 {
+            csv.push_str(&format!(",nonsense,q{i},Q\n"));
+        }
+        let errors = FormDefinition::from_csv(&csv).unwrap_err();
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+        let last = errors.last().unwrap().to_string();
+        assert!(last.contains("more mistakes not listed"), "{last}");
+    }
 }

@@ -46,6 +46,68 @@ pub struct AnswerError {
     pub message: String,
 }
 
+/// How much one submission may ask of validation. A phone or a server
+/// validates submissions that anyone enrolled can write, so the work is
+/// bounded by the answers, not by what they claim (a repeat count of
+/// millions), and stops at a budget of evaluation steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Answers in one submission, counting each answer of each repeat
+    /// instance.
+    pub max_answers: usize,
+    /// Instances of one repeat.
+    pub max_instances: usize,
+    /// Values read by expressions while validating one submission: a
+    /// calculation inside a repeat that sums the whole repeat reads every
+    /// instance once per instance.
+    pub max_steps: usize,
+}
+
+impl Default for AnswerLimits {
+    /// Far beyond real interviews (a household roster has tens of
+    /// instances), and a few hundred milliseconds of work at most.
+    fn default() -> Self {
+        AnswerLimits {
+            max_answers: 50_000,
+            max_instances: 5_000,
+            max_steps: 20_000_000,
+        }
+    }
+}
+
+impl AnswerLimits {
+    /// Checks the size of a submission's answers without evaluating
+    /// anything: how many answers, and how many instances each repeat
+    /// (any list) holds. The message names the repeat and the limits,
+    /// never an answer.
+    pub fn check(&self, answers: &Map<String, Value>) -> Result<(), String> {
+        let mut count = 0usize;
+        let mut levels = vec![answers];
+        while let Some(level) = levels.pop() {
+            count += level.len();
+            for (name, value) in level {
+                let Some(items) = value.as_array() else { continue };
+                if items.len() > self.max_instances {
+                    return Err(format!(
+                        "repeat `{name}` has {} instances; at most {} are accepted in one submission",
+                        items.len(),
+                        self.max_instances
+                    ));
+                }
+                count += items.len();
+                levels.extend(items.iter().filter_map(Value::as_object));
+            }
+            if count > self.max_answers {
+                return Err(format!(
+                    "the submission holds more than {} answers; split the interview or check the app",
+                    self.max_answers
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The outcome of [`validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Validation {
@@ -58,6 +120,10 @@ pub struct Validation {
     pub cleared: Vec<String>,
     /// Every answer and calculation after evaluation.
     pub values: Map<String, Value>,
+    /// Validation stopped at [`AnswerLimits`]: the answers are too many,
+    /// or the form's expressions too costly for them. `valid` is false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub too_large: bool,
 }
 
 /// Maps keyed by slots and names, looked up on every evaluation: a fast
@@ -68,18 +134,56 @@ type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
 /// questions inside a repeat.
 pub(super) type Slot = (usize, Option<usize>);
 
-/// Validates `answers` against `form`.
+/// Validates `answers` against `form`, within [`AnswerLimits::default`].
 pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Environment) -> Validation {
+    validate_within(form, answers, env, &AnswerLimits::default())
+}
+
+/// Validates `answers` against `form`; answers beyond `limits`, or
+/// expressions costing more steps, give one error and `too_large`.
+pub fn validate_within(
+    form: &FormDefinition,
+    answers: &Map<String, Value>,
+    env: &Environment,
+    limits: &AnswerLimits,
+) -> Validation {
+    if let Err(message) = limits.check(answers) {
+        return Validation {
+            valid: false,
+            errors: vec![AnswerError {
+                question: String::new(),
+                instance: None,
+                message,
+            }],
+            cleared: Vec::new(),
+            values: Map::new(),
+            too_large: true,
+        };
+    }
     let mut filled = Filled::new(form, env.clone());
+    filled.budget.set(limits.max_steps);
     filled.read(answers);
     filled.settle();
     filled.check();
+    let too_large = filled.exhausted();
+    if too_large {
+        filled.errors.push(AnswerError {
+            question: String::new(),
+            instance: None,
+            message: format!(
+                "checking these answers took more than {} steps of the form's calculations; the form's \
+                 expressions are too costly for this many answers",
+                limits.max_steps
+            ),
+        });
+    }
     let values = filled.values_json();
     Validation {
         valid: filled.errors.is_empty(),
         errors: filled.errors,
         cleared: filled.cleared,
         values,
+        too_large,
     }
 }
 
@@ -97,6 +201,16 @@ pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
     pub(super) relevant: FastMap<Slot, bool>,
     pub(super) errors: Vec<AnswerError>,
     pub(super) cleared: Vec<String>,
+    /// Questions in the order their relevance and calculations settle:
+    /// each after every question its relevance or calculation reads and
+    /// after its group. Questions on a cycle (which import refuses) come
+    /// last and settle by repetition.
+    order: Vec<usize>,
+    /// Where `order` stops being a topological order.
+    cyclic_from: usize,
+    /// Values expressions may still read before evaluation gives up
+    /// (answers then read as empty and `exhausted` reports it).
+    pub(super) budget: std::cell::Cell<usize>,
 }
 
 impl<F: Deref<Target = FormDefinition>> Filled<F> {
@@ -109,6 +223,8 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 .map(|(i, q)| (q.name.clone(), i))
                 .collect(),
             repeat_of: (0..form.questions.len()).map(|i| form.enclosing_repeat(i)).collect(),
+            order: Vec::new(),
+            cyclic_from: 0,
             form,
             env,
             instances: FastMap::default(),
@@ -116,7 +232,55 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             relevant: FastMap::default(),
             errors: Vec::new(),
             cleared: Vec::new(),
+            budget: std::cell::Cell::new(usize::MAX),
         }
+        .with_order()
+    }
+
+    /// Sorts the questions topologically over what their relevance and
+    /// calculation read, and their group (Kahn's algorithm): one pass in
+    /// this order settles every value, so validation is linear in the
+    /// answers however calculations are chained.
+    fn with_order(mut self) -> Self {
+        let n = self.form.questions.len();
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut waiting = vec![0usize; n];
+        for (d, question) in self.form.questions.iter().enumerate() {
+            let mut sources: Vec<usize> = [&question.relevant, &question.calculation]
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e.references())
+                .filter_map(|name| self.index.get(name).copied())
+                .chain(question.parent)
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            for source in sources {
+                readers[source].push(d);
+                waiting[d] += 1;
+            }
+        }
+        let mut order: Vec<usize> = Vec::with_capacity(n);
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            (0..n).filter(|&q| waiting[q] == 0).map(std::cmp::Reverse).collect();
+        while let Some(std::cmp::Reverse(q)) = ready.pop() {
+            order.push(q);
+            for &d in &readers[q] {
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    ready.push(std::cmp::Reverse(d));
+                }
+            }
+        }
+        self.cyclic_from = order.len();
+        order.extend((0..n).filter(|&q| waiting[q] > 0));
+        self.order = order;
+        self
+    }
+
+    /// Whether evaluation ran out of its step budget.
+    pub(super) fn exhausted(&self) -> bool {
+        self.budget.get() == 0
     }
 
     pub(super) fn error(&mut self, (q, instance): Slot, message: impl Into<String>) {
@@ -223,16 +387,43 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         }
     }
 
+    /// Evaluates an expression at a slot, one step of the budget.
     pub(super) fn eval(&self, expr: &Expr, slot: Slot) -> XValue {
+        if !self.spend(1) {
+            return XValue::Str(String::new());
+        }
         evaluate(expr, &Scope { filled: self, slot })
     }
 
-    /// Computes calculations and relevance until nothing changes: a
-    /// calculation may read a later one, a relevance a calculation, and a
-    /// cleared answer may change a calculation again. Import refuses
-    /// cycles, so each pass settles at least one more link of every chain.
+    /// Takes `steps` from the budget; false once it is spent.
+    fn spend(&self, steps: usize) -> bool {
+        let left = self.budget.get();
+        if left <= steps {
+            self.budget.set(0);
+            return false;
+        }
+        self.budget.set(left - steps);
+        true
+    }
+
+    /// Computes relevance and calculations, clearing answers that do not
+    /// apply: once per slot in dependency order (a calculation may read a
+    /// later one, a relevance a calculation, a cleared answer feed a
+    /// calculation). Questions on a cycle, which only a definition not
+    /// compiled here can hold, are repeated until nothing changes, as many
+    /// times as they have slots at most.
     pub(super) fn settle(&mut self) {
-        let slots: Vec<Slot> = (0..self.form.questions.len()).flat_map(|q| self.slots(q)).collect();
+        for k in 0..self.cyclic_from {
+            let q = self.order[k];
+            for slot in self.slots(q) {
+                self.refresh_relevance(slot);
+                self.refresh_value(slot);
+            }
+        }
+        let slots: Vec<Slot> = self.order[self.cyclic_from..]
+            .iter()
+            .flat_map(|&q| self.slots(q))
+            .collect();
         for _ in 0..=slots.len() {
             let mut changed = false;
             for &slot in &slots {
@@ -404,6 +595,20 @@ impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
         let Some(&q) = f.index.get(name) else {
             return XValue::Str(String::new());
         };
+        // A read of a whole repeat costs its instances; past the budget
+        // every answer reads as empty, so the work stops growing.
+        let across = match f.repeat_of[q] {
+            Some(r) => f.repeat_of[self.slot.0] != Some(r) || self.slot.1.is_none(),
+            None => false,
+        };
+        let cost = match (f.form.questions[q].kind == QuestionType::Repeat, f.repeat_of[q]) {
+            (true, _) => f.instances.get(&q).copied().unwrap_or(0),
+            (false, Some(r)) if across => f.instances.get(&r).copied().unwrap_or(0),
+            _ => 0,
+        };
+        if !f.spend(cost) {
+            return XValue::Str(String::new());
+        }
         let here = f.repeat_of[self.slot.0];
         if f.form.questions[q].kind == QuestionType::Repeat {
             let count = f.instances.get(&q).copied().unwrap_or(0);
@@ -461,6 +666,20 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
     }
 }
 
+/// What kind of value was given, for messages: the value itself is an
+/// answer, and answers never appear in errors (they reach review flags,
+/// rejection reasons and logs).
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => "a whole number",
+        Value::Number(_) => "a number with decimals",
+        Value::Bool(_) => "true/false",
+        Value::String(s) if s.trim().parse::<f64>().is_ok() => "text holding a number",
+        Value::String(_) => "other text",
+        _ => "a list or object",
+    }
+}
+
 /// The answer as ODK stores it (text), checked against the question's type.
 pub(super) fn typed_text(
     kind: &QuestionType,
@@ -486,34 +705,39 @@ pub(super) fn typed_text(
         QuestionType::Integer => match value {
             Value::Number(n) if n.is_i64() => Ok(text),
             Value::String(s) if s.trim().parse::<i64>().is_ok() => Ok(text),
-            _ => Err(format!("expected a whole number, got {value}")),
+            _ => Err(format!("expected a whole number, got {}", kind_of(value))),
         },
         QuestionType::Decimal => match value {
             Value::Number(_) => Ok(text),
             Value::String(s) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => Ok(text),
-            _ => Err(format!("expected a number, got {value}")),
+            _ => Err(format!("expected a number, got {}", kind_of(value))),
         },
         QuestionType::Date | QuestionType::Today => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
             .map(|_| text.clone())
-            .map_err(|_| format!("expected a date as YYYY-MM-DD, got {value}")),
+            .map_err(|_| format!("expected a date as YYYY-MM-DD, got {}", kind_of(value))),
         QuestionType::Time => NaiveTime::parse_from_str(&text, "%H:%M:%S%.f")
             .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M"))
             .map(|_| text.clone())
-            .map_err(|_| format!("expected a time as HH:MM or HH:MM:SS, got {value}")),
-        QuestionType::DateTime | QuestionType::Start | QuestionType::End => DateTime::parse_from_rfc3339(&text)
-            .map(|_| text.clone())
-            .map_err(|_| format!("expected a date and time such as 2026-11-27T09:30:00+02:00, got {value}")),
+            .map_err(|_| format!("expected a time as HH:MM or HH:MM:SS, got {}", kind_of(value))),
+        QuestionType::DateTime | QuestionType::Start | QuestionType::End => {
+            DateTime::parse_from_rfc3339(&text).map(|_| text.clone()).map_err(|_| {
+                format!(
+                    "expected a date and time such as 2026-11-27T09:30:00+02:00, got {}",
+                    kind_of(value)
+                )
+            })
+        }
         QuestionType::SelectOne(list) => {
             if choices(list).contains(&text.as_str()) {
                 Ok(text)
             } else {
-                Err(format!("`{text}` is not a choice of list `{list}`"))
+                Err(format!("the answer is not a choice of list `{list}`"))
             }
         }
         QuestionType::SelectMultiple(list) => {
             let allowed = choices(list);
             match text.split_whitespace().find(|v| !allowed.contains(v)) {
-                Some(bad) => Err(format!("`{bad}` is not a choice of list `{list}`")),
+                Some(_) => Err(format!("an answer is not a choice of list `{list}`")),
                 None => Ok(text.split_whitespace().collect::<Vec<_>>().join(" ")),
             }
         }
@@ -524,7 +748,8 @@ pub(super) fn typed_text(
                 Ok(text)
             } else {
                 Err(format!(
-                    "expected a location as \"latitude longitude [altitude accuracy]\", got {value}"
+                    "expected a location as \"latitude longitude [altitude accuracy]\", got {}",
+                    kind_of(value)
                 ))
             }
         }

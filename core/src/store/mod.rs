@@ -168,6 +168,25 @@ impl fmt::Debug for Store {
     }
 }
 
+/// What identifies an op already in the log, to tell a resent op (same
+/// stamp, collection and entity) from a reused id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldOp {
+    /// Its stamp.
+    pub hlc: Hlc,
+    /// Its collection.
+    pub collection: Collection,
+    /// Its entity.
+    pub entity: EntityId,
+}
+
+impl HeldOp {
+    /// Whether `op` is this op sent again.
+    pub fn is(&self, op: &Op) -> bool {
+        self.hlc == op.hlc && self.collection == op.collection && self.entity == op.entity
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path`, upgrading its schema.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
@@ -334,7 +353,7 @@ impl Store {
             if schema.ids == IdRule::SessionAttendee {
                 let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
                 after.apply(&op);
-                check_attendance_id(id, &after.fields)?;
+                schema.check_id(id, &after.fields)?;
             }
             let mut batch = Batch::new(tx, now);
             if let Some(row) = current {
@@ -480,6 +499,33 @@ impl Store {
 
     /// Which of `ids` this store holds: a server answers a resent op from
     /// this, without checking it again.
+    /// Of `ids`, those already held, each with what identifies its content
+    /// (stamp, collection, entity): a resent op matches it, a reused id
+    /// with other content does not.
+    pub fn held_stamps(&self, ids: &[OpId]) -> Result<std::collections::HashMap<OpId, HeldOp>> {
+        let inner = self.lock();
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT hlc, node, collection, entity FROM ops WHERE op_id = ?1")?;
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let mut rows = stmt.query([id.0.as_bytes()])?;
+            if let Some(row) = rows.next()? {
+                let entity: Vec<u8> = row.get(3)?;
+                out.insert(
+                    *id,
+                    HeldOp {
+                        hlc: Hlc::from_packed(row.get(0)?, row.get(1)?),
+                        collection: Collection::from_code(row.get(2)?)?,
+                        entity: EntityId::from_slice(&entity)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Which of `ids` are already held.
     pub fn held(&self, ids: &[OpId]) -> Result<std::collections::HashSet<OpId>> {
         let inner = self.lock();
         let mut stmt = inner.conn.prepare_cached("SELECT 1 FROM ops WHERE op_id = ?1")?;
@@ -667,30 +713,6 @@ fn acknowledge_in(tx: &rusqlite::Transaction<'_>, ids: &[OpId]) -> Result<usize>
         }
     }
     Ok(done)
-}
-
-fn check_attendance_id(id: EntityId, fields: &Fields) -> Result<()> {
-    let text = |name: &str| fields.get(name).and_then(Value::as_str);
-    let session = text("session_id").and_then(|s| s.parse().ok());
-    let attendee = match (text("trader_id"), text("walk_in_name")) {
-        (Some(trader), _) => trader.parse().ok().map(Attendee::Trader),
-        (None, Some(name)) => Some(Attendee::WalkIn {
-            name_or_code: name.to_owned(),
-        }),
-        (None, None) => None,
-    };
-    let expected = session.zip(attendee).map(|(s, a)| attendance_id(s, &a));
-    if expected == Some(id) {
-        Ok(())
-    } else {
-        Err(Error::IdRule {
-            collection: "attendance",
-            id: id.to_string(),
-            reason: "an attendance id is attendance_id(session, attendee); register attendees with \
-                     Store::register_attendance, which also needs trader_id or walk_in_name"
-                .into(),
-        })
-    }
 }
 
 #[cfg(feature = "encryption")]

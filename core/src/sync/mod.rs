@@ -127,6 +127,10 @@ pub enum RejectionCode {
     Forbidden,
     /// The op id is already held for a different op.
     OpIdReused,
+    /// The op is larger than the server accepts: too many bytes, answers
+    /// or repeat instances, or answers too costly to check. Sending it
+    /// again will not help; the reason names the limit.
+    TooLarge,
 }
 
 impl RejectionCode {
@@ -140,6 +144,7 @@ impl RejectionCode {
             RejectionCode::InvalidAnswers => "invalid_answers",
             RejectionCode::Forbidden => "forbidden",
             RejectionCode::OpIdReused => "op_id_reused",
+            RejectionCode::TooLarge => "too_large",
         }
     }
 
@@ -180,6 +185,7 @@ mod tests {
             RejectionCode::InvalidAnswers,
             RejectionCode::Forbidden,
             RejectionCode::OpIdReused,
+            RejectionCode::TooLarge,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().into()));
