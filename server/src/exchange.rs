@@ -7,8 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mpaka_core::form::{AnswerError, Environment, FormDefinition, validate};
-use mpaka_core::schema::PATH_SEPARATOR;
+use mpaka_core::form::{AnswerError, AnswerLimits, Environment, FormDefinition, validate_within};
+use mpaka_core::schema::{DELETED, PATH_SEPARATOR};
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
 use mpaka_core::{Collection, EntityId, EntityState, Op, OpId};
 use serde_json::value::RawValue;
@@ -56,6 +56,13 @@ pub struct ExchangeLimits {
     pub max_ops: usize,
     /// Most bytes of ops (uncompressed JSON) one response pulls.
     pub max_pull_bytes: usize,
+    /// Most bytes of one pushed op, as JSON: the request's decompressed
+    /// size bounds the batch, this bounds what one op makes the server
+    /// decode, merge and check.
+    pub max_op_bytes: usize,
+    /// What one submission may ask of validation: answers, repeat
+    /// instances, evaluation steps.
+    pub answers: AnswerLimits,
 }
 
 impl Default for ExchangeLimits {
@@ -63,6 +70,8 @@ impl Default for ExchangeLimits {
         ExchangeLimits {
             max_ops: 20_000,
             max_pull_bytes: 8 << 20,
+            max_op_bytes: 4 << 20,
+            answers: AnswerLimits::default(),
         }
     }
 }
@@ -86,7 +95,7 @@ pub fn exchange(
     project: &Project,
     store: &dyn ProjectLog,
     principal: &Principal,
-    request: SyncRequest<Value>,
+    request: SyncRequest<Box<RawValue>>,
     limits: ExchangeLimits,
     now_ms: u64,
 ) -> Result<(SyncResponse<Box<RawValue>>, ExchangeStats), ExchangeError> {
@@ -122,6 +131,7 @@ pub fn exchange(
         principal,
         node,
         request.ops,
+        &limits,
         now_ms,
         &mut stats,
     )?;
@@ -158,16 +168,23 @@ fn push(
     store: &dyn ProjectLog,
     principal: &Principal,
     node: mpaka_core::NodeId,
-    raw: Vec<Value>,
+    raw: Vec<Box<RawValue>>,
+    limits: &ExchangeLimits,
     now_ms: u64,
     stats: &mut ExchangeStats,
 ) -> Result<(Vec<OpId>, Vec<Rejection>), ExchangeError> {
+    /// Only the id of an op: read without building the rest.
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
     let ids = raw
         .iter()
         .enumerate()
         .map(|(i, op)| {
-            op.get("id")
-                .and_then(Value::as_str)
+            serde_json::from_str::<IdOnly>(op.get())
+                .ok()
+                .and_then(|op| op.id)
                 .and_then(|s| s.parse::<OpId>().ok())
                 .ok_or_else(|| {
                     ExchangeError::BadRequest(format!("ops[{i}] has no valid `id`: every op needs its UUID"))
@@ -179,13 +196,21 @@ fn push(
     let mut rejected = Vec::new();
     let mut parsed = Vec::with_capacity(raw.len());
     for (raw, id) in raw.into_iter().zip(ids) {
-        if held.contains(&id) {
-            stats.duplicates += 1;
-            accepted.push(id);
+        let refuse = |code, reason: String| Rejection { op: id, code, reason };
+        // Bounded as text, before any of it is decoded into values.
+        let size = raw.get().len();
+        if size > limits.max_op_bytes {
+            rejected.push(refuse(
+                RejectionCode::TooLarge,
+                format!(
+                    "this op is {} KiB of JSON; the server accepts at most {} KiB per op",
+                    size >> 10,
+                    limits.max_op_bytes >> 10
+                ),
+            ));
             continue;
         }
-        let refuse = |code, reason: String| Rejection { op: id, code, reason };
-        let op: Op = match serde_json::from_value(raw) {
+        let op: Op = match serde_json::from_str(raw.get()) {
             Ok(op) => op,
             Err(e) => {
                 rejected.push(refuse(
@@ -195,6 +220,22 @@ fn push(
                 continue;
             }
         };
+        if let Some(stored) = held.get(&id) {
+            // Resent (same stamp, collection and entity): acknowledged again.
+            // The same id with other content was never stored: say so, or
+            // the device would acknowledge, and may compact, an op the
+            // server does not hold.
+            if stored.is(&op) {
+                stats.duplicates += 1;
+                accepted.push(id);
+            } else {
+                rejected.push(refuse(
+                    RejectionCode::OpIdReused,
+                    format!("op id {id} is already held for another op; every op needs a fresh id"),
+                ));
+            }
+            continue;
+        }
         if op.hlc.node != node {
             rejected.push(refuse(
                 RejectionCode::Forbidden,
@@ -205,9 +246,14 @@ fn push(
             ));
             continue;
         }
+        if let Err(reason) = may_write(principal, &op) {
+            rejected.push(refuse(RejectionCode::Forbidden, reason));
+            continue;
+        }
         parsed.push(op);
     }
-    let (refusals, mut consistent, mut forms) = check_submissions(store, principal, &parsed)?;
+    let parsed = check_ids(store, parsed, &mut rejected)?;
+    let (refusals, mut consistent, mut forms) = check_submissions(store, principal, &parsed, limits)?;
     let mut candidates = Vec::with_capacity(parsed.len());
     for (op, refusal) in parsed.into_iter().zip(refusals) {
         match refusal {
@@ -256,6 +302,64 @@ fn push(
     Ok((accepted, rejected))
 }
 
+/// What the schema reserves for M&E officers: fields marked
+/// `officers_only` (a trader merge), and deleting or restoring in
+/// collections enumerators may not prune (the person registry).
+fn may_write(principal: &Principal, op: &Op) -> Result<(), String> {
+    if principal.role != Role::Enumerator {
+        return Ok(());
+    }
+    let schema = op.collection.schema();
+    if op.fields.contains_key(DELETED) && !schema.enumerators_delete {
+        return Err(format!(
+            "only M&E officers delete or restore `{}` records; ask one to remove {}",
+            schema.name, op.entity
+        ));
+    }
+    if let Some(field) = op
+        .fields
+        .keys()
+        .find(|f| schema.field(f).is_some_and(|spec| spec.officers_only))
+    {
+        return Err(format!("only M&E officers write `{}.{field}`", schema.name));
+    }
+    Ok(())
+}
+
+/// Refuses ops whose entity id breaks its collection's id rule once
+/// merged (an attendance row's id is derived from its session and
+/// attendee, so one person cannot be counted twice at a session), seen
+/// through the ops of this batch before it; returns the rest.
+fn check_ids(store: &dyn ProjectLog, ops: Vec<Op>, rejected: &mut Vec<Rejection>) -> Result<Vec<Op>, ExchangeError> {
+    let mut states: HashMap<(Collection, EntityId), EntityState> = HashMap::new();
+    let mut kept = Vec::with_capacity(ops.len());
+    for op in ops {
+        let schema = op.collection.schema();
+        if schema.ids == mpaka_core::schema::IdRule::Random {
+            kept.push(op);
+            continue;
+        }
+        let key = (op.collection, op.entity);
+        let mut after = match states.get(&key) {
+            Some(state) => state.clone(),
+            None => store.entity(op.collection, op.entity)?.unwrap_or_default(),
+        };
+        after.apply(&op);
+        match schema.check_id(op.entity, &after.fields) {
+            Ok(()) => {
+                states.insert(key, after);
+                kept.push(op);
+            }
+            Err(error) => rejected.push(Rejection {
+                op: op.id,
+                code: RejectionCode::of(&error),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok(kept)
+}
+
 /// Checks the submission ops among `ops` ([`SubmissionCheck`]); returns the
 /// refusal of each op (`None` to apply it), the submissions found
 /// consistent, and the forms read. Submissions are independent of each
@@ -266,6 +370,7 @@ fn check_submissions(
     store: &dyn ProjectLog,
     principal: &Principal,
     ops: &[Op],
+    limits: &ExchangeLimits,
 ) -> Result<(Vec<Option<Refusal>>, HashSet<EntityId>, FormCache), ExchangeError> {
     let mut by_entity: HashMap<EntityId, Vec<usize>> = HashMap::new();
     let mut order = Vec::new();
@@ -287,7 +392,7 @@ fn check_submissions(
     };
     let per_thread = groups.len().div_ceil(threads).max(1);
     let run = |chunk: &[Vec<usize>]| -> Result<(Vec<(usize, Refusal)>, SubmissionCheck<'_>), ExchangeError> {
-        let mut checker = SubmissionCheck::new(store, principal);
+        let mut checker = SubmissionCheck::new(store, principal, limits.answers);
         let mut refused = Vec::new();
         for group in chunk {
             for &i in group {
@@ -342,7 +447,7 @@ fn review(
         (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
             match forms.get(store, &form_id, &version)? {
                 Some(form) => {
-                    let problems = problems(&form, state, now_ms);
+                    let (problems, _) = problems(&form, state, now_ms, &AnswerLimits::default());
                     (!problems.is_empty()).then(|| (form_id, version, serde_json::json!(problems)))
                 }
                 None => None,
@@ -387,18 +492,20 @@ struct SubmissionCheck<'a> {
     /// Submissions whose state after the last checked op was found
     /// consistent with their form.
     consistent: HashSet<EntityId>,
+    limits: AnswerLimits,
 }
 
 type Refusal = (RejectionCode, String);
 
 impl<'a> SubmissionCheck<'a> {
-    fn new(store: &'a dyn ProjectLog, principal: &'a Principal) -> Self {
+    fn new(store: &'a dyn ProjectLog, principal: &'a Principal, limits: AnswerLimits) -> Self {
         SubmissionCheck {
             store,
             principal,
             states: HashMap::new(),
             forms: FormCache::default(),
             consistent: HashSet::new(),
+            limits,
         }
     }
 
@@ -426,6 +533,11 @@ impl<'a> SubmissionCheck<'a> {
         }
         let mut after = before.clone().unwrap_or_default();
         after.apply(op);
+        // Bounded before anything is evaluated, drafts too: what a device
+        // may store on the server is what the server can check later.
+        if let Err(reason) = self.limits.check(&answers(&after)) {
+            return Ok(Err((RejectionCode::TooLarge, reason)));
+        }
         let Some((form_id, version)) = form_of(&after) else {
             return Ok(Err((
                 RejectionCode::InvalidField,
@@ -445,15 +557,32 @@ impl<'a> SubmissionCheck<'a> {
         // is alone responsible for its answers: refuse them if invalid.
         // Concurrent writers may each be valid and merge into an invalid
         // state: that is kept and flagged for review after applying.
+        // A device always saw its own earlier ops, whatever base it
+        // claims: `base: null` on its own interview does not make it a
+        // concurrent writer.
         let alone = before
             .as_ref()
             .and_then(EntityState::version)
-            .is_none_or(|v| op.saw_stamp(v));
-        self.consistent.remove(&op.entity);
-        if alone && status(&after) == Some("complete") && !after.is_deleted() {
-            let problems = problems(&form, &after, 0);
-            if !problems.is_empty() {
-                let reasons: Vec<String> = problems
+            .is_none_or(|v| op.saw_stamp(v) || (v.node == op.hlc.node && v < op.hlc));
+        let was_consistent = self.consistent.remove(&op.entity);
+        if alone && checked(&after) {
+            let (found, too_large) = problems(&form, &after, 0, &self.limits);
+            if too_large {
+                let reason = found.first().map(|e| e.message.clone()).unwrap_or_default();
+                return Ok(Err((RejectionCode::TooLarge, reason)));
+            }
+            // A writer answers for what its op breaks, not for problems
+            // already there (a flagged merge of concurrent edits): a fix
+            // of one of them, or an edit elsewhere, goes through.
+            let already = match &before {
+                Some(before) if !found.is_empty() && !was_consistent && checked(before) => {
+                    problems(&form, before, 0, &self.limits).0
+                }
+                _ => Vec::new(),
+            };
+            let new: Vec<&AnswerError> = found.iter().filter(|e| !already.contains(e)).collect();
+            if !new.is_empty() {
+                let reasons: Vec<String> = new
                     .iter()
                     .map(|e| match e.instance {
                         Some(i) => format!("{}[{i}]: {}", e.question, e.message),
@@ -464,6 +593,11 @@ impl<'a> SubmissionCheck<'a> {
                     RejectionCode::InvalidAnswers,
                     format!("the answers break the form's rules: {}", reasons.join("; ")),
                 )));
+            }
+            if !found.is_empty() {
+                // Still flagged: not consistent, reviewed after applying.
+                self.states.insert(op.entity, Some(after));
+                return Ok(Ok(()));
             }
         }
         if alone {
@@ -479,8 +613,23 @@ impl<'a> SubmissionCheck<'a> {
 /// answers to questions that do not apply given the other answers (two
 /// phones' edits merged: `paid_fees = no` from one, a fee amount from the
 /// other). Empty when the submission is consistent.
-fn problems(form: &FormDefinition, state: &EntityState, now_ms: u64) -> Vec<AnswerError> {
-    let outcome = validate(form, &answers(state), &environment(state, form, now_ms));
+/// Whether a submission state is one the form's rules apply to: complete
+/// and not deleted (drafts may be incomplete).
+fn checked(state: &EntityState) -> bool {
+    status(state) == Some("complete") && !state.is_deleted()
+}
+
+/// The problems, and whether validation stopped at `limits`.
+fn problems(
+    form: &FormDefinition,
+    state: &EntityState,
+    now_ms: u64,
+    limits: &AnswerLimits,
+) -> (Vec<AnswerError>, bool) {
+    let outcome = validate_within(form, &answers(state), &environment(state, form, now_ms), limits);
+    if outcome.too_large {
+        return (outcome.errors, true);
+    }
     let mut problems = outcome.errors;
     for cleared in outcome.cleared {
         let (question, instance) = match cleared.split_once('[') {
@@ -493,7 +642,7 @@ fn problems(form: &FormDefinition, state: &EntityState, now_ms: u64) -> Vec<Answ
             message: "answered, but the question does not apply given the other answers".into(),
         });
     }
-    problems
+    (problems, false)
 }
 
 fn status(state: &EntityState) -> Option<&str> {
@@ -650,8 +799,9 @@ mod tests {
             }
         }
         let who = principal(&phone);
-        let (parallel, consistent, _) = check_submissions(&server, &who, &ops).unwrap();
-        let mut one = SubmissionCheck::new(&server, &who);
+        let limits = ExchangeLimits::default();
+        let (parallel, consistent, _) = check_submissions(&server, &who, &ops, &limits).unwrap();
+        let mut one = SubmissionCheck::new(&server, &who, limits.answers);
         let sequential: Vec<Option<Refusal>> = ops.iter().map(|op| one.check(op).unwrap().err()).collect();
         assert_eq!(parallel, sequential);
         assert_eq!(consistent, one.consistent);

@@ -85,60 +85,77 @@ impl Workbook {
     /// entries are first inflated into a counter (never kept), and sheets
     /// are then read cell by cell, keeping only cells with text: memory and
     /// time follow the cells a form really has, never its bounding box.
+    ///
+    /// A panic inside the reader (calamine overflows on a cell reference
+    /// of many letters when built with overflow checks, found by
+    /// `core/tests/fuzz.rs`) is caught and reported as an unreadable file:
+    /// one spreadsheet must not take a server down.
     #[cfg(feature = "xlsform")]
     pub fn from_xlsx_within(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError> {
         check_archive(bytes, limits)?;
-        let mut book = Xlsx::new(Cursor::new(bytes))
-            .map_err(|e| FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx")))?;
-        let mut sheets = Vec::new();
-        let mut cells_left = limits.max_cells;
-        for name in book.sheet_names() {
-            let unreadable = |e: calamine::XlsxError| FormError::file(format!("sheet `{name}` cannot be read: {e}"));
-            let mut reader = book.worksheet_cells_reader(&name).map_err(unreadable)?;
-            // Row number (1-based) -> cells by column, as the sheet gives them.
-            let mut found: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
-            while let Some(cell) = reader.next_cell().map_err(unreadable)? {
-                let text = cell_text(cell.get_value());
-                if text.is_empty() {
-                    continue;
-                }
-                let (row, column) = cell.get_position();
-                let (row, column) = (row as usize + 1, column as usize);
-                if row > limits.max_rows || column >= limits.max_columns {
-                    return Err(FormError::at(
-                        &name,
-                        row,
-                        &column_letters(column),
-                        format!(
-                            "cell {}{row} holds text, but a form's sheet may use at most {} rows and {} columns                              (up to cell {}{}); delete that cell, or whatever lies that far out",
-                            column_letters(column),
-                            limits.max_rows,
-                            limits.max_columns,
-                            column_letters(limits.max_columns - 1),
-                            limits.max_rows,
-                        ),
-                    ));
-                }
-                if cells_left == 0 {
-                    return Err(FormError::at(
-                        &name,
-                        row,
-                        &column_letters(column),
-                        format!(
-                            "the workbook holds more than {} cells with text, more than any form needs; \
-                             move long lists (villages, items) to a CSV file the form references",
-                            limits.max_cells
-                        ),
-                    ));
-                }
-                cells_left -= 1;
-                found.entry(row).or_default().push((column, text));
-            }
-            sheets.push(sheet_of_cells(name, found));
-        }
-        Ok(Workbook { sheets })
+        std::panic::catch_unwind(|| read_sheets(bytes, limits)).unwrap_or_else(|_| {
+            Err(FormError::file(
+                "the .xlsx file is damaged (its reader failed on it); open it in Excel or LibreOffice and save it again",
+            ))
+        })
     }
+}
 
+/// Reads every sheet's cells with text, within `limits`.
+#[cfg(feature = "xlsform")]
+fn read_sheets(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError> {
+    let mut book = Xlsx::new(Cursor::new(bytes))
+        .map_err(|e| FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx")))?;
+    let mut sheets = Vec::new();
+    let mut cells_left = limits.max_cells;
+    for name in book.sheet_names() {
+        let unreadable = |e: calamine::XlsxError| FormError::file(format!("sheet `{name}` cannot be read: {e}"));
+        let mut reader = book.worksheet_cells_reader(&name).map_err(unreadable)?;
+        // Row number (1-based) -> cells by column, as the sheet gives them.
+        let mut found: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
+        while let Some(cell) = reader.next_cell().map_err(unreadable)? {
+            let text = cell_text(cell.get_value());
+            if text.is_empty() {
+                continue;
+            }
+            let (row, column) = cell.get_position();
+            let (row, column) = (row as usize + 1, column as usize);
+            if row > limits.max_rows || column >= limits.max_columns {
+                return Err(FormError::at(
+                    &name,
+                    row,
+                    &column_letters(column),
+                    format!(
+                        "cell {}{row} holds text, but a form's sheet may use at most {} rows and {} columns                              (up to cell {}{}); delete that cell, or whatever lies that far out",
+                        column_letters(column),
+                        limits.max_rows,
+                        limits.max_columns,
+                        column_letters(limits.max_columns - 1),
+                        limits.max_rows,
+                    ),
+                ));
+            }
+            if cells_left == 0 {
+                return Err(FormError::at(
+                    &name,
+                    row,
+                    &column_letters(column),
+                    format!(
+                        "the workbook holds more than {} cells with text, more than any form needs; \
+                             move long lists (villages, items) to a CSV file the form references",
+                        limits.max_cells
+                    ),
+                ));
+            }
+            cells_left -= 1;
+            found.entry(row).or_default().push((column, text));
+        }
+        sheets.push(sheet_of_cells(name, found));
+    }
+    Ok(Workbook { sheets })
+}
+
+impl Workbook {
     /// Reads pyxform's CSV variant: a row whose first cell is not empty
     /// starts the sheet it names; the first following content (on that
     /// row or below, from the second cell on) is the header.
@@ -446,5 +463,30 @@ mod tests {
         assert_eq!(column_letters(701), "ZZ");
         assert_eq!(column_letters(702), "AAA");
         assert_eq!(column_letters(16_383), "XFD");
+    }
+
+    #[test]
+    fn a_cell_reference_of_many_letters_is_an_error_not_a_panic() {
+        // Found by core/tests/fuzz.rs: calamine multiplies the column past
+        // u32 (a panic where overflow checks are on).
+        let xlsx = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            let rows = format!(
+                r#"<row r="1">{}{}</row></sheetData></worksheet>"#,
+                inline("A1", "type"),
+                inline("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1", "name")
+            );
+            std::io::Write::write_all(w, rows.as_bytes()).unwrap();
+        });
+        match Workbook::from_xlsx(&xlsx) {
+            Err(err) => assert!(
+                err.message.contains("damaged") || err.message.contains("cannot be read"),
+                "{err}"
+            ),
+            Ok(book) => {
+                let survey = book.sheet("survey").unwrap();
+                assert!(survey.header.len() <= SheetLimits::default().max_columns);
+            }
+        }
     }
 }

@@ -127,7 +127,8 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
             "an admin token does not sync; enroll a device as an M&E officer or enumerator",
         ));
     };
-    let request: SyncRequest<Value> = state.json_body(&headers, body)?;
+    // Ops stay raw JSON text until the exchange has bounded each one.
+    let request: SyncRequest<Box<serde_json::value::RawValue>> = state.json_body(&headers, body)?;
     let limits = state.limits.exchange;
     let device_id = principal.device_id;
     let (response, stats) = state

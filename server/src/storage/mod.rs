@@ -12,10 +12,10 @@
 //! ([`EntityState::to_columns`]). What differs is how the server sequence
 //! (the pull cursor's unit) is assigned; see [`ProjectLog::ops_after`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use mpaka_core::form::FormDefinition;
-use mpaka_core::store::{ApplyReport, Scanned, StoredConflict};
+use mpaka_core::store::{ApplyReport, HeldOp, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId};
 
@@ -83,8 +83,9 @@ pub struct PulledOp {
 ///
 /// Implementations are shared between request threads.
 pub trait ProjectLog: Send + Sync {
-    /// Which of `ids` are already held.
-    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError>;
+    /// Which of `ids` are already held, with what tells a resent op from
+    /// a reused id.
+    fn held(&self, ids: &[OpId]) -> Result<HashMap<OpId, HeldOp>, StorageError>;
 
     /// Appends and merges ops pushed by devices, in one transaction. Each
     /// op is checked on its own (schema, clock bound against `now_ms`, id

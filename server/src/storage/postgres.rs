@@ -12,7 +12,7 @@
 //! (HTTP, gzip, JSON, authorization, form validation) runs before the lock,
 //! in parallel across processes; pulls never take it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ::postgres::types::ToSql;
@@ -20,7 +20,7 @@ use ::postgres::{NoTls, Transaction};
 use mpaka_core::form::FormDefinition;
 use mpaka_core::hlc::HlcState;
 use mpaka_core::merge::conflicts_with_history;
-use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, Scanned, StoredConflict};
+use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, HeldOp, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, Hlc, NodeId, Op, OpId};
 use r2d2_postgres::PostgresConnectionManager;
@@ -187,14 +187,23 @@ struct Loaded {
 }
 
 impl ProjectLog for PgProject {
-    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError> {
+    fn held(&self, ids: &[OpId]) -> Result<HashMap<OpId, HeldOp>, StorageError> {
         let mut client = self.pool.get()?;
         let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
         let rows = client.query(
-            "SELECT op_id FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
+            "SELECT op_id, hlc, node, collection, entity FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
             &[&self.project, &uuids],
         )?;
-        Ok(rows.iter().map(|r| OpId(r.get(0))).collect())
+        rows.iter()
+            .map(|r| {
+                let held = HeldOp {
+                    hlc: stamp(r.get(1), r.get(2)),
+                    collection: Collection::from_code(r.get(3)).map_err(|e| corrupt("op", e))?,
+                    entity: EntityId(r.get(4)),
+                };
+                Ok((OpId(r.get(0)), held))
+            })
+            .collect()
     }
 
     fn apply(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport, StorageError> {

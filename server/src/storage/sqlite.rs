@@ -3,18 +3,18 @@
 //! writer at a time and assigns `ops.seq` inside it, so sequence order is
 //! commit order and the [`ProjectLog::ops_after`] invariant holds.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use mpaka_core::form::FormDefinition;
-use mpaka_core::store::{ApplyReport, Scanned, StoredConflict};
+use mpaka_core::store::{ApplyReport, HeldOp, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, EntityId, EntityState, NodeId, Op, OpId, Store};
 
 use super::{FieldVisitor, ProjectLog, StorageError};
 
 impl ProjectLog for Store {
-    fn held(&self, ids: &[OpId]) -> Result<HashSet<OpId>, StorageError> {
-        Ok(Store::held(self, ids)?)
+    fn held(&self, ids: &[OpId]) -> Result<HashMap<OpId, HeldOp>, StorageError> {
+        Ok(Store::held_stamps(self, ids)?)
     }
 
     fn apply(&self, ops: &[Op], _now_ms: u64) -> Result<ApplyReport, StorageError> {
