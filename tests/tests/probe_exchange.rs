@@ -138,7 +138,9 @@ fn attendance_ids_are_derived_and_registry_merges_and_deletes_are_officers_work(
     let attendance = json!({"session_id": session.to_string(), "trader_id": trader.to_string(), "sex": "female"});
     for _ in 0..3 {
         let forged = hand.op(Collection::Attendance, EntityId::random(), None, attendance.clone());
-        let (code, reason) = hand.refusal(&server, &forged).expect("a made-up attendance id is refused");
+        let (code, reason) = hand
+            .refusal(&server, &forged)
+            .expect("a made-up attendance id is refused");
         assert_eq!(code, RejectionCode::Malformed, "{reason}");
         assert!(reason.contains("attendance_id(session, attendee)"), "{reason}");
     }
@@ -152,10 +154,18 @@ fn attendance_ids_are_derived_and_registry_merges_and_deletes_are_officers_work(
         Some(row.hlc),
         json!({"trader_id": other.to_string()}),
     );
-    assert_eq!(hand.refusal(&server, &moved).map(|r| r.0), Some(RejectionCode::Malformed));
+    assert_eq!(
+        hand.refusal(&server, &moved).map(|r| r.0),
+        Some(RejectionCode::Malformed)
+    );
 
     // F10: an enumerator merges a trader into another, or deletes one.
-    let merge = hand.op(Collection::Traders, other, None, json!({"merged_into": trader.to_string()}));
+    let merge = hand.op(
+        Collection::Traders,
+        other,
+        None,
+        json!({"merged_into": trader.to_string()}),
+    );
     let (code, reason) = hand.refusal(&server, &merge).expect("merge refused");
     assert_eq!(code, RejectionCode::Forbidden);
     assert!(reason.contains("traders.merged_into"), "{reason}");
@@ -168,7 +178,12 @@ fn attendance_ids_are_derived_and_registry_merges_and_deletes_are_officers_work(
     assert_eq!(hand.refusal(&server, &drop_session), None);
     // An officer's device may merge.
     let officers = Hand::new(&officer);
-    let merge = officers.op(Collection::Traders, other, None, json!({"merged_into": trader.to_string()}));
+    let merge = officers.op(
+        Collection::Traders,
+        other,
+        None,
+        json!({"merged_into": trader.to_string()}),
+    );
     assert_eq!(officers.refusal(&server, &merge), None);
 }
 
@@ -194,7 +209,10 @@ fn an_interview_answers_for_what_each_op_breaks() {
     );
     let (code, reason) = hand.refusal(&server, &sneaky).expect("checked as a lone writer");
     assert_eq!(code, RejectionCode::InvalidAnswers, "{reason}");
-    assert!(reason.contains("fee_amount_rwf") && reason.contains("border_post"), "{reason}");
+    assert!(
+        reason.contains("fee_amount_rwf") && reason.contains("border_post"),
+        "{reason}"
+    );
     // F17: the answer itself is never quoted.
     assert!(!reason.contains("Uwase") && !reason.contains("-5"), "{reason}");
 
@@ -228,7 +246,12 @@ fn an_interview_answers_for_what_each_op_breaks() {
     let unrelated = hand.op(Collection::Submissions, id, Some(latest), json!({"answers/age": 31}));
     assert_eq!(hand.refusal(&server, &unrelated), None, "an edit elsewhere is kept");
     assert_eq!(flags().len(), 1, "still flagged");
-    let worse = hand.op(Collection::Submissions, id, Some(unrelated.hlc), json!({"answers/age": 5}));
+    let worse = hand.op(
+        Collection::Submissions,
+        id,
+        Some(unrelated.hlc),
+        json!({"answers/age": 5}),
+    );
     let (code, reason) = hand.refusal(&server, &worse).expect("a new problem is refused");
     assert_eq!(code, RejectionCode::InvalidAnswers);
     assert!(reason.contains("age") && !reason.contains("fee_amount_rwf"), "{reason}");
@@ -251,10 +274,20 @@ fn reused_op_ids_and_oversized_ops_are_refused_and_named() {
     let hand = Hand::new(&amina);
 
     // F13: an op id already held, sent again with other content.
-    let first = hand.op(Collection::Traders, EntityId::random(), None, trader_fields("Reuse First"));
+    let first = hand.op(
+        Collection::Traders,
+        EntityId::random(),
+        None,
+        trader_fields("Reuse First"),
+    );
     assert_eq!(hand.refusal(&server, &first), None);
     assert_eq!(hand.refusal(&server, &first), None, "resent: acknowledged again");
-    let mut second = hand.op(Collection::Traders, EntityId::random(), None, trader_fields("Reuse Second"));
+    let mut second = hand.op(
+        Collection::Traders,
+        EntityId::random(),
+        None,
+        trader_fields("Reuse Second"),
+    );
     second.id = first.id;
     let (code, reason) = hand.refusal(&server, &second).expect("a reused id is refused");
     assert_eq!(code, RejectionCode::OpIdReused, "{reason}");
