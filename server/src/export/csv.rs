@@ -71,24 +71,49 @@ pub fn write_row(w: &mut (impl Write + ?Sized), cells: &[Cell]) -> std::io::Resu
     w.write_all(b"\r\n")
 }
 
-fn write_text(w: &mut (impl Write + ?Sized), text: &str) -> std::io::Result<()> {
-    // A cell Excel would run as a formula (typed by anyone with a phone)
-    // is written as text: OWASP's CSV injection advice. Phone numbers
-    // (`+250 788 …`) and negative numbers stay as they are.
-    let formula = match text.as_bytes().first() {
+/// Where Excel starts a new cell in some locale: `,` (English), `;`
+/// (French and most of Europe), tab, and a new line.
+const SEPARATORS: &[char] = &[',', ';', '\t', '\n', '\r'];
+
+/// Whether Excel would run a cell starting at `cell` (up to the next
+/// separator) as a formula: OWASP's CSV injection triggers. Phone numbers
+/// (`+250 788 …`) and negative numbers are not formulas.
+fn formula(cell: &str) -> bool {
+    match cell.as_bytes().first() {
         Some(b'=' | b'@' | b'\t' | b'\r') => true,
-        Some(b'+' | b'-') => !text[1..].bytes().all(|b| b.is_ascii_digit() || b" .-".contains(&b)),
+        Some(b'+' | b'-') => {
+            let rest = &cell[1..];
+            let end = rest.find(SEPARATORS).unwrap_or(rest.len());
+            !rest[..end].bytes().all(|b| b.is_ascii_digit() || b" .-".contains(&b))
+        }
         _ => false,
-    };
-    let quote = formula || text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || text.starts_with(' ');
+    }
+}
+
+fn write_text(w: &mut (impl Write + ?Sized), text: &str) -> std::io::Result<()> {
+    // Text typed by anyone with a phone is never run as a formula: every
+    // place a cell could start in some locale (the cell's start, and after
+    // each separator, for Excel set to split at `;`) is defused with `'`,
+    // and a cell holding a separator is quoted whole.
+    let starts = std::iter::once(0).chain(text.match_indices(SEPARATORS).map(|(i, s)| i + s.len()));
+    let defuse: Vec<usize> = starts.filter(|&i| formula(&text[i..])).collect();
+    let quote = !defuse.is_empty()
+        || text
+            .bytes()
+            .any(|b| matches!(b, b',' | b';' | b'\t' | b'"' | b'\n' | b'\r'))
+        || text.starts_with(' ');
     if !quote {
         return w.write_all(text.as_bytes());
     }
     w.write_all(b"\"")?;
-    if formula {
-        w.write_all(b"'")?;
+    let mut from = 0;
+    for at in defuse.into_iter().chain(std::iter::once(text.len())) {
+        w.write_all(text[from..at].replace('"', "\"\"").as_bytes())?;
+        if at < text.len() {
+            w.write_all(b"'")?;
+        }
+        from = at;
     }
-    w.write_all(text.replace('"', "\"\"").as_bytes())?;
     w.write_all(b"\"")
 }
 
@@ -122,5 +147,35 @@ mod tests {
         assert_eq!(line(&[Cell::Text("+250 788 000 111".into())]), "+250 788 000 111\r\n");
         assert_eq!(line(&[Cell::Text("-cmd|x".into())]), "\"'-cmd|x\"\r\n");
         assert_eq!(line(&[Cell::Text("two\nlines".into())]), "\"two\nlines\"\r\n");
+    }
+
+    #[test]
+    fn formulas_after_a_separator_are_defused_for_excel_in_every_locale() {
+        let cases = [
+            // Excel set to split at `;` (French) would start a cell at `=`.
+            ("Uwase;=HYPERLINK(A1)", "\"Uwase;'=HYPERLINK(A1)\"\r\n"),
+            ("x;=1+1;", "\"x;'=1+1;\"\r\n"),
+            ("a,@SUM(A1)", "\"a,'@SUM(A1)\"\r\n"),
+            ("a\t+HYPERLINK(x)", "\"a\t'+HYPERLINK(x)\"\r\n"),
+            ("a\n-1+1", "\"a\n'-1+1\"\r\n"),
+            ("=cmd|' /C calc'!A0", "\"'=cmd|' /C calc'!A0\"\r\n"),
+            ("@SUM(1+1)", "\"'@SUM(1+1)\"\r\n"),
+            ("\t=1+1", "\"'\t'=1+1\"\r\n"),
+            // A separator alone is quoted, so no locale splits the cell.
+            ("Mukamana; Uwase", "\"Mukamana; Uwase\"\r\n"),
+            ("tab\there", "\"tab\there\"\r\n"),
+            // Phones and negative numbers stay as typed, also after a separator.
+            ("+250 788 123 456", "+250 788 123 456\r\n"),
+            ("-250788000111", "-250788000111\r\n"),
+            (
+                "+250 788 123 456;+250 788 000 111",
+                "\"+250 788 123 456;+250 788 000 111\"\r\n",
+            ),
+            ("\u{ff1d}1+1", "\u{ff1d}1+1\r\n"),
+            (" =1+1", "\" =1+1\"\r\n"),
+        ];
+        for (text, written) in cases {
+            assert_eq!(line(&[Cell::Text(text.into())]), written, "{text:?}");
+        }
     }
 }

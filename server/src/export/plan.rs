@@ -210,6 +210,7 @@ impl Plan {
             meta(&["submission_id", "form_id", "form_version", "problems", "flagged_at"]),
             None,
         ));
+        unique_names(&mut tables, &groups);
         Plan { tables, groups }
     }
 
@@ -405,6 +406,45 @@ const RESERVED: &[&str] = &[
     "indicators",
     "all",
 ];
+
+/// Makes every table name unique, also to file systems that ignore case
+/// (Windows, macOS), so that no file or download hides another: a form
+/// `trader_survey__goods` beside the repeat table of `trader_survey`, a
+/// form `survey_v2` beside the second version group of `survey`, or
+/// `Trader_Survey` beside `trader_survey`. A name already taken gets
+/// `~2`, `~3`… (as workbook sheets do). Who keeps the plain name does not
+/// depend on the order forms were listed in: fixed tables first, then
+/// names made from a form's (repeat tables, `<form_id>_v<version>`), then
+/// forms' own ids; within each, lowercase names, then plan order. So a
+/// shipped form's tables keep their names when a form that mimics one is
+/// published.
+fn unique_names(tables: &mut [Table], groups: &[FormGroup]) {
+    let first_of_form = |g: usize| groups.iter().position(|x| x.form_id == groups[g].form_id) == Some(g);
+    let rank = |t: &Table| match t.source {
+        Source::Collection(_) | Source::Conflicts | Source::ReviewFlags => 0,
+        Source::Repeat { .. } => 1,
+        Source::Form(g) if !first_of_form(g) => 1,
+        Source::Form(_) => 2,
+    };
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| (rank(&tables[i]), tables[i].name.to_lowercase() != tables[i].name, i));
+    // The downloads that are not tables, and what `mpaka export` writes
+    // beside them.
+    let mut taken: BTreeSet<String> = DOWNLOADS.iter().map(|n| (*n).to_owned()).collect();
+    for i in order {
+        let name = &tables[i].name;
+        let mut unique = name.clone();
+        let mut n = 1;
+        while !taken.insert(unique.to_lowercase()) {
+            n += 1;
+            unique = format!("{name}~{n}");
+        }
+        tables[i].name = unique;
+    }
+}
+
+/// Names of downloads that are not tables (`indicators.csv`, `all.xlsx`).
+const DOWNLOADS: &[&str] = &["indicators", "all"];
 
 /// Builds a table's headers: names, or labels in a language for answers.
 fn table(name: &str, source: Source, columns: Vec<Column>, labels: Option<(&FormGroup, Option<&str>)>) -> Table {

@@ -296,3 +296,80 @@ fn a_form_cannot_take_a_fixed_table_name_and_versions_are_made_safe() {
     );
     assert!(names.contains(&"form_traders_v2026112702__x___y_"), "{names:?}");
 }
+
+#[test]
+fn forms_that_mimic_other_tables_get_names_of_their_own_and_files_of_their_own() {
+    let p = project();
+    // A form whose id is the survey's repeat table, one that is the
+    // survey's second version group, and one that differs only in case.
+    let mut forms = Vec::new();
+    for id in ["trader_survey__goods", "trader_survey_v2026120101", "Trader_Survey"] {
+        let mut form: FormDefinition = (*sample::trader_survey()).clone();
+        form.form_id = id.into();
+        p.store.save_form(&form, 3).unwrap();
+        forms.push(std::sync::Arc::new(form));
+    }
+    let mimic = trader_interview(&forms[0], env(), None, 20)
+        .unwrap()
+        .finalize(&p.store)
+        .unwrap()
+        .unwrap()
+        .entity;
+    let context = ExportContext {
+        forms: p.store.forms().unwrap(),
+        ..p.context
+    };
+    let plan = Plan::new(&context.forms, &context.options);
+    let names: Vec<&str> = plan.tables.iter().map(|t| t.name.as_str()).collect();
+    let folded: std::collections::BTreeSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(folded.len(), names.len(), "unique, ignoring case: {names:?}");
+    // The survey's own tables keep their names; the mimics get a suffix.
+    let source = |name: &str| &plan.table(name).unwrap_or_else(|| panic!("{name} in {names:?}")).source;
+    assert!(matches!(source("trader_survey__goods"), Source::Repeat { .. }));
+    assert!(matches!(source("trader_survey"), Source::Form(_)));
+    let survey_v2 = source("trader_survey_v2026120101");
+    assert!(matches!(survey_v2, Source::Form(g) if plan.groups[*g].form_id == "trader_survey"));
+    let form_table = |id: &str| {
+        let t = plan
+            .tables
+            .iter()
+            .find(|t| matches!(t.source, Source::Form(g) if plan.groups[g].form_id == id));
+        t.unwrap().name.clone()
+    };
+    assert_eq!(form_table("Trader_Survey"), "Trader_Survey~2");
+    // (`Trader_Survey__goods~2`, its repeat table, came first.)
+    let mimic_table = form_table("trader_survey__goods");
+    assert_eq!(mimic_table, "trader_survey__goods~3");
+    // The same names whatever order the forms come in.
+    let mut reversed = context.forms.clone();
+    reversed.reverse();
+    let again: Vec<String> = Plan::new(&reversed, &context.options)
+        .tables
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let mut sorted: Vec<&str> = names.clone();
+    sorted.sort_unstable();
+    let mut again_sorted: Vec<&str> = again.iter().map(String::as_str).collect();
+    again_sorted.sort_unstable();
+    assert_eq!(again_sorted, sorted);
+
+    // Every table to its own file (as `mpaka export --out` writes them).
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(&p.store, &context, None, &mut CsvSink::into_dir(dir.path())).unwrap();
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, names.len(), "no file written over another");
+    let rows: HashMap<&str, u64> = summary.rows.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    assert_eq!(rows["trader_survey__goods"], 9, "the repeat rows are all there");
+    let (h, r) = read_csv(&dir.path().join(format!("{mimic_table}.csv")));
+    assert_eq!(column(&h, &r, "submission_id"), [mimic.to_string().as_str()]);
+
+    // And each downloads on its own.
+    for name in &names {
+        let one = tempfile::tempdir().unwrap();
+        let only = [(*name).to_owned()];
+        let summary = run(&p.store, &context, Some(&only), &mut CsvSink::into_dir(one.path())).unwrap();
+        assert_eq!(summary.rows, [((*name).to_owned(), rows[name])]);
+        assert!(one.path().join(format!("{name}.csv")).exists());
+    }
+}
