@@ -321,6 +321,9 @@ impl Accounts {
             (_, Some(p)) => p.id,
             (_, None) => return Err(AccountError::Invalid(format!("a {} needs a project", role.as_str()))),
         };
+        if project_id != 0 {
+            self.check_not_server_wide(username)?;
+        }
         let row = self.db.with(|db| {
             db.query_opt(
                 "INSERT INTO users (project_id, username, role, created_at) VALUES (?1, ?2, ?3, ?4) \
@@ -332,6 +335,30 @@ impl Accounts {
             Some(row) => Ok(row.int(0)?),
             None => Err(AccountError::Exists(format!("user `{username}`"))),
         }
+    }
+
+    /// Refuses a project user named `admin` or like any server-wide user:
+    /// the name would pass for the admin in device lists, indicators and
+    /// exports, and `mpaka admin token <name> --project …` or
+    /// `set-password` would pick the project user instead. The one check
+    /// for the API, the dashboard and the command line.
+    fn check_not_server_wide(&self, username: &str) -> Result<(), AccountError> {
+        let taken = username.eq_ignore_ascii_case(RESERVED_USER)
+            || self
+                .db
+                .with(|db| {
+                    db.query_opt(
+                        "SELECT 1 FROM users WHERE project_id = 0 AND lower(username) = lower(?1)",
+                        params![username],
+                    )
+                })?
+                .is_some();
+        if taken {
+            return Err(AccountError::Invalid(format!(
+                "the user name `{username}` is reserved for a server-wide admin; choose another name for a project user"
+            )));
+        }
+        Ok(())
     }
 
     /// The id and role of a user of `project` (or an admin).
@@ -740,6 +767,10 @@ fn principal_row(r: &Row) -> Result<Principal, AccountError> {
         node: r.opt_int(7)?.map(NodeId::from_sql),
     })
 }
+
+/// The name first start gives the server-wide admin: never a project
+/// user's, even before that admin exists.
+const RESERVED_USER: &str = "admin";
 
 /// Slugs and user names: 1 to 64 of `a-z 0-9 . _ -`, starting with a
 /// letter or digit (they appear in URLs, file names and exports).

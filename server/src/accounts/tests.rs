@@ -137,6 +137,33 @@ fn names_are_checked_and_admins_are_server_wide() {
 }
 
 #[test]
+fn project_users_cannot_take_a_server_wide_name() {
+    for (name, _dir, accounts) in backends() {
+        println!("backend: {name}");
+        let project = accounts.create_project("rusizi", "Rusizi II", 0).unwrap();
+        // `admin` is reserved even before first start creates it.
+        for role in [Role::Enumerator, Role::MeOfficer] {
+            let refused = accounts.add_user(Some(&project), "admin", role, 0);
+            assert!(
+                matches!(&refused, Err(AccountError::Invalid(m)) if m.contains("reserved")),
+                "{name}: {refused:?}"
+            );
+        }
+        accounts.add_user(None, "admin", Role::Admin, 0).unwrap();
+        accounts.add_user(None, "kagame.it", Role::Admin, 0).unwrap();
+        assert!(matches!(
+            accounts.add_user(Some(&project), "kagame.it", Role::Enumerator, 0),
+            Err(AccountError::Invalid(_))
+        ));
+        // Other names are free, and the admin lookup still finds the admin.
+        accounts
+            .add_user(Some(&project), "administrator-grace", Role::Enumerator, 0)
+            .unwrap();
+        assert_eq!(accounts.user(Some(&project), "admin").unwrap().1, Role::Admin);
+    }
+}
+
+#[test]
 fn an_accounts_file_from_before_clock_offsets_and_logins_gets_the_columns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("server.sqlite");
