@@ -2,14 +2,15 @@
 //! data folder or database (safe while the server runs: exports read a
 //! snapshot).
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use mpaka_server::export::csv::CsvSink;
+use mpaka_server::export::csv::{CsvSink, Open};
 use mpaka_server::export::jsonl::JsonlSink;
 use mpaka_server::export::xlsx::XlsxSink;
-use mpaka_server::export::{self, ExportOptions, ExportSummary};
-use mpaka_server::server::DataDir;
+use mpaka_server::export::{self, ExportOptions, ExportSummary, Table};
+use mpaka_server::server::{DataDir, create_private_dir, narrow, open_private};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,16 +59,42 @@ pub fn run(data: &DataDir, args: ExportArgs) -> Result<String, Box<dyn std::erro
     let context = data.export_context(&project, options)?;
     let log = data.store(&project)?;
     let only = (!args.tables.is_empty()).then_some(args.tables.as_slice());
+    // The files name vulnerable people: 0600 in a 0700 folder, whatever
+    // the umask.
+    let at = |path: &Path| {
+        let path = path.to_owned();
+        move |e: std::io::Error| format!("{}: {e}", path.display())
+    };
     let summary: ExportSummary = match args.format {
-        Format::Xlsx => export::run(log.as_ref(), &context, only, &mut XlsxSink::new(&args.out))?,
+        Format::Xlsx => {
+            if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_private_dir(parent).map_err(at(parent))?;
+            }
+            open_private(&args.out, true).map_err(at(&args.out))?;
+            let summary = export::run(log.as_ref(), &context, only, &mut XlsxSink::new(&args.out))?;
+            narrow(&args.out, 0o600).map_err(at(&args.out))?;
+            summary
+        }
         Format::Csv | Format::Jsonl => {
-            std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+            create_private_dir(&args.out)
+                .and_then(|()| narrow(&args.out, 0o700))
+                .map_err(at(&args.out))?;
+            let dir = args.out.as_path();
+            let extension = match args.format {
+                Format::Csv => "csv",
+                _ => "jsonl",
+            };
+            let open: Open<'_> = Box::new(move |t: &Table| {
+                let file = open_private(&dir.join(format!("{}.{extension}", t.name)), true)?;
+                Ok(Box::new(file) as Box<dyn Write>)
+            });
             let summary = match args.format {
-                Format::Csv => export::run(log.as_ref(), &context, only, &mut CsvSink::into_dir(&args.out))?,
-                _ => export::run(log.as_ref(), &context, only, &mut JsonlSink::into_dir(&args.out))?,
+                Format::Csv => export::run(log.as_ref(), &context, only, &mut CsvSink::new(open))?,
+                _ => export::run(log.as_ref(), &context, only, &mut JsonlSink::new(open))?,
             };
             if only.is_none() {
-                let mut file = std::fs::File::create(args.out.join("indicators.csv"))?;
+                let path = args.out.join("indicators.csv");
+                let mut file = open_private(&path, true).map_err(at(&path))?;
                 data.indicators(&project)?.write_csv(&mut file)?;
             }
             summary

@@ -35,27 +35,103 @@ struct StorageArgs {
     data_dir: PathBuf,
     /// PostgreSQL instead of the data folder, e.g.
     /// postgres://mpaka@db.example.org/mpaka (the schema is created or
-    /// upgraded at start).
-    #[arg(long, env = "MPAKA_DATABASE_URL", hide_env_values = true, global = true)]
+    /// upgraded at start). A URL with a password is refused here, where
+    /// every local user can read it with `ps`: pass it in
+    /// MPAKA_DATABASE_URL or --database-url-file instead.
+    #[arg(long, global = true)]
     database_url: Option<String>,
+    /// A file holding the PostgreSQL URL (password included) on its first
+    /// line, e.g. readable by the server's user only.
+    #[arg(
+        long,
+        env = "MPAKA_DATABASE_URL_FILE",
+        global = true,
+        conflicts_with = "database_url"
+    )]
+    database_url_file: Option<PathBuf>,
     /// Pooled PostgreSQL connections per process.
     #[arg(long, env = "MPAKA_DATABASE_CONNECTIONS", default_value_t = 16, global = true)]
     database_connections: u32,
 }
 
-impl StorageArgs {
-    fn open(&self) -> Result<DataDir, mpaka_server::server::ServerError> {
-        match &self.database_url {
-            Some(url) => DataDir::connect(url, self.database_connections),
-            None => DataDir::open(&self.data_dir),
+/// A PostgreSQL URL that cannot be used as given.
+#[derive(Debug, thiserror::Error)]
+enum DatabaseUrlError {
+    /// A password on the command line.
+    #[error(
+        "--database-url holds a password, which every user of this machine can read in the process list: \
+         pass the URL in MPAKA_DATABASE_URL, or in a file readable by the server's user only \
+         (--database-url-file or MPAKA_DATABASE_URL_FILE), and leave --database-url out"
+    )]
+    PasswordOnCommandLine,
+    /// Two sources at once.
+    #[error("both MPAKA_DATABASE_URL and a URL file are given: use one of them")]
+    TwoSources,
+    /// The URL file does not read.
+    #[error("database URL file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The URL file is empty.
+    #[error("database URL file {0} is empty: write the postgres://… URL on its first line")]
+    EmptyFile(PathBuf),
+}
+
+/// Whether a PostgreSQL URL (or key=value string) carries a password.
+fn has_password(url: &str) -> bool {
+    match url.parse::<postgres::Config>() {
+        Ok(config) => config.get_password().is_some(),
+        // Unparsable: look for the places a password would be.
+        Err(_) => {
+            let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+            let userinfo = authority.split_once('@').map_or("", |(userinfo, _)| userinfo);
+            userinfo.contains(':') || url.contains("password")
         }
+    }
+}
+
+impl StorageArgs {
+    /// The PostgreSQL URL, if any: `--database-url` (without a password),
+    /// or the file, or `MPAKA_DATABASE_URL`.
+    fn database_url(&self) -> Result<Option<String>, DatabaseUrlError> {
+        let from_env = std::env::var("MPAKA_DATABASE_URL").ok().filter(|u| !u.is_empty());
+        if let Some(url) = &self.database_url {
+            if has_password(url) {
+                return Err(DatabaseUrlError::PasswordOnCommandLine);
+            }
+            return Ok(Some(url.clone()));
+        }
+        let Some(path) = &self.database_url_file else {
+            return Ok(from_env);
+        };
+        if from_env.is_some() {
+            return Err(DatabaseUrlError::TwoSources);
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| DatabaseUrlError::File {
+            path: path.clone(),
+            source,
+        })?;
+        match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(url) => Ok(Some(url.to_owned())),
+            None => Err(DatabaseUrlError::EmptyFile(path.clone())),
+        }
+    }
+
+    fn open(&self) -> Result<DataDir, Box<dyn std::error::Error>> {
+        Ok(match self.database_url()? {
+            Some(url) => DataDir::connect(&url, self.database_connections)?,
+            None => DataDir::open_with_key(&self.data_dir, mpaka_server::server::store_key_from_env()?)?,
+        })
     }
 
     /// Where the data is, for people (never the URL: it may hold a password).
     fn describe(&self) -> String {
-        match &self.database_url {
-            Some(_) => "data in PostgreSQL".into(),
-            None => format!("data in {}", self.data_dir.display()),
+        match self.database_url() {
+            Ok(Some(_)) => "data in PostgreSQL".into(),
+            _ => format!("data in {}", self.data_dir.display()),
         }
     }
 }
@@ -213,12 +289,10 @@ fn main() -> ExitCode {
         }
         Command::Admin { storage, command } => storage
             .open()
-            .map_err(Into::into)
             .and_then(|data| admin::run(&data, command))
             .map(|out| print!("{out}")),
         Command::Export { storage, args } => storage
             .open()
-            .map_err(Into::into)
             .and_then(|data| export_cmd::run(&data, args))
             .map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {
@@ -254,12 +328,16 @@ fn serve(addr: SocketAddr, storage: &StorageArgs, limits: Limits) -> ExitCode {
         .init();
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let data = storage.open()?;
-        let first = data.first_start(mpaka_server::server::now_ms())?;
+        // Refuse now what would otherwise be 500s that devices retry.
+        data.check_ready()?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
+            // Bind before first start: when the port is taken, nothing is
+            // created, and the next start shows the admin token.
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| mpaka_server::server::ServerError::Bind { addr, source })?;
+            let first = data.first_start(mpaka_server::server::now_ms())?;
             let local = listener.local_addr()?;
             println!("mpaka {} serving on http://{local} ({})", env!("CARGO_PKG_VERSION"), storage.describe());
             if let Some(first) = first {

@@ -232,7 +232,13 @@ const PRINCIPAL_SELECT: &str = "SELECT d.id, u.id, u.username, u.role, p.id, p.s
 impl Accounts {
     /// Opens (creating if needed) the SQLite accounts database at `path`.
     pub fn open(path: &Path) -> Result<Accounts, AccountError> {
-        let conn = rusqlite::Connection::open(path).map_err(SqlError::from)?;
+        Accounts::on_sqlite(rusqlite::Connection::open(path).map_err(SqlError::from)?)
+    }
+
+    /// The accounts in SQLite connection `conn`, set up (schema created or
+    /// upgraded): for a connection already given its SQLCipher key
+    /// (`DataDir::open_with_key`).
+    pub fn on_sqlite(conn: rusqlite::Connection) -> Result<Accounts, AccountError> {
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;

@@ -57,20 +57,147 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
+/// Why a PostgreSQL database cannot be used at start. Each names the
+/// server as `user@host:port/database` and the cause, never the password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("the PostgreSQL URL is malformed ({reason}); its form is postgres://user@host:port/database")]
+    Malformed {
+        /// What the parser said (never the URL).
+        reason: String,
+    },
+    /// The server asks for a password and the URL has none.
+    #[error(
+        "PostgreSQL at {target} asks for a password and the URL has none: put it in the URL \
+         (postgres://user:password@host/database) and pass that in MPAKA_DATABASE_URL or a file \
+         (--database-url-file / MPAKA_DATABASE_URL_FILE)"
+    )]
+    PasswordMissing {
+        /// user@host:port/database.
+        target: String,
+    },
+    /// Wrong password (PostgreSQL does not say whether the user exists).
+    #[error("PostgreSQL at {target}: authentication failed: the password is wrong, or there is no such user")]
+    AuthenticationFailed {
+        /// user@host:port/database.
+        target: String,
+    },
+    /// Nothing listens there.
+    #[error("PostgreSQL at {target}: connection refused: is it running, and listening on that host and port?")]
+    Refused {
+        /// user@host:port/database.
+        target: String,
+    },
+    /// The server turned the connection down (pg_hba.conf, no such
+    /// database, too many connections…).
+    #[error("PostgreSQL at {target} refused the connection: {message}")]
+    Rejected {
+        /// user@host:port/database.
+        target: String,
+        /// PostgreSQL's message (it names user and database, not the password).
+        message: String,
+    },
+    /// The server cannot be reached (name, network, timeout).
+    #[error("cannot reach PostgreSQL at {target}: {reason}")]
+    Unreachable {
+        /// user@host:port/database.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// Connected, but the pool or the schema failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// `user@host:port/database` of a configuration, for messages.
+fn target(config: &::postgres::Config) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = (config.get_hosts().iter().enumerate())
+        .map(|(i, host)| {
+            let host = match host {
+                ::postgres::config::Host::Tcp(name) => name.clone(),
+                ::postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let user = config.get_user().unwrap_or("?");
+    format!("{user}@{}/{}", hosts.join(","), config.get_dbname().unwrap_or(user))
+}
+
+/// A failed first connection, as what the operator must fix.
+fn connect_error(error: &::postgres::Error, target: String) -> ConnectError {
+    use std::error::Error as _;
+    if let Some(db) = error.as_db_error() {
+        return if *db.code() == ::postgres::error::SqlState::INVALID_PASSWORD {
+            ConnectError::AuthenticationFailed { target }
+        } else {
+            ConnectError::Rejected {
+                target,
+                message: db.message().to_owned(),
+            }
+        };
+    }
+    let cause = error.source().map(ToString::to_string).unwrap_or_default();
+    match error.source().and_then(|s| s.downcast_ref::<std::io::Error>()) {
+        Some(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ConnectError::Refused { target },
+        _ if cause == "password missing" => ConnectError::PasswordMissing { target },
+        _ if cause.is_empty() => ConnectError::Unreachable {
+            target,
+            reason: error.to_string(),
+        },
+        _ => ConnectError::Unreachable {
+            target,
+            reason: format!("{error}: {cause}"),
+        },
+    }
+}
+
+/// r2d2's handler of failed connection attempts: at debug level, since
+/// they repeat every few milliseconds while PostgreSQL is away, and the
+/// request that waited in vain reports the last of them anyway.
+#[derive(Debug)]
+struct QuietErrors;
+
+impl r2d2::HandleError<::postgres::Error> for QuietErrors {
+    fn handle_error(&self, error: ::postgres::Error) {
+        tracing::debug!(error = %error, "a PostgreSQL connection attempt failed");
+    }
+}
+
 impl Postgres {
     /// Connects with up to `connections` pooled connections and brings the
     /// schema up to date (safe when several processes start at once).
-    pub fn connect(url: &str, connections: u32) -> Result<Postgres, StorageError> {
-        Postgres::connect_config(url.parse()?, connections)
+    pub fn connect(url: &str, connections: u32) -> Result<Postgres, ConnectError> {
+        let config = url.parse().map_err(|e: ::postgres::Error| {
+            use std::error::Error as _;
+            // The parser may quote one character of the URL (of the
+            // password, perhaps): keep its words only.
+            let reason = e.source().map_or_else(|| e.to_string(), ToString::to_string);
+            let reason = reason.split(": expected").next().unwrap_or_default().to_owned();
+            ConnectError::Malformed { reason }
+        })?;
+        Postgres::connect_config(config, connections)
     }
 
-    /// [`Postgres::connect`] with a parsed configuration.
-    pub fn connect_config(config: ::postgres::Config, connections: u32) -> Result<Postgres, StorageError> {
+    /// [`Postgres::connect`] with a parsed configuration. One connection is
+    /// made directly first, so that a wrong URL fails at once with its
+    /// cause ([`ConnectError`]) instead of after the pool's timeout.
+    pub fn connect_config(mut config: ::postgres::Config, connections: u32) -> Result<Postgres, ConnectError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.connect(NoTls).map_err(|e| connect_error(&e, target(&config)))?;
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(connections.max(1))
             .connection_timeout(Duration::from_secs(10))
-            .build(manager)?;
+            .error_handler(Box::new(QuietErrors))
+            .build(manager)
+            .map_err(StorageError::from)?;
         let db = Postgres { pool };
         db.migrate()?;
         Ok(db)
@@ -708,5 +835,130 @@ impl PgProject {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+
+    use super::*;
+
+    const PASSWORD: &str = "S3cr3tPW";
+
+    /// A fake PostgreSQL on a free port that asks for a clear-text password
+    /// and turns every one down, as a server with a wrong password given.
+    fn asks_for_a_password() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                let read_message = |stream: &mut std::net::TcpStream, tagged: bool| -> Vec<u8> {
+                    let mut head = vec![0; if tagged { 5 } else { 4 }];
+                    if stream.read_exact(&mut head).is_err() {
+                        return Vec::new();
+                    }
+                    let len = u32::from_be_bytes(head[head.len() - 4..].try_into().unwrap()) as usize;
+                    let mut body = vec![0; len - 4];
+                    let _ = stream.read_exact(&mut body);
+                    body
+                };
+                let startup = read_message(&mut stream, false);
+                if startup.starts_with(&80877103u32.to_be_bytes()) {
+                    // An SSL request: not here.
+                    let _ = stream.write_all(b"N");
+                    read_message(&mut stream, false);
+                }
+                // AuthenticationCleartextPassword.
+                let _ = stream.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+                if read_message(&mut stream, true).is_empty() {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                for (code, value) in [
+                    (b'S', "FATAL"),
+                    (b'V', "FATAL"),
+                    (b'C', "28P01"),
+                    (b'M', "password authentication failed for user \"mpaka\""),
+                ] {
+                    fields.push(code);
+                    fields.extend_from_slice(value.as_bytes());
+                    fields.push(0);
+                }
+                fields.push(0);
+                let mut message = vec![b'E'];
+                message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                message.extend_from_slice(&fields);
+                let _ = stream.write_all(&message);
+            }
+        });
+        port
+    }
+
+    /// Connects, and returns the error, its message and how long it took.
+    fn refused(url: &str) -> (ConnectError, String, std::time::Duration) {
+        let start = Instant::now();
+        let error = Postgres::connect(url, 4).unwrap_err();
+        let message = error.to_string();
+        assert!(!message.contains(PASSWORD), "the password is never shown: {message}");
+        (error, message, start.elapsed())
+    }
+
+    #[test]
+    fn a_closed_port_is_told_at_once_with_host_and_port() {
+        let (error, message, took) = refused(&format!("postgres://mpaka:{PASSWORD}@127.0.0.1:1/mpaka"));
+        assert!(matches!(error, ConnectError::Refused { .. }), "{message}");
+        assert!(
+            message.contains("mpaka@127.0.0.1:1/mpaka: connection refused"),
+            "{message}"
+        );
+        assert!(took < Duration::from_secs(3), "not after the pool's timeout: {took:?}");
+    }
+
+    #[test]
+    fn a_malformed_url_is_told_without_the_url() {
+        for url in [
+            format!("postgres://mpaka:{PASSWORD}@127.0.0.1:notaport/mpaka"),
+            format!("host=127.0.0.1 password='{PASSWORD}"),
+            format!("postgres://mpaka:{PASSWORD}@127.0.0.1/mpaka?sslmode={PASSWORD}"),
+        ] {
+            let (error, message, _) = refused(&url);
+            assert!(matches!(error, ConnectError::Malformed { .. }), "{message}");
+            assert!(message.contains("postgres://user@host:port/database"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_wrong_password_is_told_as_such() {
+        let port = asks_for_a_password();
+        let (error, message, _) = refused(&format!("postgres://mpaka@127.0.0.1:{port}/mpaka"));
+        assert!(matches!(error, ConnectError::PasswordMissing { .. }), "{message}");
+        assert!(
+            message.contains(&format!("mpaka@127.0.0.1:{port}/mpaka asks for a password")),
+            "{message}"
+        );
+        assert!(message.contains("MPAKA_DATABASE_URL"), "{message}");
+        let (error, message, took) = refused(&format!("postgres://mpaka:{PASSWORD}@127.0.0.1:{port}/mpaka"));
+        assert!(matches!(error, ConnectError::AuthenticationFailed { .. }), "{message}");
+        assert!(message.contains("authentication failed"), "{message}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[test]
+    fn a_missing_database_is_named() {
+        let url = std::env::var("MPAKA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+            panic!("MPAKA_TEST_DATABASE_URL is not set: eval \"$(scripts/pg-throwaway start)\" first")
+        });
+        let mut config: ::postgres::Config = url.parse().unwrap();
+        config.dbname("no_such_database").password(PASSWORD);
+        let error = Postgres::connect_config(config, 4).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ConnectError::Rejected { .. }), "{message}");
+        assert!(
+            message.contains("database \"no_such_database\" does not exist"),
+            "{message}"
+        );
+        assert!(!message.contains(PASSWORD));
     }
 }
