@@ -62,6 +62,23 @@ impl TestServer {
         TestServer::spawn(&["--data-dir".as_ref(), data_dir.as_os_str()], data_dir, env)
     }
 
+    /// A server on a fresh data folder whose process may map at most
+    /// `kib` KiB of address space (`ulimit -v`, set in the child's shell
+    /// before it becomes `mpaka serve`): a request that tries to take more
+    /// memory than that aborts the server, which the test then sees.
+    pub fn start_capped(kib: u64) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("mpaka-data");
+        let mut server = TestServer::spawn_with(
+            &["--data-dir".as_ref(), data_dir.as_os_str()],
+            &data_dir,
+            &[],
+            Some(kib),
+        );
+        server._dir = Some(dir);
+        server
+    }
+
     /// A server process on the PostgreSQL database at `database_url`
     /// (see [`fresh_database_url`]), logging to `log_stem`.log. Only the
     /// process that set the database up learns an `admin_token`.
@@ -70,7 +87,27 @@ impl TestServer {
     }
 
     fn spawn(storage: &[&std::ffi::OsStr], data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
-        let mut command = Command::new(mpaka_bin());
+        TestServer::spawn_with(storage, data_dir, env, None)
+    }
+
+    fn spawn_with(
+        storage: &[&std::ffi::OsStr],
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        address_space_kib: Option<u64>,
+    ) -> TestServer {
+        let mut command = match address_space_kib {
+            None => Command::new(mpaka_bin()),
+            Some(kib) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -v {kib} && exec \"$@\""))
+                    .arg("sh")
+                    .arg(mpaka_bin());
+                shell
+            }
+        };
         command
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(storage)
