@@ -167,19 +167,58 @@ pub struct Limits {
     pub max_decompressed_bytes: usize,
     /// Requests per device per minute.
     pub requests_per_minute: u32,
-    /// Failed enrollment attempts per client address per minute.
+    /// Failed enrollment attempts per client address per minute; also
+    /// dashboard logins per address, and failed logins per user name and
+    /// address.
     pub enroll_failures_per_minute: u32,
+    /// Failed dashboard logins per user name per minute, from all
+    /// addresses together (guesses spread over many addresses). Addresses
+    /// that have not failed at that user are not stopped by it.
+    pub login_failures_per_user_per_minute: u32,
+    /// Time for a request's line and headers to arrive from the first byte
+    /// read, and so also how long an idle connection stays open: a client
+    /// sending headers a line at a time is cut off (slowloris).
+    pub header_read_timeout: std::time::Duration,
+    /// Shortest time a request body may take to arrive, whatever its size.
+    pub body_timeout_min: std::time::Duration,
+    /// Longest time a request body may take to arrive.
+    pub body_timeout_max: std::time::Duration,
+    /// Slowest upload rate allowed, in bytes per second: the body deadline
+    /// is its `Content-Length` at this rate, within the bounds above.
+    pub body_min_bytes_per_second: u64,
+    /// Connections served at once; more wait in the kernel's accept queue
+    /// (holding no file descriptor of the server's) until one closes.
+    /// Lowered at start to fit the open-file limit.
+    pub max_connections: usize,
     /// Per-exchange limits.
     pub exchange: ExchangeLimits,
 }
 
+impl Limits {
+    /// How long a body of `length` bytes (`None`: not announced, taken as
+    /// the largest allowed) may take to arrive.
+    pub fn body_deadline(&self, length: Option<u64>) -> std::time::Duration {
+        let length = length.unwrap_or(self.max_body_bytes as u64);
+        let at_min_rate = std::time::Duration::from_secs(length / self.body_min_bytes_per_second.max(1));
+        at_min_rate.clamp(self.body_timeout_min, self.body_timeout_max.max(self.body_timeout_min))
+    }
+}
+
 impl Default for Limits {
+    /// Timeouts for phones on 2G: a 256 KB batch takes 10 to 20 s there,
+    /// and gets 125 s (2 KB/s, at least 60 s, at most 10 minutes).
     fn default() -> Self {
         Limits {
             max_body_bytes: 8 << 20,
             max_decompressed_bytes: 48 << 20,
             requests_per_minute: 300,
             enroll_failures_per_minute: 10,
+            login_failures_per_user_per_minute: 100,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_timeout_min: std::time::Duration::from_secs(60),
+            body_timeout_max: std::time::Duration::from_secs(600),
+            body_min_bytes_per_second: 2_048,
+            max_connections: 4_096,
             exchange: ExchangeLimits::default(),
         }
     }
@@ -835,17 +874,15 @@ pub fn now_ms() -> u64 {
 
 /// Serves `data` on `listener` until `shutdown` resolves, then stops
 /// accepting and finishes the requests in flight (a batch being ingested
-/// completes and is acknowledged).
+/// completes and is acknowledged). Slow or idle clients are cut off and
+/// connections capped as `limits` say (see [`crate::http::serve`]).
 pub async fn serve(
     data: Arc<DataDir>,
     limits: Limits,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = crate::http::router(data, limits);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::http::serve(crate::http::router(data, limits), &limits, listener, shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

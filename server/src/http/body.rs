@@ -1,10 +1,15 @@
 //! Reading request bodies (content type, compression, size, JSON) and
 //! writing compressed responses, with errors that say which was wrong.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
 use mpaka_core::sync::{CONTENT_TYPE, WireError, gunzip_limited, gzip};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,18 +17,117 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::server::Limits;
 
-/// The raw body, or why it could not be read (too large, cut off).
-pub fn raw(body: Result<Bytes, BytesRejection>, limits: &Limits) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
+/// A request body not read yet. Handlers take it last, authenticate the
+/// caller from the headers first, and read it after
+/// ([`super::AppState::read_body`]): a caller without a valid token gets
+/// its 401 before sending the body, and never makes the server wait for
+/// one or hold it in memory.
+pub struct Unread(pub Request);
+
+impl<S: Send + Sync> FromRequest<S> for Unread {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Unread(request))
+    }
+}
+
+/// Reads a body (after its caller was authenticated), within the size
+/// limit; the deadline is the one [`deadline`] gave it.
+pub async fn read(Unread(request): Unread, limits: &Limits) -> Result<Bytes, ApiError> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the request body is larger than {} bytes; send smaller batches",
+            limits.max_body_bytes
+        ))
+    };
+    if announced.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    Bytes::from_request(request, &()).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "the request body is larger than {} bytes; send smaller batches",
-                limits.max_body_bytes
+            too_large()
+        } else if let Some(seconds) = deadline_passed(&rejection) {
+            ApiError::request_timeout(format!(
+                "the request body did not arrive within {seconds} s; on a slow connection, send smaller batches"
             ))
         } else {
             ApiError::bad_request(format!("the request body could not be read: {rejection}"))
         }
     })
+}
+
+/// Why a body was cut: it did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0} s")]
+pub struct BodyDeadline(pub u64);
+
+/// The deadline's seconds, if `error` (or what caused it) is a
+/// [`BodyDeadline`].
+pub fn deadline_passed(error: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(BodyDeadline(seconds)) = e.downcast_ref() {
+            return Some(*seconds);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// Middleware: every request body must arrive whole within
+/// [`Limits::body_deadline`] of its headers (a body trickled a byte at a
+/// time is cut), whatever reads it (JSON, forms, multipart uploads).
+/// tower-http's `RequestBodyTimeout` bounds the wait per chunk, which such
+/// a trickle never exceeds, so the deadline here is for the whole body.
+pub async fn deadline(limits: Limits, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let within = limits.body_deadline(announced);
+    let request = request.map(|inner| {
+        Body::new(DeadlineBody {
+            inner,
+            seconds: within.as_secs(),
+            sleep: Box::pin(tokio::time::sleep(within)),
+        })
+    });
+    next.run(request).await
+}
+
+/// A body that fails with [`BodyDeadline`] once its time is up.
+struct DeadlineBody {
+    inner: Body,
+    seconds: u64,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyDeadline(self.seconds))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Decodes a JSON body: `Content-Type: application/json`, optionally

@@ -128,7 +128,7 @@ pub async fn resolve_conflict(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request("the conflict id in the path must be a number"))?;
-    let request: ResolveRequest = state.json_body(&headers, body)?;
+    let request: ResolveRequest = state.json_body(&headers, body).await?;
     let op = state
         .blocking(move |data| Ok(data.resolve_conflict(&project, id, request.keep)?))
         .await?;
@@ -164,7 +164,7 @@ pub async fn distinct_traders(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: DistinctRequest = state.json_body(&headers, body)?;
+    let request: DistinctRequest = state.json_body(&headers, body).await?;
     let by = principal.user_id;
     state
         .blocking(move |data| Ok(data.set_distinct(&project, &request.key, by)?))
@@ -193,7 +193,7 @@ pub async fn merge_traders(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: MergeRequest = state.json_body(&headers, body)?;
+    let request: MergeRequest = state.json_body(&headers, body).await?;
     let duplicate = trader_id("duplicate", &request.duplicate)?;
     let survivor = trader_id("survivor", &request.survivor)?;
     let ops = state

@@ -34,6 +34,23 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         self.count(key, false)
     }
 
+    /// Whether `key` has any event in its current window.
+    pub fn seen(&self, key: &K) -> bool {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .get(key)
+            .is_some_and(|(start, n)| *n > 0 && start.elapsed() < Duration::from_secs(60))
+    }
+
+    /// Takes back one event of `key` (counted before the outcome was
+    /// known, and it turned out not to be one: a right password).
+    pub fn refund(&self, key: &K) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, n)) = windows.get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     fn count(&self, key: K, add: bool) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,9 @@ mod download;
 mod error;
 mod limit;
 mod routes;
+mod serve;
+#[cfg(test)]
+mod testing;
 mod web;
 
 use std::sync::Arc;
@@ -25,11 +28,16 @@ use axum::routing::{get, post};
 
 pub use self::error::ApiError;
 use self::limit::RateLimiter;
+pub use self::serve::serve;
 use crate::accounts::{Principal, Project, Role};
 use crate::server::{DataDir, Limits};
 
-/// A request body, read whole (size-limited).
-type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+/// A request body, read once the caller is authenticated.
+type Body = body::Unread;
+
+/// Body limit of the routes anyone may call without credentials
+/// (enrollment, dashboard login): their bodies are a few short fields.
+const UNAUTHENTICATED_BODY_BYTES: usize = 16 << 10;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -38,10 +46,16 @@ pub struct AppState {
     limits: Limits,
     requests: Arc<RateLimiter>,
     enroll_failures: Arc<RateLimiter<std::net::IpAddr>>,
-    /// Dashboard login attempts, per address and per user name: counted
-    /// before the password is checked, so a burst cannot outrun them.
+    /// Dashboard login attempts per address: every attempt, counted before
+    /// the password is checked, so a burst cannot outrun them.
     login_attempts: Arc<RateLimiter<std::net::IpAddr>>,
-    login_attempts_per_user: Arc<RateLimiter<String>>,
+    /// Failed logins per user name and address, and per user name (a much
+    /// higher bound, against guesses spread over many addresses). Counted
+    /// before the check and refunded on success. The per-user bound does
+    /// not stop an address that has not failed at that user, so nobody can
+    /// keep an account locked from elsewhere.
+    login_failures_per_user_address: Arc<RateLimiter<(String, std::net::IpAddr)>>,
+    login_failures_per_user: Arc<RateLimiter<String>>,
     /// Password checks running at once (argon2 takes 19 MiB each).
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -54,13 +68,17 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         requests: Arc::new(RateLimiter::new(limits.requests_per_minute)),
         enroll_failures: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
         login_attempts: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
-        login_attempts_per_user: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        login_failures_per_user_address: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
+        login_failures_per_user: Arc::new(RateLimiter::new(limits.login_failures_per_user_per_minute)),
         password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(routes::openapi))
-        .route("/v1/enroll", post(routes::enroll))
+        .route(
+            "/v1/enroll",
+            post(routes::enroll).layer(DefaultBodyLimit::max(UNAUTHENTICATED_BODY_BYTES)),
+        )
         .route("/v1/me", get(routes::me))
         .route("/v1/sync", post(routes::sync))
         .route("/v1/projects", get(routes::list_projects).post(routes::create_project))
@@ -94,6 +112,9 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(move |request, next| {
+            body::deadline(limits, request, next)
+        }))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -163,13 +184,16 @@ impl AppState {
     }
 
     /// A JSON request body (content type, compression, size, syntax
-    /// checked), or the 4xx that says what was wrong.
-    fn json_body<T: serde::de::DeserializeOwned>(
-        &self,
-        headers: &HeaderMap,
-        body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-    ) -> Result<T, ApiError> {
-        body::json(headers, &body::raw(body, &self.limits)?, &self.limits)
+    /// checked), or the 4xx that says what was wrong. Read only now: call
+    /// it after authenticating the caller.
+    async fn json_body<T: serde::de::DeserializeOwned>(&self, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+        body::json(headers, &self.read_body(body).await?, &self.limits)
+    }
+
+    /// The raw request body (size and deadline checked); call it after
+    /// authenticating the caller.
+    async fn read_body(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
+        body::read(body, &self.limits).await
     }
 
     /// Runs blocking database work.

@@ -3,8 +3,6 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,8 +11,8 @@ use mpaka_core::sync::SyncRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::body::{raw, respond};
-use super::{ApiError, AppState, require_admin};
+use super::body::respond;
+use super::{ApiError, AppState, Body, require_admin};
 use crate::accounts::{DeviceInfo, ReviewFlag, Role};
 use crate::exchange::exchange;
 use crate::server::now_ms;
@@ -22,8 +20,6 @@ use crate::server::now_ms;
 /// The OpenAPI document, kept by hand next to the handlers it describes
 /// and checked against them by schemathesis in CI.
 const OPENAPI: &str = include_str!("openapi.json");
-
-type Body = Result<Bytes, BytesRejection>;
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "protocol": mpaka_core::sync::PROTOCOL_VERSION}))
@@ -71,7 +67,7 @@ pub async fn enroll(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.enroll_failures.exceeded(peer.ip())?;
-    let request: EnrollRequest = state.json_body(&headers, body)?;
+    let request: EnrollRequest = state.json_body(&headers, body).await?;
     let node: NodeId = request
         .node_id
         .parse()
@@ -128,7 +124,7 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
         ));
     };
     // Ops stay raw JSON text until the exchange has bounded each one.
-    let request: SyncRequest<Box<serde_json::value::RawValue>> = state.json_body(&headers, body)?;
+    let request: SyncRequest<Box<serde_json::value::RawValue>> = state.json_body(&headers, body).await?;
     let limits = state.limits.exchange;
     let device_id = principal.device_id;
     let (response, stats) = state
@@ -195,7 +191,7 @@ pub async fn create_project(
 ) -> Result<Response, ApiError> {
     let principal = state.principal(&headers).await?;
     require_admin(&principal)?;
-    let request: CreateProject = state.json_body(&headers, body)?;
+    let request: CreateProject = state.json_body(&headers, body).await?;
     let project = state
         .blocking(move |data| {
             Ok(data
@@ -220,7 +216,7 @@ pub async fn add_user(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: AddUser = state.json_body(&headers, body)?;
+    let request: AddUser = state.json_body(&headers, body).await?;
     // M&E officers add enumerators; only admins add officers and admins.
     if request.role != Role::Enumerator {
         require_admin(&principal)?;
@@ -254,7 +250,7 @@ pub async fn issue_enrollment(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (principal, project) = state.managing(&headers, &slug).await?;
-    let request: IssueEnrollment = state.json_body(&headers, body)?;
+    let request: IssueEnrollment = state.json_body(&headers, body).await?;
     let (code, expires_at) = state
         .blocking(move |data| {
             Ok(data.accounts.issue_enrollment(
@@ -344,7 +340,7 @@ pub async fn publish_form(
             "send the XLSForm as `Content-Type: {XLSX}`"
         )));
     }
-    let bytes = raw(body, &state.limits)?;
+    let bytes = state.read_body(body).await?;
     let form = state
         .blocking(move |data| Ok(data.publish_form(&project, &bytes, now_ms())?))
         .await?;

@@ -19,16 +19,19 @@ mod charts;
 mod html;
 mod pages;
 
-use axum::Router;
-use axum::extract::Request;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::body::{Unread, deadline_passed};
 use super::{ApiError, AppState};
 use crate::accounts::{Principal, Project};
 use crate::server::now_ms;
@@ -42,7 +45,12 @@ const LOGIN_COOKIE: &str = "mpaka_login";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
-        .route("/login", get(pages::login_page).post(pages::login))
+        .route(
+            "/login",
+            get(pages::login_page)
+                .post(pages::login)
+                .layer(axum::extract::DefaultBodyLimit::max(super::UNAUTHENTICATED_BODY_BYTES)),
+        )
         .route("/logout", post(pages::logout))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/p/{project}", get(pages::overview))
@@ -88,11 +96,16 @@ pub enum WebError {
     Login,
     /// Shown to the person, with a status.
     Page(StatusCode, String),
+    /// Too many requests: a 429 page with `Retry-After` (seconds).
+    RateLimited(String, u64),
 }
 
 impl From<ApiError> for WebError {
     fn from(e: ApiError) -> Self {
-        WebError::Page(e.status, e.message)
+        match e.retry_after {
+            Some(seconds) => WebError::RateLimited(e.message, seconds),
+            None => WebError::Page(e.status, e.message),
+        }
     }
 }
 
@@ -101,6 +114,14 @@ impl IntoResponse for WebError {
         match self {
             WebError::Login => Redirect::to("/login").into_response(),
             WebError::Page(status, message) => (status, html::error_page(status, &message)).into_response(),
+            WebError::RateLimited(message, seconds) => {
+                let status = StatusCode::TOO_MANY_REQUESTS;
+                let mut response = (status, html::error_page(status, &message)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
         }
     }
 }
@@ -210,18 +231,67 @@ impl AppState {
         }
     }
 
-    /// For a form post: the session, after the origin and CSRF checks.
-    async fn web_post(&self, headers: &HeaderMap, slug: &str, csrf: &str) -> Result<(Session, Project), WebError> {
+    /// For a form post: the origin checked, the session and project found,
+    /// and only then the form read (so a post without a session never
+    /// makes the server wait for or hold its body) and its CSRF token
+    /// checked.
+    async fn web_post<T: DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        slug: &str,
+        body: Unread,
+    ) -> Result<(Session, Project, T), WebError> {
         same_origin(headers)?;
         let (session, project) = self.web_project(headers, slug).await?;
-        if !csrf_ok(&session.secret, csrf) {
-            return Err(WebError::Page(
-                StatusCode::FORBIDDEN,
-                "this form has expired or did not come from this dashboard; reload the page and try again".into(),
-            ));
-        }
-        Ok((session, project))
+        let fields = session.form(body).await?;
+        Ok((session, project, fields))
     }
+}
+
+/// A dashboard form's fields, with the CSRF token every form carries.
+#[derive(Deserialize)]
+struct Posted<T> {
+    csrf: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+impl Session {
+    /// A form posted from this session's page: read, then its CSRF token
+    /// checked.
+    async fn form<T: DeserializeOwned>(&self, body: Unread) -> Result<T, WebError> {
+        let posted: Posted<T> = read_form(body).await?;
+        self.check_csrf(&posted.csrf)?;
+        Ok(posted.fields)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's.
+    fn check_csrf(&self, given: &str) -> Result<(), WebError> {
+        if csrf_ok(&self.secret, given) {
+            return Ok(());
+        }
+        Err(WebError::Page(
+            StatusCode::FORBIDDEN,
+            "this form has expired or did not come from this dashboard; reload the page and try again".into(),
+        ))
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body.
+async fn read_form<T: DeserializeOwned>(Unread(request): Unread) -> Result<T, WebError> {
+    Form::<T>::from_request(request, &())
+        .await
+        .map(|Form(fields)| fields)
+        .map_err(|e| match deadline_passed(&e) {
+            Some(seconds) => WebError::Page(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the form did not arrive within {seconds} s; try again"),
+            ),
+            None => WebError::Page(
+                StatusCode::BAD_REQUEST,
+                format!("the form is incomplete: {}", e.body_text()),
+            ),
+        })
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 
-use axum::Form;
 use axum::extract::multipart::Multipart;
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine;
@@ -15,10 +14,13 @@ use serde::Deserialize;
 
 use super::charts::{self, Bar};
 use super::html::{self, Tab, esc, page};
-use super::{LOGIN_COOKIE, SESSION_COOKIE, Session, WebError, cookie, csrf_ok, csrf_token, same_origin, set_cookie};
+use super::{
+    LOGIN_COOKIE, SESSION_COOKIE, Session, WebError, cookie, csrf_ok, csrf_token, read_form, same_origin, set_cookie,
+};
 use crate::accounts::{Project, WEB_SESSION_TTL_MS};
 use crate::export::{ExportOptions, Plan};
 use crate::http::AppState;
+use crate::http::body::{Unread, deadline_passed};
 use crate::http::data::{ConflictView, open_conflicts, trader_id};
 use crate::http::download::{self, Download, OptionsQuery};
 use crate::review::{self, Keep};
@@ -38,15 +40,6 @@ pub async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
-}
-
-fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, WebError> {
-    form.map(|Form(f)| f).map_err(|e| {
-        WebError::Page(
-            StatusCode::BAD_REQUEST,
-            format!("the form is incomplete: {}", e.body_text()),
-        )
-    })
 }
 
 fn logged_in<'a>(session: &'a Session, csrf: &'a str) -> Option<(&'a str, &'a str)> {
@@ -71,11 +64,25 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     Ok(page("Projects", None, logged_in(&session, &csrf), &body).into_response())
 }
 
+/// Bytes of a pre-login secret.
+const SECRET_BYTES: usize = 32;
+
 fn random_secret() -> Result<String, WebError> {
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes)
         .map_err(|_| WebError::Page(StatusCode::INTERNAL_SERVER_ERROR, "no randomness available".into()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A pre-login cookie of exactly the form [`random_secret`] issues (32
+/// bytes, unpadded URL-safe base64), so that a value planted by someone
+/// else (`mpaka_login=a`, whose CSRF token anyone can compute) is replaced.
+fn login_secret(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, LOGIN_COOKIE).filter(|v| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v)
+            .is_ok_and(|b| b.len() == SECRET_BYTES)
+    })
 }
 
 fn login_form(csrf: &str, message: Option<&str>) -> Html<String> {
@@ -100,7 +107,7 @@ fn login_form(csrf: &str, message: Option<&str>) -> Html<String> {
 }
 
 pub async fn login_page(headers: HeaderMap) -> Result<Response, WebError> {
-    let secret = match cookie(&headers, LOGIN_COOKIE) {
+    let secret = match login_secret(&headers) {
         Some(s) => s,
         None => random_secret()?,
     };
@@ -122,11 +129,11 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Form<LoginForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
     same_origin(&headers)?;
-    let f = form(body)?;
-    let pre = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let f: LoginForm = read_form(body).await?;
+    let pre = login_secret(&headers).unwrap_or_default();
     if pre.is_empty() || !csrf_ok(&pre, &f.csrf) {
         return Err(WebError::Page(
             StatusCode::FORBIDDEN,
@@ -134,10 +141,19 @@ pub async fn login(
         ));
     }
     let username = f.username.trim().to_owned();
-    // Every attempt counts, before any work: per address, and per user name
-    // (an address that changes does not buy more guesses at one account).
+    // Counted before any work, so a burst cannot outrun the limits: every
+    // attempt per address; failures per user name and address; and per
+    // user name, which only stops addresses that failed at it (guesses
+    // spread over many addresses stay bounded; the user at another
+    // address still gets in).
     state.login_attempts.check(peer.ip())?;
-    state.login_attempts_per_user.check(username.to_lowercase())?;
+    let user = username.to_lowercase();
+    let here = (user.clone(), peer.ip());
+    if state.login_failures_per_user_address.seen(&here) {
+        state.login_failures_per_user.exceeded(user.clone())?;
+    }
+    state.login_failures_per_user_address.check(here.clone())?;
+    let counted_for_user = state.login_failures_per_user.check(user.clone()).is_ok();
     let _slot = state
         .password_checks
         .acquire()
@@ -146,6 +162,12 @@ pub async fn login(
     let token = state
         .blocking(move |data| Ok(data.accounts.login(&username, &f.password, now_ms() as i64)?))
         .await?;
+    if token.is_some() {
+        state.login_failures_per_user_address.refund(&here);
+        if counted_for_user {
+            state.login_failures_per_user.refund(&user);
+        }
+    }
     let Some(token) = token else {
         tracing::info!("dashboard login refused");
         let mut response = login_form(&csrf_token(&pre), Some("Wrong user name or password.")).into_response();
@@ -164,25 +186,14 @@ pub async fn login(
     Ok(response)
 }
 
+/// A form with nothing but its CSRF token.
 #[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
+pub struct Empty {}
 
-pub async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Form<CsrfForm>, FormRejection>,
-) -> Result<Response, WebError> {
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Unread) -> Result<Response, WebError> {
     same_origin(&headers)?;
-    let f = form(body)?;
     let session = state.session(&headers).await?;
-    if !csrf_ok(&session.secret, &f.csrf) {
-        return Err(WebError::Page(
-            StatusCode::FORBIDDEN,
-            "reload the page and try again".into(),
-        ));
-    }
+    let Empty {} = session.form(body).await?;
     let secret = session.secret.clone();
     state.blocking(move |data| Ok(data.accounts.logout(&secret)?)).await?;
     let mut response = Redirect::to("/login").into_response();
@@ -381,17 +392,15 @@ pub async fn devices(
 #[derive(Deserialize)]
 pub struct EnrollForm {
     username: String,
-    csrf: String,
 }
 
 pub async fn enroll(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    body: Result<Form<EnrollForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let f = form(body)?;
-    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let (session, project, f): (_, _, EnrollForm) = state.web_post(&headers, &slug, body).await?;
     let p = project.clone();
     let by = (session.principal.user_id, session.principal.role);
     let username = f.username.trim().to_owned();
@@ -423,10 +432,9 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path((slug, device)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Form<CsrfForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let f = form(body)?;
-    let (_, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let (_, project, Empty {}) = state.web_post(&headers, &slug, body).await?;
     let device = number(&device, "device")?;
     let p = project.clone();
     state
@@ -698,17 +706,15 @@ fn conflict_groups(conflicts: &[ConflictView]) -> Vec<ConflictGroup<'_>> {
 #[derive(Deserialize)]
 pub struct ResolveForm {
     keep: Keep,
-    csrf: String,
 }
 
 pub async fn resolve(
     State(state): State<AppState>,
     Path((slug, id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Form<ResolveForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let f = form(body)?;
-    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let (session, project, f): (_, _, ResolveForm) = state.web_post(&headers, &slug, body).await?;
     let id = number(&id, "conflict")?;
     let p = project.clone();
     state
@@ -725,17 +731,15 @@ pub async fn resolve(
 #[derive(Deserialize)]
 pub struct DistinctForm {
     key: String,
-    csrf: String,
 }
 
 pub async fn distinct(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    body: Result<Form<DistinctForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let f = form(body)?;
-    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let (session, project, f): (_, _, DistinctForm) = state.web_post(&headers, &slug, body).await?;
     let p = project.clone();
     let by = session.principal.user_id;
     state
@@ -752,17 +756,15 @@ pub async fn distinct(
 pub struct MergeForm {
     duplicate: String,
     survivor: String,
-    csrf: String,
 }
 
 pub async fn merge(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    body: Result<Form<MergeForm>, FormRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let f = form(body)?;
-    let (session, project) = state.web_post(&headers, &slug, &f.csrf).await?;
+    let (session, project, f): (_, _, MergeForm) = state.web_post(&headers, &slug, body).await?;
     let duplicate = trader_id("duplicate", &f.duplicate)?;
     let survivor = trader_id("survivor", &f.survivor)?;
     let p = project.clone();
@@ -935,10 +937,21 @@ pub async fn publish(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+    body: Unread,
 ) -> Result<Response, WebError> {
-    let mut multipart = multipart.map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let bad = |e: axum::extract::multipart::MultipartError| WebError::Page(e.status(), e.body_text());
+    // The session first: a post without one is refused before its upload.
+    same_origin(&headers)?;
+    let (session, project) = state.web_project(&headers, &slug).await?;
+    let mut multipart = Multipart::from_request(body.0, &())
+        .await
+        .map_err(|e| WebError::Page(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let bad = |e: axum::extract::multipart::MultipartError| match deadline_passed(&e) {
+        Some(seconds) => WebError::Page(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the upload did not arrive within {seconds} s; try again"),
+        ),
+        None => WebError::Page(e.status(), e.body_text()),
+    };
     let (mut csrf, mut file) = (String::new(), None);
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         match field.name() {
@@ -947,7 +960,7 @@ pub async fn publish(
             _ => {}
         }
     }
-    let (session, project) = state.web_post(&headers, &slug, &csrf).await?;
+    session.check_csrf(&csrf)?;
     let Some(bytes) = file.filter(|b| !b.is_empty()) else {
         return forms_page(
             &state,
@@ -1003,6 +1016,106 @@ mod tests {
             newer_value: json!(newer.0),
             newer_at_ms: newer.1,
         }
+    }
+
+    #[tokio::test]
+    async fn a_pre_login_cookie_the_server_did_not_issue_is_replaced() {
+        async fn issued(headers: &HeaderMap) -> String {
+            let response = login_page(headers.clone()).await.unwrap();
+            let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+            let value = cookie.strip_prefix("mpaka_login=").unwrap().split(';').next().unwrap();
+            value.to_owned()
+        }
+        let fresh = issued(&HeaderMap::new()).await;
+        assert_eq!(fresh.len(), 43, "32 random bytes in base64: {fresh}");
+        for planted in ["a", "AAAA", &format!("{fresh}x"), &fresh[1..], &"*".repeat(43)] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, format!("mpaka_login={planted}").parse().unwrap());
+            let value = issued(&headers).await;
+            assert_ne!(value, planted);
+            assert_eq!(value.len(), 43);
+        }
+        // The server's own value is kept (a second tab keeps working).
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, format!("mpaka_login={fresh}").parse().unwrap());
+        assert_eq!(issued(&headers).await, fresh);
+    }
+
+    /// One dashboard login from address `from`: the login page, then the
+    /// form posted with its cookie and CSRF token.
+    fn login_from(
+        running: &crate::http::testing::Running,
+        from: [u8; 4],
+        password: &str,
+    ) -> reqwest::blocking::Response {
+        let client = reqwest::blocking::Client::builder()
+            .local_address(std::net::IpAddr::from(from))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = format!("http://{}/login", running.addr);
+        let page = client.get(&url).send().unwrap();
+        let cookie = page.headers()[header::SET_COOKIE].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let html = page.text().unwrap();
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        client
+            .post(&url)
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("username=admin&password={password}&csrf={csrf}"))
+            .send()
+            .unwrap()
+    }
+
+    #[test]
+    fn failed_logins_from_other_addresses_do_not_lock_the_user_out() {
+        use crate::server::Limits;
+        let running = crate::http::testing::Running::start(Limits {
+            enroll_failures_per_minute: 3,
+            login_failures_per_user_per_minute: 5,
+            ..Limits::default()
+        });
+        running
+            .data
+            .accounts
+            .set_password(None, "admin", "correct-horse-9")
+            .unwrap();
+        let status = |r: &reqwest::blocking::Response| r.status().as_u16();
+        // Wrong guesses for `admin`, each from another address...
+        for last in [10, 11, 12] {
+            assert_eq!(status(&login_from(&running, [127, 0, 0, last], "guess-xxxxx")), 401);
+        }
+        // ...do not keep the admin out, from an address that has not failed.
+        assert_eq!(status(&login_from(&running, [127, 0, 0, 2], "correct-horse-9")), 303);
+        // One address over its limit waits, told how long.
+        for _ in 0..2 {
+            assert_eq!(status(&login_from(&running, [127, 0, 0, 10], "guess-xxxxx")), 401);
+        }
+        let refused = login_from(&running, [127, 0, 0, 10], "guess-xxxxx");
+        assert_eq!(status(&refused), 429);
+        assert!(
+            refused.headers()[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                >= 1
+        );
+        // Five failures at `admin` in all: addresses that failed at it wait...
+        let refused = login_from(&running, [127, 0, 0, 11], "correct-horse-9");
+        assert_eq!(status(&refused), 429);
+        assert!(refused.headers().contains_key(header::RETRY_AFTER));
+        // ...the others do not.
+        assert_eq!(status(&login_from(&running, [127, 0, 0, 3], "correct-horse-9")), 303);
+        assert_eq!(status(&login_from(&running, [127, 0, 0, 4], "guess-xxxxx")), 401);
+        running.stop(std::time::Duration::from_secs(3));
     }
 
     #[test]
