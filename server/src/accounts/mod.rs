@@ -203,6 +203,10 @@ pub enum AccountError {
     /// Already exists.
     #[error("{0} already exists")]
     Exists(String),
+    /// A project user may not take the name of a server-wide user (or
+    /// `admin`): it would pass for the admin.
+    #[error("the user name `{0}` is reserved for a server-wide user; choose another name for a project user")]
+    Reserved(String),
     /// A bad name, role or argument.
     #[error("{0}")]
     Invalid(String),
@@ -360,9 +364,7 @@ impl Accounts {
                 })?
                 .is_some();
         if taken {
-            return Err(AccountError::Invalid(format!(
-                "the user name `{username}` is reserved for a server-wide admin; choose another name for a project user"
-            )));
+            return Err(AccountError::Reserved(username.to_owned()));
         }
         Ok(())
     }

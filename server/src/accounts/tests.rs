@@ -145,7 +145,7 @@ fn project_users_cannot_take_a_server_wide_name() {
         for role in [Role::Enumerator, Role::MeOfficer] {
             let refused = accounts.add_user(Some(&project), "admin", role, 0);
             assert!(
-                matches!(&refused, Err(AccountError::Invalid(m)) if m.contains("reserved")),
+                matches!(&refused, Err(AccountError::Reserved(n)) if n == "admin"),
                 "{name}: {refused:?}"
             );
         }
@@ -153,7 +153,7 @@ fn project_users_cannot_take_a_server_wide_name() {
         accounts.add_user(None, "kagame.it", Role::Admin, 0).unwrap();
         assert!(matches!(
             accounts.add_user(Some(&project), "kagame.it", Role::Enumerator, 0),
-            Err(AccountError::Invalid(_))
+            Err(AccountError::Reserved(_))
         ));
         // Other names are free, and the admin lookup still finds the admin.
         accounts

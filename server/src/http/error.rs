@@ -123,7 +123,7 @@ impl From<AccountError> for ApiError {
             AccountError::UnknownProject(_) | AccountError::UnknownUser { .. } | AccountError::UnknownDevice(_) => {
                 ApiError::not_found(e.to_string())
             }
-            AccountError::Exists(_) => ApiError::conflict(e.to_string()),
+            AccountError::Exists(_) | AccountError::Reserved(_) => ApiError::conflict(e.to_string()),
             AccountError::Invalid(_) => ApiError::bad_request(e.to_string()),
             AccountError::BadCode => ApiError::forbidden(e.to_string()),
             AccountError::Database(_) => ApiError::internal(e),
