@@ -814,4 +814,113 @@ mod tests {
                 .all(|(code, _)| *code == RejectionCode::InvalidAnswers)
         );
     }
+
+    /// Fuzzing the sync request decoder and the exchange (security probe
+    /// follow-up): ops of any shape, real ones with fields swapped for
+    /// arbitrary JSON, pushed through `exchange` on a real store. Every op
+    /// is either accepted or refused with a reason; nothing errors, panics
+    /// or is accepted without being held.
+    mod fuzz {
+        use proptest::prelude::*;
+        use serde_json::value::RawValue;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                "[a-z_/]{0,12}".prop_map(Value::from),
+                Just(Value::from("rusizi_2")),
+                Just(Value::from("complete")),
+                Just(Value::from("trader_survey")),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_/]{1,12}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A field name: the schemas' own, answers, or anything.
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    "form_id",
+                    "form_version",
+                    "enumerator",
+                    "status",
+                    "deleted",
+                    "merged_into",
+                    "full_name",
+                    "session_id",
+                    "trader_id",
+                    "answers/age",
+                    "answers/goods",
+                    "answers/n_goods",
+                    "answers/border_post",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z_/]{1,16}",
+            ]
+        }
+
+        proptest! {
+            // 64 cases in the suite; PROPTEST_CASES for a longer run.
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+            ))]
+
+            #[test]
+            fn any_ops_are_accepted_or_refused_one_by_one(
+                edits in prop::collection::vec((0..5usize, 0..4usize, field(), json()), 1..12),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let accounts = Accounts::open(&dir.path().join("server.sqlite")).unwrap();
+                let project = accounts.create_project("fuzz", "Fuzz", 0).unwrap();
+                let server = Store::open_in_memory(StoreOptions::default()).unwrap();
+                server.save_form(&trader_survey(), 0).unwrap();
+                let phone = Store::open_in_memory(StoreOptions::default()).unwrap();
+                let who = principal(&phone);
+                let collections = ["traders", "submissions", "awareness_sessions", "attendance", "nonsense"];
+                let entities: Vec<String> = (0..4).map(|_| EntityId::random().to_string()).collect();
+                let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+                let ops: Vec<Box<RawValue>> = edits
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (collection, entity, field, value))| {
+                        let op = json!({
+                            "id": EntityId::random().to_string(),
+                            "hlc": format!("{:015}-{:04x}-{}", now - 1_000 + n as u64, n, phone.node()),
+                            "base": null,
+                            "collection": collections[*collection],
+                            "entity": entities[*entity],
+                            "fields": {field.as_str(): value},
+                        });
+                        serde_json::value::to_raw_value(&op).unwrap()
+                    })
+                    .collect();
+                let sent = ops.len();
+                let request = SyncRequest {
+                    protocol: PROTOCOL_VERSION,
+                    cursor: 0,
+                    ops,
+                    forms: Vec::new(),
+                    pull_limit_bytes: 1 << 20,
+                    device_time_ms: None,
+                    pending_ops: None,
+                };
+                let (response, _) = exchange(&accounts, &project, &server, &who, request, ExchangeLimits::default(), now)
+                    .unwrap();
+                prop_assert_eq!(response.accepted.len() + response.rejected.len(), sent);
+                let held = server.held_stamps(&response.accepted).unwrap();
+                prop_assert_eq!(held.len(), response.accepted.len(), "every accepted op is held");
+                prop_assert!(response.rejected.iter().all(|r| !r.reason.is_empty()));
+            }
+        }
+    }
 }
