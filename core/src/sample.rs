@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "xlsform")]
+pub mod workbooks;
+
 use serde_json::{Value, json};
 
 use crate::form::{Environment, FormDefinition, FormSession, SessionError};

@@ -14,10 +14,11 @@
 //! whose name contains it.
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)] // a bench binary: a failure is a failed bench
 
-use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mpaka_core::sample::workbooks;
 use mpaka_core::sync::{PROTOCOL_VERSION, gzip};
 use mpaka_core::{Collection, EntityId, Hlc, NodeId, Op, OpId};
 use serde_json::{Value, json};
@@ -220,48 +221,6 @@ fn interview(status: &str) -> Value {
            "answers/goods": "BIG"})
 }
 
-/// The shipped trader survey with its first sheet's XML written by `write`.
-fn workbook(write: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
-    let shipped = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/forms/trader_survey.xlsx"
-    ))
-    .unwrap();
-    let mut source = zip::ZipArchive::new(Cursor::new(shipped)).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(9))
-        .large_file(true);
-    let mut write = Some(write);
-    for i in 0..source.len() {
-        let mut entry = source.by_index(i).unwrap();
-        let name = entry.name().unwrap().to_string();
-        out.start_file(name.as_str(), options).unwrap();
-        if name == "xl/worksheets/sheet1.xml" {
-            (write.take().unwrap())(&mut out);
-        } else {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            out.write_all(&bytes).unwrap();
-        }
-    }
-    out.finish().unwrap().into_inner()
-}
-
-const SHEET_START: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>type</t></is></c><c r="B1" t="inlineStr"><is><t>name</t></is></c><c r="C1" t="inlineStr"><is><t>label</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>text</t></is></c><c r="B2" t="inlineStr"><is><t>q</t></is></c><c r="C2" t="inlineStr"><is><t>Q</t></is></c></row>"#;
-
-fn row_bomb(rows: usize) -> Vec<u8> {
-    workbook(|w| {
-        w.write_all(SHEET_START).unwrap();
-        let block = b"<row><c><v>1</v></c></row>".repeat(40_000);
-        for _ in 0..rows / 40_000 {
-            w.write_all(&block).unwrap();
-        }
-        w.write_all(b"</sheetData></worksheet>").unwrap();
-    })
-}
-
 /// A form near the bounds that is accepted: 5,000 questions, and a choice
 /// list of 90,000 villages labelled in four languages.
 fn largest_form() -> Vec<u8> {
@@ -302,34 +261,6 @@ fn largest_form() -> Vec<u8> {
     settings.write_string(0, 0, "form_id").unwrap();
     settings.write_string(0, 1, "version").unwrap();
     settings.write_string(1, 0, "largest").unwrap();
-    settings.write_string(1, 1, "1").unwrap();
-    book.save_to_buffer().unwrap()
-}
-
-fn chain_form(n: usize) -> Vec<u8> {
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let survey = book.add_worksheet().set_name("survey").unwrap();
-    for (c, h) in ["type", "name", "label", "calculation"].iter().enumerate() {
-        survey.write_string(0, c as u16, *h).unwrap();
-    }
-    survey.write_string(1, 0, "integer").unwrap();
-    survey.write_string(1, 1, "seed").unwrap();
-    survey.write_string(1, 2, "Seed").unwrap();
-    for i in 1..=n {
-        let row = (i + 1) as u32;
-        survey.write_string(row, 0, "calculate").unwrap();
-        survey.write_string(row, 1, format!("q{i}")).unwrap();
-        let reads = if i == n {
-            "${seed} + 1".to_owned()
-        } else {
-            format!("${{q{}}} + 1", i + 1)
-        };
-        survey.write_string(row, 3, reads).unwrap();
-    }
-    let settings = book.add_worksheet().set_name("settings").unwrap();
-    settings.write_string(0, 0, "form_id").unwrap();
-    settings.write_string(0, 1, "version").unwrap();
-    settings.write_string(1, 0, format!("chain{n}")).unwrap();
     settings.write_string(1, 1, "1").unwrap();
     book.save_to_buffer().unwrap()
 }
@@ -433,23 +364,20 @@ fn main() {
         |_| Request::Form(largest_form()),
     );
     case("F2: a form with one cell at XFD1048576", reps, 1, none, |_| {
-        Request::Form(workbook(|w| {
-            w.write_all(SHEET_START).unwrap();
-            w.write_all(br#"<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>"#).unwrap();
-        }))
+        Request::Form(workbooks::far_cell())
     });
     case("F3: 4 million rows (104 MB of XML)", reps, 1, none, |_| {
-        Request::Form(row_bomb(4_000_000))
+        Request::Form(workbooks::tall_survey(4_000_000, 9))
     });
     case("F3: 40 million rows (1 GB of XML)", reps, 1, none, |_| {
-        Request::Form(row_bomb(40_000_000))
+        Request::Form(workbooks::tall_survey(40_000_000, 9))
     });
     case(
         "F14: an interview on 6,000 reverse-chained calculations",
         reps,
         1,
         |s| {
-            let (status, summary) = s.send(&Request::Form(chain_form(6_000)));
+            let (status, summary) = s.send(&Request::Form(workbooks::chained_calculations(6_000)));
             assert_eq!(status, 201, "{summary}");
         },
         |s| {

@@ -8,11 +8,11 @@
 //! figures (`cargo bench -p mpaka-server --bench bounds`).
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use std::io::{Cursor, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mpaka_core::sample::workbooks;
 use mpaka_core::sync::{PROTOCOL_VERSION, gzip};
 use mpaka_core::{Collection, EntityId, Hlc, Op, OpId, Query};
 use mpaka_tests::{Device, TestServer};
@@ -20,91 +20,6 @@ use serde_json::{Value, json};
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const ONE_GIB_IN_KIB: u64 = 1 << 20;
-
-/// The shipped trader survey with its first sheet's XML replaced by what
-/// `write` writes (streamed, so a bomb never sits in the test's memory).
-fn workbook_with_survey(write: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
-    let shipped = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/forms/trader_survey.xlsx"
-    ))
-    .unwrap();
-    let mut source = zip::ZipArchive::new(Cursor::new(shipped)).unwrap();
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(1))
-        .large_file(true);
-    let mut write = Some(write);
-    for i in 0..source.len() {
-        let mut entry = source.by_index(i).unwrap();
-        let name = entry.name().unwrap().to_string();
-        out.start_file(name.as_str(), options).unwrap();
-        if name == "xl/worksheets/sheet1.xml" {
-            (write.take().unwrap())(&mut out);
-        } else {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            out.write_all(&bytes).unwrap();
-        }
-    }
-    assert!(write.is_none(), "the shipped workbook has a first sheet");
-    out.finish().unwrap().into_inner()
-}
-
-const SHEET_START: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>type</t></is></c><c r="B1" t="inlineStr"><is><t>name</t></is></c><c r="C1" t="inlineStr"><is><t>label</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>text</t></is></c><c r="B2" t="inlineStr"><is><t>q</t></is></c><c r="C2" t="inlineStr"><is><t>Q</t></is></c></row>"#;
-
-/// F2: a normal survey plus one cell at XFD1048576 (4.7 KB on the probe).
-fn far_cell() -> Vec<u8> {
-    workbook_with_survey(|w| {
-        w.write_all(SHEET_START).unwrap();
-        w.write_all(
-            br#"<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>"#,
-        )
-        .unwrap();
-    })
-}
-
-/// F3: a survey sheet of `rows` one-cell rows.
-fn row_bomb(rows: usize) -> Vec<u8> {
-    workbook_with_survey(|w| {
-        w.write_all(SHEET_START).unwrap();
-        let block = b"<row><c><v>1</v></c></row>".repeat(40_000);
-        for _ in 0..rows / 40_000 {
-            w.write_all(&block).unwrap();
-        }
-        w.write_all(b"</sheetData></worksheet>").unwrap();
-    })
-}
-
-/// F14: `q1 = ${q2} + 1`, ..., `q{n} = ${seed} + 1`, as a CSV-sourced .xlsx.
-fn chain_form(n: usize) -> Vec<u8> {
-    let mut book = rust_xlsxwriter::Workbook::new();
-    let survey = book.add_worksheet().set_name("survey").unwrap();
-    for (c, h) in ["type", "name", "label", "calculation"].iter().enumerate() {
-        survey.write_string(0, c as u16, *h).unwrap();
-    }
-    survey.write_string(1, 0, "integer").unwrap();
-    survey.write_string(1, 1, "seed").unwrap();
-    survey.write_string(1, 2, "Seed").unwrap();
-    for i in 1..=n {
-        let row = (i + 1) as u32;
-        survey.write_string(row, 0, "calculate").unwrap();
-        survey.write_string(row, 1, format!("q{i}")).unwrap();
-        let reads = if i == n {
-            "${seed} + 1".to_owned()
-        } else {
-            format!("${{q{}}} + 1", i + 1)
-        };
-        survey.write_string(row, 3, reads).unwrap();
-    }
-    let settings = book.add_worksheet().set_name("settings").unwrap();
-    settings.write_string(0, 0, "form_id").unwrap();
-    settings.write_string(0, 1, "version").unwrap();
-    settings.write_string(1, 0, format!("chain{n}")).unwrap();
-    settings.write_string(1, 1, "1").unwrap();
-    book.save_to_buffer().unwrap()
-}
 
 fn publish(server: &TestServer, xlsx: Vec<u8>) -> (u16, Value, Duration, usize) {
     let started = Instant::now();
@@ -254,7 +169,7 @@ fn bombs_are_refused_under_a_one_gib_limit_while_phones_lose_nothing() {
     }
 
     // F2: one far cell.
-    let (status, body, took, _) = publish(&server, far_cell());
+    let (status, body, took, _) = publish(&server, workbooks::far_cell());
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("XFD1048576"), "{body}");
     assert!(took < Duration::from_secs(5), "F2 refused in {took:?}");
@@ -263,19 +178,17 @@ fn bombs_are_refused_under_a_one_gib_limit_while_phones_lose_nothing() {
     // F3: 4 million rows, 104 MB of XML (the bench sends 40 million too,
     // which aborted a 4 GiB server on 4b0dc77: compressing it here in a
     // debug build would take minutes).
-    for rows in [4_000_000] {
-        let bomb = row_bomb(rows);
-        let (status, body, took, size) = publish(&server, bomb.clone());
-        assert_eq!(status, 422, "{body}");
-        assert!(body.to_string().contains("once decompressed"), "{body}");
-        assert!(size < 4096, "a short answer, not 201 MiB: {size} bytes");
-        assert!(took < Duration::from_secs(10), "F3 refused in {took:?}");
-        eprintln!("F3 ({rows} rows, {} KiB): 422 in {took:?}", bomb.len() / 1024);
-    }
+    let bomb = workbooks::tall_survey(4_000_000, 1);
+    let (status, body, took, size) = publish(&server, bomb.clone());
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("once decompressed"), "{body}");
+    assert!(size < 4096, "a short answer, not 201 MiB: {size} bytes");
+    assert!(took < Duration::from_secs(10), "F3 refused in {took:?}");
+    eprintln!("F3 (4 million rows, {} KiB): 422 in {took:?}", bomb.len() / 1024);
 
     // F14: 6,000 calculations chained in reverse: published, then an
     // interview on it is checked in linear time.
-    let (status, body, _, _) = publish(&server, chain_form(6_000));
+    let (status, body, _, _) = publish(&server, workbooks::chained_calculations(6_000));
     assert_eq!(status, 201, "{body}");
     let interview = op(
         &attacker,

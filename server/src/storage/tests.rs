@@ -211,7 +211,10 @@ fn bad_ops_are_refused_one_by_one_and_the_rest_applied() {
         let held = log.held(&[good.id, ahead.id, reused.id]).unwrap();
         assert_eq!(held.len(), 1, "{name}: only the good op");
         assert!(held[&good.id].is(&good), "{name}: a resent op matches what is held");
-        assert!(!held[&good.id].is(&reused), "{name}: a reused id with other content does not");
+        assert!(
+            !held[&good.id].is(&reused),
+            "{name}: a reused id with other content does not"
+        );
     }
 }
 
