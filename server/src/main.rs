@@ -330,14 +330,17 @@ fn serve(addr: SocketAddr, storage: &StorageArgs, limits: Limits) -> ExitCode {
         let data = storage.open()?;
         // Refuse now what would otherwise be 500s that devices retry.
         data.check_ready()?;
+        // Bind before first start: when the port is taken, nothing is
+        // created, and the next start shows the admin token. Both happen
+        // before the runtime starts: first start is blocking database work
+        // (PostgreSQL's client may not block inside the runtime).
+        let bind = |source| mpaka_server::server::ServerError::Bind { addr, source };
+        let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+        listener.set_nonblocking(true).map_err(bind)?;
+        let first = data.first_start(mpaka_server::server::now_ms())?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async move {
-            // Bind before first start: when the port is taken, nothing is
-            // created, and the next start shows the admin token.
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| mpaka_server::server::ServerError::Bind { addr, source })?;
-            let first = data.first_start(mpaka_server::server::now_ms())?;
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(bind)?;
             let local = listener.local_addr()?;
             println!("mpaka {} serving on http://{local} ({})", env!("CARGO_PKG_VERSION"), storage.describe());
             if let Some(first) = first {

@@ -48,6 +48,15 @@ pub enum SessionError {
         /// Why not.
         reason: &'static str,
     },
+    /// A repeat already holds as many instances as a submission may
+    /// ([`super::AnswerLimits`]): the server would refuse the interview.
+    #[error("repeat `{name}` already has {max} instances, the most one interview may hold")]
+    TooManyInstances {
+        /// The repeat.
+        name: String,
+        /// The bound.
+        max: usize,
+    },
     /// A draft saved from another form.
     #[error("submission {id} answers form `{found}`, not `{expected}`")]
     OtherForm {
@@ -278,6 +287,13 @@ impl FormSession {
     /// Adds an instance to repeat `repeat`; returns its number (1-based).
     pub fn add_repeat(&mut self, repeat: &str) -> Result<usize, SessionError> {
         let r = self.repeat(repeat)?;
+        let max = super::AnswerLimits::default().max_instances;
+        if self.filled.instances.get(&r).is_some_and(|&n| n >= max) {
+            return Err(SessionError::TooManyInstances {
+                name: repeat.to_owned(),
+                max,
+            });
+        }
         let count = self.filled.instances.entry(r).or_default();
         *count += 1;
         let instance = *count - 1;

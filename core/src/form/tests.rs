@@ -828,6 +828,26 @@ mod bounds {
     }
 
     #[test]
+    fn a_session_stops_adding_instances_where_the_server_would_refuse_the_interview() {
+        let form = FormDefinition::from_csv(
+            "survey,type,name,label\n,begin repeat,goods,Goods\n,text,good,Good\n,end repeat,,\n\
+             settings,form_id,version\n,f,1\n",
+        )
+        .unwrap();
+        let mut session = FormSession::start(std::sync::Arc::new(form), env("default"));
+        let max = AnswerLimits::default().max_instances;
+        for _ in 0..max {
+            session.add_repeat("goods").unwrap();
+        }
+        let err = session.add_repeat("goods").unwrap_err();
+        assert!(
+            matches!(err, SessionError::TooManyInstances { max: m, .. } if m == max),
+            "{err}"
+        );
+        assert_eq!(session.values()["goods"].as_array().unwrap().len(), max);
+    }
+
+    #[test]
     fn a_form_with_thousands_of_mistakes_lists_the_first_hundred_and_counts_the_rest() {
         let mut csv = String::from("survey,type,name,label\n");
         for i in 0..500 {
