@@ -34,6 +34,14 @@ impl EntityState {
         self.stamps.values().max().copied()
     }
 
+    /// The greatest stamp among fields whose winning write came from a
+    /// node other than `node`: what a writer on `node` may not have seen.
+    /// (A node always saw its own writes, whatever stamp or base it gives
+    /// a later op.)
+    pub fn version_by_others(&self, node: crate::NodeId) -> Option<Hlc> {
+        self.stamps.values().filter(|h| h.node != node).max().copied()
+    }
+
     /// The fields whose winning write is stamped `stamp`: all an op wrote,
     /// while it still wins every field it wrote.
     pub fn written_by(&self, stamp: Hlc) -> Fields {

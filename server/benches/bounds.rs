@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mpaka_core::sample::workbooks;
-use mpaka_core::sync::{PROTOCOL_VERSION, gzip};
+use mpaka_core::sync::{PROTOCOL_REVISION, PROTOCOL_VERSION, gzip};
 use mpaka_core::{Collection, EntityId, Hlc, NodeId, Op, OpId};
 use serde_json::{Value, json};
 
@@ -199,7 +199,7 @@ fn sync(node: NodeId, fields: &[Value], big: &str) -> Vec<u8> {
         })
         .collect();
     let text = serde_json::to_string(&json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": ops,
-                                             "pull_limit_bytes": 1}))
+                                             "pull_limit_bytes": 1, "revision": PROTOCOL_REVISION}))
     .unwrap()
     .replace(r#""BIG""#, big);
     gzip(text.as_bytes())

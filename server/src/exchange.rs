@@ -6,6 +6,7 @@
 //! sequence numbers, assigned in commit order, are what pull cursors count.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mpaka_core::form::{AnswerError, AnswerLimits, Environment, FormDefinition, validate_within};
 use mpaka_core::schema::{DELETED, PATH_SEPARATOR};
@@ -29,6 +30,11 @@ pub enum ExchangeError {
     /// The server failed; the device retries.
     #[error("{0}")]
     Internal(String),
+    /// The request asks more work than the server does for one request
+    /// ([`ExchangeLimits::max_request_steps`]); nothing was applied, and
+    /// the device retries later (a smaller batch goes through).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<mpaka_core::Error> for ExchangeError {
@@ -63,6 +69,10 @@ pub struct ExchangeLimits {
     /// What one submission may ask of validation: answers, repeat
     /// instances, evaluation steps.
     pub answers: AnswerLimits,
+    /// Evaluation steps checking every submission of one request: many
+    /// edits of one large interview in one request would otherwise cost
+    /// one full check each.
+    pub max_request_steps: usize,
 }
 
 impl Default for ExchangeLimits {
@@ -72,6 +82,7 @@ impl Default for ExchangeLimits {
             max_pull_bytes: 8 << 20,
             max_op_bytes: 4 << 20,
             answers: AnswerLimits::default(),
+            max_request_steps: 5 * AnswerLimits::default().max_steps,
         }
     }
 }
@@ -124,7 +135,8 @@ pub fn exchange(
         )));
     }
     let mut stats = ExchangeStats::default();
-    let (accepted, rejected) = push(
+    let revision = request.revision;
+    let (accepted, mut rejected) = push(
         accounts,
         project,
         store,
@@ -135,6 +147,11 @@ pub fn exchange(
         now_ms,
         &mut stats,
     )?;
+    // Codes the device's build can read (a first-release device fails on
+    // codes it does not know).
+    for rejection in &mut rejected {
+        rejection.code = rejection.code.for_revision(revision);
+    }
     let limit = (request.pull_limit_bytes as usize).clamp(1, limits.max_pull_bytes);
     let (ops, cursor, more) = pull(store, principal, request.cursor, limit)?;
     stats.pulled = ops.len();
@@ -197,9 +214,12 @@ fn push(
     let mut parsed = Vec::with_capacity(raw.len());
     for (raw, id) in raw.into_iter().zip(ids) {
         let refuse = |code, reason: String| Rejection { op: id, code, reason };
-        // Bounded as text, before any of it is decoded into values.
+        // Bounded as text, before any of it is decoded into values. An op
+        // the server already holds is exempt: one accepted before this
+        // bound existed and resent after a lost acknowledgement must be
+        // acknowledged again, not refused.
         let size = raw.get().len();
-        if size > limits.max_op_bytes {
+        if size > limits.max_op_bytes && !held.contains_key(&id) {
             rejected.push(refuse(
                 RejectionCode::TooLarge,
                 format!(
@@ -391,8 +411,9 @@ fn check_submissions(
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
     };
     let per_thread = groups.len().div_ceil(threads).max(1);
+    let budget = AtomicUsize::new(limits.max_request_steps);
     let run = |chunk: &[Vec<usize>]| -> Result<(Vec<(usize, Refusal)>, SubmissionCheck<'_>), ExchangeError> {
-        let mut checker = SubmissionCheck::new(store, principal, limits.answers);
+        let mut checker = SubmissionCheck::new(store, principal, limits.answers, &budget);
         let mut refused = Vec::new();
         for group in chunk {
             for &i in group {
@@ -447,8 +468,8 @@ fn review(
         (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
             match forms.get(store, &form_id, &version)? {
                 Some(form) => {
-                    let (problems, _) = problems(&form, state, now_ms, &AnswerLimits::default());
-                    (!problems.is_empty()).then(|| (form_id, version, serde_json::json!(problems)))
+                    let found = problems(&form, state, now_ms, &AnswerLimits::default()).found;
+                    (!found.is_empty()).then(|| (form_id, version, serde_json::json!(found)))
                 }
                 None => None,
             }
@@ -493,12 +514,14 @@ struct SubmissionCheck<'a> {
     /// consistent with their form.
     consistent: HashSet<EntityId>,
     limits: AnswerLimits,
+    /// Steps left for the whole request, shared by the checking threads.
+    budget: &'a AtomicUsize,
 }
 
 type Refusal = (RejectionCode, String);
 
 impl<'a> SubmissionCheck<'a> {
-    fn new(store: &'a dyn ProjectLog, principal: &'a Principal, limits: AnswerLimits) -> Self {
+    fn new(store: &'a dyn ProjectLog, principal: &'a Principal, limits: AnswerLimits, budget: &'a AtomicUsize) -> Self {
         SubmissionCheck {
             store,
             principal,
@@ -506,7 +529,30 @@ impl<'a> SubmissionCheck<'a> {
             forms: FormCache::default(),
             consistent: HashSet::new(),
             limits,
+            budget,
         }
+    }
+
+    /// [`problems`], within what is left of the request's step budget;
+    /// `Busy` when that, not the submission's own bound, stopped it.
+    fn problems(&self, form: &FormDefinition, state: &EntityState) -> Result<Problems, ExchangeError> {
+        let left = self.budget.load(Ordering::Relaxed);
+        let limits = AnswerLimits {
+            max_steps: self.limits.max_steps.min(left),
+            ..self.limits
+        };
+        let outcome = problems(form, state, 0, &limits);
+        let _ = self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+            Some(l.saturating_sub(outcome.steps))
+        });
+        if outcome.too_large && limits.max_steps < self.limits.max_steps {
+            return Err(ExchangeError::Busy(
+                "this request asks more checking of answers than the server does for one request; \
+                 nothing in it was applied: send it again later, or in smaller batches"
+                    .into(),
+            ));
+        }
+        Ok(outcome)
     }
 
     fn check(&mut self, op: &Op) -> Result<Result<(), Refusal>, ExchangeError> {
@@ -557,16 +603,17 @@ impl<'a> SubmissionCheck<'a> {
         // is alone responsible for its answers: refuse them if invalid.
         // Concurrent writers may each be valid and merge into an invalid
         // state: that is kept and flagged for review after applying.
-        // A device always saw its own earlier ops, whatever base it
-        // claims: `base: null` on its own interview does not make it a
-        // concurrent writer.
+        // Alone: the writer saw every write of others still in effect. A
+        // device always saw its own, whatever base or stamp it claims, so
+        // `base: null` or a backdated stamp on its own interview does not
+        // make it a concurrent writer.
         let alone = before
             .as_ref()
-            .and_then(EntityState::version)
-            .is_none_or(|v| op.saw_stamp(v) || (v.node == op.hlc.node && v < op.hlc));
+            .and_then(|s| s.version_by_others(op.hlc.node))
+            .is_none_or(|v| op.saw_stamp(v));
         let was_consistent = self.consistent.remove(&op.entity);
         if alone && checked(&after) {
-            let (found, too_large) = problems(&form, &after, 0, &self.limits);
+            let Problems { found, too_large, .. } = self.problems(&form, &after)?;
             if too_large {
                 let reason = found.first().map(|e| e.message.clone()).unwrap_or_default();
                 return Ok(Err((RejectionCode::TooLarge, reason)));
@@ -576,7 +623,7 @@ impl<'a> SubmissionCheck<'a> {
             // of one of them, or an edit elsewhere, goes through.
             let already = match &before {
                 Some(before) if !found.is_empty() && !was_consistent && checked(before) => {
-                    problems(&form, before, 0, &self.limits).0
+                    self.problems(&form, before)?.found
                 }
                 _ => Vec::new(),
             };
@@ -619,16 +666,25 @@ fn checked(state: &EntityState) -> bool {
     status(state) == Some("complete") && !state.is_deleted()
 }
 
-/// The problems, and whether validation stopped at `limits`.
-fn problems(
-    form: &FormDefinition,
-    state: &EntityState,
-    now_ms: u64,
-    limits: &AnswerLimits,
-) -> (Vec<AnswerError>, bool) {
+/// What [`problems`] found.
+struct Problems {
+    /// The problems (or, when `too_large`, the bound that stopped it).
+    found: Vec<AnswerError>,
+    /// Validation stopped at its limits.
+    too_large: bool,
+    /// Evaluation steps it took.
+    steps: usize,
+}
+
+/// The problems, whether validation stopped at `limits`, and its cost.
+fn problems(form: &FormDefinition, state: &EntityState, now_ms: u64, limits: &AnswerLimits) -> Problems {
     let outcome = validate_within(form, &answers(state), &environment(state, form, now_ms), limits);
     if outcome.too_large {
-        return (outcome.errors, true);
+        return Problems {
+            found: outcome.errors,
+            too_large: true,
+            steps: outcome.steps,
+        };
     }
     let mut problems = outcome.errors;
     for cleared in outcome.cleared {
@@ -642,7 +698,11 @@ fn problems(
             message: "answered, but the question does not apply given the other answers".into(),
         });
     }
-    (problems, false)
+    Problems {
+        found: problems,
+        too_large: false,
+        steps: outcome.steps,
+    }
 }
 
 fn status(state: &EntityState) -> Option<&str> {
@@ -801,7 +861,18 @@ mod tests {
         let who = principal(&phone);
         let limits = ExchangeLimits::default();
         let (parallel, consistent, _) = check_submissions(&server, &who, &ops, &limits).unwrap();
-        let mut one = SubmissionCheck::new(&server, &who, limits.answers);
+        // The request's own budget: the same ops with a budget for a few
+        // checks are refused as a whole, to be sent again, not op by op.
+        let tight = ExchangeLimits {
+            max_request_steps: 2_000,
+            ..limits
+        };
+        assert!(matches!(
+            check_submissions(&server, &who, &ops, &tight),
+            Err(ExchangeError::Busy(_))
+        ));
+        let budget = AtomicUsize::new(limits.max_request_steps);
+        let mut one = SubmissionCheck::new(&server, &who, limits.answers, &budget);
         let sequential: Vec<Option<Refusal>> = ops.iter().map(|op| one.check(op).unwrap().err()).collect();
         assert_eq!(parallel, sequential);
         assert_eq!(consistent, one.consistent);
@@ -913,6 +984,7 @@ mod tests {
                     pull_limit_bytes: 1 << 20,
                     device_time_ms: None,
                     pending_ops: None,
+                    revision: Some(mpaka_core::sync::PROTOCOL_REVISION),
                 };
                 let (response, _) = exchange(&accounts, &project, &server, &who, request, ExchangeLimits::default(), now)
                     .unwrap();

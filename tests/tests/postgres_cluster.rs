@@ -50,6 +50,7 @@ impl Puller {
             pull_limit_bytes: 16 * 1024,
             device_time_ms: None,
             pending_ops: None,
+            revision: None,
         };
         let response = self
             .http

@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 
-use mpaka_core::sync::{PROTOCOL_VERSION, RejectionCode, gzip};
+use mpaka_core::sync::{PROTOCOL_REVISION, PROTOCOL_VERSION, RejectionCode, gzip};
 use mpaka_core::{Attendee, Collection, EntityId, Hlc, Op, OpId, attendance_id};
 use mpaka_tests::{Device, TestServer};
 use serde_json::{Value, json};
@@ -47,9 +47,21 @@ impl<'a> Hand<'a> {
         }
     }
 
-    /// Pushes `ops`; the codes of the rejected ones, by op.
+    /// Pushes `ops` as a current build does; the codes of the rejected
+    /// ones, by op.
     fn push(&self, server: &TestServer, ops: &[&Op]) -> (Vec<OpId>, Vec<(OpId, RejectionCode, String)>) {
-        let body = json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": ops, "pull_limit_bytes": 1});
+        self.push_as(server, ops, Some(PROTOCOL_REVISION))
+    }
+
+    /// Pushes `ops` as a build of protocol `revision` (None: the first release).
+    fn push_as(
+        &self,
+        server: &TestServer,
+        ops: &[&Op],
+        revision: Option<u32>,
+    ) -> (Vec<OpId>, Vec<(OpId, RejectionCode, String)>) {
+        let body = json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": ops, "pull_limit_bytes": 1,
+                          "revision": revision});
         let response = reqwest::blocking::Client::new()
             .post(format!("{}/v1/sync", server.url))
             .bearer_auth(&self.device.token)
@@ -215,6 +227,23 @@ fn an_interview_answers_for_what_each_op_breaks() {
     );
     // F17: the answer itself is never quoted.
     assert!(!reason.contains("Uwase") && !reason.contains("-5"), "{reason}");
+    // Nor does a stamp backdated below her own latest write make her a
+    // concurrent writer.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let later = hand.op(
+        Collection::Submissions,
+        id,
+        Some(created.hlc),
+        json!({"answers/age": 32}),
+    );
+    assert_eq!(hand.refusal(&server, &later), None);
+    // Stamped between her two writes, it still wins the fee (last written
+    // at creation): the merged state breaks the form.
+    let mut backdated = hand.op(Collection::Submissions, id, None, json!({"answers/fee_amount_rwf": -5}));
+    backdated.hlc = Hlc::new(created.hlc.wall_ms, created.hlc.counter + 1, created.hlc.node).unwrap();
+    assert!(backdated.hlc < later.hlc && backdated.hlc > created.hlc);
+    let (code, reason) = hand.refusal(&server, &backdated).expect("checked as a lone writer");
+    assert_eq!(code, RejectionCode::InvalidAnswers, "{reason}");
 
     // A flagged interview: offline, Amina says no fee was paid while the
     // officer corrects the amount. Each is valid alone; merged they are not.
@@ -314,6 +343,15 @@ fn reused_op_ids_and_oversized_ops_are_refused_and_named() {
     let (code, reason) = hand.refusal(&server, &many).expect("drafts are bounded too");
     assert_eq!(code, RejectionCode::TooLarge);
     assert!(reason.contains("repeat `goods` has 6000 instances"), "{reason}");
+    // A phone of the first release, which knows no `too_large` and would
+    // fail to read it, is told `invalid_field` with the same reason.
+    let (_, rejected) = hand.push_as(&server, &[&many], None);
+    assert_eq!(rejected[0].1, RejectionCode::InvalidField);
+    assert!(
+        rejected[0].2.contains("repeat `goods` has 6000 instances"),
+        "{}",
+        rejected[0].2
+    );
     // The server is still there for everyone.
     let (status, _) = server.api("GET", "/v1/health", "", None);
     assert_eq!(status, 200);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mpaka_core::sample::workbooks;
-use mpaka_core::sync::{PROTOCOL_VERSION, gzip};
+use mpaka_core::sync::{PROTOCOL_REVISION, PROTOCOL_VERSION, gzip};
 use mpaka_core::{Collection, EntityId, Hlc, Op, OpId, Query};
 use mpaka_tests::{Device, TestServer};
 use serde_json::{Value, json};
@@ -59,7 +59,8 @@ fn op(device: &Device, counter: u16, collection: Collection, fields: Value) -> O
 
 /// A sync request pushing `ops`, gzipped as a device sends it.
 fn request(ops: &[&Op]) -> Vec<u8> {
-    let body = json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": ops, "pull_limit_bytes": 1});
+    let body = json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": ops, "pull_limit_bytes": 1,
+                      "revision": PROTOCOL_REVISION});
     gzip(&serde_json::to_vec(&body).unwrap())
 }
 
@@ -95,7 +96,7 @@ fn million_goods(device: &Device) -> Vec<u8> {
                "answers/n_goods": 10, "answers/goods": "GOODS"}),
     );
     let text = serde_json::to_string(&json!({"protocol": PROTOCOL_VERSION, "cursor": 0, "ops": [interview],
-                                             "pull_limit_bytes": 1}))
+                                             "pull_limit_bytes": 1, "revision": PROTOCOL_REVISION}))
     .unwrap();
     let goods = format!("[{}]", vec![r#"{"good":"beans","value_rwf":1}"#; 1_350_000].join(","));
     let text = text.replace(r#""GOODS""#, &goods);

@@ -110,7 +110,19 @@ fn read_sheets(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError
     let mut cells_left = limits.max_cells;
     for name in book.sheet_names() {
         let unreadable = |e: calamine::XlsxError| FormError::file(format!("sheet `{name}` cannot be read: {e}"));
-        let mut reader = book.worksheet_cells_reader(&name).map_err(unreadable)?;
+        let mut reader = match book.worksheet_cells_reader(&name) {
+            Ok(reader) => reader,
+            // A chart or dialog sheet holds no cells: an empty sheet, as
+            // calamine's own range reader gives it.
+            Err(calamine::XlsxError::NotAWorksheet(_)) => {
+                sheets.push(Sheet {
+                    name,
+                    ..Sheet::default()
+                });
+                continue;
+            }
+            Err(e) => return Err(unreadable(e)),
+        };
         // Row number (1-based) -> cells by column, as the sheet gives them.
         let mut found: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
         while let Some(cell) = reader.next_cell().map_err(unreadable)? {
@@ -289,8 +301,25 @@ fn check_archive(bytes: &[u8], limits: &SheetLimits) -> Result<(), FormError> {
     }
     let mut left = limits.max_decompressed_bytes;
     for i in 0..archive.len() {
-        let entry = archive.by_index(i).map_err(|e| not_xlsx(&e))?;
-        let read = std::io::copy(&mut entry.take(left as u64 + 1), &mut std::io::sink()).map_err(|e| not_xlsx(&e))?;
+        // Parts outside `xl/` (thumbnails, document properties, custom
+        // XML) are never read: one the zip reader cannot decode (another
+        // compression method, a bad checksum) does not make the form
+        // unreadable, and what it did inflate still counts.
+        let workbook_part = archive
+            .name_for_index(i)
+            .and_then(Result::ok)
+            .is_some_and(|n| n.starts_with("xl/"));
+        let entry = match archive.by_index(i) {
+            Ok(entry) => entry,
+            Err(_) if !workbook_part => continue,
+            Err(e) => return Err(not_xlsx(&e)),
+        };
+        let mut counted = entry.take(left as u64 + 1);
+        let read = match std::io::copy(&mut counted, &mut std::io::sink()) {
+            Ok(read) => read,
+            Err(_) if !workbook_part => counted.limit().abs_diff(left as u64 + 1),
+            Err(e) => return Err(not_xlsx(&e)),
+        };
         left = left.checked_sub(read as usize).ok_or_else(|| {
             FormError::file(format!(
                 "the .xlsx file expands to more than {} MiB once decompressed, far more than any form; \
@@ -465,5 +494,65 @@ mod tests {
                 assert!(survey.header.len() <= SheetLimits::default().max_columns);
             }
         }
+    }
+
+    #[test]
+    fn parts_calamine_never_reads_do_not_make_a_form_unreadable() {
+        // A thumbnail stored with a compression method the reader lacks
+        // (bzip2, method 12) beside the shipped survey.
+        let mut xlsx = rewrite(TRADER_SURVEY_XLSX, 1, |_, _| false);
+        let mut archive = zip::ZipWriter::new_append(Cursor::new(&mut xlsx)).unwrap();
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        archive.start_file("docProps/thumbnail.jpeg", options).unwrap();
+        std::io::Write::write_all(&mut archive, b"not a jpeg").unwrap();
+        archive.finish().unwrap();
+        // Mark the part as bzip2 in both headers (method field, 2 bytes).
+        let name = b"docProps/thumbnail.jpeg";
+        let mut marked = 0;
+        for at in 0..xlsx.len().saturating_sub(name.len()) {
+            if &xlsx[at..at + name.len()] == name {
+                // Local header: name at 30, method at 8; central: 46 and 10.
+                let method = if at >= 30 && xlsx[at - 30..at - 26] == [0x50, 0x4b, 0x03, 0x04] {
+                    at - 22
+                } else if at >= 46 && xlsx[at - 46..at - 42] == [0x50, 0x4b, 0x01, 0x02] {
+                    at - 36
+                } else {
+                    continue;
+                };
+                xlsx[method..method + 2].copy_from_slice(&12u16.to_le_bytes());
+                marked += 1;
+            }
+        }
+        assert_eq!(marked, 2, "local and central headers");
+        let book = Workbook::from_xlsx(&xlsx).unwrap();
+        assert!(book.sheet("survey").is_some());
+    }
+
+    #[test]
+    fn a_chart_sheet_reads_as_an_empty_sheet() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let survey = book.add_worksheet().set_name("survey").unwrap();
+        for (c, text) in ["type", "name", "label"].iter().enumerate() {
+            survey.write_string(0, c as u16, *text).unwrap();
+        }
+        survey.write_string(1, 0, "integer").unwrap();
+        survey.write_string(1, 1, "age").unwrap();
+        survey.write_string(1, 2, "Age").unwrap();
+        let mut chart = rust_xlsxwriter::Chart::new(rust_xlsxwriter::ChartType::Column);
+        chart.add_series().set_values("survey!$A$1:$A$2");
+        book.add_chartsheet()
+            .set_name("Chart1")
+            .unwrap()
+            .insert_chart(0, 0, &chart)
+            .unwrap();
+        let book = Workbook::from_xlsx(&book.save_to_buffer().unwrap()).unwrap();
+        assert_eq!(book.sheet("survey").unwrap().rows.len(), 1);
+        assert_eq!(
+            book.sheet("Chart1"),
+            Some(&Sheet {
+                name: "Chart1".into(),
+                ..Sheet::default()
+            })
+        );
     }
 }

@@ -124,6 +124,10 @@ pub struct Validation {
     /// or the form's expressions too costly for them. `valid` is false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub too_large: bool,
+    /// Evaluation steps taken (see [`AnswerLimits::max_steps`]): a server
+    /// bounds the sum over one request.
+    #[serde(skip)]
+    pub steps: usize,
 }
 
 /// Maps keyed by slots and names, looked up on every evaluation: a fast
@@ -158,10 +162,11 @@ pub fn validate_within(
             cleared: Vec::new(),
             values: Map::new(),
             too_large: true,
+            steps: 0,
         };
     }
     let mut filled = Filled::new(form, env.clone());
-    filled.budget.set(limits.max_steps);
+    filled.budget.set(limits.max_steps.max(1));
     filled.read(answers);
     filled.settle();
     filled.check();
@@ -180,6 +185,7 @@ pub fn validate_within(
     let values = filled.values_json();
     Validation {
         valid: filled.errors.is_empty(),
+        steps: limits.max_steps.max(1) - filled.budget.get(),
         errors: filled.errors,
         cleared: filled.cleared,
         values,

@@ -16,8 +16,8 @@ use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::{
-    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest,
-    SyncResponse, gunzip_limited, gzip,
+    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, PROTOCOL_REVISION, PROTOCOL_VERSION, Rejection,
+    RejectionCode, SyncRequest, SyncResponse, gunzip_limited, gzip,
 };
 use crate::op::{Op, OpId};
 use crate::store::{ClockSample, Store, SyncExchange};
@@ -322,6 +322,7 @@ impl SyncClient {
                 pull_limit_bytes: (self.config.batch_bytes as f64 * pull_ratio) as u64,
                 device_time_ms: Some(store.wall_clock_ms()),
                 pending_ops: Some(store.pending_count()?.saturating_sub(ops.len() as u64)),
+                revision: Some(PROTOCOL_REVISION),
             };
             let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
             let body = gzip(&json);

@@ -24,6 +24,15 @@ use crate::op::{Op, OpId};
 /// The protocol version this build speaks (the `/v1/` of the paths).
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The revision of protocol 1 this build speaks, sent as
+/// [`SyncRequest::revision`]: what a device understands beyond the first
+/// release, so a server never sends a device something it cannot decode.
+///
+/// - 1 (or absent): the first release.
+/// - 2: rejection code `too_large`, and any rejection code this build does
+///   not know reads as [`RejectionCode::Other`] instead of failing.
+pub const PROTOCOL_REVISION: u32 = 2;
+
 /// Default size of one exchange on the wire, compressed: about 256 KB,
 /// a couple of seconds on a good 2G link, small enough that a dropped
 /// connection costs little.
@@ -70,6 +79,10 @@ pub struct SyncRequest<O = Op> {
     /// Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_ops: Option<u64>,
+    /// [`PROTOCOL_REVISION`] of the device's build; absent from devices of
+    /// the first release, which are sent only what they decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 /// What the server answers. `O` is [`Op`] on the device; the server sends
@@ -106,8 +119,12 @@ pub struct Rejection {
 }
 
 /// Why the server refused an op.
+///
+/// Read from any string: a code a later server adds reads as
+/// [`RejectionCode::Other`] (the reason still says why), so a new code
+/// never stops an older device from syncing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", from = "String")]
 pub enum RejectionCode {
     /// Stamped too far ahead of the server's clock: the device's clock is
     /// wrong.
@@ -129,8 +146,20 @@ pub enum RejectionCode {
     OpIdReused,
     /// The op is larger than the server accepts: too many bytes, answers
     /// or repeat instances, or answers too costly to check. Sending it
-    /// again will not help; the reason names the limit.
+    /// again will not help; the reason names the limit. Sent to devices of
+    /// [`PROTOCOL_REVISION`] 2 and later; older ones get `invalid_field`.
     TooLarge,
+    /// A code this build does not know (a later server's).
+    Other,
+}
+
+impl From<String> for RejectionCode {
+    fn from(code: String) -> Self {
+        RejectionCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(RejectionCode::Other)
+    }
 }
 
 impl RejectionCode {
@@ -145,6 +174,29 @@ impl RejectionCode {
             RejectionCode::Forbidden => "forbidden",
             RejectionCode::OpIdReused => "op_id_reused",
             RejectionCode::TooLarge => "too_large",
+            RejectionCode::Other => "other",
+        }
+    }
+
+    /// Every code but [`RejectionCode::Other`].
+    pub const ALL: [RejectionCode; 8] = [
+        RejectionCode::ClockAhead,
+        RejectionCode::Malformed,
+        RejectionCode::InvalidField,
+        RejectionCode::UnknownForm,
+        RejectionCode::InvalidAnswers,
+        RejectionCode::Forbidden,
+        RejectionCode::OpIdReused,
+        RejectionCode::TooLarge,
+    ];
+
+    /// The code as a device of `revision` ([`PROTOCOL_REVISION`]) can read
+    /// it: the first release knows no `too_large`, and refusing it as a
+    /// field beyond bounds is the nearest it does know.
+    pub fn for_revision(self, revision: Option<u32>) -> RejectionCode {
+        match self {
+            RejectionCode::TooLarge if revision.unwrap_or(1) < 2 => RejectionCode::InvalidField,
+            code => code,
         }
     }
 
@@ -177,19 +229,28 @@ mod tests {
 
     #[test]
     fn rejection_codes_serialize_as_their_names() {
-        for code in [
-            RejectionCode::ClockAhead,
-            RejectionCode::Malformed,
-            RejectionCode::InvalidField,
-            RejectionCode::UnknownForm,
-            RejectionCode::InvalidAnswers,
-            RejectionCode::Forbidden,
-            RejectionCode::OpIdReused,
-            RejectionCode::TooLarge,
-        ] {
+        for code in RejectionCode::ALL {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().into()));
             assert_eq!(serde_json::from_value::<RejectionCode>(json).unwrap(), code);
         }
+    }
+
+    #[test]
+    fn a_code_from_a_later_server_reads_as_other_and_old_devices_get_codes_they_know() {
+        let rejection: Rejection =
+            serde_json::from_str(r#"{"op": "00000000-0000-4000-8000-000000000000", "code": "quota", "reason": "x"}"#)
+                .unwrap();
+        assert_eq!(rejection.code, RejectionCode::Other);
+        assert_eq!(RejectionCode::TooLarge.for_revision(None), RejectionCode::InvalidField);
+        assert_eq!(
+            RejectionCode::TooLarge.for_revision(Some(1)),
+            RejectionCode::InvalidField
+        );
+        assert_eq!(
+            RejectionCode::TooLarge.for_revision(Some(PROTOCOL_REVISION)),
+            RejectionCode::TooLarge
+        );
+        assert_eq!(RejectionCode::Forbidden.for_revision(None), RejectionCode::Forbidden);
     }
 }

@@ -149,6 +149,8 @@ impl From<ExchangeError> for ApiError {
             ExchangeError::BadRequest(m) => ApiError::bad_request(m),
             ExchangeError::Forbidden(m) => ApiError::forbidden(m),
             ExchangeError::Internal(m) => ApiError::internal(m),
+            // 429: every device retries it after the pause, old builds too.
+            ExchangeError::Busy(m) => ApiError::too_many(m, 30),
         }
     }
 }
