@@ -173,7 +173,10 @@ pub struct Limits {
     pub enroll_failures_per_minute: u32,
     /// Failed dashboard logins per user name per minute, from all
     /// addresses together (guesses spread over many addresses). Addresses
-    /// that have not failed at that user are not stopped by it.
+    /// that have not failed at that user are not stopped by it, nor are
+    /// those it logged in from in the last 30 days, whose failures do not
+    /// count towards it either (attackers filling it would otherwise lock
+    /// the user out at her own address after one typo).
     pub login_failures_per_user_per_minute: u32,
     /// Time for a request's line and headers to arrive from the first byte
     /// read, and so also how long an idle connection stays open: a client
@@ -190,6 +193,23 @@ pub struct Limits {
     /// (holding no file descriptor of the server's) until one closes.
     /// Lowered at start to fit the open-file limit.
     pub max_connections: usize,
+    /// Connections served at once from one client address (an IPv6
+    /// address's /64), so that one client cannot take every slot. Large,
+    /// because many phones can share one carrier NAT address (and behind a
+    /// reverse proxy every client has the proxy's). Beyond it as many
+    /// again wait, holding a slot but not served, until one of that
+    /// address's closes; more are closed at once.
+    pub max_connections_per_address: usize,
+    /// How long a write to a client may make no progress before its
+    /// connection is closed: the header timeout covers only reading, and a
+    /// client asking for a large response without reading it would hold
+    /// its slot for ever. Phones on 2G are slow but keep reading.
+    pub write_stall_timeout: std::time::Duration,
+    /// How long shutdown waits for connections to finish the request they
+    /// are in; those still open are then dropped (a request's database
+    /// work already started still finishes, see `http::serve`), so one
+    /// stalled client cannot hold up a restart until SIGKILL.
+    pub shutdown_timeout: std::time::Duration,
     /// Per-exchange limits.
     pub exchange: ExchangeLimits,
 }
@@ -219,6 +239,9 @@ impl Default for Limits {
             body_timeout_max: std::time::Duration::from_secs(600),
             body_min_bytes_per_second: 2_048,
             max_connections: 4_096,
+            max_connections_per_address: 256,
+            write_stall_timeout: std::time::Duration::from_secs(60),
+            shutdown_timeout: std::time::Duration::from_secs(30),
             exchange: ExchangeLimits::default(),
         }
     }

@@ -27,7 +27,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 pub use self::error::ApiError;
-use self::limit::RateLimiter;
+use self::limit::{KnownAddresses, RateLimiter};
 pub use self::serve::serve;
 use crate::accounts::{Principal, Project, Role};
 use crate::server::{DataDir, Limits};
@@ -38,6 +38,12 @@ type Body = body::Unread;
 /// Body limit of the routes anyone may call without credentials
 /// (enrollment, dashboard login): their bodies are a few short fields.
 const UNAUTHENTICATED_BODY_BYTES: usize = 16 << 10;
+
+/// Addresses remembered per dashboard user, and for how many days, as
+/// exempt from the per-user failure bound: a user's office, home and phone
+/// over a month, with room to spare.
+const KNOWN_ADDRESSES_PER_USER: usize = 16;
+const KNOWN_ADDRESS_DAYS: u64 = 30;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -53,9 +59,13 @@ pub struct AppState {
     /// higher bound, against guesses spread over many addresses). Counted
     /// before the check and refunded on success. The per-user bound does
     /// not stop an address that has not failed at that user, so nobody can
-    /// keep an account locked from elsewhere.
+    /// keep an account locked from elsewhere; nor does it apply to (or
+    /// count failures from) addresses the user logged in from before,
+    /// which attackers filling the bound would otherwise lock out after
+    /// one typo.
     login_failures_per_user_address: Arc<RateLimiter<(String, std::net::IpAddr)>>,
     login_failures_per_user: Arc<RateLimiter<String>>,
+    login_addresses: Arc<KnownAddresses>,
     /// Password checks running at once (argon2 takes 19 MiB each).
     password_checks: Arc<tokio::sync::Semaphore>,
 }
@@ -70,6 +80,10 @@ pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
         login_attempts: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
         login_failures_per_user_address: Arc::new(RateLimiter::new(limits.enroll_failures_per_minute)),
         login_failures_per_user: Arc::new(RateLimiter::new(limits.login_failures_per_user_per_minute)),
+        login_addresses: Arc::new(KnownAddresses::new(
+            KNOWN_ADDRESSES_PER_USER,
+            std::time::Duration::from_secs(KNOWN_ADDRESS_DAYS * 24 * 3600),
+        )),
         password_checks: Arc::new(tokio::sync::Semaphore::new(2)),
     };
     Router::new()

@@ -221,3 +221,143 @@ fn the_connection_cap_leaves_room_under_the_open_file_limit() {
         assert_eq!(super::raise_open_file_limit(), limit.maximum.or(limit.current));
     }
 }
+
+/// A connection from `ip` (any of 127/8 on Linux), with a receive buffer
+/// of `receive` bytes if given (set before connecting, so the window the
+/// server sees stays that small), reads timing out after 200 ms.
+fn connect_from(running: &Running, ip: [u8; 4], receive: Option<u32>) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(bytes) = receive {
+        socket.set_recv_buffer_size(bytes).unwrap();
+    }
+    socket.bind((std::net::Ipv4Addr::from(ip), 0).into()).unwrap();
+    let stream = runtime.block_on(socket.connect(running.addr)).unwrap();
+    let s = stream.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s
+}
+
+/// A client that asks for the OpenAPI document (75 KB, no token needed)
+/// forty times in one go through a tiny receive window and reads nothing:
+/// the server's writes stall at once and stay stalled.
+fn never_reading(running: &Running) -> TcpStream {
+    let mut s = connect_from(running, [127, 0, 0, 1], Some(1_024));
+    let request = b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(40);
+    s.write_all(&request).unwrap();
+    s
+}
+
+#[test]
+fn a_client_that_never_reads_its_response_is_cut_off_after_the_write_stall_timeout() {
+    let running = Running::start(Limits {
+        max_connections: 1,
+        header_read_timeout: Duration::from_secs(30),
+        write_stall_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let mut stalled = never_reading(&running);
+    assert_eq!(
+        health(&running, Duration::from_millis(150)),
+        None,
+        "the only slot is held while the write waits"
+    );
+    assert_eq!(
+        health(&running, Duration::from_secs(3)).as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "the stalled connection was dropped and its slot freed"
+    );
+    assert!(closed_within(&mut stalled, Duration::from_secs(2)));
+
+    // A slow client that keeps reading gets everything, however long the
+    // whole takes.
+    let mut slow = connect_from(&running, [127, 0, 0, 1], Some(1_024));
+    slow.write_all(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 8_192]);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(30));
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.trim_end().ends_with('}'), "the whole document arrived");
+    running.stop(Duration::from_secs(3));
+}
+
+#[test]
+fn connections_over_the_per_address_cap_wait_while_other_addresses_are_served() {
+    let running = Running::start(Limits {
+        max_connections_per_address: 2,
+        header_read_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    let busy = [127, 0, 0, 5];
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect_from(&running, busy, None)).collect();
+    for s in &mut held {
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = connect_from(&running, busy, None);
+    let request = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        status_line(&mut waiting, request, Duration::from_millis(500)),
+        None,
+        "a third connection from the busy address waits"
+    );
+    let mut other = connect_from(&running, [127, 0, 0, 6], None);
+    assert_eq!(
+        status_line(&mut other, request, Duration::from_secs(2)).as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "another address is served meanwhile"
+    );
+    // As many again may wait; beyond that a connection is closed at once.
+    let _second_waiting = connect_from(&running, busy, None);
+    let mut refused = connect_from(&running, busy, None);
+    assert!(closed_within(&mut refused, Duration::from_secs(1)));
+    drop(held);
+    assert_eq!(
+        status_line(&mut waiting, b"", Duration::from_secs(2)).as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "served once the address's others close"
+    );
+    running.stop(Duration::from_secs(3));
+}
+
+#[test]
+fn shutdown_returns_within_its_deadline_with_a_stalled_connection_open() {
+    let running = Running::start(Limits {
+        header_read_timeout: Duration::from_secs(30),
+        write_stall_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let mut stalled = never_reading(&running);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    running.stop(Duration::from_secs(3));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited for the connection first"
+    );
+    assert!(closed_within(&mut stalled, Duration::from_secs(2)), "then dropped it");
+}
+
+#[test]
+fn ipv6_clients_are_capped_per_64_prefix() {
+    let key = |s: &str| super::address_key(s.parse().unwrap());
+    assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+    assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+    assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
+}

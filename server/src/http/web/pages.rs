@@ -75,8 +75,8 @@ fn random_secret() -> Result<String, WebError> {
 }
 
 /// A pre-login cookie of exactly the form [`random_secret`] issues (32
-/// bytes, unpadded URL-safe base64), so that a value planted by someone
-/// else (`mpaka_login=a`, whose CSRF token anyone can compute) is replaced.
+/// bytes, unpadded URL-safe base64); anything else (`mpaka_login=a`) is no
+/// secret at all. [`login_page`] replaces every cookie, well-formed or not.
 fn login_secret(headers: &HeaderMap) -> Option<String> {
     cookie(headers, LOGIN_COOKIE).filter(|v| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -106,11 +106,12 @@ fn login_form(csrf: &str, message: Option<&str>) -> Html<String> {
     )
 }
 
+/// The login form, always with a fresh pre-login secret: reusing the
+/// client's, even one of the form the server issues, would let someone who
+/// planted the cookie (and so computed its CSRF token) fix it. A form
+/// opened earlier in another tab then expires, and says so.
 pub async fn login_page(headers: HeaderMap) -> Result<Response, WebError> {
-    let secret = match login_secret(&headers) {
-        Some(s) => s,
-        None => random_secret()?,
-    };
+    let secret = random_secret()?;
     let mut response = login_form(&csrf_token(&secret), None).into_response();
     response
         .headers_mut()
@@ -146,14 +147,20 @@ pub async fn login(
     // user name, which only stops addresses that failed at it (guesses
     // spread over many addresses stay bounded; the user at another
     // address still gets in).
+    // An address the user logged in from before gets only the per-address
+    // bounds: its failures neither meet nor fill the per-user one, so
+    // attackers who filled it do not lock her out there after one typo.
+    // Behind a reverse proxy every client has the proxy's address (see
+    // `KnownAddresses`).
     state.login_attempts.check(peer.ip())?;
     let user = username.to_lowercase();
     let here = (user.clone(), peer.ip());
-    if state.login_failures_per_user_address.seen(&here) {
+    let known = state.login_addresses.known(&user, peer.ip());
+    if !known && state.login_failures_per_user_address.seen(&here) {
         state.login_failures_per_user.exceeded(user.clone())?;
     }
     state.login_failures_per_user_address.check(here.clone())?;
-    let counted_for_user = state.login_failures_per_user.check(user.clone()).is_ok();
+    let counted_for_user = !known && state.login_failures_per_user.check(user.clone()).is_ok();
     let _slot = state
         .password_checks
         .acquire()
@@ -167,6 +174,7 @@ pub async fn login(
         if counted_for_user {
             state.login_failures_per_user.refund(&user);
         }
+        state.login_addresses.remember(&user, peer.ip());
     }
     let Some(token) = token else {
         tracing::info!("dashboard login refused");
@@ -1019,7 +1027,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pre_login_cookie_the_server_did_not_issue_is_replaced() {
+    async fn every_pre_login_cookie_is_replaced() {
         async fn issued(headers: &HeaderMap) -> String {
             let response = login_page(headers.clone()).await.unwrap();
             let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
@@ -1035,10 +1043,90 @@ mod tests {
             assert_ne!(value, planted);
             assert_eq!(value.len(), 43);
         }
-        // The server's own value is kept (a second tab keeps working).
+        // So is a well-formed one, even one the server issued: a planted
+        // value is indistinguishable from it.
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, format!("mpaka_login={fresh}").parse().unwrap());
-        assert_eq!(issued(&headers).await, fresh);
+        assert_ne!(issued(&headers).await, fresh);
+    }
+
+    #[test]
+    fn a_csrf_token_computed_from_a_planted_pre_login_cookie_does_not_log_in() {
+        let running = crate::http::testing::Running::start(crate::server::Limits::default());
+        running
+            .data
+            .accounts
+            .set_password(None, "admin", "correct-horse-9")
+            .unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = format!("http://{}/login", running.addr);
+        // Planted by an attacker, who computed its token.
+        let planted = random_secret().unwrap();
+        let page = client
+            .get(&url)
+            .header(header::COOKIE, format!("mpaka_login={planted}"))
+            .send()
+            .unwrap();
+        let set = page.headers()[header::SET_COOKIE].to_str().unwrap();
+        let replaced = set.strip_prefix("mpaka_login=").unwrap().split(';').next().unwrap();
+        assert_ne!(replaced, planted, "the login page replaces the planted cookie");
+        assert_eq!(replaced.len(), 43);
+        let post = |cookie: &str, csrf: &str| {
+            client
+                .post(&url)
+                .header(header::COOKIE, format!("mpaka_login={cookie}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(format!("username=admin&password=correct-horse-9&csrf={csrf}"))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(
+            post(replaced, &csrf_token(&planted)),
+            403,
+            "the attacker's token is refused"
+        );
+        assert_eq!(
+            post(replaced, &csrf_token(replaced)),
+            303,
+            "the form's own token logs in"
+        );
+        running.stop(std::time::Duration::from_secs(3));
+    }
+
+    #[test]
+    fn attackers_filling_the_per_user_bound_do_not_lock_the_user_out_at_her_usual_address() {
+        use crate::server::Limits;
+        let running = crate::http::testing::Running::start(Limits {
+            enroll_failures_per_minute: 3,
+            login_failures_per_user_per_minute: 5,
+            ..Limits::default()
+        });
+        running
+            .data
+            .accounts
+            .set_password(None, "admin", "correct-horse-9")
+            .unwrap();
+        let status = |r: reqwest::blocking::Response| r.status().as_u16();
+        let office = [127, 0, 0, 20];
+        assert_eq!(status(login_from(&running, office, "correct-horse-9")), 303);
+        // Attackers from many addresses fill the per-user bound...
+        for last in 30..36 {
+            let _ = login_from(&running, [127, 0, 0, last], "guess-xxxxx");
+        }
+        assert_eq!(
+            status(login_from(&running, [127, 0, 0, 30], "correct-horse-9")),
+            429,
+            "an address that failed at admin is held by the per-user bound"
+        );
+        // ...yet at her office she mistypes once and still gets in.
+        assert_eq!(status(login_from(&running, office, "correct-horse-8")), 401);
+        assert_eq!(status(login_from(&running, office, "correct-horse-9")), 303);
+        running.stop(std::time::Duration::from_secs(3));
     }
 
     /// One dashboard login from address `from`: the login page, then the
