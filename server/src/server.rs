@@ -896,8 +896,10 @@ pub fn now_ms() -> u64 {
 }
 
 /// Serves `data` on `listener` until `shutdown` resolves, then stops
-/// accepting and finishes the requests in flight (a batch being ingested
-/// completes and is acknowledged). Slow or idle clients are cut off and
+/// accepting and finishes the requests in flight within
+/// `limits.shutdown_timeout` (a batch already being applied always
+/// completes its transaction; its device resends it if the answer was
+/// cut, and the server acknowledges it again). Slow or idle clients are cut off and
 /// connections capped as `limits` say (see [`crate::http::serve`]).
 pub async fn serve(
     data: Arc<DataDir>,
