@@ -1100,17 +1100,7 @@ mod tests {
 
     #[test]
     fn attackers_filling_the_per_user_bound_do_not_lock_the_user_out_at_her_usual_address() {
-        use crate::server::Limits;
-        let running = crate::http::testing::Running::start(Limits {
-            enroll_failures_per_minute: 3,
-            login_failures_per_user_per_minute: 5,
-            ..Limits::default()
-        });
-        running
-            .data
-            .accounts
-            .set_password(None, "admin", "correct-horse-9")
-            .unwrap();
+        let running = login_limits_server();
         let status = |r: reqwest::blocking::Response| r.status().as_u16();
         let office = [127, 0, 0, 20];
         assert_eq!(status(login_from(&running, office, "correct-horse-9")), 303);
@@ -1127,6 +1117,22 @@ mod tests {
         assert_eq!(status(login_from(&running, office, "correct-horse-8")), 401);
         assert_eq!(status(login_from(&running, office, "correct-horse-9")), 303);
         running.stop(std::time::Duration::from_secs(3));
+    }
+
+    /// A server with tight login limits (3 per address, 5 failures per
+    /// user a minute) and the password `correct-horse-9` for `admin`.
+    fn login_limits_server() -> crate::http::testing::Running {
+        let running = crate::http::testing::Running::start(crate::server::Limits {
+            enroll_failures_per_minute: 3,
+            login_failures_per_user_per_minute: 5,
+            ..crate::server::Limits::default()
+        });
+        running
+            .data
+            .accounts
+            .set_password(None, "admin", "correct-horse-9")
+            .unwrap();
+        running
     }
 
     /// One dashboard login from address `from`: the login page, then the
@@ -1164,17 +1170,7 @@ mod tests {
 
     #[test]
     fn failed_logins_from_other_addresses_do_not_lock_the_user_out() {
-        use crate::server::Limits;
-        let running = crate::http::testing::Running::start(Limits {
-            enroll_failures_per_minute: 3,
-            login_failures_per_user_per_minute: 5,
-            ..Limits::default()
-        });
-        running
-            .data
-            .accounts
-            .set_password(None, "admin", "correct-horse-9")
-            .unwrap();
+        let running = login_limits_server();
         let status = |r: &reqwest::blocking::Response| r.status().as_u16();
         // Wrong guesses for `admin`, each from another address...
         for last in [10, 11, 12] {
