@@ -153,6 +153,12 @@ enum Command {
         /// Largest request body on the wire, in bytes.
         #[arg(long, env = "MPAKA_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
         max_body_bytes: usize,
+        /// Connections served at once from one client address. Behind a
+        /// load balancer or reverse proxy every phone has the proxy's
+        /// address: raise it to the connection cap (4096) there.
+        #[arg(long, env = "MPAKA_MAX_CONNECTIONS_PER_ADDRESS",
+              default_value_t = Limits::default().max_connections_per_address)]
+        max_connections_per_address: usize,
     },
     /// A field day, simulated: devices with real stores work offline with
     /// overlapping edits and wrong clocks, sync through unreliable links,
@@ -243,10 +249,12 @@ fn main() -> ExitCode {
             storage,
             requests_per_minute,
             max_body_bytes,
+            max_connections_per_address,
         } => {
             let limits = Limits {
                 requests_per_minute,
                 max_body_bytes,
+                max_connections_per_address,
                 ..Limits::default()
             };
             return serve(addr, &storage, limits);

@@ -271,3 +271,29 @@ fn the_store_key_is_read_from_the_environment() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn the_per_address_connection_cap_is_set_from_the_environment() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(&dir.path().join("data"), &[("MPAKA_MAX_CONNECTIONS_PER_ADDRESS", "1")]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let health = || {
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        socket
+            .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).is_ok() && answer.starts_with("HTTP/1.1 200")
+    };
+    assert!(health(), "served while nothing else is open");
+    // One half-sent request holds this address's only slot...
+    let mut held = std::net::TcpStream::connect(&addr).unwrap();
+    held.write_all(b"GET /v1/health HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!health(), "a second connection from the address waits");
+    // ...and once it goes, the address is served again.
+    drop(held);
+    assert!(health(), "served once the first closed");
+}

@@ -163,7 +163,7 @@ struct Address {
 impl PerAddress {
     fn new(cap: usize) -> Self {
         PerAddress {
-            cap: cap.max(1),
+            cap: cap.clamp(1, Semaphore::MAX_PERMITS),
             addresses: Mutex::new(HashMap::new()),
         }
     }
