@@ -128,6 +128,12 @@ pub struct FormSession {
     /// subtracting wall times a wrong or changed clock makes meaningless.
     earlier_ms: u64,
     sitting: std::time::Instant,
+    /// What the store held of the submission when this session last read
+    /// or wrote it, and that version: a save writes only the fields that
+    /// differ from it, based on it, so two people correcting different
+    /// answers both keep their correction, and a write made meanwhile by
+    /// another device is a conflict, never silently overwritten.
+    written: std::sync::Mutex<(Fields, Option<crate::Hlc>)>,
 }
 
 impl FormSession {
@@ -177,6 +183,7 @@ impl FormSession {
             .get("trader_id")
             .and_then(Value::as_str)
             .and_then(|t| t.parse().ok());
+        session.written = std::sync::Mutex::new((entity.state.fields.clone(), entity.version()));
         Ok(session)
     }
 
@@ -226,6 +233,7 @@ impl FormSession {
             trader: None,
             earlier_ms: 0,
             sitting: std::time::Instant::now(),
+            written: std::sync::Mutex::new((Fields::new(), None)),
         }
     }
 
@@ -497,7 +505,20 @@ impl FormSession {
                 if empty { Value::Null } else { value },
             );
         }
-        Ok(store.save(Collection::Submissions, self.id, fields)?)
+        // Only what differs from what this session last read or wrote (an
+        // unset field reads as null); the status at least, so a save is
+        // always an op.
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let (before, seen) = &mut *written;
+        let changed: Fields = fields
+            .iter()
+            .filter(|(k, v)| before.get(*k).unwrap_or(&Value::Null) != *v || *k == "status")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let op = store.save_seen(*seen, Collection::Submissions, self.id, changed)?;
+        before.extend(fields);
+        *seen = Some(op.hlc);
+        Ok(op)
     }
 
     /// Re-evaluates what depends on `origin`, breadth first, and returns

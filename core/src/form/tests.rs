@@ -398,6 +398,96 @@ mod session {
         Arc::new(FormDefinition::from_csv(TRADER_SURVEY).unwrap())
     }
 
+    /// Issue 15's first step: a save writes what the person changed, based
+    /// on what the session read, so two phones correcting different
+    /// answers of one interview offline both keep their correction.
+    #[test]
+    fn corrections_of_different_answers_on_two_phones_both_stand() {
+        let a = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let b = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let mut first = FormSession::start(form(), env());
+        for (name, value) in [
+            ("consent", json!("yes")),
+            ("age", json!(34)),
+            ("goods", json!("beans fish")),
+        ] {
+            first.set_answer(name, None, &value).unwrap();
+        }
+        first.set_answer("n_items", None, &json!(0)).unwrap();
+        let created = first.finalize(&a).unwrap().unwrap();
+        b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
+        let id = created.entity;
+
+        // Offline, each phone re-opens the interview and corrects one answer.
+        let mut on_a = FormSession::resume(form(), env(), &a, id).unwrap();
+        on_a.set_answer("age", None, &json!(35)).unwrap();
+        let age = on_a.finalize(&a).unwrap().unwrap();
+        let mut on_b = FormSession::resume(form(), env(), &b, id).unwrap();
+        on_b.set_answer("goods", None, &json!("fish")).unwrap();
+        let goods = on_b.finalize(&b).unwrap().unwrap();
+        // Each op holds its correction, not the interview again.
+        let answers = |op: &crate::Op| -> Vec<String> {
+            op.fields
+                .keys()
+                .filter(|k| k.starts_with("answers/"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(answers(&age), ["answers/age"]);
+        assert_eq!(answers(&goods), ["answers/goods"]);
+
+        a.apply_remote(std::slice::from_ref(&goods)).unwrap();
+        b.apply_remote(std::slice::from_ref(&age)).unwrap();
+        for store in [&a, &b] {
+            let merged = store.get(Collection::Submissions, id).unwrap().unwrap();
+            assert_eq!(merged.get("answers/age"), Some(&json!(35)));
+            assert_eq!(merged.get("answers/goods"), Some(&json!("fish")));
+            let on_answers: Vec<String> = store
+                .conflicts(true)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.conflict.field)
+                .filter(|f| f.starts_with("answers/"))
+                .collect();
+            assert!(on_answers.is_empty(), "no conflict on an answer: {on_answers:?}");
+        }
+    }
+
+    /// The same answer corrected on two phones is a conflict, both values
+    /// kept, whichever synced first; and a save after a pull is based on
+    /// what the session read, so the pulled write is never silently lost.
+    #[test]
+    fn the_same_answer_corrected_on_two_phones_is_a_conflict_not_an_overwrite() {
+        let a = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let b = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let mut first = FormSession::start(form(), env());
+        for (name, value) in [("consent", json!("yes")), ("age", json!(34)), ("n_items", json!(0))] {
+            first.set_answer(name, None, &value).unwrap();
+        }
+        let created = first.finalize(&a).unwrap().unwrap();
+        b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
+        let id = created.entity;
+        // Phone A opens the interview, then pulls B's correction while open.
+        let mut on_a = FormSession::resume(form(), env(), &a, id).unwrap();
+        let mut on_b = FormSession::resume(form(), env(), &b, id).unwrap();
+        on_b.set_answer("age", None, &json!(40)).unwrap();
+        let from_b = on_b.finalize(&b).unwrap().unwrap();
+        a.apply_remote(std::slice::from_ref(&from_b)).unwrap();
+        on_a.set_answer("age", None, &json!(36)).unwrap();
+        on_a.finalize(&a).unwrap().unwrap();
+        let ages: Vec<_> = a
+            .conflicts(true)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.conflict.field == "answers/age")
+            .map(|c| (c.conflict.older.value, c.conflict.newer.value))
+            .collect();
+        assert_eq!(ages.len(), 1, "{ages:?}");
+        let mut values = [ages[0].0.clone(), ages[0].1.clone()];
+        values.sort();
+        assert_eq!(values, ["36", "40"]);
+    }
+
     fn visible(session: &FormSession) -> Vec<String> {
         session
             .prompts()
