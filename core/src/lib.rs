@@ -47,7 +47,7 @@ pub use error::{Error, Result};
 pub use hlc::{Hlc, ManualClock, NodeId, SystemClock, WallClock};
 pub use merge::{Conflict, ConflictingWrite, EntityState};
 pub use op::{Attendee, EntityId, Op, OpId, attendance_id};
-pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields};
+pub use schema::{Collection, CollectionSchema, FieldKind, FieldSpec, Fields, MergePolicy};
 pub use store::{
     ApplyReport, Durability, Entity, Filter, HeldOp, Query, RejectedOp, SCHEMA_VERSION, Scanned, Store, StoreKey,
     StoreOptions, StoredConflict, SyncExchange,

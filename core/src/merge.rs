@@ -141,6 +141,13 @@ pub struct Conflict {
 }
 
 impl Conflict {
+    /// Whether the field's merge policy asks a person: a conflict recorded
+    /// on a field that is bookkeeping now (by a store or a release from
+    /// before its policy) is not one to show.
+    pub fn asks_a_person(&self) -> bool {
+        self.collection.schema().merge_policy(&self.field) == crate::schema::MergePolicy::AskPerson
+    }
+
     /// Does `op` resolve this conflict: it writes the field and saw both
     /// sides?
     pub fn is_resolved_by(&self, op: &Op) -> bool {
@@ -154,7 +161,12 @@ impl Conflict {
 /// it is skipped).
 pub fn conflicts_with_history(op: &Op, history: &[Op]) -> Vec<Conflict> {
     let mut found = Vec::new();
+    let schema = op.collection.schema();
     for (path, value) in &op.fields {
+        // Bookkeeping merges silently: the last writer's value stands.
+        if schema.merge_policy(path) != crate::schema::MergePolicy::AskPerson {
+            continue;
+        }
         for other in history.iter().filter(|o| o.id != op.id) {
             let Some(other_value) = other.fields.get(path) else {
                 continue;
@@ -208,6 +220,39 @@ mod tests {
             entity: EntityId(uuid::Uuid::nil()),
             fields: serde_json::from_value(fields).unwrap(),
         }
+    }
+
+    #[test]
+    fn bookkeeping_merges_silently_and_answers_ask_a_person() {
+        let interview = |wall: u64, node: u64, fields: Value| Op {
+            collection: Collection::Submissions,
+            ..op(wall, node, Some((5, 1)), fields)
+        };
+        let a = interview(
+            10,
+            1,
+            json!({"device": "tecno-a", "ended_at": "2026-11-30T09:00:00+02:00",
+                                        "answers/age": 35}),
+        );
+        let b = interview(
+            11,
+            2,
+            json!({"device": "itel-b", "ended_at": "2026-11-30T09:05:00+02:00",
+                                        "answers/age": 36, "answers/notes": "x"}),
+        );
+        let fields: Vec<String> = conflicts_with_history(&b, std::slice::from_ref(&a))
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["answers/age"], "only the answer asks a person");
+        let mut state = EntityState::default();
+        state.apply(&b);
+        state.apply(&a);
+        assert_eq!(
+            state.fields["device"],
+            json!("itel-b"),
+            "the last writer's bookkeeping stands"
+        );
     }
 
     #[test]

@@ -149,6 +149,22 @@ pub struct FieldSpec {
     /// Only M&E officers and admins may write it (a merge of records is
     /// their decision); the server refuses it from enumerators.
     pub officers_only: bool,
+    /// How concurrent writes of different values merge.
+    pub merge: MergePolicy,
+}
+
+/// How concurrent writes of different values to one field merge. The
+/// value is always the last writer's (the greatest stamp, on every
+/// replica); what differs is whether a person is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// A conflict for a person to resolve, both values kept: answers,
+    /// names, anything someone typed.
+    AskPerson,
+    /// The last writer's value, silently: bookkeeping a save writes by
+    /// definition (which phone, when, the clock offset used), where two
+    /// values are no question for anyone.
+    LastWriterWins,
 }
 
 impl FieldSpec {
@@ -160,7 +176,12 @@ impl FieldSpec {
             personal: false,
             doc,
             officers_only: false,
+            merge: MergePolicy::AskPerson,
         }
+    }
+    const fn bookkeeping(mut self) -> Self {
+        self.merge = MergePolicy::LastWriterWins;
+        self
     }
     const fn officers_only(mut self) -> Self {
         self.officers_only = true;
@@ -236,6 +257,12 @@ impl CollectionSchema {
                     .into(),
             })
         }
+    }
+
+    /// How concurrent writes to `path` merge: its declaration's policy (a
+    /// map key's is its map's); an undeclared path asks a person.
+    pub fn merge_policy(&self, path: &str) -> MergePolicy {
+        self.resolve(path).map_or(MergePolicy::AskPerson, |spec| spec.merge)
     }
 
     /// The declaration of a top-level field (not a map key).
@@ -518,19 +545,26 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
             "the trader interviewed, if registered",
         ),
         FieldSpec::new("enumerator", CODE, "enumerator's user name").required(),
-        FieldSpec::new("device", CODE, "device id"),
+        FieldSpec::new("device", CODE, "device id (of the last save)").bookkeeping(),
         FieldSpec::new("started_at", Timestamp, "when the interview started (device clock)"),
-        FieldSpec::new("ended_at", Timestamp, "when the interview ended (device clock)"),
+        FieldSpec::new(
+            "ended_at",
+            Timestamp,
+            "when the interview ended (device clock, last finalize)",
+        )
+        .bookkeeping(),
         FieldSpec::new(
             "started_at_server",
             Timestamp,
             "when the interview started, corrected by the server's clock",
-        ),
+        )
+        .bookkeeping(),
         FieldSpec::new(
             "ended_at_server",
             Timestamp,
             "when the interview ended, corrected by the server's clock",
-        ),
+        )
+        .bookkeeping(),
         FieldSpec::new(
             "clock_offset_ms",
             Integer {
@@ -538,7 +572,8 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
                 max: 100 * 365 * 24 * 3600 * 1000,
             },
             "server time minus device time used for the corrected times (ms)",
-        ),
+        )
+        .bookkeeping(),
         FieldSpec::new(
             "duration_ms",
             Integer {
@@ -546,7 +581,8 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
                 max: 30 * 24 * 3600 * 1000,
             },
             "time spent filling the form, from a monotonic clock (ms)",
-        ),
+        )
+        .bookkeeping(),
         FieldSpec::new("location", GeoPoint, "where the interview took place").personal(),
         FieldSpec::new("status", Choice(SUBMISSION_STATUS), "draft or complete").required(),
         FieldSpec::new("answers", Map, "answers keyed by question name").personal(),
@@ -588,7 +624,12 @@ pub static ATTENDANCE: CollectionSchema = CollectionSchema {
         FieldSpec::new("age_band", Choice(AGE_BANDS), "age band"),
         FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
         FieldSpec::new("is_trader", Bool, "a cross-border trader"),
-        FieldSpec::new("registered_by", CODE, "facilitator who registered the attendee"),
+        FieldSpec::new(
+            "registered_by",
+            CODE,
+            "facilitator who registered the attendee (the last to)",
+        )
+        .bookkeeping(),
     ],
     indexed: &["session_id"],
 };

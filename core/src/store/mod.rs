@@ -456,6 +456,7 @@ impl Store {
                 },
             });
         }
+        out.retain(|c| c.conflict.asks_a_person());
         Ok(out)
     }
 

@@ -598,6 +598,7 @@ impl ProjectLog for PgProject {
                     },
                 })
             })
+            .filter(|c: &Result<StoredConflict, StorageError>| c.as_ref().map_or(true, |c| c.conflict.asks_a_person()))
             .collect()
     }
 }
