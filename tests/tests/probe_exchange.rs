@@ -104,6 +104,16 @@ impl<'a> Hand<'a> {
     }
 }
 
+/// A fresh server with enumerator `amina` and officer `me01` enrolled
+/// (the folder holding their stores comes along, to outlive them).
+fn project() -> (TestServer, tempfile::TempDir, Device, Device) {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let amina = server.device("amina", "enumerator", &dir.path().join("amina.mpaka"));
+    let officer = server.device("me01", "me_officer", &dir.path().join("me.mpaka"));
+    (server, dir, amina, officer)
+}
+
 fn trader_fields(name: &str) -> Value {
     json!({"full_name": name, "sex": "female", "border_post": "rusizi_2", "consent_given": true,
            "phone": "+250 788 123 456"})
@@ -122,10 +132,7 @@ fn complete_interview(enumerator: &str) -> Value {
 
 #[test]
 fn attendance_ids_are_derived_and_registry_merges_and_deletes_are_officers_work() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let amina = server.device("amina", "enumerator", &dir.path().join("amina.mpaka"));
-    let officer = server.device("me01", "me_officer", &dir.path().join("me.mpaka"));
+    let (server, _dir, amina, officer) = project();
     let hand = Hand::new(&amina);
 
     let session = EntityId::random();
@@ -201,10 +208,7 @@ fn attendance_ids_are_derived_and_registry_merges_and_deletes_are_officers_work(
 
 #[test]
 fn an_interview_answers_for_what_each_op_breaks() {
-    let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let amina = server.device("amina", "enumerator", &dir.path().join("amina.mpaka"));
-    let officer = server.device("me01", "me_officer", &dir.path().join("me.mpaka"));
+    let (server, _dir, amina, officer) = project();
     let hand = Hand::new(&amina);
     let officers = Hand::new(&officer);
     let id = EntityId::random();

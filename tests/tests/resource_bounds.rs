@@ -21,13 +21,19 @@ use serde_json::{Value, json};
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const ONE_GIB_IN_KIB: u64 = 1 << 20;
 
-fn publish(server: &TestServer, xlsx: Vec<u8>) -> (u16, Value, Duration, usize) {
-    let started = Instant::now();
-    let response = reqwest::blocking::Client::builder()
+/// A POST to `path` with a patient client (a bomb may take a while to
+/// refuse in a debug build).
+fn post(server: &TestServer, path: &str) -> reqwest::blocking::RequestBuilder {
+    reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
         .unwrap()
-        .post(format!("{}/v1/projects/rusizi-bukavu/forms", server.url))
+        .post(format!("{}{path}", server.url))
+}
+
+fn publish(server: &TestServer, xlsx: Vec<u8>) -> (u16, Value, Duration, usize) {
+    let started = Instant::now();
+    let response = post(server, "/v1/projects/rusizi-bukavu/forms")
         .bearer_auth(&server.admin_token)
         .header("Content-Type", XLSX)
         .body(xlsx)
@@ -67,11 +73,7 @@ fn request(ops: &[&Op]) -> Vec<u8> {
 /// Sends a gzipped sync request; the response's JSON and how long it took.
 fn send(server: &TestServer, token: &str, wire: Vec<u8>) -> (Value, Duration) {
     let started = Instant::now();
-    let response = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
-        .post(format!("{}/v1/sync", server.url))
+    let response = post(server, "/v1/sync")
         .bearer_auth(token)
         .header("Content-Type", "application/json")
         .header("Content-Encoding", "gzip")
