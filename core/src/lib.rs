@@ -32,6 +32,7 @@
 //!
 //! See ARCHITECTURE.md at the repository root for the invariants.
 
+pub mod answers;
 pub mod error;
 pub mod form;
 pub mod hlc;

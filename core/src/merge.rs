@@ -145,7 +145,7 @@ impl Conflict {
     /// on a field that is bookkeeping now (by a store or a release from
     /// before its policy) is not one to show.
     pub fn asks_a_person(&self) -> bool {
-        self.collection.schema().merge_policy(&self.field) == crate::schema::MergePolicy::AskPerson
+        self.collection.schema().merge_policy(&self.field) != crate::schema::MergePolicy::LastWriterWins
     }
 
     /// Does `op` resolve this conflict: it writes the field and saw both
@@ -164,14 +164,15 @@ pub fn conflicts_with_history(op: &Op, history: &[Op]) -> Vec<Conflict> {
     let schema = op.collection.schema();
     for (path, value) in &op.fields {
         // Bookkeeping merges silently: the last writer's value stands.
-        if schema.merge_policy(path) != crate::schema::MergePolicy::AskPerson {
+        let policy = schema.merge_policy(path);
+        if policy == crate::schema::MergePolicy::LastWriterWins {
             continue;
         }
         for other in history.iter().filter(|o| o.id != op.id) {
             let Some(other_value) = other.fields.get(path) else {
                 continue;
             };
-            if other_value == value || !op.concurrent_with(other) {
+            if !policy.asks_about(value, other_value) || !op.concurrent_with(other) {
                 continue;
             }
             let write = |o: &Op, v: &Value| ConflictingWrite {

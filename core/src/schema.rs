@@ -165,6 +165,22 @@ pub enum MergePolicy {
     /// definition (which phone, when, the clock offset used), where two
     /// values are no question for anyone.
     LastWriterWins,
+    /// A repeat instance's own field (see [`crate::answers`]): two orders
+    /// merge silently, a removal against a concurrent edit (`null`
+    /// against an order) asks a person.
+    AskIfRemoved,
+}
+
+impl MergePolicy {
+    /// Whether two concurrent writes of `a` and `b` are a conflict for a
+    /// person.
+    pub fn asks_about(self, a: &Value, b: &Value) -> bool {
+        match self {
+            MergePolicy::AskPerson => a != b,
+            MergePolicy::LastWriterWins => false,
+            MergePolicy::AskIfRemoved => a.is_null() != b.is_null(),
+        }
+    }
 }
 
 impl FieldSpec {
@@ -260,9 +276,14 @@ impl CollectionSchema {
     }
 
     /// How concurrent writes to `path` merge: its declaration's policy (a
-    /// map key's is its map's); an undeclared path asks a person.
+    /// map key's is its map's, a repeat instance's own field
+    /// [`MergePolicy::AskIfRemoved`]); an undeclared path asks a person.
     pub fn merge_policy(&self, path: &str) -> MergePolicy {
-        self.resolve(path).map_or(MergePolicy::AskPerson, |spec| spec.merge)
+        match self.resolve(path) {
+            Ok(spec) if spec.kind == FieldKind::Map && path.ends_with(']') => MergePolicy::AskIfRemoved,
+            Ok(spec) => spec.merge,
+            Err(_) => MergePolicy::AskPerson,
+        }
     }
 
     /// The declaration of a top-level field (not a map key).
@@ -290,16 +311,9 @@ impl CollectionSchema {
                     .field(map)
                     .filter(|f| f.kind == FieldKind::Map)
                     .ok_or_else(unknown)?;
-                if is_xml_name(key) {
-                    Ok(spec)
-                } else {
-                    Err(Error::invalid(
-                        self.name,
-                        path,
-                        None,
-                        "a key must be an XLSForm name: a letter or _, then letters, digits, _, - or . (at most 128)",
-                    ))
-                }
+                crate::answers::parse_key(key)
+                    .map(|_| spec)
+                    .map_err(|reason| Error::invalid(self.name, path, None, reason))
             }
         }
     }
@@ -318,6 +332,11 @@ impl CollectionSchema {
             } else {
                 Ok(())
             };
+        }
+        if spec.kind == FieldKind::Map
+            && let Some((_, key)) = path.split_once(PATH_SEPARATOR)
+        {
+            crate::answers::check_value(key, value).map_err(|reason| self.reject(spec, path, value, reason))?;
         }
         spec.kind
             .accepts(value)
@@ -416,6 +435,7 @@ impl FieldKind {
                     .map_err(|_| format!("expected the id (a UUID) of an entity of `{}`", target.name()))
             }
             FieldKind::GeoPoint => geopoint(value),
+            // A map key's value is checked with its key, in `check`.
             FieldKind::Map => Ok(()),
         }
     }
@@ -586,6 +606,13 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
         FieldSpec::new("location", GeoPoint, "where the interview took place").personal(),
         FieldSpec::new("status", Choice(SUBMISSION_STATUS), "draft or complete").required(),
         FieldSpec::new("answers", Map, "answers keyed by question name").personal(),
+        FieldSpec::new(
+            "derived",
+            Map,
+            "what the form computes (calculations, start, end, today, deviceid, username), keyed as answers: recomputed by every save, so the last writer's stands",
+        )
+        .personal()
+        .bookkeeping(),
     ],
     indexed: &["form_id", "status"],
 };

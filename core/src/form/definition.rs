@@ -158,6 +158,20 @@ impl QuestionType {
         !matches!(self, QuestionType::Group | QuestionType::Repeat | QuestionType::Note)
     }
 
+    /// Whether the device fills the value itself (`start`, `end`,
+    /// `today`, `deviceid`, `username`, `calculate`): derived, not asked.
+    pub fn is_derived(&self) -> bool {
+        matches!(
+            self,
+            QuestionType::Calculate
+                | QuestionType::Start
+                | QuestionType::End
+                | QuestionType::Today
+                | QuestionType::DeviceId
+                | QuestionType::Username
+        )
+    }
+
     /// Whether the row opens a group or repeat.
     pub fn is_container(&self) -> bool {
         matches!(self, QuestionType::Group | QuestionType::Repeat)
@@ -180,6 +194,14 @@ impl FormDefinition {
     /// The question called `name`.
     pub fn question(&self, name: &str) -> Option<(usize, &Question)> {
         self.questions.iter().enumerate().find(|(_, q)| q.name == name)
+    }
+
+    /// Whether question `name`'s value is derived (a calculation or
+    /// metadata), kept under [`crate::answers::DERIVED`]: every save
+    /// recomputes it, so it is never a question for a person.
+    pub fn derives(&self, name: &str) -> bool {
+        self.question(name)
+            .is_some_and(|(_, q)| q.kind.is_derived() || q.calculation.is_some())
     }
 
     /// The innermost repeat enclosing question `index`, if any.

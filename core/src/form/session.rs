@@ -16,7 +16,8 @@ use super::definition::{Choice, FormDefinition, QuestionType};
 use super::expr::{Context, XValue, evaluate};
 use super::validate::{AnswerError, Environment, Filled, Scope, Slot, typed_text};
 use crate::op::{EntityId, Op};
-use crate::schema::{Collection, Fields, PATH_SEPARATOR};
+use crate::answers::{ANSWERS_PREFIX, DERIVED_PREFIX};
+use crate::schema::{Collection, Fields};
 use crate::store::Store;
 
 /// What can go wrong driving a session.
@@ -163,14 +164,7 @@ impl FormSession {
                 expected: form.form_id.clone(),
             });
         }
-        let prefix = format!("answers{PATH_SEPARATOR}");
-        let answers: Map<String, Value> = entity
-            .state
-            .fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
-            .filter(|(_, v)| !v.is_null())
-            .collect();
+        let mut answers = crate::answers::assemble(&entity.state);
         let mut session = FormSession::with_answers(form, env, id, &answers);
         if let Some(started) = entity.get("started_at").and_then(Value::as_str) {
             session.started_at = started.to_owned();
@@ -183,7 +177,17 @@ impl FormSession {
             .get("trader_id")
             .and_then(Value::as_str)
             .and_then(|t| t.parse().ok());
-        session.written = std::sync::Mutex::new((entity.state.fields.clone(), entity.version()));
+        // What the session read, answers as fields of this layout (a
+        // whole-repeat write of an earlier release reads as its instances).
+        let mut read: Fields = entity
+            .state
+            .fields
+            .iter()
+            .filter(|(k, _)| !k.starts_with(ANSWERS_PREFIX) && !k.starts_with(DERIVED_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        read.extend(crate::answers::flatten_deriving(&mut answers, &|name| session.form().derives(name)));
+        session.written = std::sync::Mutex::new((read, entity.version()));
         Ok(session)
     }
 
@@ -305,6 +309,9 @@ impl FormSession {
         let count = self.filled.instances.entry(r).or_default();
         *count += 1;
         let instance = *count - 1;
+        let ids = self.filled.instance_ids.entry(r).or_default();
+        ids.resize_with(instance, crate::answers::new_instance_id);
+        ids.push(crate::answers::new_instance_id());
         let members: Vec<usize> = (0..self.form().questions.len())
             .filter(|&m| self.filled.repeat_of[m] == Some(r))
             .collect();
@@ -351,6 +358,11 @@ impl FormSession {
             }
         }
         self.filled.instances.insert(r, count - 1);
+        if let Some(ids) = self.filled.instance_ids.get_mut(&r)
+            && removed < ids.len()
+        {
+            ids.remove(removed);
+        }
         self.rejected.clear();
         self.propagate((r, None));
         let members: Vec<usize> = (0..self.form().questions.len())
@@ -498,25 +510,34 @@ impl FormSession {
         // still saves.
         let duration = (self.earlier_ms + self.sitting.elapsed().as_millis() as u64).min(30 * 24 * 3600 * 1000);
         fields.insert("duration_ms".into(), Value::from(duration));
-        for (name, value) in values {
-            let empty = value.as_str() == Some("") || value.as_array().is_some_and(Vec::is_empty);
-            fields.insert(
-                format!("answers{PATH_SEPARATOR}{name}"),
-                if empty { Value::Null } else { value },
-            );
-        }
+        let mut values = values;
+        let answers = crate::answers::flatten_deriving(&mut values, &|name| form.derives(name));
         // Only what differs from what this session last read or wrote (an
-        // unset field reads as null); the status at least, so a save is
-        // always an op.
+        // unset field reads as null), answers as `answers::changes` says;
+        // the status at least, so a save is always an op. A save that
+        // changes no answer and keeps the status writes the status alone:
+        // re-finalizing an unchanged interview changes nothing.
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let (before, seen) = &mut *written;
-        let changed: Fields = fields
-            .iter()
-            .filter(|(k, v)| before.get(*k).unwrap_or(&Value::Null) != *v || *k == "status")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let answer_changes = crate::answers::changes(before, &answers);
+        let same_status = before.get("status") == fields.get("status");
+        let answered = answer_changes.keys().any(|k| k.starts_with(ANSWERS_PREFIX));
+        let mut changed: Fields = if !answered && same_status && seen.is_some() {
+            Fields::from([("status".to_owned(), Value::String(status.into()))])
+        } else {
+            fields
+                .iter()
+                .filter(|(k, v)| before.get(*k).unwrap_or(&Value::Null) != *v || *k == "status")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        if answered || !same_status || seen.is_none() {
+            changed.extend(answer_changes);
+        }
         let op = store.save_seen(*seen, Collection::Submissions, self.id, changed)?;
         before.extend(fields);
+        before.retain(|k, _| !k.starts_with(ANSWERS_PREFIX) && !k.starts_with(DERIVED_PREFIX));
+        before.extend(answers);
         *seen = Some(op.hlc);
         Ok(op)
     }

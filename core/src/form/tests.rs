@@ -453,6 +453,176 @@ mod session {
         }
     }
 
+    /// An interview with two goods, finalized on phone `a` and pulled by
+    /// phone `b`; returns both stores, the interview and its goods' ids.
+    fn two_goods_on_two_phones() -> (Store, Store, crate::EntityId, [String; 2]) {
+        let a = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let b = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let mut first = FormSession::start(form(), env());
+        first.set_answer("consent", None, &json!("yes")).unwrap();
+        first.set_answer("age", None, &json!(34)).unwrap();
+        first.set_answer("n_items", None, &json!(2)).unwrap();
+        for (i, (name, value)) in [("beans", 1000), ("fish", 2500)].into_iter().enumerate() {
+            first.add_repeat("item").unwrap();
+            first.set_answer("item_name", Some(i + 1), &json!(name)).unwrap();
+            first.set_answer("item_value", Some(i + 1), &json!(value)).unwrap();
+        }
+        let created = first.finalize(&a).unwrap().unwrap();
+        b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
+        let ids = first.values()["item"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["@id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>();
+        (a, b, created.entity, [ids[0].clone(), ids[1].clone()])
+    }
+
+    /// Each phone edits the interview as `edit` says; both sync; returns
+    /// the merged goods (as both phones hold them, checked equal) and the
+    /// fields of the open conflicts on answers.
+    fn edit_on_both(
+        edit_a: impl FnOnce(&mut FormSession),
+        edit_b: impl FnOnce(&mut FormSession),
+    ) -> (serde_json::Value, Vec<String>, [String; 2]) {
+        let (a, b, id, ids) = two_goods_on_two_phones();
+        let mut on_a = FormSession::resume(form(), env(), &a, id).unwrap();
+        edit_a(&mut on_a);
+        let op_a = on_a.finalize(&a).unwrap().unwrap();
+        let mut on_b = FormSession::resume(form(), env(), &b, id).unwrap();
+        edit_b(&mut on_b);
+        let op_b = on_b.finalize(&b).unwrap().unwrap();
+        a.apply_remote(std::slice::from_ref(&op_b)).unwrap();
+        b.apply_remote(std::slice::from_ref(&op_a)).unwrap();
+        let held = |store: &Store| {
+            let merged = store.get(Collection::Submissions, id).unwrap().unwrap();
+            let mut conflicts: Vec<String> = store
+                .conflicts(true)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.conflict.field)
+                .filter(|f| f.starts_with("answers/"))
+                .collect();
+            conflicts.sort();
+            (crate::answers::assemble(&merged.state)["item"].clone(), conflicts)
+        };
+        let (goods, conflicts) = held(&a);
+        assert_eq!((goods.clone(), conflicts.clone()), held(&b), "both phones agree");
+        (goods, conflicts, ids)
+    }
+
+    #[test]
+    fn corrections_of_different_goods_of_one_interview_both_stand() {
+        let (goods, conflicts, ids) = edit_on_both(
+            |s| drop(s.set_answer("item_value", Some(1), &json!(1200)).unwrap()),
+            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+        );
+        assert_eq!(
+            goods,
+            json!([
+                {"@id": ids[0], "item_name": "beans", "item_value": 1200},
+                {"@id": ids[1], "item_name": "fish", "item_value": 2600},
+            ])
+        );
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+    }
+
+    #[test]
+    fn corrections_of_different_questions_of_one_good_both_stand() {
+        let (goods, conflicts, ids) = edit_on_both(
+            |s| drop(s.set_answer("item_name", Some(2), &json!("tilapia")).unwrap()),
+            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+        );
+        assert_eq!(goods[1], json!({"@id": ids[1], "item_name": "tilapia", "item_value": 2600}));
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+    }
+
+    #[test]
+    fn the_same_question_of_one_good_corrected_twice_is_a_conflict() {
+        let (_, conflicts, ids) = edit_on_both(
+            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+            |s| drop(s.set_answer("item_value", Some(2), &json!(2700)).unwrap()),
+        );
+        assert_eq!(conflicts, [format!("answers/item[{}]/item_value", ids[1])]);
+    }
+
+    #[test]
+    fn a_good_removed_on_one_phone_and_corrected_on_the_other_asks_a_person() {
+        let (goods, conflicts, ids) = edit_on_both(
+            |s| {
+                s.remove_repeat("item", 2).unwrap();
+                s.set_answer("n_items", None, &json!(1)).unwrap();
+            },
+            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+        );
+        // The later writer's say stands (here phone b's edit, which keeps
+        // the good); the conflict is on the instance itself, and a person
+        // decides. Neither the removal nor the correction is lost.
+        assert_eq!(conflicts.iter().filter(|f| f.ends_with(']')).count(), 1, "{conflicts:?}");
+        assert!(conflicts.contains(&format!("answers/item[{}]", ids[1])), "{conflicts:?}");
+        assert_eq!(goods.as_array().unwrap().last().unwrap()["item_value"], json!(2600));
+    }
+
+    #[test]
+    fn adding_goods_on_two_phones_keeps_both() {
+        let (goods, conflicts, _) = edit_on_both(
+            |s| {
+                s.set_answer("n_items", None, &json!(3)).unwrap();
+                s.add_repeat("item").unwrap();
+                s.set_answer("item_name", Some(3), &json!("milk")).unwrap();
+                s.set_answer("item_value", Some(3), &json!(300)).unwrap();
+            },
+            |s| {
+                s.set_answer("n_items", None, &json!(3)).unwrap();
+                s.add_repeat("item").unwrap();
+                s.set_answer("item_name", Some(3), &json!("salt")).unwrap();
+                s.set_answer("item_value", Some(3), &json!(400)).unwrap();
+            },
+        );
+        let names: Vec<&str> = goods.as_array().unwrap().iter().filter_map(|g| g["item_name"].as_str()).collect();
+        assert_eq!(names.len(), 4, "{goods}");
+        assert!(names.contains(&"milk") && names.contains(&"salt"));
+        assert!(conflicts.is_empty(), "the same count on both is no conflict: {conflicts:?}");
+    }
+
+    /// A submission saved by a release before per-instance repeats (its
+    /// repeat one array field) resumes, and a correction of one good is
+    /// written as that good's answer alone.
+    #[test]
+    fn a_whole_repeat_submission_of_an_earlier_release_is_corrected_per_good() {
+        let store = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let id = crate::EntityId::random();
+        let fields: crate::Fields = serde_json::from_value(json!({
+            "form_id": form().form_id, "form_version": form().version, "enumerator": "amina",
+            "status": "complete", "answers/consent": "yes", "answers/age": 34, "answers/n_items": 2,
+            "answers/item": [{"item_name": "beans", "item_value": 1000}, {"item_name": "fish", "item_value": 2500}],
+        }))
+        .unwrap();
+        store.save(Collection::Submissions, id, fields).unwrap();
+        let mut s = FormSession::resume(form(), env(), &store, id).unwrap();
+        assert_eq!(s.values()["item"][1]["@id"], json!("2"));
+        s.set_answer("item_value", Some(2), &json!(2600)).unwrap();
+        let op = s.finalize(&store).unwrap().unwrap();
+        let answers: Vec<&String> = op.fields.keys().filter(|k| k.starts_with("answers/")).collect();
+        assert_eq!(answers, ["answers/item[2]", "answers/item[2]/item_value"]);
+        let merged = store.get(Collection::Submissions, id).unwrap().unwrap();
+        assert_eq!(
+            crate::answers::assemble(&merged.state)["item"],
+            json!([
+                {"@id": "1", "item_name": "beans", "item_value": 1000},
+                {"@id": "2", "item_name": "fish", "item_value": 2600},
+            ])
+        );
+    }
+
+    #[test]
+    fn re_finalizing_an_unchanged_interview_writes_only_its_status() {
+        let (a, _, id, _) = two_goods_on_two_phones();
+        let mut again = FormSession::resume(form(), env(), &a, id).unwrap();
+        let op = again.finalize(&a).unwrap().unwrap();
+        assert_eq!(op.fields.keys().collect::<Vec<_>>(), ["status"]);
+    }
+
     /// The same answer corrected on two phones is a conflict, both values
     /// kept, whichever synced first; and a save after a pull is based on
     /// what the session read, so the pulled write is never silently lost.
@@ -586,8 +756,14 @@ mod session {
                 .any(|e| e.question == "item" && e.message == "expects 3 instance(s), has 2"),
             "{errors:?}"
         );
+        let second = s.values()["item"][1]["@id"].clone();
+        assert!(second.is_string() && second != s.values()["item"][0]["@id"], "each instance has its id");
         s.remove_repeat("item", 1).unwrap();
-        assert_eq!(s.values()["item"], json!([{"item_name": "", "item_value": -1}]));
+        assert_eq!(
+            s.values()["item"],
+            json!([{"@id": second, "item_name": "", "item_value": -1}]),
+            "the second instance moves up, with its id"
+        );
         assert_eq!(s.values()["total_value"], json!("-1"));
         assert!(visible(&s).contains(&"item_value[1]".to_owned()));
         assert!(matches!(
@@ -620,9 +796,12 @@ mod session {
         let done = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
         assert_eq!(done.get("status"), Some(&json!("complete")));
         assert_eq!(done.get("form_version"), Some(&json!("2026112701")));
+        let id = s.values()["item"][0]["@id"].as_str().unwrap().to_owned();
+        assert_eq!(done.get(&format!("answers/item[{id}]")), Some(&json!(1)));
+        assert_eq!(done.get(&format!("answers/item[{id}]/item_name")), Some(&json!("beans")));
         assert_eq!(
-            done.get("answers/item"),
-            Some(&json!([{"item_name": "beans", "item_value": ""}]))
+            crate::answers::assemble(&done.state)["item"],
+            json!([{"@id": id, "item_name": "beans"}])
         );
         assert!(done.get("ended_at").is_some());
     }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::definition::{FormDefinition, QuestionType};
 use super::expr::{Context, Expr, XValue, evaluate};
+use crate::answers::INSTANCE_ID_KEY;
 
 /// What the form's metadata questions and `now()` read.
 #[derive(Debug, Clone)]
@@ -203,6 +204,9 @@ pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
     pub(super) repeat_of: Vec<Option<usize>>,
     /// Instances of each repeat.
     pub(super) instances: FastMap<usize, usize>,
+    /// The ids of each repeat's instances, in order (see
+    /// [`crate::answers`]): they name the instances' fields when saved.
+    pub(super) instance_ids: FastMap<usize, Vec<String>>,
     pub(super) values: FastMap<Slot, String>,
     pub(super) relevant: FastMap<Slot, bool>,
     pub(super) errors: Vec<AnswerError>,
@@ -234,6 +238,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             form,
             env,
             instances: FastMap::default(),
+            instance_ids: FastMap::default(),
             values: FastMap::default(),
             relevant: FastMap::default(),
             errors: Vec::new(),
@@ -349,6 +354,9 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     /// Reads the answers of one level: the top, or one repeat instance.
     fn read_level(&mut self, answers: &Map<String, Value>, repeat: Option<usize>, instance: Option<usize>) {
         for (name, value) in answers {
+            if name == INSTANCE_ID_KEY && repeat.is_some() {
+                continue;
+            }
             let Some(&q) = self.index.get(name.as_str()) else {
                 self.errors.push(AnswerError {
                     question: name.clone(),
@@ -368,6 +376,14 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                     continue;
                 };
                 self.instances.insert(q, items.len());
+                let ids = items
+                    .iter()
+                    .map(|item| match item.get(INSTANCE_ID_KEY).and_then(Value::as_str) {
+                        Some(id) if crate::answers::is_instance_id(id) => id.to_owned(),
+                        _ => crate::answers::new_instance_id(),
+                    })
+                    .collect();
+                self.instance_ids.insert(q, ids);
                 for (i, item) in items.iter().enumerate() {
                     match item.as_object() {
                         Some(object) => self.read_level(object, Some(q), Some(i)),
@@ -544,9 +560,10 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                         .filter(|&m| self.repeat_of[m] == Some(q))
                         .collect();
                     let count = self.instances.get(&q).copied().unwrap_or(0);
+                    let ids = self.instance_ids.get(&q);
                     let instances = (0..count)
                         .map(|i| {
-                            let object: Map<String, Value> = members
+                            let mut object: Map<String, Value> = members
                                 .iter()
                                 .filter(|&&m| {
                                     self.form.questions[m].kind.holds_value()
@@ -554,6 +571,9 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                                 })
                                 .map(|&m| (self.form.questions[m].name.clone(), self.json_value(m, Some(i))))
                                 .collect();
+                            if let Some(id) = ids.and_then(|ids| ids.get(i)) {
+                                object.insert(INSTANCE_ID_KEY.to_owned(), Value::String(id.clone()));
+                            }
                             Value::Object(object)
                         })
                         .collect();
