@@ -213,13 +213,7 @@ pub(crate) fn from_entity<T: DeserializeOwned>(entity: &Entity) -> Result<T, Mpa
 /// A submission from a stored entity.
 pub(crate) fn submission(entity: &Entity) -> Submission {
     let text = |k: &str| entity.get(k).and_then(Value::as_str).map(str::to_owned);
-    let answers: serde_json::Map<String, Value> = entity
-        .state
-        .fields
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("answers/")?.to_owned(), v.clone())))
-        .filter(|(_, v)| !v.is_null())
-        .collect();
+    let answers = mpaka_core::answers::assemble(&entity.state);
     Submission {
         id: entity.id.to_string(),
         form_id: text("form_id").unwrap_or_default(),

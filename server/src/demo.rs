@@ -261,7 +261,7 @@ mod tests {
             );
             assert_eq!(
                 survey
-                    .get("answers/total_value_rwf")
+                    .get("derived/total_value_rwf")
                     .and_then(|v| v.as_str())
                     .map(|v| !v.is_empty()),
                 Some(true)

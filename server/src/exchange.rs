@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mpaka_core::form::{AnswerError, AnswerLimits, Environment, FormDefinition, validate_within};
-use mpaka_core::schema::{DELETED, PATH_SEPARATOR};
+use mpaka_core::schema::DELETED;
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
 use mpaka_core::{Collection, EntityId, EntityState, Op, OpId};
 use serde_json::value::RawValue;
@@ -153,7 +153,8 @@ pub fn exchange(
         rejection.code = rejection.code.for_revision(revision);
     }
     let limit = (request.pull_limit_bytes as usize).clamp(1, limits.max_pull_bytes);
-    let (ops, cursor, more) = pull(store, principal, request.cursor, limit)?;
+    let readable = revision.unwrap_or(1) >= mpaka_core::sync::REVISION_INSTANCE_FIELDS;
+    let (ops, cursor, more) = pull(store, principal, request.cursor, limit, readable)?;
     stats.pulled = ops.len();
     // Decode only the forms the device lacks (each is tens of KB of JSON).
     let known: HashSet<FormRef> = request.forms.into_iter().collect();
@@ -716,14 +717,7 @@ fn form_of(state: &EntityState) -> Option<(String, String)> {
 
 /// The answers of a submission as the form engine reads them.
 fn answers(state: &EntityState) -> Map<String, Value> {
-    state
-        .fields
-        .iter()
-        .filter_map(|(path, value)| {
-            let name = path.strip_prefix("answers")?.strip_prefix(PATH_SEPARATOR)?;
-            (!value.is_null()).then(|| (name.to_owned(), value.clone()))
-        })
-        .collect()
+    mpaka_core::answers::assemble(state)
 }
 
 /// What `now()`, `deviceid` and `username` read when the server checks a
@@ -754,11 +748,19 @@ fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Envir
 /// `limit_bytes` of it (at least one op when any is due): each op is
 /// written once, and the response carries that JSON. Skipped ops (the device's own,
 /// or others' interviews for an enumerator) still move the cursor.
+///
+/// A device of a release before per-instance repeats (`instance_fields`
+/// false) cannot read ops that write repeat instances or derived values:
+/// it is not sent them (its cursor still moves past them), so its sync
+/// keeps working and everything it pushes is merged. Once updated, its
+/// store's migration to schema 5 forgets the cursor, so it pulls from the
+/// start once and receives what it was not sent.
 fn pull(
     store: &dyn ProjectLog,
     principal: &Principal,
     mut cursor: u64,
     limit_bytes: usize,
+    instance_fields: bool,
 ) -> Result<(Vec<Box<RawValue>>, u64, bool), ExchangeError> {
     let mut out = Vec::new();
     let mut size = 0usize;
@@ -774,6 +776,9 @@ fn pull(
             if !may_see(store, principal, op.collection, op.entity, &mut owners)? {
                 continue;
             }
+            if !instance_fields && writes_instance_fields(&op.json) {
+                continue;
+            }
             size += op.json.get().len();
             out.push(op.json);
         }
@@ -782,6 +787,22 @@ fn pull(
             return Ok((out, covered.max(cursor), false));
         }
     }
+}
+
+/// Whether an op (as JSON) writes a repeat instance's fields or derived
+/// values, which releases before [`mpaka_core::sync::REVISION_INSTANCE_FIELDS`]
+/// refuse.
+fn writes_instance_fields(json: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        fields: HashMap<String, serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Keys>(json.get()).is_ok_and(|op| {
+        op.fields.keys().any(|k| {
+            k.starts_with(mpaka_core::answers::DERIVED_PREFIX)
+                || (k.starts_with(mpaka_core::answers::ANSWERS_PREFIX) && k.contains('['))
+        })
+    })
 }
 
 /// Enumerators see every collection of their project except other

@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sync.sql"),
     include_str!("migrations/0003_clock.sql"),
     include_str!("migrations/0004_received.sql"),
+    include_str!("migrations/0005_instance_fields.sql"),
 ];
 
 /// The schema version this build writes.

@@ -31,7 +31,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// - 1 (or absent): the first release.
 /// - 2: rejection code `too_large`, and any rejection code this build does
 ///   not know reads as [`RejectionCode::Other`] instead of failing.
-pub const PROTOCOL_REVISION: u32 = 2;
+/// - 3: repeat instances as their own fields and derived values
+///   ([`crate::answers`]); a server sends ops writing them only to devices
+///   of this revision or later ([`REVISION_INSTANCE_FIELDS`]).
+pub const PROTOCOL_REVISION: u32 = 3;
+
+/// The first revision that reads repeat instances as their own fields
+/// (`answers/goods[k2x]/price`) and `derived/` values.
+pub const REVISION_INSTANCE_FIELDS: u32 = 3;
 
 /// Default size of one exchange on the wire, compressed: about 256 KB,
 /// a couple of seconds on a good 2G link, small enough that a dropped

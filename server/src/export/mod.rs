@@ -171,8 +171,14 @@ pub fn run(
                 match &table.source {
                     Source::Form(g) if *g == group => emit(t, rows.entity_row(table, &s), sink)?,
                     Source::Repeat { group: g, repeat } if *g == group => {
-                        let instances = s.state.fields.get(&format!("answers/{repeat}"));
-                        for (i, instance) in instances.and_then(Value::as_array).into_iter().flatten().enumerate() {
+                        let answers = mpaka_core::answers::assemble(&s.state);
+                        for (i, instance) in answers
+                            .get(repeat)
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .enumerate()
+                        {
                             emit(t, rows.repeat_row(table, &s, i, instance), sink)?;
                         }
                     }
@@ -270,6 +276,10 @@ impl Rows<'_> {
 
     fn entity_row(&self, table: &Table, s: &Scanned) -> Vec<Cell> {
         let fields = &s.state.fields;
+        // A submission's answers, each repeat as its instances (the one
+        // reading of answer fields: `mpaka_core::answers`).
+        let answers = matches!(table.source, Source::Form(_)).then(|| mpaka_core::answers::assemble(&s.state));
+        let answer = |name: &str| answers.as_ref().and_then(|a| a.get(name));
         let creator = s.state.stamps.get("form_id").or_else(|| s.state.stamps.values().min());
         table
             .columns
@@ -290,8 +300,8 @@ impl Rows<'_> {
                 Column::DeviceClockOffset => creator
                     .and_then(|h| self.context.device_offsets.get(&h.node.to_sql()))
                     .map_or(Cell::Empty, |o| Cell::Integer(*o)),
-                Column::Answer(a) => self.answer(table, a, fields.get(&format!("answers/{}", a.name))),
-                Column::AnswerChoice(a, choice) => choice_cell(fields.get(&format!("answers/{}", a.name)), choice),
+                Column::Answer(a) => self.answer(table, a, answer(&a.name)),
+                Column::AnswerChoice(a, choice) => choice_cell(answer(&a.name), choice),
                 Column::RepeatIndex | Column::Meta(_) => Cell::Empty,
             })
             .collect()
