@@ -164,8 +164,7 @@ fn step(segment: &str) -> Result<InstanceStep<'_>, String> {
 
 /// Is `id` a well-formed instance id?
 pub fn is_instance_id(id: &str) -> bool {
-    (1..=MAX_INSTANCE_ID_CHARS).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    (1..=MAX_INSTANCE_ID_CHARS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Checks a value written to a key under `answers/`: an instance's field
@@ -232,7 +231,11 @@ pub fn assemble(state: &EntityState) -> Map<String, Value> {
                 }
             }
             AnswerPath::Instance { within, instance } => {
-                let repeat = top.reach(&within).repeats.entry(instance.repeat.to_owned()).or_default();
+                let repeat = top
+                    .reach(&within)
+                    .repeats
+                    .entry(instance.repeat.to_owned())
+                    .or_default();
                 let entry = repeat.instances.entry(instance.id.to_owned()).or_default();
                 if entry.marker.as_ref().is_none_or(|(_, s)| *s < stamp) {
                     entry.marker = Some((value.clone(), stamp));
@@ -429,7 +432,11 @@ fn flatten_level(roots: &Roots<'_>, answers: &mut Map<String, Value>, fields: &m
             }
             _ => {
                 let empty = value.as_str() == Some("");
-                let root = if (roots.is_derived)(name) { &roots.derived } else { prefix };
+                let root = if (roots.is_derived)(name) {
+                    &roots.derived
+                } else {
+                    prefix
+                };
                 fields.insert(format!("{root}{name}"), if empty { Value::Null } else { value.clone() });
             }
         }

@@ -41,7 +41,10 @@ fn keys_name_answers_instances_and_nesting() {
                     repeat: "household",
                     id: "k2"
                 },
-                InstanceStep { repeat: "member", id: "p9" }
+                InstanceStep {
+                    repeat: "member",
+                    id: "p9"
+                }
             ],
             question: "age"
         })
@@ -143,7 +146,12 @@ fn whole_repeat_writes_read_as_positional_instances_that_later_writes_override()
         (7, "answers/goods", shorter.clone()),
         (1, "answers/goods[zz]", json!(9)),
     ]);
-    let ids: Vec<Value> = assemble(&s)["goods"].as_array().unwrap().iter().map(|i| i["@id"].clone()).collect();
+    let ids: Vec<Value> = assemble(&s)["goods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["@id"].clone())
+        .collect();
     assert_eq!(ids, [json!("1"), json!("zz")]);
     let s = state(&[(7, "answers/goods", shorter), (8, "answers/goods[2]", json!(2))]);
     assert_eq!(assemble(&s)["goods"].as_array().unwrap().len(), 2);
@@ -165,8 +173,16 @@ fn flatten_gives_each_answer_and_instance_its_field() {
     assert_eq!(fields[&format!("answers/goods[{new_id}]")], json!(2));
     assert_eq!(fields.len(), 6);
     // Flattening what assembles gives the same fields back.
-    let s = state(&fields.iter().map(|(k, v)| (1, k.as_str(), v.clone())).collect::<Vec<_>>());
-    assert_eq!(flatten(&mut assemble(&s)), fields.into_iter().filter(|(_, v)| !v.is_null()).collect());
+    let s = state(
+        &fields
+            .iter()
+            .map(|(k, v)| (1, k.as_str(), v.clone()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        flatten(&mut assemble(&s)),
+        fields.into_iter().filter(|(_, v)| !v.is_null()).collect()
+    );
 }
 
 fn flat(v: Value) -> Fields {
@@ -196,7 +212,9 @@ fn changes_are_what_differs_and_an_edit_names_its_instances() {
         Fields::from([("answers/hh[h1]".to_owned(), Value::Null)])
     );
     // An instance added: its field and its answers.
-    let after = flat(json!({"a": 1, "hh": [{"@id": "h1", "m": [{"@id": "m1", "age": 8}]}, {"@id": "h2", "x": 1}, {"@id": "h3", "x": 5, "y": ""}]}));
+    let after = flat(
+        json!({"a": 1, "hh": [{"@id": "h1", "m": [{"@id": "m1", "age": 8}]}, {"@id": "h2", "x": 1}, {"@id": "h3", "x": 5, "y": ""}]}),
+    );
     assert_eq!(
         changes(&before, &after),
         Fields::from([

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use super::definition::{Choice, FormDefinition, QuestionType};
 use super::expr::{Context, XValue, evaluate};
 use super::validate::{AnswerError, Environment, Filled, Scope, Slot, typed_text};
-use crate::op::{EntityId, Op};
 use crate::answers::{ANSWERS_PREFIX, DERIVED_PREFIX};
+use crate::op::{EntityId, Op};
 use crate::schema::{Collection, Fields};
 use crate::store::Store;
 
@@ -186,7 +186,9 @@ impl FormSession {
             .filter(|(k, _)| !k.starts_with(ANSWERS_PREFIX) && !k.starts_with(DERIVED_PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        read.extend(crate::answers::flatten_deriving(&mut answers, &|name| session.form().derives(name)));
+        read.extend(crate::answers::flatten_deriving(&mut answers, &|name| {
+            session.form().derives(name)
+        }));
         session.written = std::sync::Mutex::new((read, entity.version()));
         Ok(session)
     }

@@ -533,7 +533,10 @@ mod session {
             |s| drop(s.set_answer("item_name", Some(2), &json!("tilapia")).unwrap()),
             |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
         );
-        assert_eq!(goods[1], json!({"@id": ids[1], "item_name": "tilapia", "item_value": 2600}));
+        assert_eq!(
+            goods[1],
+            json!({"@id": ids[1], "item_name": "tilapia", "item_value": 2600})
+        );
         assert!(conflicts.is_empty(), "{conflicts:?}");
     }
 
@@ -558,8 +561,15 @@ mod session {
         // The later writer's say stands (here phone b's edit, which keeps
         // the good); the conflict is on the instance itself, and a person
         // decides. Neither the removal nor the correction is lost.
-        assert_eq!(conflicts.iter().filter(|f| f.ends_with(']')).count(), 1, "{conflicts:?}");
-        assert!(conflicts.contains(&format!("answers/item[{}]", ids[1])), "{conflicts:?}");
+        assert_eq!(
+            conflicts.iter().filter(|f| f.ends_with(']')).count(),
+            1,
+            "{conflicts:?}"
+        );
+        assert!(
+            conflicts.contains(&format!("answers/item[{}]", ids[1])),
+            "{conflicts:?}"
+        );
         assert_eq!(goods.as_array().unwrap().last().unwrap()["item_value"], json!(2600));
     }
 
@@ -579,10 +589,18 @@ mod session {
                 s.set_answer("item_value", Some(3), &json!(400)).unwrap();
             },
         );
-        let names: Vec<&str> = goods.as_array().unwrap().iter().filter_map(|g| g["item_name"].as_str()).collect();
+        let names: Vec<&str> = goods
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|g| g["item_name"].as_str())
+            .collect();
         assert_eq!(names.len(), 4, "{goods}");
         assert!(names.contains(&"milk") && names.contains(&"salt"));
-        assert!(conflicts.is_empty(), "the same count on both is no conflict: {conflicts:?}");
+        assert!(
+            conflicts.is_empty(),
+            "the same count on both is no conflict: {conflicts:?}"
+        );
     }
 
     /// A submission saved by a release before per-instance repeats (its
@@ -757,7 +775,10 @@ mod session {
             "{errors:?}"
         );
         let second = s.values()["item"][1]["@id"].clone();
-        assert!(second.is_string() && second != s.values()["item"][0]["@id"], "each instance has its id");
+        assert!(
+            second.is_string() && second != s.values()["item"][0]["@id"],
+            "each instance has its id"
+        );
         s.remove_repeat("item", 1).unwrap();
         assert_eq!(
             s.values()["item"],
@@ -798,7 +819,10 @@ mod session {
         assert_eq!(done.get("form_version"), Some(&json!("2026112701")));
         let id = s.values()["item"][0]["@id"].as_str().unwrap().to_owned();
         assert_eq!(done.get(&format!("answers/item[{id}]")), Some(&json!(1)));
-        assert_eq!(done.get(&format!("answers/item[{id}]/item_name")), Some(&json!("beans")));
+        assert_eq!(
+            done.get(&format!("answers/item[{id}]/item_name")),
+            Some(&json!("beans"))
+        );
         assert_eq!(
             crate::answers::assemble(&done.state)["item"],
             json!([{"@id": id, "item_name": "beans"}])
