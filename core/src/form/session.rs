@@ -124,6 +124,10 @@ pub struct FormSession {
     started_at_server: std::sync::OnceLock<String>,
     /// The registered trader interviewed, if any.
     trader: Option<EntityId>,
+    /// The interview's enumerator as stored, for a resumed one: an M&E
+    /// officer correcting it does not make it hers (the enumerator's phone
+    /// would stop receiving it, and her next edit would be refused).
+    enumerator: Option<String>,
     /// Time spent in earlier sittings (a resumed draft), and when this one
     /// began: durations come from the monotonic clock, never from
     /// subtracting wall times a wrong or changed clock makes meaningless.
@@ -173,6 +177,7 @@ impl FormSession {
         if let Some(corrected) = entity.get("started_at_server").and_then(Value::as_str) {
             let _ = session.started_at_server.set(corrected.to_owned());
         }
+        session.enumerator = entity.get("enumerator").and_then(Value::as_str).map(str::to_owned);
         session.trader = entity
             .get("trader_id")
             .and_then(Value::as_str)
@@ -237,6 +242,7 @@ impl FormSession {
             started_at,
             started_at_server: std::sync::OnceLock::new(),
             trader: None,
+            enumerator: None,
             earlier_ms: 0,
             sitting: std::time::Instant::now(),
             written: std::sync::Mutex::new((Fields::new(), None)),
@@ -476,7 +482,8 @@ impl FormSession {
         let mut fields = Fields::new();
         fields.insert("form_id".into(), Value::String(form.form_id.clone()));
         fields.insert("form_version".into(), Value::String(form.version.clone()));
-        fields.insert("enumerator".into(), Value::String(env.username.clone()));
+        let enumerator = self.enumerator.clone().unwrap_or_else(|| env.username.clone());
+        fields.insert("enumerator".into(), Value::String(enumerator));
         fields.insert("device".into(), Value::String(env.device_id.clone()));
         fields.insert("started_at".into(), Value::String(self.started_at.clone()));
         fields.insert("status".into(), Value::String(status.into()));

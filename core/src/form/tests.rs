@@ -634,6 +634,22 @@ mod session {
     }
 
     #[test]
+    fn an_officer_correcting_an_interview_leaves_it_the_enumerators() {
+        let (a, _, id, _) = two_goods_on_two_phones();
+        let officer = Environment {
+            username: "me01".into(),
+            ..env()
+        };
+        let mut s = FormSession::resume(form(), officer, &a, id).unwrap();
+        s.set_answer("age", None, &json!(45)).unwrap();
+        let op = s.finalize(&a).unwrap().unwrap();
+        assert!(!op.fields.contains_key("enumerator"), "{:?}", op.fields.keys());
+        let merged = a.get(Collection::Submissions, id).unwrap().unwrap();
+        assert_eq!(merged.get("enumerator"), Some(&json!(env().username)));
+        assert_eq!(merged.get("answers/age"), Some(&json!(45)));
+    }
+
+    #[test]
     fn re_finalizing_an_unchanged_interview_writes_only_its_status() {
         let (a, _, id, _) = two_goods_on_two_phones();
         let mut again = FormSession::resume(form(), env(), &a, id).unwrap();
