@@ -44,6 +44,7 @@ fn main() {
     for k in 0..n {
         let mut session = trader_interview(&form, env.clone(), None, k).expect("an interview");
         let interview = session.finalize(&store).expect("saved").expect("valid");
+        let whole = earlier_layout(&store, interview.entity);
         let mut again = FormSession::resume(Arc::clone(&form), env.clone(), &store, interview.entity).expect("resumed");
         // A corrected age: always another value, always relevant.
         again
@@ -63,10 +64,7 @@ fn main() {
         interviews
             .apply_remote(std::slice::from_ref(&interview))
             .expect("applied");
-        let whole = earlier_layout(&store, interview.entity);
-        earlier
-            .save(Collection::Submissions, interview.entity, whole.fields.clone())
-            .expect("saved");
+        earlier.apply_remote(std::slice::from_ref(&whole)).expect("applied");
         for (total, op) in totals
             .iter_mut()
             .zip([&interview, &correction, &good_correction, &unchanged, &whole])
@@ -105,7 +103,7 @@ fn main() {
             "phone.mpaka",
         ),
         (
-            "whole-repeat layout of earlier releases (the merged interview as one op)",
+            "whole-repeat layout of earlier releases (the same interviews)",
             "earlier.mpaka",
         ),
     ] {
