@@ -1016,4 +1016,238 @@ mod tests {
             }
         }
     }
+
+    /// A device of the release before per-instance repeats (protocol
+    /// revision 2, or the first release without one) keeps syncing with a
+    /// server that holds ops of the new layout: it is not sent the ops that
+    /// write repeat instances' fields or derived values, which it cannot
+    /// read, while its cursor moves past them; it is sent every other op,
+    /// whole-repeat writes included; and what it pushes in its layout (a
+    /// repeat as one array) is accepted and merged under later
+    /// per-instance corrections.
+    #[test]
+    fn a_device_of_revision_2_is_not_sent_instance_fields_and_its_whole_repeat_writes_merge() {
+        use mpaka_core::answers::assemble;
+        use mpaka_core::sync::PROTOCOL_REVISION;
+
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Accounts::open(&dir.path().join("server.sqlite")).unwrap();
+        let project = accounts.create_project("legacy", "Legacy", 0).unwrap();
+        let server = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let form = trader_survey();
+        server.save_form(&form, 0).unwrap();
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+        // amina's phone is of this release; odette, an M&E officer (who may
+        // see every interview, so only the layout keeps an op from her), has
+        // a tablet of the old release and one of this release.
+        let phone = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let old_tablet = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let new_tablet = Store::open_in_memory(StoreOptions::default()).unwrap();
+        new_tablet.save_form(&form, 0).unwrap();
+        let amina = principal(&phone);
+        let officer = |store: &Store| Principal {
+            device_id: 2,
+            user_id: 2,
+            username: "odette".into(),
+            role: Role::MeOfficer,
+            project: None,
+            node: Some(store.node()),
+        };
+        let sync = |who: &Principal, ops: &[&Op], cursor: u64, revision: Option<u32>, limit: u64| {
+            let request = SyncRequest {
+                protocol: PROTOCOL_VERSION,
+                cursor,
+                ops: ops
+                    .iter()
+                    .map(|op| serde_json::value::to_raw_value(op).unwrap())
+                    .collect(),
+                forms: Vec::new(),
+                pull_limit_bytes: limit,
+                device_time_ms: None,
+                pending_ops: None,
+                revision,
+            };
+            exchange(
+                &accounts,
+                &project,
+                &server,
+                who,
+                request,
+                ExchangeLimits::default(),
+                now,
+            )
+            .unwrap()
+            .0
+        };
+        let pulled = |response: &SyncResponse<Box<RawValue>>| -> Vec<Op> {
+            response
+                .ops
+                .iter()
+                .map(|raw| serde_json::from_str(raw.get()).unwrap())
+                .collect()
+        };
+        let ids = |ops: &[Op]| ops.iter().map(|op| op.id).collect::<Vec<_>>();
+
+        // The phone pushes an interview (instance fields, derived values), a
+        // trader and an edit of the interview's age (neither).
+        let env = Environment {
+            now: chrono::Utc::now().fixed_offset(),
+            device_id: "tecno".into(),
+            username: "amina".into(),
+            language: "English (en)".into(),
+        };
+        let interview = trader_interview(&form, env, None, 1)
+            .unwrap()
+            .finalize(&phone)
+            .unwrap()
+            .unwrap();
+        assert!(interview.fields.keys().any(|k| k.starts_with("answers/goods[")));
+        assert!(interview.fields.keys().any(|k| k.starts_with("derived/")));
+        let trader = phone
+            .save(Collection::Traders, EntityId::random(), mpaka_core::sample::trader(3))
+            .unwrap();
+        let age = phone
+            .save(
+                Collection::Submissions,
+                interview.entity,
+                Fields::from([("answers/age".to_owned(), json!(40))]),
+            )
+            .unwrap();
+        let response = sync(
+            &amina,
+            &[&interview, &trader, &age],
+            0,
+            Some(PROTOCOL_REVISION),
+            1 << 20,
+        );
+        assert!(response.rejected.is_empty(), "{:?}", response.rejected);
+        assert_eq!(response.accepted, [interview.id, trader.id, age.id]);
+        let head = server.last_seq().unwrap();
+
+        // The old tablet (revision 2, or none) is sent the trader and the age
+        // edit only, its cursor at the head; a pull of one op at a time gets
+        // the same and stops there.
+        for revision in [Some(2), None] {
+            let response = sync(&officer(&old_tablet), &[], 0, revision, 1 << 20);
+            assert_eq!(ids(&pulled(&response)), [trader.id, age.id], "{revision:?}");
+            assert_eq!(response.cursor, head);
+            assert!(!response.more);
+            let (mut cursor, mut seen, mut requests) = (0, Vec::new(), 0);
+            loop {
+                let response = sync(&officer(&old_tablet), &[], cursor, revision, 1);
+                requests += 1;
+                assert!(response.cursor > cursor || !response.more, "the cursor moves");
+                cursor = response.cursor;
+                seen.extend(ids(&pulled(&response)));
+                if !response.more {
+                    break;
+                }
+                assert!(requests < 10);
+            }
+            assert_eq!(seen, [trader.id, age.id]);
+            assert_eq!(cursor, head);
+        }
+        // A device of this release is sent all three.
+        let response = sync(&officer(&new_tablet), &[], 0, Some(PROTOCOL_REVISION), 1 << 20);
+        assert_eq!(ids(&pulled(&response)), [interview.id, trader.id, age.id]);
+
+        // The old tablet's own interview, as its release writes it: every
+        // answer (calculations and metadata too) under answers/, the goods
+        // one array.
+        let goods = json!([
+            {"good": "beans", "good_other": "", "quantity_kg": 10, "value_rwf": 5000},
+            {"good": "fish", "good_other": "", "quantity_kg": 3, "value_rwf": 9000},
+        ]);
+        let state = server
+            .get(Collection::Submissions, interview.entity)
+            .unwrap()
+            .unwrap()
+            .state;
+        let mut fields: Fields = state
+            .fields
+            .iter()
+            .filter(|(k, _)| !k.starts_with("answers/") && !k.starts_with("derived/") && !k.starts_with("clock"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        fields.insert("enumerator".into(), json!("odette"));
+        fields.insert("device".into(), json!("old-tablet"));
+        for (question, answer) in assemble(&state) {
+            fields.insert(format!("answers/{question}"), answer);
+        }
+        fields.insert("answers/goods".into(), goods.clone());
+        fields.insert("answers/n_goods".into(), json!(2));
+        fields.insert("answers/total_value_rwf".into(), json!("14000"));
+        fields.insert("answers/username".into(), json!("odette"));
+        fields.insert("answers/deviceid".into(), json!("old-tablet"));
+        let legacy_id = EntityId::random();
+        let legacy = old_tablet.save(Collection::Submissions, legacy_id, fields).unwrap();
+        let response = sync(&officer(&old_tablet), &[&legacy], head, Some(2), 1 << 20);
+        assert!(response.rejected.is_empty(), "{:?}", response.rejected);
+        assert_eq!(response.accepted, [legacy.id]);
+        let merged = assemble(&server.get(Collection::Submissions, legacy_id).unwrap().unwrap().state);
+        assert_eq!(
+            merged["goods"],
+            json!([
+                {"@id": "1", "good": "beans", "good_other": "", "quantity_kg": 10, "value_rwf": 5000},
+                {"@id": "2", "good": "fish", "good_other": "", "quantity_kg": 3, "value_rwf": 9000},
+            ])
+        );
+        assert_eq!(merged["total_value_rwf"], json!("14000"));
+        assert_eq!(merged["age"], json!(40));
+        assert!(
+            accounts.review_flags(&project).unwrap().is_empty(),
+            "consistent with its form"
+        );
+        let head = server.last_seq().unwrap();
+
+        // The new tablet pulls it and corrects goods 2 in a form session: the
+        // correction is accepted and merged over the whole array...
+        let response = sync(&officer(&new_tablet), &[], 0, Some(PROTOCOL_REVISION), 1 << 20);
+        let ops = pulled(&response);
+        assert!(
+            ids(&ops).contains(&legacy.id),
+            "a whole-repeat write is sent to this release too"
+        );
+        new_tablet.apply_remote(&ops).unwrap();
+        let env = Environment {
+            now: chrono::Utc::now().fixed_offset(),
+            device_id: "old-tablet".into(),
+            username: "odette".into(),
+            language: "English (en)".into(),
+        };
+        let mut session =
+            mpaka_core::form::FormSession::resume(std::sync::Arc::clone(&form), env, &new_tablet, legacy_id).unwrap();
+        assert!(
+            session
+                .set_answer("value_rwf", Some(2), &json!(9500))
+                .unwrap()
+                .is_empty()
+        );
+        let correction = session.finalize(&new_tablet).unwrap().unwrap();
+        let answers_written: Vec<&String> = correction.fields.keys().filter(|k| k.starts_with("answers/")).collect();
+        assert_eq!(answers_written, ["answers/goods[2]", "answers/goods[2]/value_rwf"]);
+        let response = sync(
+            &officer(&new_tablet),
+            &[&correction],
+            response.cursor,
+            Some(PROTOCOL_REVISION),
+            1 << 20,
+        );
+        assert!(response.rejected.is_empty(), "{:?}", response.rejected);
+        assert_eq!(response.accepted, [correction.id]);
+        let merged = assemble(&server.get(Collection::Submissions, legacy_id).unwrap().unwrap().state);
+        assert_eq!(
+            merged["goods"],
+            json!([
+                {"@id": "1", "good": "beans", "good_other": "", "quantity_kg": 10, "value_rwf": 5000},
+                {"@id": "2", "good": "fish", "good_other": "", "quantity_kg": 3, "value_rwf": 9500},
+            ])
+        );
+        assert_eq!(merged["total_value_rwf"], json!("14500"));
+        // ... and is not sent to the old tablet, whose cursor moves past it.
+        let response = sync(&officer(&old_tablet), &[], head, Some(2), 1 << 20);
+        assert!(response.ops.is_empty(), "{:?}", ids(&pulled(&response)));
+        assert_eq!(response.cursor, server.last_seq().unwrap());
+        assert!(response.cursor > head);
+    }
 }
