@@ -165,7 +165,11 @@ fn flatten_gives_each_answer_and_instance_its_field() {
         .unwrap();
     let fields = flatten(&mut answers);
     let new_id = answers["goods"][1]["@id"].as_str().unwrap().to_owned();
-    assert!(is_instance_id(&new_id) && new_id.len() == 16 && new_id.as_bytes()[0].is_ascii_lowercase());
+    assert!(is_instance_id(&new_id) && new_id.len() == 10 && new_id.as_bytes()[0].is_ascii_lowercase());
+    assert_eq!(
+        first_free_number(&["1".to_owned(), "k2".to_owned(), "3".to_owned()]),
+        "4"
+    );
     assert_eq!(fields["answers/consent"], json!("yes"));
     assert_eq!(fields["answers/notes"], Value::Null);
     assert_eq!(fields["answers/goods[aa]"], json!(1));

@@ -317,9 +317,17 @@ impl FormSession {
         let count = self.filled.instances.entry(r).or_default();
         *count += 1;
         let instance = *count - 1;
+        // Numbered while nobody else can hold the submission (it was never
+        // saved), random once it may be elsewhere.
+        let saved = self.written.lock().unwrap_or_else(|p| p.into_inner()).1.is_some();
         let ids = self.filled.instance_ids.entry(r).or_default();
         ids.resize_with(instance, crate::answers::new_instance_id);
-        ids.push(crate::answers::new_instance_id());
+        let id = if saved {
+            crate::answers::new_instance_id()
+        } else {
+            crate::answers::first_free_number(ids.iter())
+        };
+        ids.push(id);
         let members: Vec<usize> = (0..self.form().questions.len())
             .filter(|&m| self.filled.repeat_of[m] == Some(r))
             .collect();
