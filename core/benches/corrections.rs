@@ -31,12 +31,12 @@ fn main() {
         language: "English (en)".into(),
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let store = Store::open(&dir.path().join("phone.mpaka"), StoreOptions::default()).expect("a store");
+    let store = Store::open(dir.path().join("phone.mpaka"), StoreOptions::default()).expect("a store");
     // The same interviews as a release before per-instance repeats stored
     // them: each repeat one array field, calculations among the answers.
-    let earlier = Store::open(&dir.path().join("earlier.mpaka"), StoreOptions::default()).expect("a store");
+    let earlier = Store::open(dir.path().join("earlier.mpaka"), StoreOptions::default()).expect("a store");
     // The finalized interviews alone, in the layout of this release.
-    let interviews = Store::open(&dir.path().join("interviews.mpaka"), StoreOptions::default()).expect("a store");
+    let interviews = Store::open(dir.path().join("interviews.mpaka"), StoreOptions::default()).expect("a store");
     println!("| op | answers written | JSON | gzip |");
     println!("|---|---|---|---|");
     let mut totals = [(0usize, 0usize, 0usize); 5];

@@ -175,9 +175,7 @@ pub fn check_value(key: &str, value: &Value) -> Result<(), String> {
         AnswerPath::Instance { .. } => match value {
             Value::Null => Ok(()),
             Value::Number(n) if n.as_f64().is_some_and(|o| (0.0..=MAX_ORDER).contains(&o)) => Ok(()),
-            _ => Err(format!(
-                "a repeat instance's field holds its order, a number from 0 to 2^53, or null once removed"
-            )),
+            _ => Err("a repeat instance's field holds its order, a number from 0 to 2^53, or null once removed".into()),
         },
         AnswerPath::Answer { .. } => Ok(()),
     }

@@ -59,7 +59,7 @@ fn keys_name_answers_instances_and_nesting() {
         "goods[a1]/",
         "goods[a b]",
         &format!("g[{}]", "a".repeat(33)),
-        &"r[a]/".repeat(18).trim_end_matches('/').to_owned(),
+        "r[a]/".repeat(18).trim_end_matches('/'),
     ] {
         let err = parse_key(bad).unwrap_err();
         assert!(!err.is_empty(), "{bad}");
