@@ -187,6 +187,56 @@ pub fn is_instance_key(key: &str) -> bool {
     key.ends_with(']')
 }
 
+/// Checks that every repeat instance `fields` writes into exists once
+/// they are merged into `after` (the entity's state with them applied):
+/// each enclosing instance has its own field (an order, or `null` once
+/// removed: an edit may meet a removal), or is a position of a
+/// whole-repeat write of an earlier release. Every local save and every
+/// pushed op is checked with it; the error names the field and the
+/// missing instance.
+pub fn check_instances(fields: &Fields, after: &EntityState) -> crate::Result<()> {
+    for path in fields.keys() {
+        let Some(key) = path
+            .strip_prefix(ANSWERS_PREFIX)
+            .or_else(|| path.strip_prefix(DERIVED_PREFIX))
+        else {
+            continue;
+        };
+        if !key.contains('[') {
+            continue;
+        }
+        let parsed = parse_key(key).map_err(|reason| crate::Error::invalid("submissions", path, None, reason))?;
+        let steps = match &parsed {
+            // An instance's own field creates or removes it; its
+            // enclosing instances must exist.
+            AnswerPath::Instance { within, .. } => within.clone(),
+            AnswerPath::Answer { within, .. } => within.clone(),
+        };
+        let mut at = ANSWERS.to_owned();
+        for step in steps {
+            let legacy = after
+                .fields
+                .get(&format!("{at}{PATH_SEPARATOR}{}", step.repeat))
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            at = format!("{at}{PATH_SEPARATOR}{}[{}]", step.repeat, step.id);
+            let positional = step.id.parse::<usize>().is_ok_and(|p| p >= 1 && p <= legacy);
+            if !after.fields.contains_key(&at) && !positional {
+                return Err(crate::Error::invalid(
+                    "submissions",
+                    path,
+                    None,
+                    format!(
+                        "repeat instance `{}[{}]` does not exist: add it first (its field `{at}` holds its order)",
+                        step.repeat, step.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A fresh instance id for an instance added to a submission others may
 /// hold: 10 characters, a letter then letters and digits (about 51 bits of
 /// randomness: two phones adding instances to one repeat never pick the

@@ -347,16 +347,19 @@ fn may_write(principal: &Principal, op: &Op) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses ops whose entity id breaks its collection's id rule once
-/// merged (an attendance row's id is derived from its session and
-/// attendee, so one person cannot be counted twice at a session), seen
-/// through the ops of this batch before it; returns the rest.
+/// Refuses ops that break a rule of their entity once merged, seen
+/// through the ops of this batch before them: an id against its
+/// collection's id rule (an attendance row's id is derived from its
+/// session and attendee, so one person cannot be counted twice at a
+/// session), or answers written into a repeat instance that does not
+/// exist. Returns the rest.
 fn check_ids(store: &dyn ProjectLog, ops: Vec<Op>, rejected: &mut Vec<Rejection>) -> Result<Vec<Op>, ExchangeError> {
     let mut states: HashMap<(Collection, EntityId), EntityState> = HashMap::new();
     let mut kept = Vec::with_capacity(ops.len());
     for op in ops {
         let schema = op.collection.schema();
-        if schema.ids == mpaka_core::schema::IdRule::Random {
+        let instances = op.collection == Collection::Submissions && op.fields.keys().any(|k| k.contains('['));
+        if schema.ids == mpaka_core::schema::IdRule::Random && !instances {
             kept.push(op);
             continue;
         }
@@ -366,7 +369,10 @@ fn check_ids(store: &dyn ProjectLog, ops: Vec<Op>, rejected: &mut Vec<Rejection>
             None => store.entity(op.collection, op.entity)?.unwrap_or_default(),
         };
         after.apply(&op);
-        match schema.check_id(op.entity, &after.fields) {
+        let checked = schema
+            .check_id(op.entity, &after.fields)
+            .and_then(|()| mpaka_core::answers::check_instances(&op.fields, &after));
+        match checked {
             Ok(()) => {
                 states.insert(key, after);
                 kept.push(op);
@@ -1249,5 +1255,96 @@ mod tests {
         assert!(response.ops.is_empty(), "{:?}", ids(&pulled(&response)));
         assert_eq!(response.cursor, server.last_seq().unwrap());
         assert!(response.cursor > head);
+    }
+
+    /// Issue 15's bad input: an answer written into a repeat instance that
+    /// does not exist, a malformed instance path and an order out of range
+    /// are each refused alone, naming the field; the rest of the batch is
+    /// merged.
+    #[test]
+    fn writes_into_missing_or_malformed_instances_are_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Accounts::open(&dir.path().join("server.sqlite")).unwrap();
+        let project = accounts.create_project("bad-instances", "Bad instances", 0).unwrap();
+        let server = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let form = trader_survey();
+        server.save_form(&form, 0).unwrap();
+        let phone = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let env = Environment {
+            now: chrono::Utc::now().fixed_offset(),
+            device_id: "tecno".into(),
+            username: "amina".into(),
+            language: "English (en)".into(),
+        };
+        let interview = trader_interview(&form, env, None, 1)
+            .unwrap()
+            .finalize(&phone)
+            .unwrap()
+            .unwrap();
+        let good = interview
+            .fields
+            .keys()
+            .find(|k| k.starts_with("answers/goods[") && k.ends_with(']'))
+            .expect("the interview holds goods")
+            .clone();
+        let mut hlc = interview.hlc;
+        let mut edit = |path: &str, value: serde_json::Value| {
+            hlc = mpaka_core::Hlc::new(hlc.wall_ms + 1, 0, phone.node()).unwrap();
+            Op {
+                id: OpId::new(),
+                hlc,
+                base: Some(interview.hlc),
+                collection: Collection::Submissions,
+                entity: interview.entity,
+                fields: Fields::from([(path.to_owned(), value)]),
+            }
+        };
+        let fine = edit(&format!("{good}/value_rwf"), json!(4200));
+        let missing = edit("answers/goods[zz9]/value_rwf", json!(1));
+        let malformed = edit("answers/goods[]/value_rwf", json!(1));
+        let out_of_range = edit(&good, json!(-3));
+        let ops = [&interview, &fine, &missing, &malformed, &out_of_range];
+        let request = SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor: 0,
+            ops: ops
+                .iter()
+                .map(|op| serde_json::value::to_raw_value(op).unwrap())
+                .collect(),
+            forms: Vec::new(),
+            pull_limit_bytes: 1 << 20,
+            device_time_ms: None,
+            pending_ops: None,
+            revision: Some(mpaka_core::sync::PROTOCOL_REVISION),
+        };
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+        let (response, _) = exchange(
+            &accounts,
+            &project,
+            &server,
+            &principal(&phone),
+            request,
+            ExchangeLimits::default(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(response.accepted, [interview.id, fine.id]);
+        let refused: HashMap<OpId, &Rejection> = response.rejected.iter().map(|r| (r.op, r)).collect();
+        for (op, field, says) in [
+            (&missing, "answers/goods[zz9]/value_rwf", "does not exist"),
+            (&malformed, "answers/goods[]/value_rwf", "repeat instance"),
+            (&out_of_range, good.as_str(), "order"),
+        ] {
+            let rejection = refused.get(&op.id).unwrap_or_else(|| panic!("{field} refused"));
+            assert_eq!(rejection.code, RejectionCode::InvalidField, "{field}");
+            assert!(
+                rejection.reason.contains(field) && rejection.reason.contains(says),
+                "{field}: {}",
+                rejection.reason
+            );
+        }
+        let merged = server.get(Collection::Submissions, interview.entity).unwrap().unwrap();
+        assert_eq!(merged.get(&format!("{good}/value_rwf")), Some(&json!(4200)));
+        assert!(merged.get("answers/goods[zz9]/value_rwf").is_none());
     }
 }

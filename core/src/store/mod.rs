@@ -355,6 +355,11 @@ impl Store {
                 after.apply(&op);
                 schema.check_id(id, &after.fields)?;
             }
+            if collection == Collection::Submissions && op.fields.keys().any(|k| k.contains('[')) {
+                let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
+                after.apply(&op);
+                crate::answers::check_instances(&op.fields, &after)?;
+            }
             let mut batch = Batch::new(tx, now);
             if let Some(row) = current {
                 batch.preload(collection, id, row);
