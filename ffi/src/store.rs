@@ -227,7 +227,17 @@ impl MpakaStore {
         } else {
             entity_id(collection.schema().name, id)?
         };
-        self.store.save(collection, id, to_fields(record)?)?;
+        // Only what differs from the stored record: saving a record read
+        // and changed in one field writes that field, so another phone's
+        // correction of another field stands (a null leaves a field as it
+        // is). A record saved unchanged writes nothing.
+        let mut fields = to_fields(record)?;
+        if let Some(stored) = self.store.get(collection, id)? {
+            fields.retain(|path, value| stored.state.fields.get(path) != Some(value));
+        }
+        if !fields.is_empty() {
+            self.store.save(collection, id, fields)?;
+        }
         Ok(id.to_string())
     }
 

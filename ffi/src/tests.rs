@@ -97,3 +97,20 @@ fn what_would_have_panicked_is_a_typed_error() {
     );
     assert!(matches!(attendance, Err(MpakaError::InvalidInput { .. })));
 }
+
+/// Issue 15: a record saved through the bindings writes what changed, so
+/// two phones correcting different fields of one trader both keep theirs.
+#[test]
+fn a_saved_record_writes_only_what_changed() {
+    let (_dir, store) = store();
+    let id = store.save_trader(trader()).unwrap();
+    let mut back = store.get_trader(id.clone()).unwrap().unwrap();
+    back.phone = Some("+243970333444".into());
+    store.save_trader(back.clone()).unwrap();
+    let ops = store.store.pending_ops(10).unwrap();
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[1].fields.keys().collect::<Vec<_>>(), ["phone"]);
+    // Unchanged: nothing written.
+    store.save_trader(back).unwrap();
+    assert_eq!(store.pending_count().unwrap(), 2);
+}
