@@ -453,10 +453,6 @@ impl FormSession {
     /// server runs too; if valid, saves the submission as complete and
     /// returns its op, else returns every error and saves nothing.
     pub fn finalize(&mut self, store: &Store) -> Result<Result<Op, Vec<AnswerError>>, SessionError> {
-        let outcome = super::validate(&self.filled.form, &self.values(), &self.filled.env);
-        if !outcome.valid {
-            return Ok(Err(outcome.errors));
-        }
         // The device's clock now, in the session's time zone: `env.now` is
         // when the session was opened, not when it ends.
         let ended_at = chrono::DateTime::from_timestamp_millis(store.wall_clock_ms() as i64)
@@ -465,6 +461,18 @@ impl FormSession {
                 |t| t.with_timezone(self.filled.env.now.offset()),
             )
             .to_rfc3339();
+        // `end` records when the interview was finalized, as ODK Collect
+        // does; `start` keeps when it was first opened.
+        let mut answers = self.values();
+        for question in self.form().questions.iter().filter(|q| q.kind == QuestionType::End) {
+            if question.parent.is_none() {
+                answers.insert(question.name.clone(), Value::String(ended_at.clone()));
+            }
+        }
+        let outcome = super::validate(&self.filled.form, &answers, &self.filled.env);
+        if !outcome.valid {
+            return Ok(Err(outcome.errors));
+        }
         Ok(Ok(self.save_values(
             store,
             "complete",

@@ -650,6 +650,25 @@ mod session {
     }
 
     #[test]
+    fn end_is_when_the_interview_was_finalized() {
+        let csv =
+            "survey,type,name,label\n,start,start,\n,end,end,\n,text,notes,Notes\nsettings,form_id,version\n,f,1\n";
+        let form = Arc::new(FormDefinition::from_csv(csv).unwrap());
+        let clock = crate::ManualClock::at(1_795_766_400_000 + 3_600_000);
+        let store = Store::open_in_memory(StoreOptions {
+            clock: Arc::new(clock.clone()),
+            ..StoreOptions::default()
+        })
+        .unwrap();
+        let mut s = FormSession::start(form, env());
+        s.set_answer("notes", None, &json!("market day")).unwrap();
+        s.finalize(&store).unwrap().unwrap();
+        let saved = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
+        assert_eq!(saved.get("derived/end"), saved.get("ended_at"));
+        assert_ne!(saved.get("derived/end"), saved.get("derived/start"));
+    }
+
+    #[test]
     fn re_finalizing_an_unchanged_interview_writes_only_its_status() {
         let (a, _, id, _) = two_goods_on_two_phones();
         let mut again = FormSession::resume(form(), env(), &a, id).unwrap();
