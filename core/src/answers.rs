@@ -237,6 +237,86 @@ pub fn check_instances(fields: &Fields, after: &EntityState) -> crate::Result<()
     Ok(())
 }
 
+/// The answers where `a`, a whole-repeat write of an earlier release
+/// (`answers/<repeat>` holding an array), and `b`, writing answers of that
+/// repeat's positional instances (`answers/<repeat>[2]/price`), give one
+/// question of one instance different values: `(b's path, a's value, b's
+/// value)`. Two such writes made without seeing each other are a conflict
+/// like any other two writes of one answer, so a device of an earlier
+/// release rewriting its list never silently hides a correction made on
+/// an updated one.
+pub fn legacy_overlaps(a: &crate::Op, b: &crate::Op) -> Vec<(String, Value, Value)> {
+    let mut out = Vec::new();
+    for (path, value) in &a.fields {
+        let Some(items) = value.as_array() else { continue };
+        let Some(repeat) = path.strip_prefix(ANSWERS_PREFIX).filter(|r| is_xml_name(r)) else {
+            continue;
+        };
+        let within = format!("{path}[");
+        for (other_path, other_value) in b.fields.range(within.clone()..) {
+            if !other_path.starts_with(&within) {
+                break;
+            }
+            let Some(key) = other_path.strip_prefix(ANSWERS_PREFIX) else {
+                continue;
+            };
+            let Ok(AnswerPath::Answer {
+                within: steps,
+                question,
+            }) = parse_key(key)
+            else {
+                continue;
+            };
+            let [step] = steps.as_slice() else { continue };
+            let Some(position) = step
+                .id
+                .parse::<usize>()
+                .ok()
+                .filter(|p| *p >= 1 && p.to_string() == step.id)
+            else {
+                continue;
+            };
+            debug_assert_eq!(step.repeat, repeat);
+            let empty = |v: &Value| v.is_null() || v.as_str() == Some("");
+            let mine = items
+                .get(position - 1)
+                .and_then(|item| item.get(question))
+                .cloned()
+                .unwrap_or(Value::Null);
+            if mine != *other_value && !(empty(&mine) && empty(other_value)) {
+                out.push((other_path.clone(), mine, other_value.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `op` and a write merged into `state` that `op` did not see
+/// could be a whole-repeat write and a positional answer of it (see
+/// [`legacy_overlaps`]): finding conflicts then needs the history.
+pub fn meets_legacy_unseen(state: &EntityState, op: &crate::Op) -> bool {
+    let unseen = |path: &str| state.stamps.get(path).is_some_and(|&s| !op.saw_stamp(s));
+    op.fields.iter().any(|(path, value)| {
+        let Some(key) = path.strip_prefix(ANSWERS_PREFIX) else {
+            return false;
+        };
+        if value.is_array() {
+            // A whole-repeat write: any unseen write into its instances.
+            let within = format!("{path}[");
+            state
+                .stamps
+                .range(within.clone()..)
+                .take_while(|(p, _)| p.starts_with(&within))
+                .any(|(_, &s)| !op.saw_stamp(s))
+        } else {
+            // A positional answer: an unseen whole-repeat write of its repeat.
+            key.split_once('[').is_some_and(|(repeat, _)| {
+                !repeat.contains(PATH_SEPARATOR) && unseen(&format!("{ANSWERS_PREFIX}{repeat}"))
+            })
+        }
+    })
+}
+
 /// A fresh instance id for an instance added to a submission others may
 /// hold: 10 characters, a letter then letters and digits (about 51 bits of
 /// randomness: two phones adding instances to one repeat never pick the

@@ -101,6 +101,7 @@ impl EntityState {
         op.fields
             .keys()
             .any(|path| self.stamps.get(path).is_some_and(|&stamp| !op.saw_stamp(stamp)))
+            || crate::answers::meets_legacy_unseen(self, op)
     }
 }
 
@@ -175,33 +176,50 @@ pub fn conflicts_with_history(op: &Op, history: &[Op]) -> Vec<Conflict> {
             if !policy.asks_about(value, other_value) || !op.concurrent_with(other) {
                 continue;
             }
-            let write = |o: &Op, v: &Value| ConflictingWrite {
-                op: o.id,
-                hlc: o.hlc,
-                value: v.to_string(),
-            };
-            let (older, newer) = if op.hlc < other.hlc {
-                (write(op, value), write(other, other_value))
-            } else {
-                (write(other, other_value), write(op, value))
-            };
-            let mut conflict = Conflict {
-                collection: op.collection,
-                entity: op.entity,
-                field: path.clone(),
-                older,
-                newer,
-                resolved_by: None,
-            };
-            conflict.resolved_by = history
-                .iter()
-                .filter(|z| z.id != op.id && z.id != other.id && conflict.is_resolved_by(z))
-                .map(|z| (z.hlc, z.id))
-                .min();
-            found.push(conflict);
+            found.push(conflict(op, other, path, value, other_value, history));
+        }
+    }
+    // A whole-repeat write of an earlier release against a concurrent
+    // write of one answer of one of its positions: the same question of
+    // the same instance (see `answers::legacy_overlaps`).
+    for other in history.iter().filter(|o| o.id != op.id && op.concurrent_with(o)) {
+        for (path, mine, theirs) in crate::answers::legacy_overlaps(op, other) {
+            found.push(conflict(op, other, &path, &mine, &theirs, history));
+        }
+        for (path, theirs, mine) in crate::answers::legacy_overlaps(other, op) {
+            found.push(conflict(op, other, &path, &mine, &theirs, history));
         }
     }
     found
+}
+
+/// The conflict between `op`'s write of `value` and `other`'s of
+/// `other_value` at `path`, with the earliest op of `history` resolving it.
+fn conflict(op: &Op, other: &Op, path: &str, value: &Value, other_value: &Value, history: &[Op]) -> Conflict {
+    let write = |o: &Op, v: &Value| ConflictingWrite {
+        op: o.id,
+        hlc: o.hlc,
+        value: v.to_string(),
+    };
+    let (older, newer) = if op.hlc < other.hlc {
+        (write(op, value), write(other, other_value))
+    } else {
+        (write(other, other_value), write(op, value))
+    };
+    let mut conflict = Conflict {
+        collection: op.collection,
+        entity: op.entity,
+        field: path.to_owned(),
+        older,
+        newer,
+        resolved_by: None,
+    };
+    conflict.resolved_by = history
+        .iter()
+        .filter(|z| z.id != op.id && z.id != other.id && conflict.is_resolved_by(z))
+        .map(|z| (z.hlc, z.id))
+        .min();
+    conflict
 }
 
 #[cfg(test)]

@@ -668,6 +668,67 @@ mod session {
         assert_ne!(saved.get("derived/end"), saved.get("derived/start"));
     }
 
+    /// While a project upgrades: a phone of an earlier release rewrites
+    /// its whole goods list while an updated phone corrects one good.
+    /// Neither saw the other, so the good's value is a conflict with both
+    /// values held, never a silent loss.
+    #[test]
+    fn a_whole_repeat_write_against_a_concurrent_correction_is_a_conflict() {
+        let old = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let new = Store::open_in_memory(StoreOptions::default()).unwrap();
+        let id = crate::EntityId::random();
+        let interview = |items: serde_json::Value| -> crate::Fields {
+            serde_json::from_value(json!({
+                "form_id": form().form_id, "form_version": form().version, "enumerator": "amina",
+                "status": "complete", "answers/consent": "yes", "answers/age": 34, "answers/n_items": 2,
+                "answers/item": items,
+            }))
+            .unwrap()
+        };
+        let created = old
+            .save(
+                Collection::Submissions,
+                id,
+                interview(
+                    json!([{"item_name": "beans", "item_value": 1000}, {"item_name": "fish", "item_value": 2500}]),
+                ),
+            )
+            .unwrap();
+        new.apply_remote(std::slice::from_ref(&created)).unwrap();
+        // The updated phone corrects the fish; the old one renames the beans.
+        let mut s = FormSession::resume(form(), env(), &new, id).unwrap();
+        s.set_answer("item_value", Some(2), &json!(2600)).unwrap();
+        let correction = s.finalize(&new).unwrap().unwrap();
+        let rewrite = old
+            .save(
+                Collection::Submissions,
+                id,
+                Fields::from([(
+                    "answers/item".to_owned(),
+                    json!([{"item_name": "dry beans", "item_value": 1000}, {"item_name": "fish", "item_value": 2500}]),
+                )]),
+            )
+            .unwrap();
+        old.apply_remote(std::slice::from_ref(&correction)).unwrap();
+        new.apply_remote(std::slice::from_ref(&rewrite)).unwrap();
+        for store in [&old, &new] {
+            let conflicts: Vec<_> = store
+                .conflicts(true)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.conflict)
+                .filter(|c| c.field.starts_with("answers/"))
+                .collect();
+            assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+            assert_eq!(conflicts[0].field, "answers/item[2]/item_value");
+            let mut values = [conflicts[0].older.value.clone(), conflicts[0].newer.value.clone()];
+            values.sort();
+            assert_eq!(values, ["2500", "2600"]);
+        }
+    }
+
+    use crate::Fields;
+
     #[test]
     fn re_finalizing_an_unchanged_interview_writes_only_its_status() {
         let (a, _, id, _) = two_goods_on_two_phones();
