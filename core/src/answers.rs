@@ -188,13 +188,15 @@ pub fn is_instance_key(key: &str) -> bool {
 }
 
 /// Checks that every repeat instance `fields` writes into exists once
-/// they are merged into `after` (the entity's state with them applied):
+/// they are merged into `after` (the entity's fields with them applied;
+/// an op that creates every instance it writes into passes on its own
+/// fields, without reading the entity):
 /// each enclosing instance has its own field (an order, or `null` once
 /// removed: an edit may meet a removal), or is a position of a
 /// whole-repeat write of an earlier release. Every local save and every
 /// pushed op is checked with it; the error names the field and the
 /// missing instance.
-pub fn check_instances(fields: &Fields, after: &EntityState) -> crate::Result<()> {
+pub fn check_instances(fields: &Fields, after: &Fields) -> crate::Result<()> {
     for path in fields.keys() {
         let Some(key) = path
             .strip_prefix(ANSWERS_PREFIX)
@@ -215,13 +217,12 @@ pub fn check_instances(fields: &Fields, after: &EntityState) -> crate::Result<()
         let mut at = ANSWERS.to_owned();
         for step in steps {
             let legacy = after
-                .fields
                 .get(&format!("{at}{PATH_SEPARATOR}{}", step.repeat))
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             at = format!("{at}{PATH_SEPARATOR}{}[{}]", step.repeat, step.id);
             let positional = step.id.parse::<usize>().is_ok_and(|p| p >= 1 && p <= legacy);
-            if !after.fields.contains_key(&at) && !positional {
+            if !after.contains_key(&at) && !positional {
                 return Err(crate::Error::invalid(
                     "submissions",
                     path,

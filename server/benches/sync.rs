@@ -1,7 +1,8 @@
 //! Sync benchmarks on loopback, with and without 80 ms of added round trip:
 //!
 //! 1. one device with 10,000 trader-survey interviews syncing to an empty
-//!    server: wall time, requests, bytes up and down per submission;
+//!    server: wall time, requests, bytes up and down per submission; then
+//!    a fresh M&E officer's device pulling them all;
 //! 2. a second device pulling a project of 100,000 traders and sessions;
 //! 3. 200 simulated devices syncing at once: ops/s ingested, p50/p99.
 //!
@@ -80,6 +81,7 @@ fn one_device_pushes(n: u64, rtt: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let (template, answer_bytes) = phone_with_interviews(dir.path(), n);
     let (mut times, mut reqs, mut up, mut down) = (vec![], vec![], vec![], vec![]);
+    let mut pulls: (Vec<f64>, Vec<f64>, Vec<f64>) = (vec![], vec![], vec![]);
     for run in 0..3 {
         let server = local();
         let path = dir.path().join(format!("phone{run}.mpaka"));
@@ -95,7 +97,22 @@ fn one_device_pushes(n: u64, rtt: Duration) {
         reqs.push(report.requests as f64);
         up.push(report.bytes_sent as f64 / n as f64);
         down.push(report.bytes_received as f64 / n as f64);
+        // A fresh M&E officer's device pulls every interview.
+        let officer = Store::open(dir.path().join(format!("officer{run}.mpaka")), StoreOptions::default()).unwrap();
+        let token = enroll(&server, &format!("me{run}"), "me_officer", &officer);
+        let (report, elapsed) = sync(&officer, &url, &token);
+        assert!(report.pulled >= n, "{} pulled", report.pulled);
+        pulls.0.push(elapsed.as_secs_f64());
+        pulls.1.push(report.requests as f64);
+        pulls.2.push(report.bytes_received as f64 / n as f64);
     }
+    println!(
+        "pull {n} interviews by a fresh officer device, rtt +{} ms: median {:.2} s, {} requests, {:.0} B down per submission",
+        rtt.as_millis(),
+        median(pulls.0.clone()),
+        median(pulls.1.clone()),
+        median(pulls.2.clone())
+    );
     println!(
         "push {n} interviews (answers {answer_bytes} B JSON each), rtt +{} ms: median {:.2} s, {} requests, \
          {:.0} B up and {:.0} B down per submission",

@@ -355,23 +355,41 @@ fn may_write(principal: &Principal, op: &Op) -> Result<(), String> {
 /// exist. Returns the rest.
 fn check_ids(store: &dyn ProjectLog, ops: Vec<Op>, rejected: &mut Vec<Rejection>) -> Result<Vec<Op>, ExchangeError> {
     let mut states: HashMap<(Collection, EntityId), EntityState> = HashMap::new();
-    let mut kept = Vec::with_capacity(ops.len());
+    // Ops kept without reading their entity, for a later op of the batch
+    // that does read it.
+    let mut unread: HashMap<(Collection, EntityId), Vec<usize>> = HashMap::new();
+    let mut kept: Vec<Op> = Vec::with_capacity(ops.len());
     for op in ops {
         let schema = op.collection.schema();
-        let instances = op.collection == Collection::Submissions && op.fields.keys().any(|k| k.contains('['));
+        let key = (op.collection, op.entity);
+        // An op that creates every instance it writes into needs no read.
+        let instances = op.collection == Collection::Submissions
+            && op.fields.keys().any(|k| k.contains('['))
+            && mpaka_core::answers::check_instances(&op.fields, &op.fields).is_err();
         if schema.ids == mpaka_core::schema::IdRule::Random && !instances {
+            match states.get_mut(&key) {
+                Some(state) => {
+                    state.apply(&op);
+                }
+                None => unread.entry(key).or_default().push(kept.len()),
+            }
             kept.push(op);
             continue;
         }
-        let key = (op.collection, op.entity);
         let mut after = match states.get(&key) {
             Some(state) => state.clone(),
-            None => store.entity(op.collection, op.entity)?.unwrap_or_default(),
+            None => {
+                let mut state = store.entity(op.collection, op.entity)?.unwrap_or_default();
+                for &earlier in unread.remove(&key).iter().flatten() {
+                    state.apply(&kept[earlier]);
+                }
+                state
+            }
         };
         after.apply(&op);
         let checked = schema
             .check_id(op.entity, &after.fields)
-            .and_then(|()| mpaka_core::answers::check_instances(&op.fields, &after));
+            .and_then(|()| mpaka_core::answers::check_instances(&op.fields, &after.fields));
         match checked {
             Ok(()) => {
                 states.insert(key, after);
@@ -1303,6 +1321,8 @@ mod tests {
         let missing = edit("answers/goods[zz9]/value_rwf", json!(1));
         let malformed = edit("answers/goods[]/value_rwf", json!(1));
         let out_of_range = edit(&good, json!(-3));
+        // `fine` writes into an instance the interview, earlier in this
+        // batch and not yet applied, creates.
         let ops = [&interview, &fine, &missing, &malformed, &out_of_range];
         let request = SyncRequest {
             protocol: PROTOCOL_VERSION,

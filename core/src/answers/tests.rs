@@ -236,21 +236,21 @@ fn answers_go_only_into_instances_that_exist() {
         (2, "answers/goods[bb]", Value::Null),
     ]);
     let write = |path: &str| Fields::from([(path.to_owned(), json!(5))]);
-    check_instances(&write("answers/goods[aa]/price"), &s).unwrap();
-    check_instances(&write("derived/goods[aa]/line_total"), &s).unwrap();
+    check_instances(&write("answers/goods[aa]/price"), &s.fields).unwrap();
+    check_instances(&write("derived/goods[aa]/line_total"), &s.fields).unwrap();
     // A removed instance still exists: an edit may meet its removal.
-    check_instances(&write("answers/goods[bb]/price"), &s).unwrap();
+    check_instances(&write("answers/goods[bb]/price"), &s.fields).unwrap();
     // Positions of a whole-repeat write of an earlier release.
-    check_instances(&write("answers/old[2]/x"), &s).unwrap();
+    check_instances(&write("answers/old[2]/x"), &s.fields).unwrap();
     for (path, missing) in [
         ("answers/goods[zz]/price", "goods[zz]"),
         ("answers/old[3]/x", "old[3]"),
         ("answers/goods[aa]/lots[l1]/weight", "lots[l1]"),
         ("answers/goods[zz]/lots[l1]", "goods[zz]"),
     ] {
-        let err = check_instances(&write(path), &s).unwrap_err().to_string();
+        let err = check_instances(&write(path), &s.fields).unwrap_err().to_string();
         assert!(err.contains(path) && err.contains(missing), "{err}");
     }
     // Creating a nested instance inside one that exists is fine.
-    check_instances(&write("answers/goods[aa]/lots[l1]"), &s).unwrap();
+    check_instances(&write("answers/goods[aa]/lots[l1]"), &s.fields).unwrap();
 }

@@ -355,10 +355,13 @@ impl Store {
                 after.apply(&op);
                 schema.check_id(id, &after.fields)?;
             }
-            if collection == Collection::Submissions && op.fields.keys().any(|k| k.contains('[')) {
+            if collection == Collection::Submissions
+                && op.fields.keys().any(|k| k.contains('['))
+                && crate::answers::check_instances(&op.fields, &op.fields).is_err()
+            {
                 let mut after = current.as_ref().map(|row| row.state.clone()).unwrap_or_default();
                 after.apply(&op);
-                crate::answers::check_instances(&op.fields, &after)?;
+                crate::answers::check_instances(&op.fields, &after.fields)?;
             }
             let mut batch = Batch::new(tx, now);
             if let Some(row) = current {
