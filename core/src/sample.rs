@@ -125,6 +125,7 @@ pub fn trader_survey() -> Arc<FormDefinition> {
             languages: vec![],
             questions: vec![],
             choices: Default::default(),
+            notices: vec![],
         }),
     )
 }

@@ -6,13 +6,25 @@ use std::process::ExitCode;
 
 use mpaka_core::form::{Environment, FormDefinition};
 
-/// Compiles the form: its definition as JSON on stdout and exit 0, or each
+/// Compiles the form: its definition as JSON on stdout, what compiling
+/// noticed (a derived version, bare names) on stderr, and exit 0; or each
 /// mistake on its own line on stderr and exit 1.
 pub fn check(file: &Path) -> ExitCode {
     match FormDefinition::from_file(file) {
         Ok(form) => match serde_json::to_string_pretty(&form) {
             Ok(json) => {
                 let _ = writeln!(std::io::stdout(), "{json}");
+                let mut err = std::io::stderr().lock();
+                for notice in &form.notices {
+                    let _ = writeln!(err, "note: {notice}");
+                }
+                let _ = writeln!(
+                    err,
+                    "{}: form `{}` version `{}` compiles",
+                    file.display(),
+                    form.form_id,
+                    form.version
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -27,12 +27,10 @@ from pyxform import xls2xform
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "forms").glob("*.csv")) + sorted((ROOT / "examples" / "forms").glob("*.xlsx"))
 
-KNOWN_DIFFERENCES = {
-    "differs_missing_settings.csv": "mpaka requires settings.form_id and settings.version: every "
-    "submission records which form and version it answers; pyxform derives the id from the file name",
-    "differs_bare_name_in_relevant.csv": "mpaka refuses bare names outside choice_filter (`age > 3` is "
-    "almost always a forgotten ${age}); XPath reads it as a relative path that is always empty",
-}
+# None today: a form without settings is called by its file name with a
+# version derived from its content, and a bare name reads as XPath reads it
+# (an empty path), with a notice (issue 16).
+KNOWN_DIFFERENCES = {}
 
 # pyxform's type names for mpaka's.
 TYPES = {

@@ -17,6 +17,12 @@ pub const MAX_REPORTED_ERRORS: usize = 100;
 /// Compiles a workbook; on failure, the errors found in sheet order (the
 /// first [`MAX_REPORTED_ERRORS`], then how many more).
 pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
+    compile_named(book, None)
+}
+
+/// [`compile`] for a form read from a file called `name` (its stem, as
+/// pyxform takes it): without `settings.form_id` the form is called so.
+pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefinition, Vec<FormError>> {
     let Some(survey) = book.sheet("survey") else {
         let found: Vec<&str> = book.sheets.iter().map(|s| s.name.as_str()).collect();
         return Err(vec![FormError::file(format!(
@@ -29,9 +35,10 @@ pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
         ))]);
     };
     let mut errors = Vec::new();
-    let settings = read_settings(book.sheet("settings"), &mut errors);
+    let mut notices = Vec::new();
+    let settings = read_settings(book.sheet("settings"), name, &mut errors);
     let choices = read_choices(book.sheet("choices"), &mut errors);
-    let questions = read_survey(survey, &choices, &mut errors);
+    let questions = read_survey(survey, &choices, &mut errors, &mut notices);
     if !errors.is_empty() {
         // In the order a person reads the workbook: survey top to bottom first.
         errors.sort_by(|a, b| {
@@ -59,15 +66,35 @@ pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
         }
     }
     let (form_id, version, title, default_language) = settings;
-    Ok(FormDefinition {
+    let mut form = FormDefinition {
         title: title.unwrap_or_else(|| form_id.clone()),
         form_id,
-        version,
+        version: version.clone().unwrap_or_default(),
         default_language,
         languages: languages.into_iter().collect(),
         questions,
         choices,
-    })
+        notices: Vec::new(),
+    };
+    if version.is_none() {
+        // Submissions name the exact version they answer: one derived from
+        // everything the form says, so any change gives another.
+        let content = serde_json::to_string(&form).unwrap_or_default();
+        let digest = uuid::Uuid::new_v5(&VERSION_NAMESPACE, content.as_bytes())
+            .simple()
+            .to_string();
+        form.version = format!("auto-{}", &digest[..12]);
+        notices.push(FormError::sheet(
+            "settings",
+            format!(
+                "no version: derived `{}` from the form's content (any change gives another); add a settings \
+                 sheet with a `version` column to name versions yourself",
+                form.version
+            ),
+        ));
+    }
+    form.notices = notices.iter().map(ToString::to_string).collect();
+    Ok(form)
 }
 
 /// A column header split into its base name and language:
@@ -132,25 +159,40 @@ fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
     })
 }
 
-type Settings = (String, String, Option<String>, Option<String>);
+/// Namespace of derived form versions (UUIDv5 of the compiled form).
+const VERSION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d70_616b_6176_4a65_8f72_7369_6f6e_0001);
 
-fn read_settings(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> Settings {
+/// form_id, version (`None`: derive it), title, default language.
+type Settings = (String, Option<String>, Option<String>, Option<String>);
+
+/// The settings sheet, all optional as in pyxform: the form_id defaults to
+/// the file's name, the version to one derived from the content.
+fn read_settings(sheet: Option<&Sheet>, name: Option<&str>, errors: &mut Vec<FormError>) -> Settings {
     let row = sheet.and_then(|s| rows(s).find(|r| r.cells.iter().any(|c| !c.trim().is_empty())));
     let get = |column: &str| row.as_ref().and_then(|r| r.get(column)).map(str::to_owned);
-    let mut required = |column: &str, why: &str| {
-        get(column).unwrap_or_else(|| {
+    let form_id = match (get("form_id"), name) {
+        (Some(id), _) => id,
+        (None, Some(name)) if is_xml_name(name) => name.to_owned(),
+        (None, Some(name)) => {
             errors.push(FormError::sheet(
                 "settings",
-                format!("{column} is missing: add a `settings` sheet with a `{column}` column ({why})"),
+                format!(
+                    "no form_id, and the file name `{name}` cannot be one (a letter or _, then letters, digits, _, - \
+                     or .): add a `settings` sheet with a `form_id` column, or rename the file"
+                ),
             ));
             String::new()
-        })
+        }
+        (None, None) => {
+            errors.push(FormError::sheet(
+                "settings",
+                "form_id is missing: add a `settings` sheet with a `form_id` column (it names the form in every \
+                 submission)",
+            ));
+            String::new()
+        }
     };
-    let form_id = required("form_id", "it names the form in every submission");
-    let version = required(
-        "version",
-        "submissions record which version they answer, e.g. 2026112701",
-    );
+    let version = get("version");
     if !form_id.is_empty() && !is_xml_name(&form_id) {
         errors.push(FormError::sheet(
             "settings",
@@ -317,7 +359,12 @@ const EXPRESSION_COLUMNS: &[(&str, bool)] = &[
     ("repeat_count", false),
 ];
 
-fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: &mut Vec<FormError>) -> Vec<Question> {
+fn read_survey(
+    survey: &Sheet,
+    choices: &BTreeMap<String, Vec<Choice>>,
+    errors: &mut Vec<FormError>,
+    notices: &mut Vec<FormError>,
+) -> Vec<Question> {
     let missing: Vec<&str> = ["type", "name"]
         .into_iter()
         .filter(|c| survey.column(c).is_none())
@@ -479,7 +526,10 @@ fn read_survey(survey: &Sheet, choices: &BTreeMap<String, Vec<Choice>>, errors: 
         for (column, text) in expressions {
             let row = questions[index].row;
             match parse_column(column, &text, &names) {
-                Ok(expr) => {
+                Ok((expr, notice)) => {
+                    if let Some(notice) = notice {
+                        notices.push(FormError::at(&survey.name, row, column, notice));
+                    }
                     let q = &mut questions[index];
                     let slot = match column {
                         "relevant" => &mut q.relevant,
@@ -562,28 +612,34 @@ fn find_cycle(questions: &[Question], sheet: &str) -> Option<FormError> {
 }
 
 /// Parses one expression cell; `yes`/`no` columns accept those words.
-fn parse_column(column: &str, text: &str, names: &[String]) -> Result<Option<Expr>, String> {
+/// An expression column: the expression, and a notice for the person who
+/// wrote it when it reads as XPath does but likely not as meant.
+fn parse_column(column: &str, text: &str, names: &[String]) -> Result<(Option<Expr>, Option<String>), String> {
     let yes_no = EXPRESSION_COLUMNS.iter().any(|(c, yn)| *c == column && *yn);
     if yes_no {
         match text.trim().to_lowercase().as_str() {
             "yes" | "true" | "true()" | "1" => {
-                return Ok(Some(Expr::Call {
-                    function: super::expr::Function::True,
-                    args: vec![],
-                }));
+                return Ok((
+                    Some(Expr::Call {
+                        function: super::expr::Function::True,
+                        args: vec![],
+                    }),
+                    None,
+                ));
             }
-            "no" | "false" | "false()" | "0" => return Ok(None),
+            "no" | "false" | "false()" | "0" => return Ok((None, None)),
             _ => {}
         }
     }
     let expr = Expr::parse(text).map_err(|e| format!("`{text}` does not parse: {e}"))?;
-    if column != "choice_filter"
-        && let Some(name) = expr.bare_names().into_iter().next()
-    {
-        return Err(format!(
-            "`{name}` is not a value: write ${{{name}}} for a question, '{name}' for text"
-        ));
-    }
+    // XPath reads a bare name as a path below the question, which holds
+    // nothing: pyxform and ODK accept it, and so does mpaka, saying so.
+    let notice = (column != "choice_filter")
+        .then(|| expr.bare_names().into_iter().next())
+        .flatten()
+        .map(|name| {
+            format!("`{name}` reads as an empty path, as in ODK; write ${{{name}}} for a question, '{name}' for text")
+        });
     for name in expr.references() {
         if !names.iter().any(|n| n == name) {
             let hint = closest(name, names.iter().map(String::as_str))
@@ -592,5 +648,5 @@ fn parse_column(column: &str, text: &str, names: &[String]) -> Result<Option<Exp
             return Err(format!("no question named ${{{name}}}{hint}"));
         }
     }
-    Ok(Some(expr))
+    Ok((Some(expr), notice))
 }

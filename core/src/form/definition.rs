@@ -31,6 +31,12 @@ pub struct FormDefinition {
     pub questions: Vec<Question>,
     /// Choice lists by list name.
     pub choices: BTreeMap<String, Vec<Choice>>,
+    /// What compiling noticed for the person who wrote the form, located
+    /// ("settings: no version: derived …", "survey row 4, relevant: `age`
+    /// reads as an empty path …"): accepted, as pyxform accepts it, but
+    /// worth a look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// One survey row (a question, a note, a calculation, a group or repeat).

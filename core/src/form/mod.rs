@@ -25,7 +25,7 @@ use std::fmt;
 #[cfg(feature = "xlsform")]
 use std::path::Path;
 
-pub use self::compile::{MAX_REPORTED_ERRORS, compile};
+pub use self::compile::{MAX_REPORTED_ERRORS, compile, compile_named};
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
 pub use self::session::{FormSession, Prompt, PromptChoice, SessionError};
 #[cfg(feature = "xlsform")]
@@ -99,8 +99,11 @@ impl FormDefinition {
         compile(&Workbook::from_csv(text).map_err(|e| vec![e])?)
     }
 
-    /// Compiles an XLSForm file, .xlsx or .csv by its extension.
+    /// Compiles an XLSForm file, .xlsx or .csv by its extension; without
+    /// `settings.form_id` the form is called by the file's name, as
+    /// pyxform calls it.
     pub fn from_file(path: &Path) -> Result<FormDefinition, Vec<FormError>> {
+        let name = path.file_stem().and_then(|s| s.to_str());
         let bytes =
             std::fs::read(path).map_err(|e| vec![FormError::file(format!("cannot read {}: {e}", path.display()))])?;
         let extension = path
@@ -108,14 +111,15 @@ impl FormDefinition {
             .and_then(|e| e.to_str())
             .unwrap_or_default()
             .to_lowercase();
-        match extension.as_str() {
-            "xlsx" => FormDefinition::from_xlsx(&bytes),
-            "csv" => FormDefinition::from_csv(&String::from_utf8_lossy(&bytes)),
-            _ => Err(vec![FormError::file(format!(
+        let book = match extension.as_str() {
+            "xlsx" => Workbook::from_xlsx(&bytes),
+            "csv" => Workbook::from_csv(&String::from_utf8_lossy(&bytes)),
+            _ => Err(FormError::file(format!(
                 "{} is neither .xlsx nor .csv: save the XLSForm as Excel .xlsx",
                 path.display()
-            ))]),
-        }
+            ))),
+        };
+        compile_named(&book.map_err(|e| vec![e])?, name)
     }
 }
 

@@ -182,10 +182,6 @@ fn mistakes_are_located_and_explained() {
             "unknown function selectd(); did you mean selected()?",
         ),
         (
-            ",integer,age,Age,,,\n,text,b,B,age > 3,,\n",
-            "survey row 3, relevant: `age` is not a value: write ${age} for a question",
-        ),
-        (
             ",calculate,c1,,,,${c2} + 1\n,calculate,c2,,,,${c1} + 1\n",
             "`c1` depends on itself: c1 → c2 → c1",
         ),
@@ -209,15 +205,13 @@ fn choice_and_settings_mistakes() {
         "survey,type,name,label\n,select_one yn,a,A\nchoices,list_name,name,label\n,yn,yes,Yes\n,yn,yes,Yes again\nsettings,form_id,version\n,f,1\n",
         "choices row 5, name: choice `yes` appears twice in list `yn`",
     );
+    // Read from text, with no file name to call it by.
     let errors = errors_of("survey,type,name,label\n,text,a,A\n");
     assert!(
         errors.iter().any(|e| e.starts_with("settings: form_id is missing")),
         "{errors:?}"
     );
-    assert!(
-        errors.iter().any(|e| e.starts_with("settings: version is missing")),
-        "{errors:?}"
-    );
+    assert_eq!(errors.len(), 1, "a missing version is no mistake: {errors:?}");
     assert_error(
         "survey,name,label\n,a,A\n",
         "survey: the header row has no `type` column",
@@ -1247,4 +1241,64 @@ mod bounds {
         let last = errors.last().unwrap().to_string();
         assert!(last.contains("more mistakes not listed"), "{last}");
     }
+}
+
+/// Issue 16: `settings` is optional, as in pyxform. The form is called by
+/// its file's name, and its version is derived from its content, which
+/// `form check` says.
+#[test]
+fn without_settings_the_file_names_the_form_and_the_content_its_version() {
+    let book = |csv: &str| super::sheets::Workbook::from_csv(csv).unwrap();
+    let csv = "survey,type,name,label\n,text,a,A\n";
+    let form = super::compile_named(&book(csv), Some("market_check")).unwrap();
+    assert_eq!(form.form_id, "market_check");
+    assert_eq!(form.title, "market_check");
+    assert!(
+        form.version.starts_with("auto-") && form.version.len() == 17,
+        "{}",
+        form.version
+    );
+    assert!(
+        form.notices[0].starts_with("settings: no version: derived"),
+        "{:?}",
+        form.notices
+    );
+    // Stable for the same content, another for any change.
+    let again = super::compile_named(&book(csv), Some("market_check")).unwrap();
+    assert_eq!(again.version, form.version);
+    let changed = super::compile_named(
+        &book("survey,type,name,label\n,text,a,A changed\n"),
+        Some("market_check"),
+    )
+    .unwrap();
+    assert_ne!(changed.version, form.version);
+    // A version of its own stands, and says nothing.
+    let named = super::compile_named(&book(&format!("{csv}settings,version\n,7\n")), Some("market_check")).unwrap();
+    assert_eq!((named.version.as_str(), named.notices.len()), ("7", 0));
+    // A file name that cannot be a form id.
+    let errors = super::compile_named(&book(csv), Some("2026 market")).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("the file name `2026 market`"),
+        "{errors:?}"
+    );
+}
+
+/// Issue 16: a bare name outside a choice filter is what XPath makes of
+/// it, an empty path, as in ODK: accepted, with a notice.
+#[test]
+fn a_bare_name_reads_as_an_empty_path_with_a_notice() {
+    let form =
+        FormDefinition::from_csv(&form(",integer,age,Age,,,\n,text,b,B,age > 3,,\n")).expect("accepted, as by pyxform");
+    assert_eq!(
+        form.notices,
+        [
+            "survey row 3, relevant: `age` reads as an empty path, as in ODK; write ${age} for a question, 'age' for text"
+        ]
+    );
+    let v = validate(
+        &form,
+        &serde_json::from_str(r#"{"age": 40, "b": "x"}"#).unwrap(),
+        &env("en"),
+    );
+    assert_eq!(v.cleared, ["b"], "the empty path is never > 3");
 }
