@@ -159,6 +159,9 @@ fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
     })
 }
 
+/// The survey's root element as pyxform names it.
+const SURVEY_ROOT: &str = "data";
+
 /// Namespace of derived form versions (UUIDv5 of the compiled form).
 const VERSION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d70_616b_6176_4a65_8f72_7369_6f6e_0001);
 
@@ -426,6 +429,10 @@ fn read_survey(
             None => Some(format!("a `{raw_type}` row needs a name")),
             Some(name) if !is_xml_name(name) => Some(format!(
                 "`{name}` is not a valid name: start with a letter or _, then letters, digits, _, - or . only"
+            )),
+            // pyxform's root element is `data` unless settings name it.
+            Some(SURVEY_ROOT) if kind == QuestionType::Repeat => Some(format!(
+                "a repeat cannot be called `{SURVEY_ROOT}`, the name of the survey itself: rename it"
             )),
             Some(name) => seen
                 .get(name)

@@ -1302,3 +1302,17 @@ fn a_bare_name_reads_as_an_empty_path_with_a_notice() {
     );
     assert_eq!(v.cleared, ["b"], "the empty path is never > 3");
 }
+
+/// Two refusals pyxform and ODK Validate make, met in the public corpus
+/// once settings became optional.
+#[test]
+fn a_repeat_named_data_and_xpath_axes_are_refused() {
+    assert_error(
+        &form(",begin repeat,data,D,,,\n,text,x,X,,,\n,end repeat,,,,,\n"),
+        "survey row 2, name: a repeat cannot be called `data`",
+    );
+    assert_error(
+        "survey,type,name,label,choice_filter\n,select_one l,a,A,label::English != ''\nchoices,list_name,name,label\n,l,x,X\nsettings,form_id,version\n,f,1\n",
+        "`label::English`: XPath axes (`::`) are not supported",
+    );
+}

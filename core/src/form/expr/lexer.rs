@@ -99,7 +99,16 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ExprError> {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'-' | b':')) {
                     i += 1;
                 }
-                Token::Name(text[start..i].to_owned())
+                let name = &text[start..i];
+                if name.contains("::") {
+                    // An XPath axis (`label::English`): JavaRosa, and so
+                    // ODK Validate, refuses it.
+                    return Err(ExprError::at(
+                        start,
+                        format!("`{name}`: XPath axes (`::`) are not supported in ODK forms"),
+                    ));
+                }
+                Token::Name(name.to_owned())
             }
             _ => {
                 let shown = text[start..].chars().next().unwrap_or('?');
