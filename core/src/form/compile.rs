@@ -292,10 +292,16 @@ enum RowType {
 fn parse_type(raw: &str) -> Result<RowType, String> {
     // Select types keep their list name as written (names are case-sensitive).
     let tokens: Vec<&str> = raw.split_whitespace().collect();
-    let select = match tokens.as_slice() {
-        [head, list] => Some((head.to_lowercase(), *list)),
-        [select, kind, list] if select.eq_ignore_ascii_case("select") => {
-            Some((format!("select_{}", kind.to_lowercase()), *list))
+    let lower: Vec<String> = tokens.iter().map(|t| t.to_lowercase()).collect();
+    let words: Vec<&str> = lower.iter().map(String::as_str).collect();
+    // pyxform's spellings: `select_one x`, `select one x`, `select one from
+    // x`, `select all that apply [from] x`.
+    let select = match (words.as_slice(), tokens.last()) {
+        ([_, _], Some(list)) => Some((words[0].to_owned(), *list)),
+        (["select", kind, _], Some(list)) => Some((format!("select_{kind}"), *list)),
+        (["select", "one", "from", _], Some(list)) => Some(("select_one".to_owned(), *list)),
+        (["select", "all", "that", "apply", _] | ["select", "all", "that", "apply", "from", _], Some(list)) => {
+            Some(("select_multiple".to_owned(), *list))
         }
         _ => None,
     };
@@ -317,11 +323,11 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
         ["date"] => QuestionType::Date,
         ["time"] => QuestionType::Time,
         ["datetime"] => QuestionType::DateTime,
-        ["geopoint"] => QuestionType::GeoPoint,
+        ["geopoint"] | ["gps"] => QuestionType::GeoPoint,
         ["note"] => QuestionType::Note,
         ["calculate"] => QuestionType::Calculate,
         ["acknowledge"] | ["trigger"] => QuestionType::Acknowledge,
-        ["image"] => QuestionType::Image,
+        ["image"] | ["photo"] => QuestionType::Image,
         ["audio"] => QuestionType::Audio,
         ["file"] => QuestionType::File,
         ["start"] => QuestionType::Start,
@@ -638,6 +644,10 @@ fn parse_column(column: &str, text: &str, names: &[String]) -> Result<(Option<Ex
             _ => {}
         }
     }
+    // Spreadsheets turn quotes into typographic ones; pyxform turns them back.
+    let text = &text
+        .replace(['\u{2018}', '\u{2019}'], "'")
+        .replace(['\u{201c}', '\u{201d}'], "\"");
     let expr = Expr::parse(text).map_err(|e| format!("`{text}` does not parse: {e}"))?;
     // XPath reads a bare name as a path below the question, which holds
     // nothing: pyxform and ODK accept it, and so does mpaka, saying so.

@@ -1316,3 +1316,36 @@ fn a_repeat_named_data_and_xpath_axes_are_refused() {
         "`label::English`: XPath axes (`::`) are not supported",
     );
 }
+
+/// pyxform's other spellings of types, and typographic quotes in
+/// expressions, as pyxform reads them.
+#[test]
+fn pyxform_spellings_and_smart_quotes_are_read_as_pyxform_reads_them() {
+    let csv = "survey,type,name,label,relevant\n\
+               ,select one from yn,a,A,\n\
+               ,select all that apply from yn,b,B,\n\
+               ,select all that apply yn,c,C,\n\
+               ,select one yn,d,D,\n\
+               ,photo,p,P,\n\
+               ,gps,g,G,\n\
+               ,text,t,T,${a} = \u{2018}yes\u{2019} and ${d} != \u{201c}no\u{201d}\n\
+               choices,list_name,name,label\n,yn,yes,Yes\n,yn,no,No\nsettings,form_id,version\n,f,1\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let kinds: Vec<&QuestionType> = form.questions.iter().map(|q| &q.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &QuestionType::SelectOne("yn".into()),
+            &QuestionType::SelectMultiple("yn".into()),
+            &QuestionType::SelectMultiple("yn".into()),
+            &QuestionType::SelectOne("yn".into()),
+            &QuestionType::Image,
+            &QuestionType::GeoPoint,
+            &QuestionType::Text,
+        ]
+    );
+    assert_eq!(
+        form.questions[6].relevant.as_ref().map(ToString::to_string).as_deref(),
+        Some("((${a} = 'yes') and (${d} != 'no'))")
+    );
+}
