@@ -44,8 +44,19 @@ fn form_check_prints_the_compiled_form_or_every_mistake() {
             "survey row 4, type: unknown question type `integr`; did you mean `integer`?",
         ]
     );
+    assert_eq!(lines.len(), 3, "no settings is no mistake, as in pyxform: {stderr}");
+
+    // Without settings: the file names the form, its content its version.
+    let plain = dir.path().join("market_check.csv");
+    std::fs::write(&plain, "survey,type,name,label\n,integer,age,Age\n").unwrap();
+    let (code, stdout, stderr) = mpaka(&["form", "check", plain.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let form: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(form["form_id"], "market_check");
+    let version = form["version"].as_str().unwrap();
+    assert!(version.starts_with("auto-"), "{version}");
     assert!(
-        lines.iter().any(|l| l.starts_with("settings: form_id is missing")),
+        stderr.contains(&format!("note: settings: no version: derived `{version}`")),
         "{stderr}"
     );
 
