@@ -440,16 +440,25 @@ fn submissions_are_checked_with_the_form_and_merged_inconsistencies_are_flagged(
     no_fee.insert("answers/paid_fees".into(), json!("no"));
     no_fee.insert("answers/fee_amount_rwf".into(), Value::Null);
     no_fee.insert("answers/receipt".into(), Value::Null);
-    amina.store.save(Collection::Submissions, id, no_fee).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    officer
-        .store
-        .save(
-            Collection::Submissions,
-            id,
-            Fields::from([("answers/fee_amount_rwf".into(), json!(900))]),
-        )
-        .unwrap();
+    let theirs = amina.store.save(Collection::Submissions, id, no_fee).unwrap();
+    // The officer's correction is the later write. Each store stamps in
+    // the server's time as it estimated it, within a round trip, so on a
+    // loaded machine a few milliseconds apart may not order them: save
+    // again (still without seeing Amina's op) until it is later.
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let ours = officer
+            .store
+            .save(
+                Collection::Submissions,
+                id,
+                Fields::from([("answers/fee_amount_rwf".into(), json!(900))]),
+            )
+            .unwrap();
+        if ours.hlc > theirs.hlc {
+            break;
+        }
+    }
     assert!(amina.sync(&server.url).unwrap().rejected.is_empty());
     assert!(
         officer.sync(&server.url).unwrap().rejected.is_empty(),

@@ -36,6 +36,12 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
     };
     let mut errors = Vec::new();
     let mut notices = Vec::new();
+    for sheet in ["survey", "choices", "settings"]
+        .into_iter()
+        .filter_map(|n| book.sheet(n))
+    {
+        duplicate_headers(sheet, &mut errors);
+    }
     let settings = read_settings(book.sheet("settings"), name, &mut errors);
     let choices = read_choices(book.sheet("choices"), &mut errors);
     let questions = read_survey(survey, &choices, &mut errors, &mut notices);
@@ -157,6 +163,27 @@ fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
         number: *number,
         cells,
     })
+}
+
+/// Refuses a header row naming one column twice (`label` twice), as
+/// pyxform does: which of the two holds the label is anyone's guess.
+fn duplicate_headers(sheet: &Sheet, errors: &mut Vec<FormError>) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, header) in sheet.header.iter().enumerate() {
+        let key = header.trim().to_lowercase();
+        if key.is_empty() {
+            continue;
+        }
+        if seen.insert(key, i).is_some() {
+            errors.push(FormError::sheet(
+                &sheet.name,
+                format!(
+                    "the header row names `{}` twice: keep one column of that name",
+                    header.trim()
+                ),
+            ));
+        }
+    }
 }
 
 /// The survey's root element as pyxform names it.
@@ -294,16 +321,22 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
     let tokens: Vec<&str> = raw.split_whitespace().collect();
     let lower: Vec<String> = tokens.iter().map(|t| t.to_lowercase()).collect();
     let words: Vec<&str> = lower.iter().map(String::as_str).collect();
-    // pyxform's spellings: `select_one x`, `select one x`, `select one from
-    // x`, `select all that apply [from] x`.
+    // pyxform's spellings: `select_one x`, `select one x`, `select1 x`,
+    // `select one from x`, `select_multiple x`, `select multiple x`,
+    // `select many x`, `select all that apply [from] x`.
     let select = match (words.as_slice(), tokens.last()) {
+        (["select1", _], Some(list)) => Some(("select_one".to_owned(), *list)),
         ([_, _], Some(list)) => Some((words[0].to_owned(), *list)),
+        (["select", "many", _], Some(list)) => Some(("select_multiple".to_owned(), *list)),
         (["select", kind, _], Some(list)) => Some((format!("select_{kind}"), *list)),
-        (["select", "one", "from", _], Some(list)) => Some(("select_one".to_owned(), *list)),
-        (["select", "all", "that", "apply", _] | ["select", "all", "that", "apply", "from", _], Some(list)) => {
-            Some(("select_multiple".to_owned(), *list))
-        }
-        _ => None,
+        (["select", "all", "that", "apply", _], Some(list)) => Some(("select_multiple".to_owned(), *list)),
+        // pyxform reads these two in lower case only (`Select one from x`
+        // is an unknown type to it).
+        _ => match tokens.as_slice() {
+            ["select", "one", "from", list] => Some(("select_one".to_owned(), *list)),
+            ["select", "all", "that", "apply", "from", list] => Some(("select_multiple".to_owned(), *list)),
+            _ => None,
+        },
     };
     match select {
         Some((head, list)) if head == "select_one" => {
@@ -493,6 +526,31 @@ fn read_survey(
             {
                 errors.push(row.error("default", message));
             }
+        }
+        // pyxform refuses a question an enumerator would see as nothing.
+        let shown = !matches!(
+            kind,
+            QuestionType::Group | QuestionType::Repeat | QuestionType::Calculate
+        ) && !kind.is_derived();
+        let said = [
+            "label",
+            "hint",
+            "guidance_hint",
+            "image",
+            "audio",
+            "video",
+            "media::image",
+            "media::audio",
+            "media::video",
+            "big-image",
+        ]
+        .iter()
+        .any(|column| !row.labels(column).is_empty());
+        if shown && !said {
+            errors.push(row.error(
+                "label",
+                format!("`{name}` has no label or hint: the enumerator would see an empty question"),
+            ));
         }
         let index = questions.len();
         let is_container = kind.is_container();

@@ -1324,6 +1324,8 @@ fn pyxform_spellings_and_smart_quotes_are_read_as_pyxform_reads_them() {
     let csv = "survey,type,name,label,relevant\n\
                ,select one from yn,a,A,\n\
                ,select all that apply from yn,b,B,\n\
+               ,select1 yn,e,E,\n\
+               ,select many yn,f,F,\n\
                ,select all that apply yn,c,C,\n\
                ,select one yn,d,D,\n\
                ,photo,p,P,\n\
@@ -1337,6 +1339,8 @@ fn pyxform_spellings_and_smart_quotes_are_read_as_pyxform_reads_them() {
         [
             &QuestionType::SelectOne("yn".into()),
             &QuestionType::SelectMultiple("yn".into()),
+            &QuestionType::SelectOne("yn".into()),
+            &QuestionType::SelectMultiple("yn".into()),
             &QuestionType::SelectMultiple("yn".into()),
             &QuestionType::SelectOne("yn".into()),
             &QuestionType::Image,
@@ -1345,7 +1349,36 @@ fn pyxform_spellings_and_smart_quotes_are_read_as_pyxform_reads_them() {
         ]
     );
     assert_eq!(
-        form.questions[6].relevant.as_ref().map(ToString::to_string).as_deref(),
+        form.questions[8].relevant.as_ref().map(ToString::to_string).as_deref(),
         Some("((${a} = 'yes') and (${d} != 'no'))")
     );
+}
+
+/// Refused as pyxform refuses them: a header naming a column twice, and
+/// `Select one from x` (pyxform reads that spelling in lower case only).
+#[test]
+fn duplicate_headers_and_select_from_are_refused() {
+    assert_error(
+        "survey,type,name,label,hint,label\n,text,a,A,,B\nsettings,form_id,version\n,f,1\n",
+        "survey: the header row names `label` twice: keep one column of that name",
+    );
+    assert_error(
+        "survey,type,name,label\n,Select one from yn,a,A\nchoices,list_name,name,label\n,yn,yes,Yes\nsettings,form_id,version\n,f,1\n",
+        "unknown question type",
+    );
+}
+
+/// pyxform refuses a question with neither label nor hint (an empty
+/// screen); calculations, metadata, groups and repeats need none.
+#[test]
+fn a_question_needs_a_label_or_a_hint() {
+    assert_error(
+        "survey,type,name,label,hint\n,geopoint,location,,\nsettings,form_id,version\n,f,1\n",
+        "survey row 2, label: `location` has no label or hint",
+    );
+    FormDefinition::from_csv(
+        "survey,type,name,label,hint,calculation\n,text,a,,Only a hint,\n,calculate,c,,,1\n,start,start,,,\n\
+         ,begin group,g,,,\n,integer,n,N,,\n,end group,,,,\nsettings,form_id,version\n,f,1\n",
+    )
+    .expect("a hint is enough; calculations, metadata and groups need no label");
 }
