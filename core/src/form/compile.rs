@@ -308,6 +308,16 @@ const TYPE_NAMES: &[&str] = &[
     "today",
     "deviceid",
     "username",
+    "video",
+    "barcode",
+    "hidden",
+    "imei",
+    "simserial",
+    "subscriberid",
+    "phonenumber",
+    "email",
+    "start-geopoint",
+    "audit",
 ];
 
 enum RowType {
@@ -362,6 +372,16 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
         ["acknowledge"] | ["trigger"] => QuestionType::Acknowledge,
         ["image"] | ["photo"] => QuestionType::Image,
         ["audio"] => QuestionType::Audio,
+        ["video"] => QuestionType::Video,
+        ["barcode"] => QuestionType::Barcode,
+        ["hidden"] => QuestionType::Hidden,
+        ["imei"] => QuestionType::Imei,
+        ["simserial"] => QuestionType::SimSerial,
+        ["subscriberid"] => QuestionType::SubscriberId,
+        ["phonenumber"] => QuestionType::PhoneNumber,
+        ["email"] => QuestionType::Email,
+        ["start-geopoint"] => QuestionType::StartGeopoint,
+        ["audit"] => QuestionType::Audit,
         ["file"] => QuestionType::File,
         ["start"] => QuestionType::Start,
         ["end"] => QuestionType::End,
@@ -526,6 +546,17 @@ fn read_survey(
             {
                 errors.push(row.error("default", message));
             }
+        }
+        // ODK Validate refuses a select whose choices have no label at all.
+        if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) = &kind
+            && choices
+                .get(list)
+                .is_some_and(|l| !l.is_empty() && l.iter().all(|c| c.label.is_empty()))
+        {
+            errors.push(row.error(
+                "type",
+                format!("no choice of list `{list}` has a label: add a `label` column to the choices sheet"),
+            ));
         }
         // pyxform refuses a question an enumerator would see as nothing.
         let shown = !matches!(

@@ -126,6 +126,29 @@ pub enum QuestionType {
     #[serde(rename = "deviceid")]
     DeviceId,
     Username,
+    /// Phone identity metadata pyxform knows (`imei`, `simserial`,
+    /// `subscriberid`, `phonenumber`, `email`): recorded empty, mpaka
+    /// never reads a phone's identifiers (the people recorded and the
+    /// enumerators are both owed that).
+    Imei,
+    #[serde(rename = "simserial")]
+    SimSerial,
+    #[serde(rename = "subscriberid")]
+    SubscriberId,
+    #[serde(rename = "phonenumber")]
+    PhoneNumber,
+    Email,
+    /// Where the interview started; recorded empty until the apps read
+    /// the location.
+    #[serde(rename = "start-geopoint")]
+    StartGeopoint,
+    /// ODK's audit log of the interview; recorded empty.
+    Audit,
+    /// A value the form carries without showing it (its default).
+    Hidden,
+    /// A code scanned by the app, answered as text.
+    Barcode,
+    Video,
 }
 
 impl QuestionType {
@@ -155,6 +178,16 @@ impl QuestionType {
             QuestionType::Today => "today",
             QuestionType::DeviceId => "deviceid",
             QuestionType::Username => "username",
+            QuestionType::Imei => "imei",
+            QuestionType::SimSerial => "simserial",
+            QuestionType::SubscriberId => "subscriberid",
+            QuestionType::PhoneNumber => "phonenumber",
+            QuestionType::Email => "email",
+            QuestionType::StartGeopoint => "start-geopoint",
+            QuestionType::Audit => "audit",
+            QuestionType::Hidden => "hidden",
+            QuestionType::Barcode => "barcode",
+            QuestionType::Video => "video",
         }
     }
 
@@ -175,6 +208,14 @@ impl QuestionType {
                 | QuestionType::Today
                 | QuestionType::DeviceId
                 | QuestionType::Username
+                | QuestionType::Imei
+                | QuestionType::SimSerial
+                | QuestionType::SubscriberId
+                | QuestionType::PhoneNumber
+                | QuestionType::Email
+                | QuestionType::StartGeopoint
+                | QuestionType::Audit
+                | QuestionType::Hidden
         )
     }
 

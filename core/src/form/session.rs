@@ -397,16 +397,8 @@ impl FormSession {
         let language = &self.filled.env.language;
         let mut prompts = Vec::new();
         for (q, question) in form.questions.iter().enumerate() {
-            let hidden = matches!(
-                question.kind,
-                QuestionType::Calculate
-                    | QuestionType::Start
-                    | QuestionType::End
-                    | QuestionType::Today
-                    | QuestionType::DeviceId
-                    | QuestionType::Username
-            );
-            if hidden {
+            // What the device fills itself is never asked.
+            if question.kind.is_derived() {
                 continue;
             }
             for slot in self.filled.slots(q) {

@@ -1382,3 +1382,53 @@ fn a_question_needs_a_label_or_a_hint() {
     )
     .expect("a hint is enough; calculations, metadata and groups need no label");
 }
+
+/// pyxform's metadata and other types: phone identifiers are recorded
+/// empty (never read), hidden values carry their default unasked, barcode
+/// and video are questions.
+#[test]
+fn metadata_hidden_barcode_and_video_types() {
+    let csv = "survey,type,name,label,default\n\
+               ,imei,imei,,\n,simserial,sim,,\n,subscriberid,sub,,\n,phonenumber,phone,,\n,email,email,,\n\
+               ,start-geopoint,where,,\n,audit,audit,,\n,hidden,wave,,baseline\n\
+               ,barcode,code,Scan the receipt,\n,video,clip,Film the stall,\n\
+               settings,form_id,version\n,f,1\n";
+    let form = std::sync::Arc::new(FormDefinition::from_csv(csv).unwrap());
+    let kinds: Vec<&str> = form.questions.iter().map(|q| q.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "imei",
+            "simserial",
+            "subscriberid",
+            "phonenumber",
+            "email",
+            "start-geopoint",
+            "audit",
+            "hidden",
+            "barcode",
+            "video"
+        ]
+    );
+    let s = FormSession::start(form.clone(), env("en"));
+    let asked: Vec<String> = s.prompts().into_iter().map(|p| p.question).collect();
+    assert_eq!(asked, ["code", "clip"], "only barcode and video are asked");
+    let values = s.values();
+    assert_eq!(
+        values["imei"],
+        serde_json::json!(""),
+        "phone identifiers are never read"
+    );
+    assert_eq!(values["phone"], serde_json::json!(""));
+    assert_eq!(values["wave"], serde_json::json!("baseline"));
+}
+
+/// ODK Validate refuses a select whose list has no labels at all.
+#[test]
+fn a_select_needs_labelled_choices() {
+    assert_error(
+        "survey,type,name,label\n,select_one codes,c,Code\nchoices,list_name,name,label\n,codes,a1,\n,codes,b2,\n\
+         settings,form_id,version\n,f,1\n",
+        "survey row 2, type: no choice of list `codes` has a label",
+    );
+}
