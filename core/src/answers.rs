@@ -101,21 +101,6 @@ pub enum AnswerPath<'a> {
     },
 }
 
-impl AnswerPath<'_> {
-    /// The enclosing instances, outermost first (for an instance's own
-    /// field: the instance itself last).
-    pub fn instances(&self) -> Vec<InstanceStep<'_>> {
-        match self {
-            AnswerPath::Answer { within, .. } => within.clone(),
-            AnswerPath::Instance { within, instance } => {
-                let mut all = within.clone();
-                all.push(*instance);
-                all
-            }
-        }
-    }
-}
-
 /// Reads a key under `answers/` (`fee_amount`, `goods[k2x]/price`,
 /// `goods[k2x]`). The error says what is malformed, never a value.
 pub fn parse_key(key: &str) -> Result<AnswerPath<'_>, String> {
@@ -208,12 +193,9 @@ pub fn check_instances(fields: &Fields, after: &Fields) -> crate::Result<()> {
             continue;
         }
         let parsed = parse_key(key).map_err(|reason| crate::Error::invalid("submissions", path, None, reason))?;
-        let steps = match &parsed {
-            // An instance's own field creates or removes it; its
-            // enclosing instances must exist.
-            AnswerPath::Instance { within, .. } => within.clone(),
-            AnswerPath::Answer { within, .. } => within.clone(),
-        };
+        // An instance's own field creates or removes it: its enclosing
+        // instances must exist, as an answer's must.
+        let (AnswerPath::Instance { within: steps, .. } | AnswerPath::Answer { within: steps, .. }) = parsed;
         let mut at = ANSWERS.to_owned();
         for step in steps {
             let legacy = after

@@ -11,15 +11,16 @@
 //! another replica edited it.
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use mpaka_core::form::{Environment, FormDefinition, FormSession};
-use mpaka_core::{
-    Collection, Conflict, ConflictingWrite, EntityId, EntityState, Fields, ManualClock, Op, OpId, Store, StoreOptions,
-};
+use mpaka_core::{Collection, Conflict, EntityId, Fields, ManualClock, Op, OpId, Store, StoreOptions};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::{Rng, all_ops, deliver, expected_conflicts, expected_state};
 
 const NOV_27: u64 = 1_795_766_400_000;
 
@@ -113,25 +114,6 @@ fn scenario() -> impl Strategy<Value = (Vec<i64>, Vec<Action>)> {
     })
 }
 
-/// A tiny deterministic generator for shuffles and subsets.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
 struct World {
     replicas: Vec<(Store, ManualClock)>,
     form: Arc<FormDefinition>,
@@ -146,30 +128,6 @@ fn env(replica: usize) -> Environment {
         device_id: format!("phone-{replica}"),
         username: "amina".into(),
         language: "default".into(),
-    }
-}
-
-fn all_ops(store: &Store) -> Vec<Op> {
-    store
-        .ops_after(0, usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|(_, op)| op)
-        .collect()
-}
-
-fn deliver(to: &Store, mut ops: Vec<Op>, rng: &mut Rng) {
-    rng.shuffle(&mut ops);
-    let mut sent = 0;
-    while sent < ops.len() {
-        let size = 1 + rng.below(ops.len() - sent);
-        let mut batch = ops[sent..sent + size].to_vec();
-        if rng.below(3) == 0 {
-            batch.extend_from_slice(&ops[..sent.min(2)]);
-        }
-        let report = to.apply_remote(&batch).unwrap();
-        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        sent += size;
     }
 }
 
@@ -274,69 +232,6 @@ impl World {
     }
 }
 
-/// The per-question definition: each field path holds the value of the
-/// op with the greatest stamp that wrote it.
-fn expected_state(ops: &[Op]) -> EntityState {
-    let mut state = EntityState::default();
-    for op in ops {
-        for (path, value) in &op.fields {
-            if state.stamps.get(path).is_none_or(|&s| op.hlc > s) {
-                state.stamps.insert(path.clone(), op.hlc);
-                state.fields.insert(path.clone(), value.clone());
-            }
-        }
-    }
-    state
-}
-
-/// The conflicts the definition gives: concurrent writes to one path
-/// whose merge policy asks a person about their two values.
-fn expected_conflicts(ops: &[Op]) -> BTreeSet<Conflict> {
-    let schema = Collection::Submissions.schema();
-    let mut out = BTreeSet::new();
-    for (i, a) in ops.iter().enumerate() {
-        for b in &ops[i + 1..] {
-            if !a.concurrent_with(b) {
-                continue;
-            }
-            for (path, va) in &a.fields {
-                let Some(vb) = b
-                    .fields
-                    .get(path)
-                    .filter(|vb| schema.merge_policy(path).asks_about(va, vb))
-                else {
-                    continue;
-                };
-                let (older, newer) = if a.hlc < b.hlc {
-                    ((a, va), (b, vb))
-                } else {
-                    ((b, vb), (a, va))
-                };
-                let side = |(op, v): (&Op, &Value)| ConflictingWrite {
-                    op: op.id,
-                    hlc: op.hlc,
-                    value: v.to_string(),
-                };
-                let newer_hlc = newer.0.hlc;
-                let resolved_by = ops
-                    .iter()
-                    .filter(|z| z.fields.contains_key(path) && z.saw_stamp(newer_hlc))
-                    .map(|z| (z.hlc, z.id))
-                    .min();
-                out.insert(Conflict {
-                    collection: a.collection,
-                    entity: a.entity,
-                    field: path.clone(),
-                    older: side(older),
-                    newer: side(newer),
-                    resolved_by,
-                });
-            }
-        }
-    }
-    out
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -378,7 +273,9 @@ proptest! {
             deliver(store, union.clone(), &mut Rng(0x9e37_79b9_7f4a_7c15 ^ i as u64));
         }
 
-        let expected = expected_state(&union);
+        // The per-question definition: each field path holds the value of
+        // the op with the greatest stamp that wrote it.
+        let expected = expected_state(&union).remove(&world.interview).unwrap_or_default();
         let expected_answers = mpaka_core::answers::assemble(&expected);
         let expected_conflicts = expected_conflicts(&union);
         for (store, _) in &world.replicas {

@@ -493,7 +493,8 @@ fn review(
         (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
             match forms.get(store, &form_id, &version)? {
                 Some(form) => {
-                    let found = problems(&form, state, now_ms, &AnswerLimits::default()).found;
+                    let answers = mpaka_core::answers::assemble(state);
+                    let found = problems(&form, state, &answers, now_ms, &AnswerLimits::default()).found;
                     (!found.is_empty()).then(|| (form_id, version, serde_json::json!(found)))
                 }
                 None => None,
@@ -560,13 +561,18 @@ impl<'a> SubmissionCheck<'a> {
 
     /// [`problems`], within what is left of the request's step budget;
     /// `Busy` when that, not the submission's own bound, stopped it.
-    fn problems(&self, form: &FormDefinition, state: &EntityState) -> Result<Problems, ExchangeError> {
+    fn problems(
+        &self,
+        form: &FormDefinition,
+        state: &EntityState,
+        answers: &Map<String, Value>,
+    ) -> Result<Problems, ExchangeError> {
         let left = self.budget.load(Ordering::Relaxed);
         let limits = AnswerLimits {
             max_steps: self.limits.max_steps.min(left),
             ..self.limits
         };
-        let outcome = problems(form, state, 0, &limits);
+        let outcome = problems(form, state, answers, 0, &limits);
         let _ = self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
             Some(l.saturating_sub(outcome.steps))
         });
@@ -606,7 +612,8 @@ impl<'a> SubmissionCheck<'a> {
         after.apply(op);
         // Bounded before anything is evaluated, drafts too: what a device
         // may store on the server is what the server can check later.
-        if let Err(reason) = self.limits.check(&answers(&after)) {
+        let after_answers = mpaka_core::answers::assemble(&after);
+        if let Err(reason) = self.limits.check(&after_answers) {
             return Ok(Err((RejectionCode::TooLarge, reason)));
         }
         let Some((form_id, version)) = form_of(&after) else {
@@ -638,7 +645,7 @@ impl<'a> SubmissionCheck<'a> {
             .is_none_or(|v| op.saw_stamp(v));
         let was_consistent = self.consistent.remove(&op.entity);
         if alone && checked(&after) {
-            let Problems { found, too_large, .. } = self.problems(&form, &after)?;
+            let Problems { found, too_large, .. } = self.problems(&form, &after, &after_answers)?;
             if too_large {
                 let reason = found.first().map(|e| e.message.clone()).unwrap_or_default();
                 return Ok(Err((RejectionCode::TooLarge, reason)));
@@ -648,7 +655,8 @@ impl<'a> SubmissionCheck<'a> {
             // of one of them, or an edit elsewhere, goes through.
             let already = match &before {
                 Some(before) if !found.is_empty() && !was_consistent && checked(before) => {
-                    self.problems(&form, before)?.found
+                    self.problems(&form, before, &mpaka_core::answers::assemble(before))?
+                        .found
                 }
                 _ => Vec::new(),
             };
@@ -701,9 +709,16 @@ struct Problems {
     steps: usize,
 }
 
-/// The problems, whether validation stopped at `limits`, and its cost.
-fn problems(form: &FormDefinition, state: &EntityState, now_ms: u64, limits: &AnswerLimits) -> Problems {
-    let outcome = validate_within(form, &answers(state), &environment(state, form, now_ms), limits);
+/// The problems of `state`, whose answers (`answers::assemble`) are
+/// `answers`, whether validation stopped at `limits`, and its cost.
+fn problems(
+    form: &FormDefinition,
+    state: &EntityState,
+    answers: &Map<String, Value>,
+    now_ms: u64,
+    limits: &AnswerLimits,
+) -> Problems {
+    let outcome = validate_within(form, answers, &environment(state, form, now_ms), limits);
     if outcome.too_large {
         return Problems {
             found: outcome.errors,
@@ -737,11 +752,6 @@ fn status(state: &EntityState) -> Option<&str> {
 fn form_of(state: &EntityState) -> Option<(String, String)> {
     let text = |k: &str| state.fields.get(k).and_then(Value::as_str).map(str::to_owned);
     Some((text("form_id")?, text("form_version")?))
-}
-
-/// The answers of a submission as the form engine reads them.
-fn answers(state: &EntityState) -> Map<String, Value> {
-    mpaka_core::answers::assemble(state)
 }
 
 /// What `now()`, `deviceid` and `username` read when the server checks a
@@ -860,6 +870,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A device's request pushing `ops` (raw JSON) from `cursor`.
+    fn sync_request(
+        ops: Vec<Box<RawValue>>,
+        cursor: u64,
+        revision: Option<u32>,
+        limit: u64,
+    ) -> SyncRequest<Box<RawValue>> {
+        SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor,
+            ops,
+            forms: Vec::new(),
+            pull_limit_bytes: limit,
+            device_time_ms: None,
+            pending_ops: None,
+            revision,
+        }
+    }
+
+    /// `ops` as the raw JSON a device sends.
+    fn raw(ops: &[&Op]) -> Vec<Box<RawValue>> {
+        ops.iter()
+            .map(|op| serde_json::value::to_raw_value(op).unwrap())
+            .collect()
+    }
 
     fn principal(store: &Store) -> Principal {
         Principal {
@@ -1021,16 +1057,7 @@ mod tests {
                     })
                     .collect();
                 let sent = ops.len();
-                let request = SyncRequest {
-                    protocol: PROTOCOL_VERSION,
-                    cursor: 0,
-                    ops,
-                    forms: Vec::new(),
-                    pull_limit_bytes: 1 << 20,
-                    device_time_ms: None,
-                    pending_ops: None,
-                    revision: Some(mpaka_core::sync::PROTOCOL_REVISION),
-                };
+                let request = sync_request(ops, 0, Some(mpaka_core::sync::PROTOCOL_REVISION), 1 << 20);
                 let (response, _) = exchange(&accounts, &project, &server, &who, request, ExchangeLimits::default(), now)
                     .unwrap();
                 prop_assert_eq!(response.accepted.len() + response.rejected.len(), sent);
@@ -1078,19 +1105,7 @@ mod tests {
             node: Some(store.node()),
         };
         let sync = |who: &Principal, ops: &[&Op], cursor: u64, revision: Option<u32>, limit: u64| {
-            let request = SyncRequest {
-                protocol: PROTOCOL_VERSION,
-                cursor,
-                ops: ops
-                    .iter()
-                    .map(|op| serde_json::value::to_raw_value(op).unwrap())
-                    .collect(),
-                forms: Vec::new(),
-                pull_limit_bytes: limit,
-                device_time_ms: None,
-                pending_ops: None,
-                revision,
-            };
+            let request = sync_request(raw(ops), cursor, revision, limit);
             exchange(
                 &accounts,
                 &project,
@@ -1324,19 +1339,7 @@ mod tests {
         // `fine` writes into an instance the interview, earlier in this
         // batch and not yet applied, creates.
         let ops = [&interview, &fine, &missing, &malformed, &out_of_range];
-        let request = SyncRequest {
-            protocol: PROTOCOL_VERSION,
-            cursor: 0,
-            ops: ops
-                .iter()
-                .map(|op| serde_json::value::to_raw_value(op).unwrap())
-                .collect(),
-            forms: Vec::new(),
-            pull_limit_bytes: 1 << 20,
-            device_time_ms: None,
-            pending_ops: None,
-            revision: Some(mpaka_core::sync::PROTOCOL_REVISION),
-        };
+        let request = sync_request(raw(&ops), 0, Some(mpaka_core::sync::PROTOCOL_REVISION), 1 << 20);
         let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
         let (response, _) = exchange(
             &accounts,

@@ -436,15 +436,20 @@ mod session {
             let merged = store.get(Collection::Submissions, id).unwrap().unwrap();
             assert_eq!(merged.get("answers/age"), Some(&json!(35)));
             assert_eq!(merged.get("answers/goods"), Some(&json!("fish")));
-            let on_answers: Vec<String> = store
-                .conflicts(true)
-                .unwrap()
-                .into_iter()
-                .map(|c| c.conflict.field)
-                .filter(|f| f.starts_with("answers/"))
-                .collect();
+            let on_answers: Vec<String> = open_answer_conflicts(store).into_iter().map(|c| c.field).collect();
             assert!(on_answers.is_empty(), "no conflict on an answer: {on_answers:?}");
         }
+    }
+
+    /// The open conflicts of `store` on answers.
+    fn open_answer_conflicts(store: &Store) -> Vec<crate::Conflict> {
+        store
+            .conflicts(true)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.conflict)
+            .filter(|c| c.field.starts_with("answers/"))
+            .collect()
     }
 
     /// An interview with two goods, finalized on phone `a` and pulled by
@@ -490,13 +495,7 @@ mod session {
         b.apply_remote(std::slice::from_ref(&op_a)).unwrap();
         let held = |store: &Store| {
             let merged = store.get(Collection::Submissions, id).unwrap().unwrap();
-            let mut conflicts: Vec<String> = store
-                .conflicts(true)
-                .unwrap()
-                .into_iter()
-                .map(|c| c.conflict.field)
-                .filter(|f| f.starts_with("answers/"))
-                .collect();
+            let mut conflicts: Vec<String> = open_answer_conflicts(store).into_iter().map(|c| c.field).collect();
             conflicts.sort();
             (crate::answers::assemble(&merged.state)["item"].clone(), conflicts)
         };
@@ -706,13 +705,7 @@ mod session {
         old.apply_remote(std::slice::from_ref(&correction)).unwrap();
         new.apply_remote(std::slice::from_ref(&rewrite)).unwrap();
         for store in [&old, &new] {
-            let conflicts: Vec<_> = store
-                .conflicts(true)
-                .unwrap()
-                .into_iter()
-                .map(|c| c.conflict)
-                .filter(|c| c.field.starts_with("answers/"))
-                .collect();
+            let conflicts = open_answer_conflicts(store);
             assert_eq!(conflicts.len(), 1, "{conflicts:?}");
             assert_eq!(conflicts[0].field, "answers/item[2]/item_value");
             let mut values = [conflicts[0].older.value.clone(), conflicts[0].newer.value.clone()];
