@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 #[cfg(feature = "xlsform")]
+pub mod legacy_xls;
+#[cfg(feature = "xlsform")]
 pub mod workbooks;
 
 use serde_json::{Value, json};

@@ -53,7 +53,7 @@ pub enum AdminCommand {
         #[arg(long)]
         project: String,
     },
-    /// Publish an XLSForm (.xlsx) in a project.
+    /// Publish an XLSForm (.xlsx, .xls, or pyxform's .csv or .md) in a project.
     Publish {
         /// The XLSForm file.
         file: PathBuf,
@@ -146,7 +146,8 @@ pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std:
         }
         AdminCommand::Publish { file, project } => {
             let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let form = data.publish_form(&accounts.project(&project)?, &bytes, now as u64)?;
+            let name = file.file_name().and_then(|n| n.to_str());
+            let form = data.publish_form(&accounts.project(&project)?, &bytes, name, now as u64)?;
             format!(
                 "published `{}` version `{}` ({})\n",
                 form.form_id, form.version, form.title

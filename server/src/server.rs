@@ -366,12 +366,26 @@ impl DataDir {
         }
     }
 
-    /// Compiles an XLSForm (.xlsx bytes) and publishes it in `project`.
+    /// Compiles an XLSForm (the bytes of an .xlsx, .xls, or pyxform's
+    /// .csv or .md; `file_name` names the form when its settings do not,
+    /// as pyxform names it) and publishes it in `project`.
     /// Republishing identical content is a no-op; a changed form needs a
     /// new `settings.version`, so submissions of older versions stay valid
     /// against the version they were made with.
-    pub fn publish_form(&self, project: &Project, xlsx: &[u8], now_ms: u64) -> Result<FormDefinition, ServerError> {
-        let form = FormDefinition::from_xlsx(xlsx)
+    pub fn publish_form(
+        &self,
+        project: &Project,
+        file: &[u8],
+        file_name: Option<&str>,
+        now_ms: u64,
+    ) -> Result<FormDefinition, ServerError> {
+        let stem = file_name.map(|name| {
+            std::path::Path::new(name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(name)
+        });
+        let form = FormDefinition::from_spreadsheet(file, stem)
             .map_err(|errors| ServerError::Form(errors.iter().map(ToString::to_string).collect()))?;
         let store = self.store(project)?;
         if !store.save_form(&form, now_ms)? && store.form(&form.form_id, &form.version)?.as_ref() != Some(&form) {
@@ -585,7 +599,7 @@ impl DataDir {
             },
         };
         for form in [TRADER_SURVEY_XLSX, SESSION_ATTENDANCE_XLSX] {
-            self.publish_form(&project, form, now_ms)?;
+            self.publish_form(&project, form, None, now_ms)?;
         }
         match self.accounts.add_user(None, "admin", Role::Admin, now) {
             Err(AccountError::Exists(_)) => return Ok(None),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mpaka_core::sample::workbooks;
+use mpaka_core::sample::{legacy_xls, workbooks};
 use mpaka_core::sync::{PROTOCOL_REVISION, PROTOCOL_VERSION, gzip};
 use mpaka_core::{Collection, EntityId, Hlc, Op, OpId, Query};
 use mpaka_tests::{Device, TestServer};
@@ -32,11 +32,15 @@ fn post(server: &TestServer, path: &str) -> reqwest::blocking::RequestBuilder {
 }
 
 fn publish(server: &TestServer, xlsx: Vec<u8>) -> (u16, Value, Duration, usize) {
+    publish_as(server, XLSX, xlsx)
+}
+
+fn publish_as(server: &TestServer, media_type: &str, file: Vec<u8>) -> (u16, Value, Duration, usize) {
     let started = Instant::now();
     let response = post(server, "/v1/projects/rusizi-bukavu/forms")
         .bearer_auth(&server.admin_token)
-        .header("Content-Type", XLSX)
-        .body(xlsx)
+        .header("Content-Type", media_type)
+        .body(file)
         .send()
         .unwrap();
     let status = response.status().as_u16();
@@ -177,6 +181,14 @@ fn bombs_are_refused_under_a_one_gib_limit_while_phones_lose_nothing() {
     assert!(body.to_string().contains("XFD1048576"), "{body}");
     assert!(took < Duration::from_secs(5), "F2 refused in {took:?}");
     eprintln!("F2 (cell XFD1048576): 422 in {took:?}");
+    // The same in a legacy .xls, which its reader reads whole: a cell at
+    // IV65536 and 4,294,967,295 declared rows in a file of a few hundred
+    // bytes.
+    let (status, body, took, _) = publish_as(&server, "application/vnd.ms-excel", legacy_xls::far_cell());
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("IV65536"), "{body}");
+    assert!(took < Duration::from_secs(5), "F2 (.xls) refused in {took:?}");
+    eprintln!("F2 (.xls, cell IV65536): 422 in {took:?}");
 
     // F3: 4 million rows, 104 MB of XML (the bench sends 40 million too,
     // which aborted a 4 GiB server on 4b0dc77: compressing it here in a

@@ -99,27 +99,20 @@ impl FormDefinition {
         compile(&Workbook::from_csv(text).map_err(|e| vec![e])?)
     }
 
-    /// Compiles an XLSForm file, .xlsx or .csv by its extension; without
-    /// `settings.form_id` the form is called by the file's name, as
-    /// pyxform calls it.
+    /// Compiles an XLSForm from a file's bytes in any format
+    /// [`Workbook::from_bytes`] reads; `name` (the file's name without
+    /// extension) names the form when its settings do not.
+    pub fn from_spreadsheet(bytes: &[u8], name: Option<&str>) -> Result<FormDefinition, Vec<FormError>> {
+        compile_named(&Workbook::from_bytes(bytes).map_err(|e| vec![e])?, name)
+    }
+
+    /// Compiles an XLSForm file (.xlsx, .xls, or pyxform's .csv or .md);
+    /// without `settings.form_id` the form is called by the file's name,
+    /// as pyxform calls it.
     pub fn from_file(path: &Path) -> Result<FormDefinition, Vec<FormError>> {
-        let name = path.file_stem().and_then(|s| s.to_str());
         let bytes =
             std::fs::read(path).map_err(|e| vec![FormError::file(format!("cannot read {}: {e}", path.display()))])?;
-        let extension = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default()
-            .to_lowercase();
-        let book = match extension.as_str() {
-            "xlsx" => Workbook::from_xlsx(&bytes),
-            "csv" => Workbook::from_csv(&String::from_utf8_lossy(&bytes)),
-            _ => Err(FormError::file(format!(
-                "{} is neither .xlsx nor .csv: save the XLSForm as Excel .xlsx",
-                path.display()
-            ))),
-        };
-        compile_named(&book.map_err(|e| vec![e])?, name)
+        FormDefinition::from_spreadsheet(&bytes, path.file_stem().and_then(|s| s.to_str()))
     }
 }
 

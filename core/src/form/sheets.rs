@@ -6,10 +6,13 @@
 use std::io::Cursor;
 
 #[cfg(feature = "xlsform")]
-use calamine::{DataRef, Reader, Xlsx};
+use calamine::{Data, Reader, Xlsx};
 
 #[cfg(feature = "xlsform")]
 use super::FormError;
+
+#[cfg(feature = "xlsform")]
+mod xls;
 
 /// One sheet: its header and its rows, each with the row number a person
 /// sees in the spreadsheet (1-based, the header being row 1 in .xlsx).
@@ -52,6 +55,9 @@ pub struct SheetLimits {
     pub max_decompressed_bytes: usize,
     /// Parts (files) of the .xlsx archive.
     pub max_entries: usize,
+    /// Cells that one sheet of a legacy .xls may span, from its first used
+    /// row and column to its last: its reader allocates the whole span.
+    pub max_cells_spanned: usize,
 }
 
 impl Default for SheetLimits {
@@ -62,6 +68,9 @@ impl Default for SheetLimits {
             max_cells: 2_000_000,
             max_decompressed_bytes: 64 << 20,
             max_entries: 10_000,
+            // pyxform's own test of extra columns spans 20,000 x 256 cells
+            // (5.1 million, about 160 MiB while it is read).
+            max_cells_spanned: 6_000_000,
         }
     }
 }
@@ -101,13 +110,66 @@ impl Workbook {
     }
 }
 
+impl Workbook {
+    /// Reads a form file's bytes in whichever format they hold, told apart
+    /// by their content rather than by a name that may be wrong (servers
+    /// hand out .xls files named .xlsx): .xlsx (a zip archive), legacy
+    /// .xls (an OLE compound file), or text in pyxform's markdown variant
+    /// (its first table line starts with `|`) or CSV variant.
+    #[cfg(feature = "xlsform")]
+    pub fn from_bytes(bytes: &[u8]) -> Result<Workbook, FormError> {
+        const ZIP: &[u8] = b"PK\x03\x04";
+        const COMPOUND_FILE: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        if bytes.starts_with(ZIP) {
+            // An OpenDocument archive names its kind in its first entry.
+            if bytes.get(30..38) == Some(b"mimetype") && bytes.windows(11).take(100).any(|w| w == b"opendocumen") {
+                return Err(FormError::file(
+                    "OpenDocument spreadsheets (.ods) are not read yet: save the form as Excel .xlsx",
+                ));
+            }
+            return Workbook::from_xlsx(bytes);
+        }
+        if bytes.starts_with(COMPOUND_FILE) {
+            return Workbook::from_xls(bytes);
+        }
+        let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|_| {
+            FormError::file(
+                "the file is neither a spreadsheet (.xlsx, .xls) nor text (pyxform's .csv or .md): \
+                 save the XLSForm as Excel .xlsx",
+            )
+        })?;
+        let first_table_line = text
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'));
+        if first_table_line.is_some_and(|line| line.starts_with('|')) {
+            Workbook::from_markdown(text)
+        } else {
+            Workbook::from_csv(text)
+        }
+    }
+
+    /// Reads a legacy Excel 97-2003 (.xls) file's bytes, within
+    /// [`SheetLimits::default`].
+    #[cfg(feature = "xlsform")]
+    pub fn from_xls(bytes: &[u8]) -> Result<Workbook, FormError> {
+        Workbook::from_xls_within(bytes, &SheetLimits::default())
+    }
+
+    /// Reads a legacy .xls file's bytes, refusing files beyond `limits`:
+    /// see [`xls`] for what is checked before the reader allocates.
+    #[cfg(feature = "xlsform")]
+    pub fn from_xls_within(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError> {
+        xls::read(bytes, limits)
+    }
+}
+
 /// Reads every sheet's cells with text, within `limits`.
 #[cfg(feature = "xlsform")]
 fn read_sheets(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError> {
     let mut book = Xlsx::new(Cursor::new(bytes))
         .map_err(|e| FormError::file(format!("not a readable .xlsx file ({e}); save the form as Excel .xlsx")))?;
-    let mut sheets = Vec::new();
-    let mut cells_left = limits.max_cells;
+    let mut gathered = Gathered::within(limits);
     for name in book.sheet_names() {
         let unreadable = |e: calamine::XlsxError| FormError::file(format!("sheet `{name}` cannot be read: {e}"));
         let mut reader = match book.worksheet_cells_reader(&name) {
@@ -115,7 +177,7 @@ fn read_sheets(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError
             // A chart or dialog sheet holds no cells: an empty sheet, as
             // calamine's own range reader gives it.
             Err(calamine::XlsxError::NotAWorksheet(_)) => {
-                sheets.push(Sheet {
+                gathered.sheets.push(Sheet {
                     name,
                     ..Sheet::default()
                 });
@@ -123,48 +185,100 @@ fn read_sheets(bytes: &[u8], limits: &SheetLimits) -> Result<Workbook, FormError
             }
             Err(e) => return Err(unreadable(e)),
         };
-        // Row number (1-based) -> cells by column, as the sheet gives them.
-        let mut found: std::collections::BTreeMap<usize, Vec<(usize, String)>> = Default::default();
+        let mut sheet = gathered.sheet(&name);
         while let Some(cell) = reader.next_cell().map_err(unreadable)? {
-            let text = cell_text(cell.get_value());
-            if text.is_empty() {
-                continue;
-            }
             let (row, column) = cell.get_position();
-            let (row, column) = (row as usize + 1, column as usize);
-            if row > limits.max_rows || column >= limits.max_columns {
-                return Err(FormError::at(
-                    &name,
-                    row,
-                    &column_letters(column),
-                    format!(
-                        "cell {}{row} holds text, but a form's sheet may use at most {} rows and {} columns                              (up to cell {}{}); delete that cell, or whatever lies that far out",
-                        column_letters(column),
-                        limits.max_rows,
-                        limits.max_columns,
-                        column_letters(limits.max_columns - 1),
-                        limits.max_rows,
-                    ),
-                ));
-            }
-            if cells_left == 0 {
-                return Err(FormError::at(
-                    &name,
-                    row,
-                    &column_letters(column),
-                    format!(
-                        "the workbook holds more than {} cells with text, more than any form needs; \
-                             move long lists (villages, items) to a CSV file the form references",
-                        limits.max_cells
-                    ),
-                ));
-            }
-            cells_left -= 1;
-            found.entry(row).or_default().push((column, text));
+            sheet.add(row as usize, column as usize, &Data::from(cell.get_value().clone()))?;
         }
-        sheets.push(sheet_of_cells(name, found));
+        sheet.finish();
     }
-    Ok(Workbook { sheets })
+    Ok(Workbook {
+        sheets: gathered.sheets,
+    })
+}
+
+/// The cells with text of a workbook's sheets, gathered within
+/// [`SheetLimits`]: the one place every spreadsheet reader refuses a cell
+/// too far out or a workbook of too many cells.
+#[cfg(feature = "xlsform")]
+struct Gathered<'l> {
+    limits: &'l SheetLimits,
+    cells_left: usize,
+    sheets: Vec<Sheet>,
+}
+
+/// One sheet being gathered: row number (1-based) to cells by column.
+#[cfg(feature = "xlsform")]
+struct Gathering<'g, 'l> {
+    name: String,
+    found: std::collections::BTreeMap<usize, Vec<(usize, String)>>,
+    into: &'g mut Gathered<'l>,
+}
+
+#[cfg(feature = "xlsform")]
+impl<'l> Gathered<'l> {
+    fn within(limits: &'l SheetLimits) -> Self {
+        Gathered {
+            limits,
+            cells_left: limits.max_cells,
+            sheets: Vec::new(),
+        }
+    }
+
+    fn sheet(&mut self, name: &str) -> Gathering<'_, 'l> {
+        Gathering {
+            name: name.to_owned(),
+            found: Default::default(),
+            into: self,
+        }
+    }
+}
+
+#[cfg(feature = "xlsform")]
+impl Gathering<'_, '_> {
+    /// Keeps the cell at `row`, `column` (0-based) if it holds text.
+    fn add(&mut self, row: usize, column: usize, value: &Data) -> Result<(), FormError> {
+        let text = cell_text(value);
+        if text.is_empty() {
+            return Ok(());
+        }
+        let (row, limits) = (row + 1, self.into.limits);
+        if row > limits.max_rows || column >= limits.max_columns {
+            return Err(FormError::at(
+                &self.name,
+                row,
+                &column_letters(column),
+                format!(
+                    "cell {}{row} holds text, but a form's sheet may use at most {} rows and {} columns \
+                     (up to cell {}{}); delete that cell, or whatever lies that far out",
+                    column_letters(column),
+                    limits.max_rows,
+                    limits.max_columns,
+                    column_letters(limits.max_columns - 1),
+                    limits.max_rows,
+                ),
+            ));
+        }
+        if self.into.cells_left == 0 {
+            return Err(FormError::at(
+                &self.name,
+                row,
+                &column_letters(column),
+                format!(
+                    "the workbook holds more than {} cells with text, more than any form needs; \
+                     move long lists (villages, items) to a CSV file the form references",
+                    limits.max_cells
+                ),
+            ));
+        }
+        self.into.cells_left -= 1;
+        self.found.entry(row).or_default().push((column, text));
+        Ok(())
+    }
+
+    fn finish(self) {
+        self.into.sheets.push(sheet_of_cells(self.name, self.found));
+    }
 }
 
 impl Workbook {
@@ -179,22 +293,72 @@ impl Workbook {
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
-        let mut sheets: Vec<Sheet> = Vec::new();
-        let mut needs_header = false;
-        for (i, record) in reader.records().enumerate() {
+        let rows = reader.records().enumerate().map(|(i, record)| {
             let record = record.map_err(|e| FormError::file(format!("not a readable CSV file: {e}")))?;
             // The line a person sees: count newlines before the record.
             let line = record.position().map_or(i + 1, |p| {
                 let at = (p.byte() as usize).min(text.len());
                 text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1
             });
+            Ok((line, record.iter().map(|c| c.trim().to_owned()).collect()))
+        });
+        Workbook::from_marked_rows(rows, "CSV")
+    }
+
+    /// Reads pyxform's markdown variant, as pyxform reads it: lines
+    /// between pipes (`| survey | | |`) laid out as in the CSV variant,
+    /// lines starting with `#` and trailing `# comments` left out, `\|`
+    /// for a pipe within a cell, `|---|` separators skipped.
+    #[cfg(feature = "xlsform")]
+    pub fn from_markdown(text: &str) -> Result<Workbook, FormError> {
+        let rows = text.lines().enumerate().filter_map(|(i, line)| {
+            if line.trim_start().starts_with('#') {
+                return None;
+            }
+            // A comment after the last pipe.
+            let line = match line.rfind('|') {
+                Some(last) if line[last..].contains('#') => &line[..last + 1],
+                _ => line,
+            };
+            let inner = line.trim().strip_prefix('|')?.strip_suffix('|')?;
+            if inner.chars().all(|c| c == '|' || c == '-') {
+                return None;
+            }
+            let mut cells = Vec::new();
+            let mut cell = String::new();
+            let mut chars = inner.chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if chars.peek() == Some(&'|') => cell.push(chars.next().unwrap_or('|')),
+                    '|' => cells.push(std::mem::take(&mut cell).trim().to_owned()),
+                    c => cell.push(c),
+                }
+            }
+            cells.push(cell.trim().to_owned());
+            Some(Ok((i + 1, cells)))
+        });
+        Workbook::from_marked_rows(rows, "markdown")
+    }
+
+    /// The layout pyxform's text variants share: a row whose first cell
+    /// is not empty starts the sheet it names; the first following
+    /// content (on that row or below, from the second cell on) is the
+    /// header. Rows come as (line number, cells).
+    #[cfg(feature = "xlsform")]
+    fn from_marked_rows(
+        rows: impl Iterator<Item = Result<(usize, Vec<String>), FormError>>,
+        variant: &str,
+    ) -> Result<Workbook, FormError> {
+        let mut sheets: Vec<Sheet> = Vec::new();
+        let mut needs_header = false;
+        for row in rows {
+            let (line, cells) = row?;
             if line > SheetLimits::default().max_rows {
                 return Err(FormError::file(format!(
-                    "the CSV file has more than {} lines, more than any form; move long lists to a CSV file the form references",
+                    "the {variant} file has more than {} lines, more than any form; move long lists to a CSV file the form references",
                     SheetLimits::default().max_rows
                 )));
             }
-            let cells: Vec<String> = record.iter().map(|c| c.trim().to_owned()).collect();
             let first = cells.first().map(String::as_str).unwrap_or_default();
             if !first.is_empty() {
                 sheets.push(Sheet {
@@ -209,7 +373,7 @@ impl Workbook {
             }
             let Some(sheet) = sheets.last_mut() else {
                 return Err(FormError::file(format!(
-                    "CSV line {line} comes before any sheet name: the first column names the sheet (survey, choices, settings)"
+                    "{variant} line {line} comes before any sheet name: the first column names the sheet (survey, choices, settings)"
                 )));
             };
             if needs_header {
@@ -226,23 +390,22 @@ impl Workbook {
 /// A cell as the text pyxform would read: whole numbers without `.0`,
 /// booleans as TRUE/FALSE.
 #[cfg(feature = "xlsform")]
-fn cell_text(cell: &DataRef<'_>) -> String {
+fn cell_text(cell: &Data) -> String {
     match cell {
-        DataRef::Empty => String::new(),
-        DataRef::String(s) => s.trim().to_owned(),
-        DataRef::SharedString(s) => s.trim().to_owned(),
-        DataRef::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-        DataRef::Float(f) => f.to_string(),
-        DataRef::Int(i) => i.to_string(),
-        DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
+        Data::Empty => String::new(),
+        Data::String(s) => s.trim().to_owned(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+        Data::Float(f) => f.to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
         // Excel keeps dates as serial numbers: give them as pyxform does, ISO text.
-        DataRef::DateTime(d) => match d.as_datetime() {
+        Data::DateTime(d) => match d.as_datetime() {
             Some(t) if t.time() == chrono::NaiveTime::MIN => t.date().to_string(),
             Some(t) => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
             None => d.to_string(),
         },
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.trim().to_owned(),
-        DataRef::Error(e) => format!("#{e:?}"),
+        Data::DateTimeIso(s) | Data::DurationIso(s) => s.trim().to_owned(),
+        Data::Error(e) => format!("#{e:?}"),
     }
 }
 
@@ -354,6 +517,61 @@ mod tests {
             book,
             "CRLF reads the same"
         );
+    }
+
+    #[test]
+    fn markdown_variant_reads_as_pyxform_reads_it() {
+        let text = "# a comment line\n\
+                    | survey |         |       |                  |\n\
+                    |        | type    | name  | label            |\n\
+                    |--------|---------|-------|------------------|\n\
+                    |        | text    | name  | Name \\| in full |\n\
+                    |        | integer | age   | Age              | # how old\n\
+                    | settings | form_id |     |                  |\n\
+                    |        | baseline |      |                  |\n";
+        let book = Workbook::from_markdown(text).unwrap();
+        let survey = book.sheet("survey").unwrap();
+        assert_eq!(survey.header, ["type", "name", "label"]);
+        assert_eq!(
+            survey.rows,
+            vec![
+                (5, vec!["text".into(), "name".into(), "Name | in full".into()]),
+                (6, vec!["integer".into(), "age".into(), "Age".into()])
+            ]
+        );
+        assert_eq!(book.sheet("settings").unwrap().rows[0].1[0], "baseline");
+        assert_eq!(
+            Workbook::from_bytes(text.as_bytes()).unwrap(),
+            book,
+            "told apart by content"
+        );
+    }
+
+    #[test]
+    fn a_file_is_read_by_what_it_holds_not_by_its_name() {
+        let csv = "survey,type,name,label\n,text,q,Q\n";
+        assert_eq!(
+            Workbook::from_bytes(csv.as_bytes()).unwrap(),
+            Workbook::from_csv(csv).unwrap()
+        );
+        let with_bom = [&b"\xEF\xBB\xBF"[..], csv.as_bytes()].concat();
+        assert_eq!(
+            Workbook::from_bytes(&with_bom).unwrap(),
+            Workbook::from_csv(csv).unwrap()
+        );
+        assert_eq!(
+            Workbook::from_bytes(TRADER_SURVEY_XLSX).unwrap(),
+            Workbook::from_xlsx(TRADER_SURVEY_XLSX).unwrap()
+        );
+        let xls = crate::sample::legacy_xls::xls(&[("survey", crate::sample::legacy_xls::rows(&[["type", "name"]]))]);
+        assert_eq!(Workbook::from_bytes(&xls).unwrap().sheets[0].header, ["type", "name"]);
+        // An OpenDocument spreadsheet is a zip too: named, not misread.
+        let mut ods = b"PK\x03\x04".to_vec();
+        ods.extend([0; 26]);
+        ods.extend(b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet");
+        assert!(Workbook::from_bytes(&ods).unwrap_err().message.contains(".ods"));
+        let err = Workbook::from_bytes(&[0xFF, 0xFE, 0x00, 0x81]).unwrap_err();
+        assert!(err.message.contains("neither a spreadsheet"), "{err}");
     }
 
     #[test]

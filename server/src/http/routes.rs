@@ -321,8 +321,29 @@ pub async fn list_forms(
     Ok(respond(StatusCode::OK, &headers, &forms))
 }
 
-/// The XLSForm's media type.
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// The media types an XLSForm is published in: .xlsx, legacy .xls, and
+/// pyxform's CSV and markdown variants. The content is told apart by its
+/// bytes; the type only keeps other uploads out.
+const FORM_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-excel",
+    "text/csv",
+    "text/markdown",
+];
+
+/// The `filename` of a `Content-Disposition` header (quoted or not; the
+/// path a browser may send is cut to its last part).
+fn disposition_file_name(value: &str) -> Option<String> {
+    let name = value
+        .split(';')
+        .filter_map(|part| part.trim().split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case("filename"))?
+        .1
+        .trim()
+        .trim_matches('"');
+    let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    (!name.is_empty()).then(|| name.to_owned())
+}
 
 pub async fn publish_form(
     State(state): State<AppState>,
@@ -335,14 +356,23 @@ pub async fn publish_form(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.split(';').next().map(str::trim) != Some(XLSX) {
+    let media_type = content_type.split(';').next().map(str::trim).unwrap_or_default();
+    if !FORM_MEDIA_TYPES.iter().any(|t| t.eq_ignore_ascii_case(media_type)) {
         return Err(ApiError::unsupported_media(format!(
-            "send the XLSForm as `Content-Type: {XLSX}`"
+            "send the XLSForm as `Content-Type: {}` (or {} for .xls, .csv and .md)",
+            FORM_MEDIA_TYPES[0],
+            FORM_MEDIA_TYPES[1..].join(", ")
         )));
     }
+    // A form without `settings.form_id` is named by its file, as pyxform
+    // names it: `Content-Disposition: attachment; filename="baseline.xlsx"`.
+    let file_name = headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(disposition_file_name);
     let bytes = state.read_body(body).await?;
     let form = state
-        .blocking(move |data| Ok(data.publish_form(&project, &bytes, now_ms())?))
+        .blocking(move |data| Ok(data.publish_form(&project, &bytes, file_name.as_deref(), now_ms())?))
         .await?;
     tracing::info!(form_id = form.form_id, version = form.version, "form published");
     Ok(respond(
@@ -362,4 +392,26 @@ pub async fn review_flags(
         .blocking(move |data| Ok(data.accounts.review_flags(&project)?))
         .await?;
     Ok(respond(StatusCode::OK, &headers, &flags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disposition_file_name;
+
+    #[test]
+    fn a_disposition_names_the_file_however_it_is_written() {
+        for (header, name) in [
+            ("attachment; filename=\"baseline.xlsx\"", Some("baseline.xlsx")),
+            ("attachment; FILENAME=baseline.xls", Some("baseline.xls")),
+            (
+                "form-data; name=\"f\"; filename=\"C:\\Users\\ama\\traders.xlsx\"",
+                Some("traders.xlsx"),
+            ),
+            ("attachment; filename=\"../../etc/passwd\"", Some("passwd")),
+            ("attachment", None),
+            ("attachment; filename=\"\"", None),
+        ] {
+            assert_eq!(disposition_file_name(header).as_deref(), name, "{header}");
+        }
+    }
 }

@@ -925,7 +925,7 @@ async fn forms_page(
         "</tbody></table><h2>Publish a form</h2>\
          <form method=\"post\" enctype=\"multipart/form-data\" class=\"inline\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>XLSForm (.xlsx) <input type=\"file\" name=\"xlsform\" accept=\".xlsx\" required></label>\
+         <label>XLSForm (.xlsx or .xls) <input type=\"file\" name=\"xlsform\" accept=\".xlsx,.xls,.csv,.md\" required></label>\
          <button type=\"submit\">Publish</button></form>\
          <p class=\"hint\">A changed form needs a new <code>settings.version</code>. Phones receive it at their next sync.</p>",
         esc(&csrf)
@@ -960,11 +960,14 @@ pub async fn publish(
         ),
         None => WebError::Page(e.status(), e.body_text()),
     };
-    let (mut csrf, mut file) = (String::new(), None);
+    let (mut csrf, mut file, mut file_name) = (String::new(), None, None);
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         match field.name() {
             Some("csrf") => csrf = field.text().await.map_err(bad)?,
-            Some("xlsform") => file = Some(field.bytes().await.map_err(bad)?),
+            Some("xlsform") => {
+                file_name = field.file_name().map(str::to_owned);
+                file = Some(field.bytes().await.map_err(bad)?);
+            }
             _ => {}
         }
     }
@@ -974,18 +977,20 @@ pub async fn publish(
             &state,
             session,
             project,
-            Some((false, "choose an .xlsx file to publish".into())),
+            Some((false, "choose an XLSForm file (.xlsx or .xls) to publish".into())),
         )
         .await;
     };
     let p = project.clone();
     let published = state
-        .blocking(move |data| match data.publish_form(&p, &bytes, now_ms()) {
-            Ok(form) => Ok(Ok(form)),
-            // The author's mistakes are shown; anything else is ours.
-            Err(e @ (ServerError::Form(_) | ServerError::FormVersionExists { .. })) => Ok(Err(e.to_string())),
-            Err(other) => Err(other.into()),
-        })
+        .blocking(
+            move |data| match data.publish_form(&p, &bytes, file_name.as_deref(), now_ms()) {
+                Ok(form) => Ok(Ok(form)),
+                // The author's mistakes are shown; anything else is ours.
+                Err(e @ (ServerError::Form(_) | ServerError::FormVersionExists { .. })) => Ok(Err(e.to_string())),
+                Err(other) => Err(other.into()),
+            },
+        )
         .await?;
     let message = match published {
         Ok(form) => {
