@@ -128,6 +128,7 @@ pub fn trader_survey() -> Arc<FormDefinition> {
             questions: vec![],
             choices: Default::default(),
             notices: vec![],
+            entities: Default::default(),
         }),
     )
 }

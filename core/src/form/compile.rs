@@ -43,8 +43,10 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
         duplicate_headers(sheet, &mut errors);
     }
     let settings = read_settings(book.sheet("settings"), name, &mut errors);
-    let choices = read_choices(book.sheet("choices"), &mut errors);
-    let questions = read_survey(survey, &choices, &mut errors, &mut notices);
+    let mut choices = read_choices(book.sheet("choices"), settings.allow_choice_duplicates, &mut errors);
+    let external = external_lists(book.sheet("external_choices"));
+    let entities = read_entities(book.sheet("entities"), &mut errors);
+    let questions = read_survey(survey, &mut choices, &external, &mut errors, &mut notices);
     if !errors.is_empty() {
         // In the order a person reads the workbook: survey top to bottom first.
         errors.sort_by(|a, b| {
@@ -71,7 +73,13 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
             languages.extend(choice.label.keys().cloned());
         }
     }
-    let (form_id, version, title, default_language) = settings;
+    let Settings {
+        form_id,
+        version,
+        title,
+        default_language,
+        ..
+    } = settings;
     let mut form = FormDefinition {
         title: title.unwrap_or_else(|| form_id.clone()),
         form_id,
@@ -81,6 +89,7 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
         questions,
         choices,
         notices: Vec::new(),
+        entities,
     };
     if version.is_none() {
         // Submissions name the exact version they answer: one derived from
@@ -103,28 +112,72 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
     Ok(form)
 }
 
-/// A column header split into its base name and language:
-/// `label::French (fr)` is (`label`, `French (fr)`).
-fn split_header(header: &str) -> (String, String) {
-    match header
-        .split_once("::")
-        .or_else(|| header.split_once(':').filter(|(b, _)| is_translatable(b)))
-    {
-        Some((base, language)) => (base.trim().to_lowercase(), language.trim().to_owned()),
-        None => (header.trim().to_lowercase(), DEFAULT_LANGUAGE.to_owned()),
-    }
+/// A sheet's headers split as pyxform splits them: a base name and a
+/// language, `label::French (fr)` being (`label`, `French (fr)`). A sheet
+/// with any `::` header splits on `::` only; one without splits on a
+/// single `:` (`label:French`, pyxform's older layout) where the base is a
+/// translatable column. Base names are snake_case (`List Name` is
+/// `list_name`) and then the one this engine reads ([`canonical_column`]).
+fn split_headers(sheet: &Sheet) -> std::rc::Rc<[(String, String)]> {
+    let double_colon = sheet.header.iter().any(|h| h.contains("::"));
+    sheet.header.iter().map(|h| split_header(h, double_colon)).collect()
+}
+
+fn split_header(header: &str, double_colon: bool) -> (String, String) {
+    let split = if double_colon {
+        header.split_once("::")
+    } else {
+        header.split_once(':').filter(|(b, _)| is_translatable(b))
+    };
+    let (base, language) = match split {
+        Some((base, language)) => (base, language.trim().to_owned()),
+        None => (header, DEFAULT_LANGUAGE.to_owned()),
+    };
+    let base = base.split_whitespace().collect::<Vec<_>>().join("_").to_lowercase();
+    (canonical_column(&base).unwrap_or(&base).to_owned(), language)
+}
+
+/// The column a header means under another of the names pyxform accepts
+/// for it (its `aliases.py`: `caption` is `label`, `relevance` is
+/// `relevant`, `list name` is `list_name`, ...), if it is one.
+fn canonical_column(base: &str) -> Option<&'static str> {
+    Some(match base {
+        "caption" => "label",
+        "relevance" => "relevant",
+        "calculate" => "calculation",
+        "count" | "jr:count" => "repeat_count",
+        "command" => "type",
+        "tag" | "value" => "name",
+        "constraining_message" => "constraint_message",
+        "requiredmsg" => "required_message",
+        "readonly" => "read_only",
+        "set_form_title" => "form_title",
+        "set_form_id" => "form_id",
+        _ => return None,
+    })
 }
 
 fn is_translatable(base: &str) -> bool {
+    let base = base.split_whitespace().collect::<Vec<_>>().join("_").to_lowercase();
     matches!(
-        base.trim().to_lowercase().as_str(),
-        "label" | "hint" | "constraint_message" | "required_message" | "image" | "audio" | "video"
+        canonical_column(&base).unwrap_or(&base),
+        "label"
+            | "hint"
+            | "guidance_hint"
+            | "constraint_message"
+            | "required_message"
+            | "image"
+            | "big-image"
+            | "audio"
+            | "video"
     )
 }
 
 /// Reads a row's cells by column base name.
 struct Row<'a> {
     sheet: &'a Sheet,
+    /// The sheet's headers, split ([`split_headers`]).
+    columns: std::rc::Rc<[(String, String)]>,
     number: usize,
     cells: &'a [String],
 }
@@ -132,23 +185,19 @@ struct Row<'a> {
 impl Row<'_> {
     fn get(&self, column: &str) -> Option<&str> {
         let i = self
-            .sheet
-            .header
+            .columns
             .iter()
-            .position(|h| split_header(h) == (column.to_owned(), DEFAULT_LANGUAGE.to_owned()))?;
+            .position(|(base, language)| base == column && language == DEFAULT_LANGUAGE)?;
         self.cells.get(i).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
     /// Every language's text of a translatable column.
     fn labels(&self, column: &str) -> Labels {
-        self.sheet
-            .header
+        self.columns
             .iter()
             .zip(self.cells)
-            .filter_map(|(h, v)| {
-                let (base, language) = split_header(h);
-                (base == column && !v.trim().is_empty()).then(|| (language, v.trim().to_owned()))
-            })
+            .filter(|((base, _), v)| base == column && !v.trim().is_empty())
+            .map(|((_, language), v)| (language.clone(), v.trim().to_owned()))
             .collect()
     }
 
@@ -158,8 +207,10 @@ impl Row<'_> {
 }
 
 fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
+    let columns = split_headers(sheet);
     sheet.rows.iter().map(move |(number, cells)| Row {
         sheet,
+        columns: columns.clone(),
         number: *number,
         cells,
     })
@@ -192,8 +243,17 @@ const SURVEY_ROOT: &str = "data";
 /// Namespace of derived form versions (UUIDv5 of the compiled form).
 const VERSION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d70_616b_6176_4a65_8f72_7369_6f6e_0001);
 
-/// form_id, version (`None`: derive it), title, default language.
-type Settings = (String, Option<String>, Option<String>, Option<String>);
+/// What the settings sheet says (or what stands for it).
+struct Settings {
+    form_id: String,
+    /// `None`: derive it from the content.
+    version: Option<String>,
+    title: Option<String>,
+    default_language: Option<String>,
+    /// `allow_choice_duplicates`: a list may name one choice twice (pyxform
+    /// refuses it otherwise).
+    allow_choice_duplicates: bool,
+}
 
 /// The settings sheet, all optional as in pyxform: the form_id defaults to
 /// the file's name, the version to one derived from the content.
@@ -229,10 +289,60 @@ fn read_settings(sheet: Option<&Sheet>, name: Option<&str>, errors: &mut Vec<For
             format!("form_id `{form_id}` must start with a letter and hold only letters, digits, _, - or ."),
         ));
     }
-    (form_id, version, get("form_title"), get("default_language"))
+    Settings {
+        form_id,
+        version,
+        title: get("form_title"),
+        default_language: get("default_language"),
+        allow_choice_duplicates: get("allow_choice_duplicates").is_some_and(|v| is_yes(&v)),
+    }
 }
 
-fn read_choices(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<String, Vec<Choice>> {
+/// A yes/no cell as pyxform reads it (`aliases.yes_no`): yes, true, or
+/// true(), in lower, title or upper case.
+fn is_yes(cell: &str) -> bool {
+    matches!(cell.trim(), "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "true()")
+}
+
+/// The `entities` sheet's first row, column to cell; its expressions
+/// (`label`, `create_if`, `update_if`, `entity_id`) must parse, as ODK
+/// Validate checks them. The questions they name are not checked here:
+/// pyxform resolves them.
+fn read_entities(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<String, String> {
+    let Some(row) = sheet.and_then(|s| rows(s).find(|r| r.cells.iter().any(|c| !c.trim().is_empty()))) else {
+        return BTreeMap::new();
+    };
+    let mut kept = BTreeMap::new();
+    for (header, cell) in row.sheet.header.iter().zip(row.cells) {
+        let (column, cell) = (header.trim().to_lowercase(), cell.trim());
+        if column.is_empty() || cell.is_empty() {
+            continue;
+        }
+        if matches!(column.as_str(), "label" | "create_if" | "update_if" | "entity_id")
+            && let Err(e) = Expr::parse(cell)
+        {
+            errors.push(row.error(&column, format!("`{cell}` does not parse: {e}")));
+        }
+        kept.insert(column, cell.to_owned());
+    }
+    kept
+}
+
+/// The lists the `external_choices` sheet names (ODK Collect reads their
+/// choices from `itemsets.csv`; they are kept as names until form media).
+fn external_lists(sheet: Option<&Sheet>) -> HashSet<String> {
+    sheet.map_or_else(HashSet::new, |sheet| {
+        rows(sheet)
+            .filter_map(|row| row.get("list_name").map(str::to_owned))
+            .collect()
+    })
+}
+
+fn read_choices(
+    sheet: Option<&Sheet>,
+    allow_duplicates: bool,
+    errors: &mut Vec<FormError>,
+) -> BTreeMap<String, Vec<Choice>> {
     let mut lists: BTreeMap<String, Vec<Choice>> = BTreeMap::new();
     let Some(sheet) = sheet else {
         return lists;
@@ -243,7 +353,7 @@ fn read_choices(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        let Some(list) = row.get("list_name").or_else(|| row.get("list name")) else {
+        let Some(list) = row.get("list_name") else {
             errors.push(row.error("list_name", "a choice needs the list it belongs to"));
             continue;
         };
@@ -256,22 +366,25 @@ fn read_choices(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<
         };
         let entries = lists.entry(list.to_owned()).or_default();
         // A set per list: lists of tens of thousands of villages are real.
-        if !seen.entry(list.to_owned()).or_default().insert(name.to_owned()) {
+        if !seen.entry(list.to_owned()).or_default().insert(name.to_owned()) && !allow_duplicates {
             errors.push(row.error(
                 "name",
-                format!("choice `{name}` appears twice in list `{list}`: give each choice of a list its own name"),
+                format!(
+                    "choice `{name}` appears twice in list `{list}`: give each choice of a list its own name \
+                     (or, if the list is meant so, add `allow_choice_duplicates` = yes to the settings sheet)"
+                ),
             ));
             continue;
         }
         let extra = sheet
             .header
             .iter()
+            .zip(row.columns.iter())
             .zip(row.cells)
-            .filter(|(h, v)| {
-                let (base, _) = split_header(h);
-                !known.contains(&base.as_str()) && !is_translatable(&base) && !v.trim().is_empty()
+            .filter(|((_, (base, _)), v)| {
+                !known.contains(&base.as_str()) && !is_translatable(base) && !v.trim().is_empty()
             })
-            .map(|(h, v)| (h.trim().to_owned(), v.trim().to_owned()))
+            .map(|((h, _), v)| (h.trim().to_owned(), v.trim().to_owned()))
             .collect();
         entries.push(Choice {
             name: name.to_owned(),
@@ -281,6 +394,9 @@ fn read_choices(sheet: Option<&Sheet>, errors: &mut Vec<FormError>) -> BTreeMap<
     }
     lists
 }
+
+/// The extensions of the media files a list may be read from.
+const MEDIA_LIST_EXTENSIONS: [&str; 3] = [".csv", ".xml", ".geojson"];
 
 /// Type names pyxform accepts, for "did you mean" hints.
 const TYPE_NAMES: &[&str] = &[
@@ -326,6 +442,101 @@ enum RowType {
     EndRepeat,
 }
 
+/// Refuses a list file whose name without extension is also the name of
+/// a choice list a question uses: in the XForm both are
+/// `instance('<name>')`, and pyxform refuses the form.
+fn same_instance_names(sheet: &str, questions: &[Question], errors: &mut Vec<FormError>) {
+    let lists: HashSet<&str> = questions
+        .iter()
+        .filter_map(|q| match &q.kind {
+            QuestionType::SelectOne(l) | QuestionType::SelectMultiple(l) | QuestionType::Rank(l) => Some(l.as_str()),
+            _ => None,
+        })
+        .collect();
+    for q in questions {
+        if let QuestionType::SelectOneFromFile(file) | QuestionType::SelectMultipleFromFile(file) = &q.kind
+            && let Some((stem, _)) = file.rsplit_once('.')
+            && lists.contains(stem)
+        {
+            errors.push(FormError::at(
+                sheet,
+                q.row,
+                "type",
+                format!(
+                    "the list file `{file}` and the choice list `{stem}` would share one name in the form \
+                     (instance('{stem}')): rename the file or the list"
+                ),
+            ));
+        }
+    }
+}
+
+/// A select type without pyxform's "or other" suffix (` or_other`,
+/// ` or other`, ` or specify other`), and whether it had one.
+fn split_or_other(raw: &str) -> (&str, bool) {
+    let trimmed = raw.trim_end();
+    [" or specify other", " or_other", " or other"]
+        .iter()
+        .find_map(|suffix| trimmed.strip_suffix(suffix))
+        .filter(|rest| rest.trim_start().to_lowercase().starts_with("select"))
+        .map_or((raw, false), |rest| (rest, true))
+}
+
+/// What pyxform makes of a select "or other": the list offers `other`
+/// (labelled Other in each of its languages) and a text question
+/// `<name>_other` asks which, shown when it is chosen. `None`, with the
+/// mistake recorded, where pyxform refuses it.
+fn specify_other(
+    row: &Row<'_>,
+    select: &Question,
+    choices: &mut BTreeMap<String, Vec<Choice>>,
+    seen: &mut HashMap<String, usize>,
+    errors: &mut Vec<FormError>,
+) -> Option<Question> {
+    let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &select.kind else {
+        return None;
+    };
+    if row.get("choice_filter").is_some() {
+        errors.push(row.error(
+            "choice_filter",
+            "a choice filter cannot be combined with `or_other`, as in pyxform: add an `other` choice to the list \
+             and a text question shown when it is chosen",
+        ));
+        return None;
+    }
+    let entries = choices.get_mut(list)?;
+    if !entries.iter().any(|c| c.name == "other") {
+        let mut languages: BTreeSet<String> = entries.iter().flat_map(|c| c.label.keys().cloned()).collect();
+        if languages.is_empty() {
+            languages.insert(DEFAULT_LANGUAGE.to_owned());
+        }
+        entries.push(Choice {
+            name: "other".to_owned(),
+            label: languages.into_iter().map(|l| (l, "Other".to_owned())).collect(),
+            extra: Default::default(),
+        });
+    }
+    let name = format!("{}_other", select.name);
+    if let Some(first) = seen.insert(name.clone(), row.number) {
+        errors.push(row.error(
+            "type",
+            format!("`or_other` adds a question `{name}`, but that is already the name of row {first}"),
+        ));
+        return None;
+    }
+    Some(Question {
+        name,
+        kind: QuestionType::Text,
+        label: Labels::from([(DEFAULT_LANGUAGE.to_owned(), "Specify other.".to_owned())]),
+        hint: Labels::new(),
+        required_message: Labels::new(),
+        constraint_message: Labels::new(),
+        default: None,
+        appearance: None,
+        ..select.clone()
+    })
+}
+
 fn parse_type(raw: &str) -> Result<RowType, String> {
     // Select types keep their list name as written (names are case-sensitive).
     let tokens: Vec<&str> = raw.split_whitespace().collect();
@@ -334,6 +545,20 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
     // pyxform's spellings: `select_one x`, `select one x`, `select1 x`,
     // `select one from x`, `select_multiple x`, `select multiple x`,
     // `select many x`, `select all that apply [from] x`.
+    // Lists from media files and external sheets, and ranking, keep the
+    // file or list as written.
+    let written = tokens.last().map(|t| (*t).to_owned()).unwrap_or_default();
+    match words.as_slice() {
+        ["select_one_from_file", _] | ["select", "one", "from", "file", _] => {
+            return Ok(RowType::Question(QuestionType::SelectOneFromFile(written)));
+        }
+        ["select_multiple_from_file", _] | ["select", "multiple", "from", "file", _] => {
+            return Ok(RowType::Question(QuestionType::SelectMultipleFromFile(written)));
+        }
+        ["select_one_external", _] => return Ok(RowType::Question(QuestionType::SelectOneExternal(written))),
+        ["rank", _] => return Ok(RowType::Question(QuestionType::Rank(written))),
+        _ => {}
+    }
     let select = match (words.as_slice(), tokens.last()) {
         (["select1", _], Some(list)) => Some(("select_one".to_owned(), *list)),
         ([_, _], Some(list)) => Some((words[0].to_owned(), *list)),
@@ -348,7 +573,16 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
             _ => None,
         },
     };
+    // pyxform reads a list named like a file (`select_one villages.csv`)
+    // from that media file.
+    let in_file = |list: &str| MEDIA_LIST_EXTENSIONS.iter().any(|e| list.to_lowercase().ends_with(e));
     match select {
+        Some((head, list)) if head == "select_one" && in_file(list) => {
+            return Ok(RowType::Question(QuestionType::SelectOneFromFile(list.to_owned())));
+        }
+        Some((head, list)) if head == "select_multiple" && in_file(list) => {
+            return Ok(RowType::Question(QuestionType::SelectMultipleFromFile(list.to_owned())));
+        }
         Some((head, list)) if head == "select_one" => {
             return Ok(RowType::Question(QuestionType::SelectOne(list.to_owned())));
         }
@@ -359,35 +593,60 @@ fn parse_type(raw: &str) -> Result<RowType, String> {
     }
     let normalized = raw.trim().to_lowercase().replace('_', " ");
     let words: Vec<&str> = normalized.split_whitespace().collect();
+    // The names pyxform's question type dictionary gives each type
+    // (`add integer prompt`, `q int`, `uri:deviceid`, ...).
     let kind = match words.as_slice() {
-        ["text"] | ["string"] => QuestionType::Text,
-        ["integer"] | ["int"] => QuestionType::Integer,
-        ["decimal"] => QuestionType::Decimal,
-        ["date"] => QuestionType::Date,
+        ["text"] | ["string"] | ["q", "string"] | ["add", "text", "prompt"] | ["phone", "number"] => QuestionType::Text,
+        ["integer"]
+        | ["int"]
+        | ["q", "int"]
+        | ["add", "integer", "prompt"]
+        | ["percentage"]
+        | ["number", "of", "days", "in", "last", "month" | "year"]
+        | ["number", "of", "days", "in", "last", "six", "months"] => QuestionType::Integer,
+        ["decimal"] | ["q", "decimal"] | ["add", "decimal", "prompt"] => QuestionType::Decimal,
+        ["date"] | ["q", "date"] | ["add", "date", "prompt"] => QuestionType::Date,
         ["time"] => QuestionType::Time,
-        ["datetime"] => QuestionType::DateTime,
-        ["geopoint"] | ["gps"] => QuestionType::GeoPoint,
-        ["note"] => QuestionType::Note,
-        ["calculate"] => QuestionType::Calculate,
-        ["acknowledge"] | ["trigger"] => QuestionType::Acknowledge,
-        ["image"] | ["photo"] => QuestionType::Image,
-        ["audio"] => QuestionType::Audio,
-        ["video"] => QuestionType::Video,
-        ["barcode"] => QuestionType::Barcode,
+        ["datetime"]
+        | ["date", "time"]
+        | ["q", "datetime"]
+        | ["q", "date", "time"]
+        | ["add", "datetime", "prompt"]
+        | ["add", "date", "time", "prompt"] => QuestionType::DateTime,
+        ["geopoint"] | ["gps"] | ["location"] | ["q", "geopoint" | "location"] | ["add", "location", "prompt"] => {
+            QuestionType::GeoPoint
+        }
+        ["geotrace"] | ["q", "geotrace"] => QuestionType::GeoTrace,
+        ["geoshape"] | ["q", "geoshape"] => QuestionType::GeoShape,
+        ["range"] => QuestionType::Range,
+        ["note"] | ["q", "note"] | ["add", "note", "prompt"] => QuestionType::Note,
+        ["calculate"] | ["q", "calculate"] | ["add", "calculate", "prompt"] => QuestionType::Calculate,
+        ["acknowledge"] | ["trigger"] | ["q", "acknowledge"] | ["add", "acknowledge", "prompt"] => {
+            QuestionType::Acknowledge
+        }
+        ["image"] | ["photo"] | ["q", "picture" | "image"] | ["add", "image" | "photo", "prompt"] => {
+            QuestionType::Image
+        }
+        ["audio"] | ["q", "audio"] | ["add", "audio", "prompt"] => QuestionType::Audio,
+        ["video"] | ["q", "video"] | ["add", "video", "prompt"] => QuestionType::Video,
+        ["barcode"] | ["q", "barcode"] | ["add", "barcode", "prompt"] => QuestionType::Barcode,
         ["hidden"] => QuestionType::Hidden,
         ["imei"] => QuestionType::Imei,
-        ["simserial"] => QuestionType::SimSerial,
-        ["subscriberid"] => QuestionType::SubscriberId,
-        ["phonenumber"] => QuestionType::PhoneNumber,
-        ["email"] => QuestionType::Email,
+        ["simserial"] | ["sim", "id"] | ["get", "sim", "id"] | ["uri:simserial"] => QuestionType::SimSerial,
+        ["subscriberid"] | ["subscriber", "id"] | ["get", "subscriber", "id"] | ["uri:subscriberid"] => {
+            QuestionType::SubscriberId
+        }
+        ["phonenumber"] | ["get", "phone", "number"] | ["uri:phonenumber"] => QuestionType::PhoneNumber,
+        ["email"] | ["uri:email"] => QuestionType::Email,
         ["start-geopoint"] => QuestionType::StartGeopoint,
         ["audit"] => QuestionType::Audit,
-        ["file"] => QuestionType::File,
-        ["start"] => QuestionType::Start,
-        ["end"] => QuestionType::End,
-        ["today"] => QuestionType::Today,
-        ["deviceid"] => QuestionType::DeviceId,
-        ["username"] => QuestionType::Username,
+        // An OpenStreetMap widget's answer is the .osm file it writes.
+        ["file"] | ["add", "file", "prompt"] | ["osm", ..] => QuestionType::File,
+        ["start"] | ["start", "time"] | ["get", "start", "time"] => QuestionType::Start,
+        ["end"] | ["end", "time"] | ["get", "end", "time"] => QuestionType::End,
+        ["today"] | ["get", "today"] => QuestionType::Today,
+        ["deviceid"] | ["device", "id"] | ["get", "device", "id"] | ["uri:deviceid"] => QuestionType::DeviceId,
+        ["username"] | ["uri:username"] => QuestionType::Username,
         ["begin", "group"] => QuestionType::Group,
         ["begin", "repeat"] => QuestionType::Repeat,
         ["end", "group"] => return Ok(RowType::EndGroup),
@@ -423,13 +682,14 @@ const EXPRESSION_COLUMNS: &[(&str, bool)] = &[
 
 fn read_survey(
     survey: &Sheet,
-    choices: &BTreeMap<String, Vec<Choice>>,
+    choices: &mut BTreeMap<String, Vec<Choice>>,
+    external: &HashSet<String>,
     errors: &mut Vec<FormError>,
     notices: &mut Vec<FormError>,
 ) -> Vec<Question> {
     let missing: Vec<&str> = ["type", "name"]
         .into_iter()
-        .filter(|c| survey.column(c).is_none())
+        .filter(|c| !split_headers(survey).iter().any(|(base, _)| base == c))
         .collect();
     for column in &missing {
         errors.push(FormError::sheet(
@@ -454,6 +714,7 @@ fn read_survey(
             }
             continue;
         };
+        let (raw_type, or_other) = split_or_other(raw_type);
         let kind = match parse_type(raw_type) {
             Ok(RowType::Question(kind)) => kind,
             Ok(end @ (RowType::EndGroup | RowType::EndRepeat)) => {
@@ -484,7 +745,11 @@ fn read_survey(
                 continue;
             }
         };
-        let problem = match row.get("name") {
+        // pyxform names a note that has none, as nothing refers to it.
+        let generated = (kind == QuestionType::Note && row.get("name").is_none())
+            .then(|| format!("generated_note_name_{}", row.number));
+        let given = row.get("name").or(generated.as_deref());
+        let problem = match given {
             None => Some(format!("a `{raw_type}` row needs a name")),
             Some(name) if !is_xml_name(name) => Some(format!(
                 "`{name}` is not a valid name: start with a letter or _, then letters, digits, _, - or . only"
@@ -505,9 +770,26 @@ fn read_survey(
             // A group or repeat still opens, so that its `end` row and its
             // members do not report mistakes that are not theirs.
         }
-        let name = row.get("name").unwrap_or_default();
+        let name = given.unwrap_or_default();
         seen.insert(name.to_owned(), row.number);
-        if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) = &kind
+        match &kind {
+            QuestionType::SelectOneFromFile(file) | QuestionType::SelectMultipleFromFile(file)
+                if !MEDIA_LIST_EXTENSIONS.iter().any(|e| file.to_lowercase().ends_with(e)) =>
+            {
+                errors.push(row.error(
+                    "type",
+                    format!(
+                        "`{file}` is not a list file: name a .csv, .xml or .geojson file the form carries as media"
+                    ),
+                ));
+            }
+            QuestionType::SelectOneExternal(list) if !external.contains(list.as_str()) => errors.push(row.error(
+                "type",
+                format!("no list named `{list}` in the `external_choices` sheet, which select_one_external reads"),
+            )),
+            _ => {}
+        }
+        if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) | QuestionType::Rank(list) = &kind
             && !choices.contains_key(list)
         {
             let hint = closest(list, choices.keys().map(String::as_str))
@@ -535,16 +817,30 @@ fn read_survey(
                 ),
             ));
         }
-        if let Some(default) = row.get("default") {
-            if default.contains('(') || default.contains("${") {
+        let mut default = row.get("default").map(str::to_owned);
+        if let Some(given) = row.get("default") {
+            let default_text = given;
+            if default_text.contains('(') || default_text.contains("${") {
                 errors.push(row.error(
                     "default",
-                    format!("`{default}` is an expression: dynamic defaults are not supported yet; use a calculation"),
+                    format!(
+                        "`{default_text}` is an expression: dynamic defaults are not supported yet; use a calculation"
+                    ),
                 ));
             } else if let Err(message) =
-                super::validate::typed_text(&kind, &serde_json::Value::String(default.to_owned()), choices)
+                super::validate::typed_text(&kind, &serde_json::Value::String(default_text.to_owned()), choices)
             {
-                errors.push(row.error("default", message));
+                match &kind {
+                    // pyxform takes a select's default as it is, offered
+                    // or not; here the question starts with nothing
+                    // chosen, so that no answer outside the list is saved.
+                    QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_) => {
+                        default = None;
+                        notices
+                            .push(row.error("default", format!("{message}: the question starts with nothing chosen")));
+                    }
+                    _ => errors.push(row.error("default", message)),
+                }
             }
         }
         // ODK Validate refuses a select whose choices have no label at all.
@@ -598,7 +894,7 @@ fn read_survey(
             constraint_message: row.labels("constraint_message"),
             relevant: None,
             calculation: None,
-            default: row.get("default").map(str::to_owned),
+            default,
             choice_filter: None,
             read_only: None,
             repeat_count: None,
@@ -607,6 +903,13 @@ fn read_survey(
         raw_expressions.push((index, expressions));
         if is_container {
             open.push(index);
+        }
+        if or_other && let Some(other) = specify_other(&row, &questions[index], choices, &mut seen, errors) {
+            raw_expressions.push((
+                questions.len(),
+                vec![("relevant", format!("selected(${{{name}}}, 'other')"))],
+            ));
+            questions.push(other);
         }
     }
     for &i in &open {
@@ -623,6 +926,7 @@ fn read_survey(
             format!("begin {what} `{}` is never closed: add an `end {what}` row", q.name),
         ));
     }
+    same_instance_names(&survey.name, &questions, errors);
     let names: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
     for (index, expressions) in raw_expressions {
         for (column, text) in expressions {

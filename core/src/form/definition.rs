@@ -37,6 +37,11 @@ pub struct FormDefinition {
     /// worth a look.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// The `entities` sheet (ODK's entity lists: which list a submission
+    /// creates or updates, and the entity's label), column to cell, its
+    /// expressions checked: kept as written, not acted on yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entities: BTreeMap<String, String>,
 }
 
 /// One survey row (a question, a note, a calculation, a group or repeat).
@@ -149,6 +154,25 @@ pub enum QuestionType {
     /// A code scanned by the app, answered as text.
     Barcode,
     Video,
+    /// A line of locations, `lat lon alt acc; lat lon alt acc; ...`.
+    #[serde(rename = "geotrace")]
+    GeoTrace,
+    /// A closed area, in the same layout as a geotrace.
+    #[serde(rename = "geoshape")]
+    GeoShape,
+    /// A number chosen on a slider (`parameters`: start, end, step).
+    Range,
+    /// Every choice of the named list, put in order, stored space-separated.
+    Rank(String),
+    /// One choice of a list the form carries as a media file (.csv, .xml,
+    /// .geojson), named here. The file itself arrives with form media
+    /// (issue 18); until then the answer is checked as a choice name.
+    SelectOneFromFile(String),
+    /// Any choices of a list in a media file, stored space-separated.
+    SelectMultipleFromFile(String),
+    /// One choice of the named list of the `external_choices` sheet, which
+    /// ODK Collect reads from `itemsets.csv`; answered as its name.
+    SelectOneExternal(String),
 }
 
 impl QuestionType {
@@ -188,6 +212,13 @@ impl QuestionType {
             QuestionType::Hidden => "hidden",
             QuestionType::Barcode => "barcode",
             QuestionType::Video => "video",
+            QuestionType::GeoTrace => "geotrace",
+            QuestionType::GeoShape => "geoshape",
+            QuestionType::Range => "range",
+            QuestionType::Rank(_) => "rank",
+            QuestionType::SelectOneFromFile(_) => "select_one_from_file",
+            QuestionType::SelectMultipleFromFile(_) => "select_multiple_from_file",
+            QuestionType::SelectOneExternal(_) => "select_one_external",
         }
     }
 

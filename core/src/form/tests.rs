@@ -1425,3 +1425,187 @@ fn a_select_needs_labelled_choices() {
         "survey row 2, type: no choice of list `codes` has a label",
     );
 }
+
+/// Column names pyxform reads under other names (`caption`, `relevance`,
+/// `list name`, ...), a note without a name, and `allow_choice_duplicates`.
+#[test]
+fn column_aliases_unnamed_notes_and_duplicate_choices_as_pyxform_reads_them() {
+    let csv = "survey,type,value,caption,relevance,calculate\n\
+               ,select_one yn,q,Q,,\n,note,,Thank you,${q} = 'yes',\n,calculate,c,,,1 + 1\n\
+               choices,list name,value,caption\n,yn,yes,Yes\n,yn,no,No\n,yn,yes,Oui\n\
+               settings,set_form_id,allow_choice_duplicates\n,f,yes\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    assert_eq!(form.form_id, "f");
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["q", "generated_note_name_3", "c"],
+        "pyxform's name for a note without one"
+    );
+    assert_eq!(
+        form.questions[1].relevant.as_ref().map(ToString::to_string).as_deref(),
+        Some("(${q} = 'yes')")
+    );
+    assert_eq!(
+        form.questions[2]
+            .calculation
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("(1 + 1)")
+    );
+    assert_eq!(
+        form.choices["yn"].len(),
+        3,
+        "a duplicate choice is kept when the settings allow it"
+    );
+    assert_error(
+        &csv.replace(",f,yes", ",f,no"),
+        "choices row 8, name: choice `yes` appears twice in list `yn`",
+    );
+    assert_error(
+        "survey,type,name,label\n,text,,T\nsettings,form_id\n,f\n",
+        "a `text` row needs a name",
+    );
+}
+
+/// `or_other` in each of pyxform's spellings: the list offers `other`,
+/// labelled in each of its languages, and `<name>_other` asks which.
+#[test]
+fn or_other_adds_the_choice_and_the_question_pyxform_adds() {
+    let csv = "survey,type,name,label::English,label::Français\n\
+               ,select_one goods or_other,good,Good,Marchandise\n\
+               ,select all that apply from goods or specify other,more,More,Plus\n\
+               choices,list_name,name,label::English,label::Français\n,goods,fish,Fish,Poisson\n\
+               settings,form_id,version\n,f,1\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["good", "good_other", "more", "more_other"]);
+    let other = &form.choices["goods"][1];
+    assert_eq!(other.name, "other");
+    assert_eq!(
+        other.label.values().collect::<Vec<_>>(),
+        ["Other", "Other"],
+        "{:?}",
+        other.label
+    );
+    assert_eq!(form.choices["goods"].len(), 2, "added once for both questions");
+    assert_eq!(
+        form.questions[1].relevant.as_ref().map(ToString::to_string).as_deref(),
+        Some("selected(${good}, 'other')")
+    );
+    assert_eq!(form.questions[1].kind, QuestionType::Text);
+    let answers =
+        |good: &str| serde_json::from_value(serde_json::json!({"good": good, "good_other": "charcoal"})).unwrap();
+    assert_eq!(
+        validate(&form, &answers("other"), &env("default")).cleared,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        validate(&form, &answers("fish"), &env("default")).cleared,
+        ["good_other"]
+    );
+    assert_error(
+        &csv.replace(",Marchandise", ",Marchandise\n,text,good_other,Which,Lequel"),
+        "survey row 3, name: `good_other` is already the name of row 2",
+    );
+    assert_error(
+        "survey,type,name,label,choice_filter\n,select_one goods or_other,good,Good,true()\n\
+         choices,list_name,name,label\n,goods,fish,Fish\nsettings,form_id\n,f\n",
+        "a choice filter cannot be combined with `or_other`",
+    );
+}
+
+/// The types of pyxform's dictionary beyond the common ones: lists from
+/// media files and the external sheet, rank, range, geotrace, geoshape,
+/// and the long spellings (`add integer prompt`, `uri:deviceid`, ...).
+#[test]
+fn file_lists_external_lists_rank_range_and_geo_shapes() {
+    let csv = "survey,type,name,label\n\
+               ,select_one_from_file villages.csv,village,Village\n\
+               ,select multiple from file goods.xml,goods,Goods\n\
+               ,select_one markets.geojson,market,Market\n\
+               ,select_one_external district,district,District\n\
+               ,rank priorities,ranked,Rank them\n\
+               ,range,fee,Fee\n,geotrace,road,Road\n,geoshape,stall,Stall\n\
+               ,add integer prompt,n,N\n,uri:deviceid,device,\n,osm building_tags,building,Building\n\
+               choices,list_name,name,label\n,priorities,fees,Fees\n,priorities,safety,Safety\n\
+               external_choices,list_name,name,label\n,district,rubavu,Rubavu\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let kinds: Vec<&QuestionType> = form.questions.iter().map(|q| &q.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &QuestionType::SelectOneFromFile("villages.csv".into()),
+            &QuestionType::SelectMultipleFromFile("goods.xml".into()),
+            &QuestionType::SelectOneFromFile("markets.geojson".into()),
+            &QuestionType::SelectOneExternal("district".into()),
+            &QuestionType::Rank("priorities".into()),
+            &QuestionType::Range,
+            &QuestionType::GeoTrace,
+            &QuestionType::GeoShape,
+            &QuestionType::Integer,
+            &QuestionType::DeviceId,
+            &QuestionType::File,
+        ]
+    );
+    let check = |answers: serde_json::Value| {
+        let answers = serde_json::from_value(answers).unwrap();
+        validate(&form, &answers, &env("default"))
+            .errors
+            .into_iter()
+            .map(|e| (e.question, e.message))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        check(
+            serde_json::json!({"village": "gisenyi", "goods": "fish  maize", "ranked": "safety fees", "fee": 500,
+                                  "road": "-1.68 29.25 0 5; -1.69 29.26", "stall": "-1.6 29.2; -1.6 29.3; -1.7 29.3"})
+        ),
+        []
+    );
+    let errors = check(
+        serde_json::json!({"village": "two words", "ranked": "fees fees", "fee": "a lot",
+                                           "road": "-1.68 29.25", "stall": "north of the market"}),
+    );
+    let mut questions: Vec<&str> = errors.iter().map(|(q, _)| q.as_str()).collect();
+    questions.sort_unstable();
+    assert_eq!(questions, ["fee", "ranked", "road", "stall", "village"], "{errors:?}");
+    assert_error(
+        "survey,type,name,label\n,select_one_from_file villages.txt,v,V\nsettings,form_id\n,f\n",
+        "`villages.txt` is not a list file",
+    );
+    assert_error(
+        "survey,type,name,label\n,select_one_external district,d,D\nsettings,form_id\n,f\n",
+        "no list named `district` in the `external_choices` sheet",
+    );
+}
+
+/// pyxform takes a select's default as written, offered or not: here it
+/// is a notice, and the question starts with nothing chosen.
+#[test]
+fn a_select_default_outside_its_list_is_a_notice() {
+    let csv = "survey,type,name,label,default\n,select_one money,m,M,1\n\
+               choices,list_name,name,label\n,money,rwf,RWF\nsettings,form_id,version\n,f,1\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    assert_eq!(form.questions[0].default, None);
+    assert!(
+        form.notices
+            .iter()
+            .any(|n| n.contains("survey row 2, default: the answer is not a choice of list `money`")),
+        "{:?}",
+        form.notices
+    );
+}
+
+/// pyxform refuses a list file named as a choice list a question uses:
+/// both would be `instance('sex')` in the XForm.
+#[test]
+fn a_list_file_named_as_a_used_choice_list_is_refused() {
+    assert_error(
+        "survey,type,name,label\n,select_one sex,a,A\n,select_one_from_file sex.csv,b,B\n\
+         choices,list_name,name,label\n,sex,f,F\nsettings,form_id\n,f\n",
+        "survey row 3, type: the list file `sex.csv` and the choice list `sex` would share one name",
+    );
+}

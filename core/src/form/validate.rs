@@ -692,6 +692,16 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
     }
 }
 
+/// A location as ODK writes it: latitude and longitude, then optionally
+/// altitude and accuracy, separated by spaces.
+fn is_location(text: &str) -> bool {
+    let parts: Vec<f64> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    parts.len() == text.split_whitespace().count()
+        && (2..=4).contains(&parts.len())
+        && (-90.0..=90.0).contains(&parts[0])
+        && (-180.0..=180.0).contains(&parts[1])
+}
+
 /// What kind of value was given, for messages: the value itself is an
 /// answer, and answers never appear in errors (they reach review flags,
 /// rejection reasons and logs).
@@ -768,9 +778,7 @@ pub(super) fn typed_text(
             }
         }
         QuestionType::GeoPoint => {
-            let parts: Vec<f64> = text.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-            let whole = parts.len() == text.split_whitespace().count() && (2..=4).contains(&parts.len());
-            if whole && (-90.0..=90.0).contains(&parts[0]) && (-180.0..=180.0).contains(&parts[1]) {
+            if is_location(&text) {
                 Ok(text)
             } else {
                 Err(format!(
@@ -779,6 +787,44 @@ pub(super) fn typed_text(
                 ))
             }
         }
+        QuestionType::GeoTrace | QuestionType::GeoShape => {
+            let points: Vec<&str> = text.split(';').map(str::trim).filter(|p| !p.is_empty()).collect();
+            let least = if *kind == QuestionType::GeoTrace { 2 } else { 3 };
+            if points.len() >= least && points.iter().all(|p| is_location(p)) {
+                Ok(points.join("; "))
+            } else {
+                Err(format!(
+                    "expected at least {least} locations as \"latitude longitude [altitude accuracy]\", \
+                     separated by `;`, got {}",
+                    kind_of(value)
+                ))
+            }
+        }
+        QuestionType::Range => match value {
+            Value::Number(_) => Ok(text),
+            Value::String(s) if s.trim().parse::<f64>().is_ok_and(f64::is_finite) => Ok(text),
+            _ => Err(format!("expected a number, got {}", kind_of(value))),
+        },
+        QuestionType::Rank(list) => {
+            let allowed = choices(list);
+            let ranked: Vec<&str> = text.split_whitespace().collect();
+            let unique: std::collections::HashSet<&&str> = ranked.iter().collect();
+            if ranked.iter().any(|v| !allowed.contains(v)) {
+                Err(format!("an answer is not a choice of list `{list}`"))
+            } else if unique.len() != ranked.len() {
+                Err("a choice is ranked twice".to_owned())
+            } else {
+                Ok(ranked.join(" "))
+            }
+        }
+        // The list is in a media file not read yet: a choice's name is
+        // one word.
+        QuestionType::SelectOneFromFile(_) | QuestionType::SelectOneExternal(_)
+            if text.contains(char::is_whitespace) =>
+        {
+            Err("expected the name of one choice (a single word)".to_owned())
+        }
+        QuestionType::SelectMultipleFromFile(_) => Ok(text.split_whitespace().collect::<Vec<_>>().join(" ")),
         _ => Ok(text),
     }
 }
