@@ -617,38 +617,26 @@ pub(super) struct Scope<'f, F: Deref<Target = FormDefinition>> {
 
 impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
     fn answer(&self, name: &str) -> XValue {
+        self.read(name, false)
+    }
+
+    fn every_instance(&self, name: &str) -> XValue {
+        self.read(name, true)
+    }
+
+    fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
         let f = self.filled;
-        let Some(&q) = f.index.get(name) else {
-            return XValue::Str(String::new());
-        };
-        // A read of a whole repeat costs its instances; past the budget
-        // every answer reads as empty, so the work stops growing.
-        let across = match f.repeat_of[q] {
-            Some(r) => f.repeat_of[self.slot.0] != Some(r) || self.slot.1.is_none(),
-            None => false,
-        };
-        let cost = match (f.form.questions[q].kind == QuestionType::Repeat, f.repeat_of[q]) {
-            (true, _) => f.instances.get(&q).copied().unwrap_or(0),
-            (false, Some(r)) if across => f.instances.get(&r).copied().unwrap_or(0),
-            _ => 0,
-        };
-        if !f.spend(cost) {
-            return XValue::Str(String::new());
-        }
-        let here = f.repeat_of[self.slot.0];
-        if f.form.questions[q].kind == QuestionType::Repeat {
-            let count = f.instances.get(&q).copied().unwrap_or(0);
-            return XValue::Nodes(vec![XValue::Str("1".into()); count]);
-        }
-        match f.repeat_of[q] {
-            None => typed(f, q, None),
-            Some(r) if Some(r) == here && self.slot.1.is_some() => typed(f, q, self.slot.1),
-            Some(r) => XValue::Nodes(
-                (0..f.instances.get(&r).copied().unwrap_or(0))
-                    .map(|i| typed(f, q, Some(i)))
-                    .collect(),
-            ),
-        }
+        f.form.choices.get(list).map_or_else(Vec::new, |choices| {
+            choices
+                .iter()
+                .map(|c| {
+                    let label = f.form.text(&c.label, &f.env.language).unwrap_or_default().to_owned();
+                    let mut columns = vec![("name".to_owned(), c.name.clone()), ("label".to_owned(), label)];
+                    columns.extend(c.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    columns
+                })
+                .collect()
+        })
     }
 
     fn current(&self) -> XValue {
@@ -674,6 +662,46 @@ impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
     }
 }
 
+impl<F: Deref<Target = FormDefinition>> Scope<'_, F> {
+    /// `name`'s answer as seen from this scope: within its own repeat
+    /// instance that instance's, else (or with `every_instance`) every
+    /// instance's.
+    fn read(&self, name: &str, every_instance: bool) -> XValue {
+        let f = self.filled;
+        let Some(&q) = f.index.get(name) else {
+            return XValue::Str(String::new());
+        };
+        // A read of a whole repeat costs its instances; past the budget
+        // every answer reads as empty, so the work stops growing.
+        let across = match f.repeat_of[q] {
+            Some(r) => f.repeat_of[self.slot.0] != Some(r) || self.slot.1.is_none(),
+            None => false,
+        };
+        let cost = match (f.form.questions[q].kind == QuestionType::Repeat, f.repeat_of[q]) {
+            (true, _) => f.instances.get(&q).copied().unwrap_or(0),
+            (false, Some(r)) if across => f.instances.get(&r).copied().unwrap_or(0),
+            _ => 0,
+        };
+        if !f.spend(cost) {
+            return XValue::Str(String::new());
+        }
+        let here = f.repeat_of[self.slot.0];
+        if f.form.questions[q].kind == QuestionType::Repeat {
+            let count = f.instances.get(&q).copied().unwrap_or(0);
+            return XValue::Nodes(vec![XValue::Str("1".into()); count]);
+        }
+        match f.repeat_of[q] {
+            None => typed(f, q, None),
+            Some(r) if Some(r) == here && self.slot.1.is_some() && !every_instance => typed(f, q, self.slot.1),
+            Some(r) => XValue::Nodes(
+                (0..f.instances.get(&r).copied().unwrap_or(0))
+                    .map(|i| typed(f, q, Some(i)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// A stored answer as an expression sees it: numbers for integer and
 /// decimal questions, dates for dates, text otherwise; `""` unanswered.
 pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, instance: Option<usize>) -> XValue {
@@ -682,7 +710,9 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
         return XValue::Str(text);
     }
     match f.form.questions[q].kind {
-        QuestionType::Integer | QuestionType::Decimal => text.parse().map_or(XValue::Str(text), XValue::Num),
+        QuestionType::Integer | QuestionType::Decimal | QuestionType::Range => {
+            text.parse().map_or(XValue::Str(text), XValue::Num)
+        }
         // A true/false calculation is a boolean, as JavaRosa stores it.
         QuestionType::Calculate if text == "true" || text == "false" => XValue::Bool(text == "true"),
         QuestionType::Date | QuestionType::Today => XValue::Str(text.clone())

@@ -29,6 +29,17 @@ pub trait Context {
     fn choice_label(&self, question: &str, value: &str) -> Option<String>;
     /// The time `now()` and `today()` return.
     fn now(&self) -> DateTime<FixedOffset>;
+    /// `name`'s answers in every instance of its repeat, wherever the
+    /// expression is (`indexed-repeat()` reads across instances).
+    fn every_instance(&self, name: &str) -> XValue {
+        self.answer(name)
+    }
+    /// The items of list `list` (a choice list of the form), each as its
+    /// columns (`name`, `label` in the current language, and the others
+    /// of the choices sheet); none for a list the form does not carry.
+    fn list_items(&self, _list: &str) -> Vec<Vec<(String, String)>> {
+        Vec::new()
+    }
     /// A column of the choice being filtered (`choice_filter` only).
     fn choice_column(&self, _column: &str) -> XValue {
         XValue::Str(String::new())
@@ -47,6 +58,54 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
         Expr::Neg(inner) => XValue::Num(-evaluate(inner, ctx).to_num()),
         Expr::Binary { op, left, right } => binary(*op, left, right, ctx),
         Expr::Call { function, args } => call(*function, args, ctx),
+        Expr::Lookup(l) => lookup(&l.instance, l.predicate.as_ref(), &l.column, ctx),
+    }
+}
+
+/// The first item of list `instance` the predicate holds for, and its
+/// `column`; empty if none does.
+fn lookup(instance: &str, predicate: Option<&Expr>, column: &str, ctx: &dyn Context) -> XValue {
+    let items = ctx.list_items(instance);
+    let found = items
+        .iter()
+        .find(|item| predicate.is_none_or(|p| evaluate(p, &ItemScope { outer: ctx, item }).to_bool()));
+    XValue::Str(found.and_then(|item| item_column(item, column)).unwrap_or_default())
+}
+
+fn item_column(item: &[(String, String)], column: &str) -> Option<String> {
+    item.iter().find(|(c, _)| c == column).map(|(_, v)| v.clone())
+}
+
+/// An expression inside a lookup's predicate: bare names read the item.
+struct ItemScope<'a> {
+    outer: &'a dyn Context,
+    item: &'a [(String, String)],
+}
+
+impl Context for ItemScope<'_> {
+    fn answer(&self, name: &str) -> XValue {
+        self.outer.answer(name)
+    }
+    fn current(&self) -> XValue {
+        self.outer.current()
+    }
+    fn position(&self) -> Option<usize> {
+        self.outer.position()
+    }
+    fn choice_label(&self, question: &str, value: &str) -> Option<String> {
+        self.outer.choice_label(question, value)
+    }
+    fn now(&self) -> DateTime<FixedOffset> {
+        self.outer.now()
+    }
+    fn every_instance(&self, name: &str) -> XValue {
+        self.outer.every_instance(name)
+    }
+    fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
+        self.outer.list_items(list)
+    }
+    fn choice_column(&self, column: &str) -> XValue {
+        XValue::Str(item_column(self.item, column).unwrap_or_default())
     }
 }
 
@@ -215,7 +274,121 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
         Function::Not => Bool(!arg(0).to_bool()),
         Function::True => Bool(true),
         Function::False => Bool(false),
+        // JavaRosa draws a new value on every evaluation, as here: a form
+        // keeps one with once().
+        Function::Uuid if args.is_empty() => Str(uuid::Uuid::new_v4().to_string()),
+        Function::Uuid => Str(random_text(num(0))),
+        Function::Random => Num(random_unit()),
+        Function::FormatDateTime => Str(arg(0)
+            .to_datetime()
+            .map(|t| format_date(t, &text(1)))
+            .unwrap_or_default()),
+        Function::DateTime => arg(0).to_datetime().map_or(Str(String::new()), XValue::DateTime),
+        Function::DecimalTime => Num(decimal_time(&text(0))),
+        Function::IndexedRepeat => indexed_repeat(args, ctx),
+        Function::NormalizeSpace => {
+            let value = if args.is_empty() { ctx.current() } else { arg(0) };
+            Str(value.to_text().split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        Function::Translate => {
+            let (from, to): (Vec<char>, Vec<char>) = (text(1).chars().collect(), text(2).chars().collect());
+            Str(text(0)
+                .chars()
+                .filter_map(|c| match from.iter().position(|&f| f == c) {
+                    Some(i) => to.get(i).copied(),
+                    None => Some(c),
+                })
+                .collect())
+        }
+        Function::SubstringBefore => Str(text(0)
+            .split_once(&text(1))
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or_default()),
+        Function::SubstringAfter => Str(text(0)
+            .split_once(&text(1))
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or_default()),
+        Function::CountNonEmpty => Num(arg(0).nodes().iter().filter(|v| !v.to_text().is_empty()).count() as f64),
+        Function::Checklist => {
+            // checklist(min, max, values...): how many are true lies
+            // within min..=max; -1 for no bound.
+            let (min, max) = (num(0), num(1));
+            let yes = args[2..]
+                .iter()
+                .flat_map(|a| evaluate(a, ctx).nodes())
+                .filter(XValue::to_bool)
+                .count() as f64;
+            Bool((min < 0.0 || yes >= min) && (max < 0.0 || yes <= max))
+        }
+        Function::Abs => Num(num(0).abs()),
+        Function::Floor => Num(num(0).floor()),
+        Function::Ceiling => Num(num(0).ceil()),
+        Function::Sqrt => Num(num(0).sqrt()),
+        Function::Pow => Num(num(0).powf(num(1))),
+        Function::Exp => Num(num(0).exp()),
+        Function::Exp10 => Num(10f64.powf(num(0))),
+        Function::Log => Num(num(0).ln()),
+        Function::Log10 => Num(num(0).log10()),
+        Function::Sin => Num(num(0).sin()),
+        Function::Cos => Num(num(0).cos()),
+        Function::Tan => Num(num(0).tan()),
+        Function::Asin => Num(num(0).asin()),
+        Function::Acos => Num(num(0).acos()),
+        Function::Atan => Num(num(0).atan()),
+        Function::Atan2 => Num(num(0).atan2(num(1))),
+        Function::Pi => Num(std::f64::consts::PI),
+        Function::Pulldata => Str(String::new()),
     }
+}
+
+/// `indexed-repeat(${q}, ${repeat}, i)`: `q`'s answer in instance `i`
+/// (1-based) of its repeat, read from anywhere in the form. The nested
+/// form (`${outer}, j, ${inner}, k`) reads the instances in order too, as
+/// repeats are stored per level.
+fn indexed_repeat(args: &[Expr], ctx: &dyn Context) -> XValue {
+    let Some(Expr::Ref(name)) = args.first() else {
+        return XValue::Str(String::new());
+    };
+    let index = evaluate(&args[args.len().saturating_sub(1).max(2)], ctx).to_num();
+    if index.is_nan() || index < 1.0 {
+        return XValue::Str(String::new());
+    }
+    ctx.every_instance(name)
+        .nodes()
+        .into_iter()
+        .nth(index as usize - 1)
+        .unwrap_or(XValue::Str(String::new()))
+}
+
+/// A time of day (`HH:MM[:SS]`, with or without a zone) as the fraction
+/// of a day it is, as JavaRosa's decimal-time gives it; NaN otherwise.
+fn decimal_time(text: &str) -> f64 {
+    let clock = text.split(['+', 'Z']).next().unwrap_or_default();
+    let clock = clock
+        .rsplit_once('-')
+        .filter(|(c, _)| c.contains(':'))
+        .map_or(clock, |(c, _)| c);
+    chrono::NaiveTime::parse_from_str(clock.trim(), "%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(clock.trim(), "%H:%M"))
+        .map_or(f64::NAN, |t| f64::from(t.num_seconds_from_midnight()) / 86_400.0)
+}
+
+/// A number drawn uniformly from [0, 1).
+fn random_unit() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+/// `uuid(n)`: n random letters and digits.
+fn random_text(length: f64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let length = if length.is_finite() {
+        length.clamp(0.0, 1_000.0) as usize
+    } else {
+        0
+    };
+    (0..length)
+        .map(|_| ALPHABET[(random_unit() * ALPHABET.len() as f64) as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// `'${side}'`, `side` or `/data/side` name the question `side`.
@@ -303,6 +476,17 @@ mod tests {
             FixedOffset::east_opt(2 * 3600)
                 .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 5, 7).single())
                 .expect("a valid time")
+        }
+        fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
+            let item = |name: &str, label: &str, side: &str| {
+                [("name", name), ("label", label), ("side", side)]
+                    .map(|(c, v)| (c.to_owned(), v.to_owned()))
+                    .to_vec()
+            };
+            match list {
+                "posts" => vec![item("rusizi", "Rusizi II", "rw"), item("bukavu", "Bukavu", "drc")],
+                _ => vec![],
+            }
         }
     }
 
@@ -443,5 +627,73 @@ mod tests {
         check("if(position(..) = 1, 'first', 'later')", XValue::Str("later".into()));
         check("once(concat('x', 'y'))", XValue::Str("0788123456".into()));
         assert!(eval("max(${empty})").to_num().is_nan());
+    }
+
+    #[test]
+    fn list_lookups_read_the_first_item_the_predicate_holds_for() {
+        check(
+            "instance('posts')/root/item[side = ${side}]/label",
+            XValue::Str("Bukavu".into()),
+        );
+        check(
+            "instance('posts')/root/item[name = 'rusizi']/side",
+            XValue::Str("rw".into()),
+        );
+        check("instance('posts')/root/item/name", XValue::Str("rusizi".into()));
+        check(
+            "instance('posts')/root/item[side = 'ug']/label",
+            XValue::Str(String::new()),
+        );
+        check(
+            "instance('a-file')/root/item[id = ${age}]/geometry",
+            XValue::Str(String::new()),
+        );
+        let e = Expr::parse("instance(\"posts\")/root/item[side=${side} and name != '']/label").unwrap();
+        assert_eq!(e.references().into_iter().collect::<Vec<_>>(), ["side"]);
+        assert!(
+            e.bare_names().is_empty(),
+            "the item's columns are not the form's bare names"
+        );
+        assert_eq!(Expr::parse(&e.to_string()).unwrap(), e, "prints back to itself");
+        for wrong in [
+            "instance(posts)/root/item/label",
+            "instance('posts')/root/label",
+            "instance('posts')/root/item[side = 'rw'",
+        ] {
+            assert!(Expr::parse(wrong).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn javarosa_functions_beyond_the_common_ones() {
+        check(
+            "sqrt(16) + abs(-2) + floor(1.7) + ceiling(1.2) + pow(2, 3)",
+            XValue::Num(17.0),
+        );
+        check(
+            "round(cos(0) + sin(0) + atan2(0, 1) + log10(100) + exp10(1), 3)",
+            XValue::Num(13.0),
+        );
+        check("round(pi() * 100, 0)", XValue::Num(314.0));
+        check("normalize-space('  two   words ')", XValue::Str("two words".into()));
+        check("translate('abc', 'ab', 'A')", XValue::Str("Ac".into()));
+        check("substring-before('2026-12-01', '-')", XValue::Str("2026".into()));
+        check("substring-after('2026-12-01', '-')", XValue::Str("12-01".into()));
+        check("count-non-empty(${price})", XValue::Num(3.0));
+        check("checklist(1, 2, true(), false(), ${age} > 18)", XValue::Bool(true));
+        check("checklist(-1, 0, true())", XValue::Bool(false));
+        check(
+            "format-date-time(now(), '%Y%m%d%H%M%S')",
+            XValue::Str("20261127090507".into()),
+        );
+        check("decimal-time('06:00:00.000+02:00')", XValue::Num(0.25));
+        check("indexed-repeat(${price}, ${item}, 2)", XValue::Num(2500.0));
+        check("indexed-repeat(${price}, ${item}, 9)", XValue::Str(String::new()));
+        check("pulldata('fruits', 'name', 'key', 'mango')", XValue::Str(String::new()));
+        assert_eq!(eval("uuid()").to_text().len(), 36);
+        assert_ne!(eval("uuid()"), eval("uuid()"));
+        assert_eq!(eval("uuid(12)").to_text().len(), 12);
+        let r = eval("random()").to_num();
+        assert!((0.0..1.0).contains(&r), "{r}");
     }
 }

@@ -15,6 +15,11 @@ pub(super) enum Token {
     DotDot,
     LParen,
     RParen,
+    /// `/`, `[` and `]`: the steps and predicate of a path into a list
+    /// (`instance('villages')/root/item[name = ${v}]/label`).
+    Slash,
+    LBracket,
+    RBracket,
     Comma,
     Plus,
     Minus,
@@ -42,6 +47,9 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ExprError> {
             b'(' => single(&mut i, Token::LParen),
             b')' => single(&mut i, Token::RParen),
             b',' => single(&mut i, Token::Comma),
+            b'/' => single(&mut i, Token::Slash),
+            b'[' => single(&mut i, Token::LBracket),
+            b']' => single(&mut i, Token::RBracket),
             b'+' => single(&mut i, Token::Plus),
             b'-' => single(&mut i, Token::Minus),
             b'*' => single(&mut i, Token::Star),

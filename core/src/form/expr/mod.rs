@@ -53,6 +53,24 @@ pub enum Expr {
         /// Its arguments.
         args: Vec<Expr>,
     },
+    /// `instance('list')/root/item[predicate]/column`: a column of the
+    /// first item of a list for which the predicate holds; bare names in
+    /// the predicate are the item's columns, as in a choice filter. The
+    /// list is a choice list of the form, or a media file not read yet
+    /// (issue 18), whose lookups read as empty.
+    Lookup(Box<Lookup>),
+}
+
+/// A list lookup (boxed in [`Expr`], which stays small: parsing nests
+/// deeply and each level holds expressions on the stack).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    /// The list (`instance('...')`).
+    pub instance: String,
+    /// Which item (all when absent: the first is read).
+    pub predicate: Option<Expr>,
+    /// The column read.
+    pub column: String,
 }
 
 /// Binary operators.
@@ -161,6 +179,38 @@ functions! {
     Not = "not" (1, 1),
     True = "true" (0, 0),
     False = "false" (0, 0),
+    // The rest of JavaRosa's function set.
+    Uuid = "uuid" (0, 1),
+    Random = "random" (0, 0),
+    FormatDateTime = "format-date-time" (2, 2),
+    DateTime = "date-time" (1, 1),
+    DecimalTime = "decimal-time" (1, 1),
+    IndexedRepeat = "indexed-repeat" (3, usize::MAX),
+    NormalizeSpace = "normalize-space" (0, 1),
+    Translate = "translate" (3, 3),
+    SubstringBefore = "substring-before" (2, 2),
+    SubstringAfter = "substring-after" (2, 2),
+    CountNonEmpty = "count-non-empty" (1, 1),
+    Checklist = "checklist" (2, usize::MAX),
+    Abs = "abs" (1, 1),
+    Floor = "floor" (1, 1),
+    Ceiling = "ceiling" (1, 1),
+    Sqrt = "sqrt" (1, 1),
+    Pow = "pow" (2, 2),
+    Exp = "exp" (1, 1),
+    Exp10 = "exp10" (1, 1),
+    Log = "log" (1, 1),
+    Log10 = "log10" (1, 1),
+    Sin = "sin" (1, 1),
+    Cos = "cos" (1, 1),
+    Tan = "tan" (1, 1),
+    Asin = "asin" (1, 1),
+    Acos = "acos" (1, 1),
+    Atan = "atan" (1, 1),
+    Atan2 = "atan2" (2, 2),
+    Pi = "pi" (0, 0),
+    // pulldata() reads a form media CSV (issue 18): empty until form media exist.
+    Pulldata = "pulldata" (4, 4),
 }
 
 /// Why an expression does not parse, and where.
@@ -235,7 +285,7 @@ impl Expr {
         found
     }
 
-    fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
         f(self);
         match self {
             Expr::Neg(inner) => inner.visit(f),
@@ -244,7 +294,20 @@ impl Expr {
                 right.visit(f);
             }
             Expr::Call { args, .. } => args.iter().for_each(|a| a.visit(f)),
-            Expr::Number(_) | Expr::Str(_) | Expr::Ref(_) | Expr::Current | Expr::Parent | Expr::Name(_) => {}
+            // A predicate's bare names are the item's columns, not the
+            // form's: only what it reads of the form is visited.
+            Expr::Lookup(lookup) if let Some(predicate) = &lookup.predicate => predicate.visit(&mut |e| {
+                if !matches!(e, Expr::Name(_)) {
+                    f(e)
+                }
+            }),
+            Expr::Number(_)
+            | Expr::Str(_)
+            | Expr::Ref(_)
+            | Expr::Current
+            | Expr::Parent
+            | Expr::Name(_)
+            | Expr::Lookup(_) => {}
         }
     }
 }
@@ -272,6 +335,13 @@ impl fmt::Display for Expr {
                     write!(f, "{arg}")?;
                 }
                 f.write_str(")")
+            }
+            Expr::Lookup(lookup) => {
+                write!(f, "instance('{}')/root/item", lookup.instance)?;
+                if let Some(predicate) = &lookup.predicate {
+                    write!(f, "[{predicate}]")?;
+                }
+                write!(f, "/{}", lookup.column)
             }
         }
     }

@@ -152,11 +152,57 @@ impl Parser {
                 self.expect(Token::RParen, "a `(` is not closed by `)`")?;
                 Ok(inner)
             }
+            Token::Name(name) if name == "instance" && self.peek() == Some(&Token::LParen) => self.lookup(offset),
             Token::Name(name) if self.peek() == Some(&Token::LParen) => self.call(offset, &name),
             Token::Name(name) => Ok(Expr::Name(name)),
             other => Err(ExprError::at(
                 offset,
                 format!("expected a value, found {}", describe(&other)),
+            )),
+        }
+    }
+
+    /// `instance('list')/root/item[predicate]/column`, after `instance`.
+    #[inline(never)]
+    fn lookup(&mut self, offset: usize) -> Result<Expr, ExprError> {
+        let shape = "write a list lookup as instance('list')/root/item[name = ${q}]/label";
+        self.at += 1; // (
+        let Some(Token::Str(instance)) = self.next() else {
+            return Err(ExprError::at(
+                offset,
+                format!("instance() takes the list's name in quotes: {shape}"),
+            ));
+        };
+        for step in [
+            Token::RParen,
+            Token::Slash,
+            Token::Name("root".into()),
+            Token::Slash,
+            Token::Name("item".into()),
+        ] {
+            if self.next() != Some(step) {
+                return Err(ExprError::at(offset, shape));
+            }
+        }
+        let predicate = if self.peek() == Some(&Token::LBracket) {
+            self.at += 1;
+            self.deeper()?;
+            let predicate = self.binary(0)?;
+            self.depth -= 1;
+            self.expect(Token::RBracket, "a `[` is not closed by `]`")?;
+            Some(predicate)
+        } else {
+            None
+        };
+        match (self.next(), self.next()) {
+            (Some(Token::Slash), Some(Token::Name(column))) => Ok(Expr::Lookup(Box::new(super::Lookup {
+                instance,
+                predicate,
+                column,
+            }))),
+            _ => Err(ExprError::at(
+                offset,
+                format!("name the column the lookup reads: {shape}"),
             )),
         }
     }
@@ -216,6 +262,9 @@ fn describe(token: &Token) -> String {
     match token {
         Token::RParen => "`)`".into(),
         Token::Comma => "`,`".into(),
+        Token::Slash => "`/`".into(),
+        Token::LBracket => "`[`".into(),
+        Token::RBracket => "`]`".into(),
         Token::Name(n) => format!("`{n}`"),
         _ => "an operator".into(),
     }
