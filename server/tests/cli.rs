@@ -87,6 +87,7 @@ fn form_validate_reports_errors_cleared_answers_and_values() {
     assert_eq!(outcome["valid"], true);
     assert_eq!(outcome["cleared"], serde_json::json!(["fee_amount"]));
     assert_eq!(outcome["values"]["fee_usd"], "");
+    assert_eq!(outcome["relevant"], serde_json::json!(["paid_fees", "fee_usd"]));
 
     std::fs::write(&answers, r#"{"paid_fees": "yes", "fee_amount": -3}"#).unwrap();
     let (code, stdout, _) = mpaka(&["form", "validate", form.to_str().unwrap(), answers.to_str().unwrap()]);

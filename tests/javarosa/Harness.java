@@ -1,0 +1,252 @@
+// JavaRosa's side of the behaviour differential (tests/differential/test_javarosa.py).
+//
+//   java -cp ODK_Validate.jar:<classes> Harness FORM.xml ANSWERS.json
+//
+// ANSWERS.json is a JSON array of answer sets, each as `mpaka form validate`
+// reads them: question name -> value (text; select_multiple space-separated),
+// a repeat as an array of objects, one per instance. For each set this loads
+// the XForm afresh with JavaRosa (the engine of ODK Collect, as ODK Validate
+// ships it), sets the answers the way Collect does, lets JavaRosa recompute,
+// and prints one JSON line:
+//
+//   {"relevant": [...], "values": {...}, "errors": [{"question", "instance", "kind"}]}
+//
+// - relevant: every group, repeat, question and calculate JavaRosa holds
+//   relevant (its own relevance and its ancestors'), as `name` or, inside a
+//   repeat, `name[instance]` (1-based);
+// - values: every node's value as JavaRosa would submit it (the XML text),
+//   "" when empty or not relevant;
+// - errors: what FormEntryController.answerQuestion reports for each
+//   relevant question, walking the form as FormDef.validate does but without
+//   stopping at the first: "required" (ANSWER_REQUIRED_BUT_EMPTY) or
+//   "constraint" (ANSWER_CONSTRAINT_VIOLATED).
+// Or {"exception": "..."} when JavaRosa throws.
+//
+// The JSON library is the Jackson that the ODK Validate jar contains.
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayInputStream;
+import java.io.File;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.List;
+import org.javarosa.core.model.FormDef;
+import org.javarosa.core.model.FormIndex;
+import org.javarosa.core.model.GroupDef;
+import org.javarosa.core.model.condition.EvaluationContext;
+import org.javarosa.core.model.condition.IFunctionHandler;
+import org.javarosa.core.model.data.IAnswerData;
+import org.javarosa.core.model.instance.InstanceInitializationFactory;
+import org.javarosa.core.model.instance.TreeElement;
+import org.javarosa.core.model.instance.TreeReference;
+import org.javarosa.core.reference.ReferenceManager;
+import org.javarosa.core.services.PropertyManager;
+import org.javarosa.form.api.FormEntryController;
+import org.javarosa.form.api.FormEntryModel;
+import org.javarosa.form.api.FormEntryPrompt;
+import org.javarosa.model.xform.XFormsModule;
+import org.javarosa.xform.util.XFormAnswerDataParser;
+import org.javarosa.xform.util.XFormUtils;
+import org.opendatakit.validate.StubPropertyManager;
+import org.opendatakit.validate.StubReferenceFactory;
+
+public class Harness {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    public static void main(String[] args) throws Exception {
+        // JavaRosa logs parse warnings on stdout; keep stdout for results.
+        PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, "UTF-8");
+        System.setOut(System.err);
+        // The same set-up as ODK Validate's FormValidator.validate.
+        new XFormsModule().registerModule();
+        PropertyManager.setPropertyManager(new StubPropertyManager());
+        ReferenceManager.instance().addReferenceFactory(new StubReferenceFactory());
+
+        byte[] xform = Files.readAllBytes(Paths.get(args[0]));
+        JsonNode sets = JSON.readTree(new File(args[1]));
+        for (JsonNode answers : sets) {
+            ObjectNode result;
+            try {
+                result = fill(xform, (ObjectNode) answers);
+            } catch (Throwable e) {
+                result = JSON.createObjectNode();
+                result.put("exception", e.toString());
+            }
+            out.println(JSON.writeValueAsString(result));
+        }
+    }
+
+    static ObjectNode fill(byte[] xform, ObjectNode answers) throws Exception {
+        FormDef form = XFormUtils.getFormFromInputStream(new ByteArrayInputStream(xform));
+        // ODK Validate's stand-ins for functions only a phone answers.
+        form.getEvaluationContext().addFunctionHandler(stub("pulldata", ""));
+        form.getEvaluationContext().addFunctionHandler(stub("intersects", Boolean.FALSE));
+        form.initialize(true, new InstanceInitializationFactory());
+        FormEntryModel model = new FormEntryModel(form);
+        FormEntryController controller = new FormEntryController(model);
+
+        // Set every answer given, in form order, as Collect would: a repeat
+        // gets as many instances as the answers hold (a jr:count repeat gets
+        // those its count asks for, which JavaRosa creates itself as the walk
+        // enters it).
+        // Questions not relevant at that moment are set too: JavaRosa keeps
+        // their value but reads it as empty while they stay not relevant.
+        FormIndex index = FormIndex.createBeginningOfFormIndex();
+        while (!(index = model.incrementIndex(index, true)).isEndOfFormIndex()) {
+            model.setQuestionIndex(index); // creates a jr:count repeat's instances
+            int event = model.getEvent(index);
+            TreeReference ref = index.getReference();
+            if (event == FormEntryController.EVENT_PROMPT_NEW_REPEAT && !counted(form, index)
+                    && given(answers, ref) > ref.getMultLast()) {
+                form.createNewRepeat(index);
+            } else if (event == FormEntryController.EVENT_QUESTION) {
+                JsonNode level = level(answers, ref, ref.size() - 1);
+                JsonNode given = level == null ? null : level.get(ref.getNameLast());
+                if (given == null || given.isArray() || given.isObject()) {
+                    continue;
+                }
+                String text = given.isNull() ? "" : given.asText().trim();
+                FormEntryPrompt prompt = model.getQuestionPrompt(index);
+                IAnswerData data = text.isEmpty()
+                        ? null
+                        : XFormAnswerDataParser.getAnswerData(text, prompt.getDataType(), prompt.getQuestion());
+                controller.saveAnswer(index, data, true);
+            }
+        }
+
+        // pyxform's instance holds one instance of each repeat: remove those
+        // beyond what the answers hold (a person would not add them).
+        boolean removed = true;
+        while (removed) {
+            removed = false;
+            for (index = FormIndex.createBeginningOfFormIndex();
+                    !(index = model.incrementIndex(index, true)).isEndOfFormIndex(); ) {
+                TreeReference ref = index.getReference();
+                if (model.getEvent(index) == FormEntryController.EVENT_REPEAT && !counted(form, index)
+                        && ref.getMultLast() >= given(answers, ref)) {
+                    form.deleteRepeat(index);
+                    removed = true;
+                    break;
+                }
+            }
+        }
+
+        ObjectNode result = JSON.createObjectNode();
+        ArrayNode relevant = result.putArray("relevant");
+        ObjectNode values = result.putObject("values");
+        TreeElement root = form.getMainInstance().getRoot();
+        for (int i = 0; i < root.getNumChildren(); i++) {
+            collect(root.getChildAt(i), relevant, values);
+        }
+
+        // FormDef.validate's walk (relevant questions only), every outcome.
+        ArrayNode errors = result.putArray("errors");
+        controller.jumpToIndex(FormIndex.createBeginningOfFormIndex());
+        int event;
+        while ((event = controller.stepToNextEvent()) != FormEntryController.EVENT_END_OF_FORM) {
+            if (event != FormEntryController.EVENT_QUESTION) {
+                continue;
+            }
+            FormIndex at = model.getFormIndex();
+            int status = controller.answerQuestion(at, model.getQuestionPrompt(at).getAnswerValue(), true);
+            if (status == FormEntryController.ANSWER_OK) {
+                continue;
+            }
+            ObjectNode error = errors.addObject();
+            TreeReference ref = at.getReference();
+            error.put("question", ref.getNameLast());
+            String suffix = suffix(form.getMainInstance().resolveReference(ref));
+            if (!suffix.isEmpty()) {
+                error.put("instance", Integer.parseInt(suffix.substring(1, suffix.length() - 1)));
+            }
+            error.put("kind", status == FormEntryController.ANSWER_REQUIRED_BUT_EMPTY ? "required" : "constraint");
+        }
+        return result;
+    }
+
+    /// Whether the repeat at `index` takes its instances from a jr:count.
+    static boolean counted(FormDef form, FormIndex index) {
+        return ((GroupDef) form.getChild(index)).getCountReference() != null;
+    }
+
+    /// How many instances the answers give the repeat `ref` names.
+    static int given(JsonNode answers, TreeReference ref) {
+        JsonNode level = level(answers, ref, ref.size() - 1);
+        JsonNode instances = level == null ? null : level.get(ref.getNameLast());
+        return instances != null && instances.isArray() ? instances.size() : 0;
+    }
+
+    /// The answers object for the level `ref` names, down to step `depth`:
+    /// the top, or the repeat instance each repeat step points to.
+    static JsonNode level(JsonNode answers, TreeReference ref, int depth) {
+        JsonNode level = answers;
+        for (int step = 1; step < depth; step++) {
+            JsonNode member = level.get(ref.getName(step));
+            if (member != null && member.isArray()) {
+                int mult = ref.getMultiplicity(step);
+                level = mult >= 0 && mult < member.size() ? member.get(mult) : null;
+                if (level == null) {
+                    return null;
+                }
+            }
+        }
+        return level;
+    }
+
+    static void collect(TreeElement element, ArrayNode relevant, ObjectNode values) {
+        if (element.getMult() == TreeReference.INDEX_TEMPLATE || "meta".equals(element.getName())) {
+            return;
+        }
+        String name = element.getName() + suffix(element);
+        if (element.isRelevant()) {
+            relevant.add(name);
+        }
+        if (element.getNumChildren() == 0) {
+            IAnswerData value = element.getValue();
+            values.put(name, value == null || !element.isRelevant() ? "" : value.uncast().getString());
+        }
+        for (int i = 0; i < element.getNumChildren(); i++) {
+            collect(element.getChildAt(i), relevant, values);
+        }
+    }
+
+    /// `[instance]` for a node inside a repeat (the innermost one), else "".
+    static String suffix(TreeElement element) {
+        for (TreeElement e = element; e != null && e.getParent() != null; e = (TreeElement) e.getParent()) {
+            if (e.isRepeatable()) {
+                return "[" + (e.getMult() + 1) + "]";
+            }
+        }
+        return "";
+    }
+
+    static IFunctionHandler stub(String name, Object value) {
+        return new IFunctionHandler() {
+            public String getName() {
+                return name;
+            }
+
+            public List<Class[]> getPrototypes() {
+                return new ArrayList<>();
+            }
+
+            public boolean rawArgs() {
+                return true;
+            }
+
+            public boolean realTime() {
+                return false;
+            }
+
+            public Object eval(Object[] args, EvaluationContext ec) {
+                return value;
+            }
+        };
+    }
+}
