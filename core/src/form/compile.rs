@@ -243,6 +243,10 @@ const SURVEY_ROOT: &str = "data";
 /// Namespace of derived form versions (UUIDv5 of the compiled form).
 const VERSION_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d70_616b_6176_4a65_8f72_7369_6f6e_0001);
 
+/// The longest form_id accepted (ODK Central allows 64 bytes of
+/// xmlFormId; pyxform sets no limit).
+const MAX_FORM_ID_CHARS: usize = 200;
+
 /// What the settings sheet says (or what stands for it).
 struct Settings {
     form_id: String,
@@ -283,10 +287,14 @@ fn read_settings(sheet: Option<&Sheet>, name: Option<&str>, errors: &mut Vec<For
         }
     };
     let version = get("version");
-    if !form_id.is_empty() && !is_xml_name(&form_id) {
+    // pyxform takes any form_id; exports make a safe table name of it.
+    if form_id.chars().any(char::is_control) || form_id.chars().count() > MAX_FORM_ID_CHARS {
         errors.push(FormError::sheet(
             "settings",
-            format!("form_id `{form_id}` must start with a letter and hold only letters, digits, _, - or ."),
+            format!(
+                "form_id must be one line of at most {MAX_FORM_ID_CHARS} characters: it names the form in every \
+                 submission"
+            ),
         ));
     }
     Settings {
@@ -469,6 +477,24 @@ fn same_instance_names(sheet: &str, questions: &[Question], errors: &mut Vec<For
             ));
         }
     }
+}
+
+/// The constraint and hint pyxform's question type dictionary gives some
+/// spellings of a type (`phone number` is text of digits only,
+/// `percentage` a whole number from 0 to 100); a row's own constraint or
+/// hint takes their place.
+fn implied_by_type(raw_type: &str) -> Option<(&'static str, Option<&'static str>)> {
+    let words: Vec<String> = raw_type.split_whitespace().map(str::to_lowercase).collect();
+    Some(match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["phone", "number"] => (r"regex(., '^\d*$')", Some("Enter numbers only.")),
+        ["percentage"] => ("0 <= . and . <= 100", None),
+        ["number", "of", "days", "in", "last", "month"] => ("0 <= . and . <= 31", Some("Enter a number 0-31.")),
+        ["number", "of", "days", "in", "last", "six", "months"] => {
+            ("0 <= . and . <= 183", Some("Enter a number 0-183."))
+        }
+        ["number", "of", "days", "in", "last", "year"] => ("0 <= . and . <= 365", Some("Enter a number 0-365.")),
+        _ => return None,
+    })
 }
 
 /// A select type without pyxform's "or other" suffix (` or_other`,
@@ -803,6 +829,12 @@ fn read_survey(
                 expressions.push((*column, text.to_owned()));
             }
         }
+        let implied = implied_by_type(raw_type);
+        if let Some((constraint, _)) = implied
+            && row.get("constraint").is_none()
+        {
+            expressions.push(("constraint", constraint.to_owned()));
+        }
         if kind == QuestionType::Calculate && row.get("calculation").is_none() {
             errors.push(row.error("calculation", format!("calculate `{name}` needs a calculation")));
         }
@@ -821,12 +853,9 @@ fn read_survey(
         if let Some(given) = row.get("default") {
             let default_text = given;
             if default_text.contains('(') || default_text.contains("${") {
-                errors.push(row.error(
-                    "default",
-                    format!(
-                        "`{default_text}` is an expression: dynamic defaults are not supported yet; use a calculation"
-                    ),
-                ));
+                // A dynamic default: parsed with the other expressions.
+                default = None;
+                expressions.push(("default", default_text.to_owned()));
             } else if let Err(message) =
                 super::validate::typed_text(&kind, &serde_json::Value::String(default_text.to_owned()), choices)
             {
@@ -887,7 +916,12 @@ fn read_survey(
             parent: open.last().copied(),
             row: row.number,
             label: row.labels("label"),
-            hint: row.labels("hint"),
+            hint: match (row.labels("hint"), implied) {
+                (hint, Some((_, Some(implied)))) if hint.is_empty() => {
+                    Labels::from([(DEFAULT_LANGUAGE.to_owned(), implied.to_owned())])
+                }
+                (hint, _) => hint,
+            },
             required: None,
             required_message: row.labels("required_message"),
             constraint: None,
@@ -899,6 +933,7 @@ fn read_survey(
             read_only: None,
             repeat_count: None,
             appearance: row.get("appearance").map(str::to_owned),
+            dynamic_default: None,
         });
         raw_expressions.push((index, expressions));
         if is_container {
@@ -944,6 +979,7 @@ fn read_survey(
                         "required" => &mut q.required,
                         "read_only" => &mut q.read_only,
                         "choice_filter" => &mut q.choice_filter,
+                        "default" => &mut q.dynamic_default,
                         _ => &mut q.repeat_count,
                     };
                     *slot = expr;
@@ -1050,7 +1086,7 @@ fn parse_column(column: &str, text: &str, names: &[String]) -> Result<(Option<Ex
         .map(|name| {
             format!("`{name}` reads as an empty path, as in ODK; write ${{{name}}} for a question, '{name}' for text")
         });
-    for name in expr.references() {
+    for name in expr.references().into_iter().chain(expr.last_saved()) {
         if !names.iter().any(|n| n == name) {
             let hint = closest(name, names.iter().map(String::as_str))
                 .map(|n| format!("; did you mean ${{{n}}}?"))

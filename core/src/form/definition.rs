@@ -97,6 +97,11 @@ pub struct Question {
     /// Passed to the app's screens, not interpreted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appearance: Option<String>,
+    /// A default given as an expression (`today()`, `${other}`,
+    /// `${last-saved#q}`): evaluated once, as ODK does, when the interview
+    /// or the repeat instance is created, if nothing is answered yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_default: Option<Expr>,
 }
 
 /// XLSForm question types.

@@ -1035,7 +1035,107 @@ fn defaults_are_checked_at_import() {
     };
     FormDefinition::from_csv(&csv("5")).unwrap();
     assert_error(&csv("five"), "survey row 2, default: expected a whole number");
-    assert_error(&csv("today()"), "dynamic defaults are not supported yet");
+    FormDefinition::from_csv(&csv("today()")).expect("a dynamic default");
+    assert_error(&csv("${nope} + 1"), "survey row 2, default: no question named ${nope}");
+}
+
+/// Dynamic defaults are evaluated once, as ODK evaluates them: when the
+/// interview starts, and for a repeat's question when its instance is
+/// added; `${last-saved#q}` reads empty until the device keeps the last
+/// saved submission's answers (as in ODK Collect before the first one).
+#[test]
+fn dynamic_defaults_are_evaluated_once_when_their_question_is_created() {
+    let csv = "survey,type,name,label,default
+               ,date,day,Day,today()
+,integer,base,Base,
+,integer,twice,Twice,${base} * 2 + 1
+               ,text,material,Material,${last-saved#material}
+               ,begin repeat,stall,Stall,
+,integer,n,N,position(..) * 10
+,end repeat,,,
+               settings,form_id,version
+,f,1
+";
+    let form = std::sync::Arc::new(FormDefinition::from_csv(csv).unwrap());
+    assert_eq!(
+        form.questions[3]
+            .dynamic_default
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("${last-saved#material}")
+    );
+    let mut session = FormSession::start(form.clone(), env("default"));
+    let answers = serde_json::Value::Object(session.values());
+    assert_eq!(answers["day"], serde_json::json!("2026-11-27"), "{answers}");
+    assert_eq!(
+        answers["twice"],
+        serde_json::json!(""),
+        "`base` was empty when the interview started: NaN reads empty"
+    );
+    session.add_repeat("stall").unwrap();
+    session.add_repeat("stall").unwrap();
+    let answers = serde_json::Value::Object(session.values());
+    assert_eq!(answers["stall"][1]["n"], serde_json::json!(20), "{answers}");
+    assert_eq!(answers["material"], serde_json::json!(""));
+    assert_error(
+        &csv.replace("last-saved#material", "last-saved#materials"),
+        "no question named ${materials}",
+    );
+}
+
+/// pyxform takes any form_id (`training:admin_welcome`, `Spec test`);
+/// exports make a safe table name of it. Only a control character or an
+/// absurd length is refused.
+#[test]
+fn any_one_line_form_id_is_taken() {
+    for id in ["training:admin_welcome", "Spec test", "2021-03-21T18:07:55"] {
+        let form =
+            FormDefinition::from_csv(&format!("survey,type,name,label\n,text,q,Q\nsettings,form_id\n,{id}\n")).unwrap();
+        assert_eq!(form.form_id, id);
+    }
+    assert_error(
+        &format!(
+            "survey,type,name,label\n,text,q,Q\nsettings,form_id\n,{}\n",
+            "x".repeat(201)
+        ),
+        "form_id must be one line of at most 200 characters",
+    );
+}
+
+/// Types pyxform's dictionary gives a constraint and a hint: `phone
+/// number` is digits only, `percentage` 0 to 100; a row's own wins.
+#[test]
+fn types_that_imply_a_constraint_carry_it() {
+    let csv = "survey,type,name,label,constraint
+,phone number,phone,Phone,
+,percentage,share,Share,
+               ,percentage,own,Own,. < 50
+settings,form_id
+,f
+";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    assert_eq!(form.questions[0].kind, QuestionType::Text);
+    assert_eq!(
+        form.text(&form.questions[0].hint, "default"),
+        Some("Enter numbers only.")
+    );
+    let errors = |answers: serde_json::Value| {
+        let answers = serde_json::from_value(answers).unwrap();
+        validate(&form, &answers, &env("default"))
+            .errors
+            .into_iter()
+            .map(|e| e.question)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        errors(serde_json::json!({"phone": "0788123456", "share": 40, "own": 49})),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(serde_json::json!({"phone": "+250 788", "share": 140, "own": 60})),
+        ["phone", "share", "own"]
+    );
 }
 
 mod review_cases {

@@ -347,6 +347,13 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 if value.is_empty() {
                     value.clone_from(default);
                 }
+            } else if let Some(expr) = &question.dynamic_default
+                && self.values.get(&(q, instance)).is_none_or(String::is_empty)
+            {
+                // In row order, so a default may read an earlier one.
+                let value = self.eval(expr, (q, instance)).to_text();
+                let value = if value == "NaN" { String::new() } else { value };
+                self.values.insert((q, instance), value);
             }
         }
     }

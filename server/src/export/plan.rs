@@ -361,16 +361,38 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// `text` with only letters, digits, `.`, `-` and `_` (others become `_`).
+fn safe_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A group's table name: the form id, or `<form_id>_v<first version>`
 /// when the form has several incompatible groups (the first keeps the
 /// plain name).
 fn group_name(groups: &[FormGroup], g: usize) -> String {
     let group = &groups[g];
     // A form may not take the name of a fixed table (or of a download).
-    let base = if RESERVED.contains(&group.form_id.as_str()) {
-        format!("form_{}", group.form_id)
+    // pyxform takes any form_id (`training:welcome`, `Spec test`): only
+    // safe characters reach a table (file, sheet, URL) name, and a form_id
+    // that needed changing is told apart from others by a digest of it.
+    let safe = safe_name(&group.form_id);
+    let base = if RESERVED.contains(&safe.as_str()) {
+        format!("form_{safe}")
+    } else if safe != group.form_id || safe.is_empty() {
+        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, group.form_id.as_bytes())
+            .simple()
+            .to_string();
+        format!("form_{safe}_{}", &digest[..6])
     } else {
-        group.form_id.clone()
+        safe
     };
     let first_of_form = groups.iter().position(|x| x.form_id == group.form_id) == Some(g);
     if first_of_form {
@@ -378,20 +400,7 @@ fn group_name(groups: &[FormGroup], g: usize) -> String {
     } else {
         // Versions are free text in XLSForm: only safe characters reach a
         // table (file, sheet, URL) name.
-        let first: String = group
-            .versions
-            .iter()
-            .next()
-            .map_or("", String::as_str)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let first = safe_name(group.versions.iter().next().map_or("", String::as_str));
         format!("{base}_v{first}")
     }
 }
@@ -498,5 +507,43 @@ fn header(column: &Column, source: &Source, labels: Option<(&FormGroup, Option<&
         },
         Column::RepeatIndex => "repeat_index".into(),
         Column::Meta(m) => (*m).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(form_id: &str, version: &str) -> FormGroup {
+        FormGroup {
+            form_id: form_id.to_owned(),
+            versions: BTreeSet::from([version.to_owned()]),
+            labels_from: FormDefinition::from_csv("survey,type,name,label\n,text,q,Q\nsettings,form_id\n,f\n")
+                .unwrap_or_else(|e| panic!("{e:?}")),
+            choices: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn any_form_id_pyxform_takes_makes_a_safe_distinct_table_name() {
+        let groups = [
+            group("training:admin_welcome", "1"),
+            group("training_admin_welcome", "1"),
+            group("Spec test", "1"),
+            group("baseline", "1"),
+            group("baseline", "2 (new)"),
+        ];
+        let names: Vec<String> = (0..groups.len()).map(|g| group_name(&groups, g)).collect();
+        assert!(names[0].starts_with("form_training_admin_welcome_"), "{names:?}");
+        assert_eq!(names[1], "training_admin_welcome", "a safe form_id keeps its name");
+        assert!(names[2].starts_with("form_Spec_test_"), "{names:?}");
+        assert_eq!(names[3..], ["baseline", "baseline_v2__new_"]);
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        );
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 }

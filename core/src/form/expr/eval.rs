@@ -34,6 +34,11 @@ pub trait Context {
     fn every_instance(&self, name: &str) -> XValue {
         self.answer(name)
     }
+    /// `name`'s answer in the last submission saved on this device; empty
+    /// when none is known (as in ODK Collect before the first one).
+    fn last_saved(&self, _name: &str) -> XValue {
+        XValue::Str(String::new())
+    }
     /// The items of list `list` (a choice list of the form), each as its
     /// columns (`name`, `label` in the current language, and the others
     /// of the choices sheet); none for a list the form does not carry.
@@ -52,6 +57,7 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
         Expr::Number(n) => XValue::Num(*n),
         Expr::Str(s) => XValue::Str(s.clone()),
         Expr::Ref(name) => ctx.answer(name),
+        Expr::LastSaved(name) => ctx.last_saved(name),
         Expr::Current => ctx.current(),
         Expr::Parent => XValue::Str(String::new()),
         Expr::Name(column) => ctx.choice_column(column),
@@ -103,6 +109,9 @@ impl Context for ItemScope<'_> {
     }
     fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
         self.outer.list_items(list)
+    }
+    fn last_saved(&self, name: &str) -> XValue {
+        self.outer.last_saved(name)
     }
     fn choice_column(&self, column: &str) -> XValue {
         XValue::Str(item_column(self.item, column).unwrap_or_default())
@@ -216,7 +225,10 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
         Function::Contains => Bool(text(0).contains(&text(1))),
         Function::StartsWith => Bool(text(0).starts_with(&text(1))),
         Function::EndsWith => Bool(text(0).ends_with(&text(1))),
-        Function::Regex => Bool(regex_lite::Regex::new(&text(1)).is_ok_and(|re| re.is_match(&text(0)))),
+        // JavaRosa (Java's Pattern.matches) matches the whole text.
+        Function::Regex => {
+            Bool(regex_lite::Regex::new(&format!("^(?:{})$", text(1))).is_ok_and(|re| re.is_match(&text(0))))
+        }
         Function::If => {
             if arg(0).to_bool() {
                 arg(1)
@@ -250,14 +262,17 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
             XValue::Nodes(nodes) => nodes.len(),
             _ => 1,
         } as f64),
-        Function::Sum => Num(arg(0).nodes().iter().map(XValue::to_num).sum()),
+        // JavaRosa skips what is not a number (an unanswered question):
+        // the sum of 95 and nothing is 95.
+        Function::Sum => Num(arg(0).nodes().iter().map(XValue::to_num).filter(|n| !n.is_nan()).sum()),
         Function::Max | Function::Min => {
             let values: Vec<f64> = args
                 .iter()
                 .flat_map(|a| evaluate(a, ctx).nodes())
                 .map(|v| v.to_num())
+                .filter(|n| !n.is_nan())
                 .collect();
-            if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+            if values.is_empty() {
                 Num(f64::NAN)
             } else if function == Function::Max {
                 Num(values.into_iter().fold(f64::NEG_INFINITY, f64::max))
@@ -508,6 +523,7 @@ mod tests {
                     XValue::Nodes(vec![XValue::Num(1500.0), XValue::Num(2500.0), XValue::Num(500.0)]),
                 ),
                 ("phone", s("0788123456")),
+                ("mixed", XValue::Nodes(vec![XValue::Num(95.0), s(""), XValue::Num(5.0)])),
             ]),
             current: s("0788123456"),
             position: Some(2),
@@ -607,6 +623,9 @@ mod tests {
         check("regex(., '^07[0-9]{8}$')", XValue::Bool(true));
         check("regex(${name}, '^[0-9]+$')", XValue::Bool(false));
         check("regex('x', '(')", XValue::Bool(false));
+        // The whole text must match, as in JavaRosa.
+        check("regex('abc', 'b')", XValue::Bool(false));
+        check("regex('abc', 'a.c')", XValue::Bool(true));
         check(
             "boolean-from-string('true') and boolean-from-string('1') and not(boolean-from-string('yes'))",
             XValue::Bool(true),
@@ -623,6 +642,10 @@ mod tests {
         check("sum(${price})", XValue::Num(4500.0));
         check("max(${price})", XValue::Num(2500.0));
         check("min(${price}, 100)", XValue::Num(100.0));
+        // An unanswered instance is skipped, as JavaRosa skips it.
+        check("sum(${mixed})", XValue::Num(100.0));
+        check("max(${mixed})", XValue::Num(95.0));
+        check("min(${mixed})", XValue::Num(5.0));
         check("position(..)", XValue::Num(2.0));
         check("if(position(..) = 1, 'first', 'later')", XValue::Str("later".into()));
         check("once(concat('x', 'y'))", XValue::Str("0788123456".into()));

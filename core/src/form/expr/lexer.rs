@@ -9,6 +9,8 @@ pub(super) enum Token {
     Str(String),
     /// `${name}`
     Ref(String),
+    /// `${last-saved#name}`: the answer the last saved submission gave.
+    LastSaved(String),
     /// A bare name: a function name, or `and`, `or`, `div`, `mod`.
     Name(String),
     Dot,
@@ -85,7 +87,10 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ExprError> {
                     return Err(ExprError::at(start, "`${}` names no question"));
                 }
                 i += close + 3;
-                Token::Ref(name)
+                match name.strip_prefix("last-saved#") {
+                    Some(question) => Token::LastSaved(question.trim().to_owned()),
+                    None => Token::Ref(name),
+                }
             }
             b'.' if bytes.get(i + 1) == Some(&b'.') => {
                 i += 2;

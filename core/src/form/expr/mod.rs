@@ -28,6 +28,9 @@ pub enum Expr {
     Str(String),
     /// `${name}`: the answer to a question.
     Ref(String),
+    /// `${last-saved#name}`: that question's answer in the last submission
+    /// saved on the device (ODK's dynamic defaults use it).
+    LastSaved(String),
     /// `.`: the answer to the question the expression belongs to.
     Current,
     /// `..`: the enclosing repeat instance (only inside `position(..)`).
@@ -250,6 +253,19 @@ impl Expr {
         out
     }
 
+    /// The questions whose last saved answers the expression reads
+    /// (`${last-saved#name}`): not dependencies, they do not change while
+    /// an interview is filled.
+    pub fn last_saved(&self) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        self.visit(&mut |e| {
+            if let Expr::LastSaved(name) = e {
+                out.insert(name.as_str());
+            }
+        });
+        out
+    }
+
     /// The bare names (choice columns) the expression reads.
     pub fn bare_names(&self) -> BTreeSet<&str> {
         let mut out = BTreeSet::new();
@@ -304,6 +320,7 @@ impl Expr {
             Expr::Number(_)
             | Expr::Str(_)
             | Expr::Ref(_)
+            | Expr::LastSaved(_)
             | Expr::Current
             | Expr::Parent
             | Expr::Name(_)
@@ -321,6 +338,7 @@ impl fmt::Display for Expr {
             Expr::Str(s) if s.contains('\'') => write!(f, "\"{s}\""),
             Expr::Str(s) => write!(f, "'{s}'"),
             Expr::Ref(name) => write!(f, "${{{name}}}"),
+            Expr::LastSaved(name) => write!(f, "${{last-saved#{name}}}"),
             Expr::Current => f.write_str("."),
             Expr::Parent => f.write_str(".."),
             Expr::Name(name) => f.write_str(name),

@@ -145,6 +145,7 @@ impl Parser {
             Token::Number(n) => Ok(Expr::Number(n)),
             Token::Str(s) => Ok(Expr::Str(s)),
             Token::Ref(name) => Ok(Expr::Ref(name)),
+            Token::LastSaved(name) => Ok(Expr::LastSaved(name)),
             Token::Dot => Ok(Expr::Current),
             Token::DotDot => Err(ExprError::at(offset, "`..` is only allowed in position(..)")),
             Token::LParen => {
