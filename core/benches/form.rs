@@ -5,6 +5,11 @@
 //! A 300-question form with 50 relevance and 50 constraint expressions and
 //! a repeat of 20 instances: time to compile it from .xlsx, and time for a
 //! form session to take one answer and re-evaluate what depends on it.
+//!
+//! MPAKA_BENCH_FORMS=a.xlsx:b.xls (real forms, e.g. the largest of the
+//! public corpus, which is not in the repository) adds, for each: compile
+//! time from its file, and `set_answer` on every question it asks once,
+//! each answer typed for its question.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +21,13 @@ use serde_json::json;
 const QUESTIONS: usize = 300;
 
 fn main() {
+    for path in std::env::var("MPAKA_BENCH_FORMS")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+    {
+        real_form(std::path::Path::new(path));
+    }
     let bytes = big_form_xlsx();
     let mut compile = Vec::new();
     let mut form = None;
@@ -37,15 +49,7 @@ fn main() {
     );
     println!("compile from .xlsx: median {} (21 runs)", ms(median(&mut compile)));
 
-    let env = Environment {
-        now: FixedOffset::east_opt(7200)
-            .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).single())
-            .expect("time"),
-        device_id: "bench".into(),
-        username: "enum01".into(),
-        language: "default".into(),
-    };
-    let mut session = FormSession::start(Arc::clone(&form), env);
+    let mut session = FormSession::start(Arc::clone(&form), environment());
     for i in 0..20 {
         session.add_repeat("item").expect("repeat");
         session
@@ -89,6 +93,77 @@ fn main() {
         let p99 = samples[samples.len() * 99 / 100];
         println!("| {label} | {} | {} |", ms(median), ms(p99));
     }
+}
+
+fn environment() -> Environment {
+    Environment {
+        now: FixedOffset::east_opt(7200)
+            .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 30, 0).single())
+            .expect("time"),
+        device_id: "bench".into(),
+        username: "enum01".into(),
+        language: "default".into(),
+    }
+}
+
+/// Compile time of a real form file, and one typed answer to each of its
+/// questions through a session (repeats get one instance first).
+fn real_form(path: &std::path::Path) {
+    use mpaka_core::form::QuestionType as T;
+    let mut compile = Vec::new();
+    let mut form = None;
+    for _ in 0..21 {
+        let started = Instant::now();
+        form = Some(FormDefinition::from_file(path).expect("a form the corpus accepts"));
+        compile.push(started.elapsed());
+    }
+    let form = Arc::new(form.expect("compiled"));
+    let mut session = FormSession::start(Arc::clone(&form), environment());
+    for q in form
+        .questions
+        .iter()
+        .filter(|q| q.kind == T::Repeat && q.parent.is_none())
+    {
+        let _ = session.add_repeat(&q.name);
+    }
+    let first_choice = |list: &str| form.choices.get(list).and_then(|c| c.first()).map(|c| c.name.clone());
+    let mut answers = Vec::new();
+    for (i, q) in form.questions.iter().enumerate() {
+        let value = match &q.kind {
+            T::Integer | T::Decimal | T::Range => json!(1),
+            T::SelectOne(l) | T::SelectMultiple(l) | T::Rank(l) => match first_choice(l) {
+                Some(c) => json!(c),
+                None => continue,
+            },
+            T::Date => json!("2026-11-27"),
+            T::Time => json!("09:30"),
+            T::DateTime => json!("2026-11-27T09:30:00+02:00"),
+            T::GeoPoint => json!("-2.48 28.89 1480 6"),
+            T::Text | T::Barcode | T::SelectOneFromFile(_) | T::SelectOneExternal(_) => json!("x"),
+            _ => continue,
+        };
+        if q.kind.is_derived() || q.calculation.is_some() {
+            continue;
+        }
+        let instance = form.enclosing_repeat(i).map(|_| 1);
+        let started = Instant::now();
+        if session.set_answer(&q.name, instance, &value).is_ok() {
+            answers.push(started.elapsed());
+        }
+    }
+    let mut sorted = answers.clone();
+    sorted.sort_unstable();
+    println!(
+        "{}: {} rows, {} choices; compile from file: median {} (21 runs); set_answer on {} questions: median {}, p99 {}, max {}",
+        path.display(),
+        form.questions.len(),
+        form.choices.values().map(Vec::len).sum::<usize>(),
+        ms(median(&mut compile)),
+        answers.len(),
+        ms(median(&mut answers)),
+        ms(sorted.get(sorted.len() * 99 / 100).copied().unwrap_or_default()),
+        ms(sorted.last().copied().unwrap_or_default()),
+    );
 }
 
 /// 270 top-level integer questions (q0..q269): q50..q99 are relevant when

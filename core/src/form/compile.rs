@@ -362,7 +362,11 @@ fn read_choices(
             continue;
         }
         let Some(list) = row.get("list_name") else {
-            errors.push(row.error("list_name", "a choice needs the list it belongs to"));
+            // pyxform passes over a row naming neither list nor choice
+            // (a stray label or number beside the lists).
+            if row.get("name").is_some() {
+                errors.push(row.error("list_name", "a choice needs the list it belongs to"));
+            }
             continue;
         };
         let Some(name) = row.get("name") else {
@@ -497,6 +501,69 @@ fn implied_by_type(raw_type: &str) -> Option<(&'static str, Option<&'static str>
     })
 }
 
+/// The `parameters` column as pyxform parses it: `key=value` pairs
+/// separated by spaces, commas or semicolons; keys in lower case, values
+/// too except `label` and `value` (file column names).
+fn parse_parameters(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let malformed = || "parameters are written `key1=value1 key2=value2`".to_owned();
+    let spaced = text.replace('=', " = ");
+    let tokens: Vec<&str> = spaced
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !tokens.len().is_multiple_of(3) {
+        return Err(malformed());
+    }
+    tokens
+        .chunks(3)
+        .map(|pair| match pair {
+            [key, "=", value] if *key != "=" && *value != "=" => {
+                let key = key.to_lowercase();
+                let value = if key == "label" || key == "value" {
+                    (*value).to_owned()
+                } else {
+                    value.to_lowercase()
+                };
+                Ok((key, value))
+            }
+            _ => Err(malformed()),
+        })
+        .collect()
+}
+
+/// The parameters a type takes, as pyxform checks them; `None` for types
+/// whose parameters pyxform does not check.
+fn accepted_parameters(kind: &QuestionType) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        QuestionType::Audio => &["quality"],
+        QuestionType::Audit => &[
+            "identify-user",
+            "location-max-age",
+            "location-min-interval",
+            "location-priority",
+            "track-changes",
+            "track-changes-reasons",
+        ],
+        QuestionType::GeoTrace | QuestionType::GeoShape => {
+            &["allow-mock-accuracy", "incremental", "reference-geometry"]
+        }
+        QuestionType::GeoPoint => &[
+            "allow-mock-accuracy",
+            "capture-accuracy",
+            "reference-geometry",
+            "warning-accuracy",
+        ],
+        QuestionType::Image => &["app", "max-pixels"],
+        QuestionType::Range => &["end", "placeholder", "start", "step", "tick_interval", "tick_labelset"],
+        QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_) | QuestionType::Rank(_) => &["randomize", "seed"],
+        QuestionType::SelectOneFromFile(_) | QuestionType::SelectMultipleFromFile(_) => {
+            &["label", "randomize", "seed", "value"]
+        }
+        QuestionType::Text => &["rows"],
+        _ => return None,
+    })
+}
+
 /// A select type without pyxform's "or other" suffix (` or_other`,
 /// ` or other`, ` or specify other`), and whether it had one.
 fn split_or_other(raw: &str) -> (&str, bool) {
@@ -504,7 +571,10 @@ fn split_or_other(raw: &str) -> (&str, bool) {
     [" or specify other", " or_other", " or other"]
         .iter()
         .find_map(|suffix| trimmed.strip_suffix(suffix))
-        .filter(|rest| rest.trim_start().to_lowercase().starts_with("select"))
+        .filter(|rest| {
+            let rest = rest.trim_start().to_lowercase();
+            rest.starts_with("select") || rest.starts_with("rank")
+        })
         .map_or((raw, false), |rest| (rest, true))
 }
 
@@ -519,7 +589,8 @@ fn specify_other(
     seen: &mut HashMap<String, usize>,
     errors: &mut Vec<FormError>,
 ) -> Option<Question> {
-    let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &select.kind else {
+    let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) | QuestionType::Rank(list)) = &select.kind
+    else {
         return None;
     };
     if row.get("choice_filter").is_some() {
@@ -729,6 +800,9 @@ fn read_survey(
     if !missing.is_empty() {
         return Vec::new();
     }
+    // Every name the survey sheet gives, for columns that may name a later
+    // question (`trigger`).
+    let survey_names: HashSet<String> = rows(survey).filter_map(|r| r.get("name").map(str::to_owned)).collect();
     let mut questions: Vec<Question> = Vec::new();
     let mut open: Vec<usize> = Vec::new(); // indexes of open groups and repeats
     let mut raw_expressions: Vec<(usize, Vec<(&'static str, String)>)> = Vec::new();
@@ -884,10 +958,16 @@ fn read_survey(
             ));
         }
         // pyxform refuses a question an enumerator would see as nothing.
+        // A select laid out as a table (`label`, `list-nolabel`
+        // appearances) shows its choices as the row's header or cells.
+        let table_row = row
+            .get("appearance")
+            .is_some_and(|a| a.split_whitespace().any(|w| w == "label" || w == "list-nolabel"));
         let shown = !matches!(
             kind,
             QuestionType::Group | QuestionType::Repeat | QuestionType::Calculate
-        ) && !kind.is_derived();
+        ) && !kind.is_derived()
+            && !table_row;
         let said = [
             "label",
             "hint",
@@ -907,6 +987,45 @@ fn read_survey(
                 "label",
                 format!("`{name}` has no label or hint: the enumerator would see an empty question"),
             ));
+        }
+        let parameters = match row.get("parameters").map(parse_parameters).transpose() {
+            Ok(parameters) => parameters.unwrap_or_default(),
+            Err(message) => {
+                errors.push(row.error("parameters", message));
+                BTreeMap::new()
+            }
+        };
+        if let Some(accepted) = accepted_parameters(&kind) {
+            let unknown: Vec<&str> = parameters
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !accepted.contains(k))
+                .collect();
+            if !unknown.is_empty() {
+                errors.push(row.error(
+                    "parameters",
+                    format!(
+                        "`{}` is not a parameter of a {} question (it takes: {})",
+                        unknown.join("`, `"),
+                        kind.name(),
+                        accepted.join(", ")
+                    ),
+                ));
+            }
+        }
+        // `trigger` names the questions whose change recomputes this one.
+        if let Some(trigger) = row.get("trigger") {
+            let names: Vec<&str> = trigger
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(|t| t.trim_start_matches("${").trim_end_matches('}'))
+                .collect();
+            if let Some(missing) = names
+                .iter()
+                .find(|n| !seen.contains_key(**n) && !survey_names.contains(**n))
+            {
+                errors.push(row.error("trigger", format!("no question named ${{{missing}}}")));
+            }
         }
         let index = questions.len();
         let is_container = kind.is_container();
@@ -934,6 +1053,7 @@ fn read_survey(
             repeat_count: None,
             appearance: row.get("appearance").map(str::to_owned),
             dynamic_default: None,
+            parameters,
         });
         raw_expressions.push((index, expressions));
         if is_container {

@@ -102,6 +102,11 @@ pub struct Question {
     /// or the repeat instance is created, if nothing is answered yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_default: Option<Expr>,
+    /// The `parameters` column (`max-pixels=1024`, `start=0 end=10
+    /// step=1`), keys in lower case: for the app's widgets and for form
+    /// media (issue 18).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// XLSForm question types.

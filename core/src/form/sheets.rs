@@ -399,6 +399,11 @@ fn cell_text(cell: &Data) -> String {
         Data::Int(i) => i.to_string(),
         Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
         // Excel keeps dates as serial numbers: give them as pyxform does, ISO text.
+        // A time of day alone is a fraction of a day: as pyxform reads it.
+        Data::DateTime(d) if (0.0..1.0).contains(&d.as_f64()) => match d.as_datetime() {
+            Some(t) => t.format("%H:%M:%S").to_string(),
+            None => d.to_string(),
+        },
         Data::DateTime(d) => match d.as_datetime() {
             Some(t) if t.time() == chrono::NaiveTime::MIN => t.date().to_string(),
             Some(t) => t.format("%Y-%m-%dT%H:%M:%S").to_string(),
@@ -744,6 +749,27 @@ mod tests {
         assert_eq!(marked, 2, "local and central headers");
         let book = Workbook::from_xlsx(&xlsx).unwrap();
         assert!(book.sheet("survey").is_some());
+    }
+
+    #[test]
+    fn a_time_cell_reads_as_pyxform_reads_it() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let survey = book.add_worksheet().set_name("survey").unwrap();
+        for (c, text) in ["type", "name", "label", "default"].iter().enumerate() {
+            survey.write_string(0, c as u16, *text).unwrap();
+        }
+        let time = rust_xlsxwriter::Format::new().set_num_format("hh:mm");
+        let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+        survey.write_string(1, 0, "time").unwrap();
+        survey
+            .write_number_with_format(1, 3, 0.395_833_333_333_333_3, &time)
+            .unwrap();
+        survey.write_string(2, 0, "date").unwrap();
+        survey.write_number_with_format(2, 3, 46_353.0, &date).unwrap();
+        let book = Workbook::from_xlsx(&book.save_to_buffer().unwrap()).unwrap();
+        let rows = &book.sheet("survey").unwrap().rows;
+        assert_eq!(rows[0].1[3], "09:30:00");
+        assert_eq!(rows[1].1[3], "2026-11-27");
     }
 
     #[test]

@@ -1709,3 +1709,63 @@ fn a_list_file_named_as_a_used_choice_list_is_refused() {
         "survey row 3, type: the list file `sex.csv` and the choice list `sex` would share one name",
     );
 }
+
+/// What pyxform passes over: a select laid out as a table row (`label`,
+/// `list-nolabel` appearances) without a label of its own, a choices row
+/// naming neither list nor choice; and `or_other` on a rank.
+#[test]
+fn table_selects_stray_choice_rows_and_ranked_or_other() {
+    let csv = "survey,type,name,label,appearance\n\
+               ,begin group,feelings,Feelings,field-list\n\
+               ,select_one mood,header,,label\n,select_one mood,today,Today,list-nolabel\n\
+               ,end group,,,\n,rank mood or_other,ranked,Rank,\n\
+               choices,list_name,name,label,note\n,mood,happy,Happy,\n,mood,sad,Sad,\n,,,stray,0\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["feelings", "header", "today", "ranked", "ranked_other"]);
+    assert_eq!(
+        form.choices["mood"].iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["happy", "sad", "other"]
+    );
+    assert_error(
+        &csv.replace(",,,stray,0", ",,calm,Calm,"),
+        "choices row 10, list_name: a choice needs the list it belongs to",
+    );
+}
+
+/// `parameters` as pyxform parses them (`key=value`, separated by spaces,
+/// commas or semicolons), refused where pyxform refuses them, and
+/// `trigger` naming a question that exists.
+#[test]
+fn parameters_and_triggers_as_pyxform_checks_them() {
+    let csv = |parameters: &str, trigger: &str| {
+        format!(
+            "survey,type,name,label,parameters,trigger,calculation\n\
+             ,image,stall,Photo of the stall,{parameters},,\n,integer,n,N,,,\n,calculate,c,,,{trigger},${{n}} + 1\n\
+             settings,form_id\n,f\n"
+        )
+    };
+    let form = FormDefinition::from_csv(&csv("max-pixels=1024 App=org.odk", "${n}")).unwrap();
+    assert_eq!(
+        form.questions[0]
+            .parameters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["app=org.odk", "max-pixels=1024"]
+    );
+    FormDefinition::from_csv(&csv("\"max-pixels = 640;app=x\"", "")).expect("spaces and semicolons");
+    assert_error(
+        &csv("max-pixels", ""),
+        "survey row 2, parameters: parameters are written `key1=value1 key2=value2`",
+    );
+    assert_error(
+        &csv("rows=3", ""),
+        "`rows` is not a parameter of a image question (it takes: app, max-pixels)",
+    );
+    assert_error(
+        &csv("", "${missing}"),
+        "survey row 4, trigger: no question named ${missing}",
+    );
+}

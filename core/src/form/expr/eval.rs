@@ -335,9 +335,20 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
                 .count() as f64;
             Bool((min < 0.0 || yes >= min) && (max < 0.0 || yes <= max))
         }
+        Function::WeightedChecklist => {
+            // weighted-checklist(min, max, value, weight, ...): the weights
+            // of the true values add up to within min..=max.
+            let (min, max) = (num(0), num(1));
+            let total: f64 = args[2..]
+                .chunks(2)
+                .filter(|pair| pair.len() == 2 && evaluate(&pair[0], ctx).to_bool())
+                .map(|pair| evaluate(&pair[1], ctx).to_num())
+                .sum();
+            Bool((min < 0.0 || total >= min) && (max < 0.0 || total <= max))
+        }
+        Function::Area => Num(super::geo::area(&geo_points(&arg(0)))),
+        Function::Distance => Num(super::geo::distance(&geo_points(&arg(0)))),
         Function::Abs => Num(num(0).abs()),
-        Function::Floor => Num(num(0).floor()),
-        Function::Ceiling => Num(num(0).ceil()),
         Function::Sqrt => Num(num(0).sqrt()),
         Function::Pow => Num(num(0).powf(num(1))),
         Function::Exp => Num(num(0).exp()),
@@ -386,6 +397,22 @@ fn decimal_time(text: &str) -> f64 {
     chrono::NaiveTime::parse_from_str(clock.trim(), "%H:%M:%S%.f")
         .or_else(|_| chrono::NaiveTime::parse_from_str(clock.trim(), "%H:%M"))
         .map_or(f64::NAN, |t| f64::from(t.num_seconds_from_midnight()) / 86_400.0)
+}
+
+/// The points of a geotrace or geoshape (`lat lon [alt acc]; ...`), or of
+/// a repeat's geopoints.
+fn geo_points(value: &XValue) -> Vec<(f64, f64)> {
+    let texts: Vec<String> = match value {
+        XValue::Nodes(nodes) => nodes.iter().map(XValue::to_text).collect(),
+        other => other.to_text().split(';').map(str::to_owned).collect(),
+    };
+    texts
+        .iter()
+        .filter_map(|point| {
+            let mut parts = point.split_whitespace().map(str::parse::<f64>);
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .collect()
 }
 
 /// A number drawn uniformly from [0, 1).
@@ -689,10 +716,17 @@ mod tests {
 
     #[test]
     fn javarosa_functions_beyond_the_common_ones() {
+        check("sqrt(16) + abs(-2) + pow(2, 3)", XValue::Num(14.0));
+        assert!(Expr::parse("floor(1.5)").is_err(), "JavaRosa has no floor()");
         check(
-            "sqrt(16) + abs(-2) + floor(1.7) + ceiling(1.2) + pow(2, 3)",
-            XValue::Num(17.0),
+            "weighted-checklist(3, -1, true(), 2, false(), 5, true(), 1)",
+            XValue::Bool(true),
         );
+        // A square of 0.001 degrees at the equator: about 111 m a side.
+        let area = eval("area('0 0; 0 0.001; 0.001 0.001; 0.001 0; 0 0')").to_num();
+        assert!((area - 12_392.0).abs() < 30.0, "{area}");
+        let length = eval("distance('0 0; 0 0.001; 0.001 0.001')").to_num();
+        assert!((length - 222.6).abs() < 1.0, "{length}");
         check(
             "round(cos(0) + sin(0) + atan2(0, 1) + log10(100) + exp10(1), 3)",
             XValue::Num(13.0),

@@ -7,6 +7,7 @@
 //! ODK's documented XPath 1.0 behaviour (see [`eval`]).
 
 mod eval;
+mod geo;
 mod lexer;
 mod parser;
 mod value;
@@ -182,7 +183,8 @@ functions! {
     Not = "not" (1, 1),
     True = "true" (0, 0),
     False = "false" (0, 0),
-    // The rest of JavaRosa's function set.
+    // The rest of JavaRosa's function set (JavaRosa has no floor() or
+    // ceiling(), which XPath 1.0 has: ODK Validate refuses them).
     Uuid = "uuid" (0, 1),
     Random = "random" (0, 0),
     FormatDateTime = "format-date-time" (2, 2),
@@ -195,9 +197,10 @@ functions! {
     SubstringAfter = "substring-after" (2, 2),
     CountNonEmpty = "count-non-empty" (1, 1),
     Checklist = "checklist" (2, usize::MAX),
+    WeightedChecklist = "weighted-checklist" (2, usize::MAX),
+    Area = "area" (1, 1),
+    Distance = "distance" (1, 1),
     Abs = "abs" (1, 1),
-    Floor = "floor" (1, 1),
-    Ceiling = "ceiling" (1, 1),
     Sqrt = "sqrt" (1, 1),
     Pow = "pow" (2, 2),
     Exp = "exp" (1, 1),
