@@ -46,6 +46,19 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
     let mut choices = read_choices(book.sheet("choices"), settings.allow_choice_duplicates, &mut errors);
     let external = external_lists(book.sheet("external_choices"));
     let entities = read_entities(book.sheet("entities"), &mut errors);
+    let or_other_lists: HashSet<String> = rows(survey)
+        .filter_map(|row| {
+            let (kind, or_other) = split_or_other(row.get("type")?);
+            match parse_type(kind) {
+                Ok(RowType::Question(QuestionType::SelectOne(l) | QuestionType::SelectMultiple(l))) if or_other => {
+                    Some(l)
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let expanded = super::loops::expand(survey, &choices, &or_other_lists, &mut errors);
+    let survey = expanded.as_ref().unwrap_or(survey);
     let questions = read_survey(survey, &mut choices, &external, &mut errors, &mut notices);
     if !errors.is_empty() {
         // In the order a person reads the workbook: survey top to bottom first.

@@ -17,6 +17,7 @@
 mod compile;
 pub mod definition;
 pub mod expr;
+mod loops;
 mod session;
 pub mod sheets;
 mod validate;

@@ -1769,3 +1769,69 @@ fn parameters_and_triggers_as_pyxform_checks_them() {
         "survey row 4, trigger: no question named ${missing}",
     );
 }
+
+/// pyxform's loops: the rows between `begin loop over <list>` and `end
+/// loop` are asked once per choice, in a group named by the choice, with
+/// `%(label)s` standing for its label; here each copy is named
+/// `<choice>_<name>` (names are unique in a form) and `${name}` between
+/// the loop's rows reads the same choice's copy.
+#[test]
+fn loops_ask_their_rows_once_per_choice() {
+    let csv = "survey,type,name,label:english,relevant\n\
+               ,select all that apply from toilet_type or specify other,available,Toilets?,\n\
+               ,begin loop over toilet_type,loop_toilets,,\n\
+               ,integer,number,How many %(label)s are on the premises?,\n\
+               ,text,state,What state are the %(name)s in?,${number} > 0\n\
+               ,end loop,,,\n\
+               choices,list name,name,label:english\n,toilet_type,pit,Pit latrine\n,toilet_type,bucket,Bucket system\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "available",
+            "available_other",
+            "loop_toilets",
+            "pit",
+            "pit_number",
+            "pit_state",
+            "bucket",
+            "bucket_number",
+            "bucket_state",
+            "other",
+            "other_number",
+            "other_state"
+        ]
+    );
+    let label = |i: usize| {
+        form.text(&form.questions[i].label, "english")
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(label(3), "Pit latrine");
+    assert_eq!(label(4), "How many Pit latrine are on the premises?");
+    assert_eq!(label(8), "What state are the bucket in?");
+    assert_eq!(
+        form.questions[8].relevant.as_ref().map(ToString::to_string).as_deref(),
+        Some("(${bucket_number} > 0)")
+    );
+    assert_eq!(
+        form.questions[7].parent,
+        Some(6),
+        "each copy sits in its choice's group"
+    );
+    assert_error(&csv.replace(",end loop,,,\n", ""), "begin loop is never closed");
+    // Rows shorter than the header (trailing cells left out, as readers
+    // give them) expand alike.
+    let short = csv
+        .replace(
+            ",begin loop over toilet_type,loop_toilets,,",
+            ",begin loop over toilet_type,loop_toilets",
+        )
+        .replace(",end loop,,,", ",end loop");
+    assert_eq!(
+        FormDefinition::from_csv(&short).unwrap().questions.len(),
+        form.questions.len()
+    );
+}

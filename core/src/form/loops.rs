@@ -1,0 +1,182 @@
+//! pyxform's `begin loop over <list>` ... `end loop`: the rows between are
+//! asked once for each choice of the list, in a group named by the choice
+//! and labelled with it, `%(label)s` (or any other choice column) standing
+//! for it in the rows' labels and hints.
+//!
+//! The survey sheet is rewritten before it is compiled, into the groups
+//! pyxform makes. One difference: pyxform keeps the rows' names in each
+//! choice's group (`/data/loop/pit_latrine/number`), while this engine's
+//! names are unique in a form, so each copy is named `<choice>_<name>`
+//! (`pit_latrine_number`), and `${name}` between the loop's rows reads the
+//! copy of the same choice.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::FormError;
+use super::definition::{Choice, DEFAULT_LANGUAGE};
+use super::sheets::Sheet;
+
+/// The survey sheet with its loops expanded, or `None` if it has none.
+pub(super) fn expand(
+    survey: &Sheet,
+    choices: &BTreeMap<String, Vec<Choice>>,
+    or_other_lists: &HashSet<String>,
+    errors: &mut Vec<FormError>,
+) -> Option<Sheet> {
+    let column = |name: &str| survey.header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+    let (Some(type_at), Some(name_at)) = (column("type"), column("name")) else {
+        return None;
+    };
+    let width = survey.header.len();
+    let kind_of = |cells: &[String]| cells.get(type_at).map(|t| t.trim().to_lowercase()).unwrap_or_default();
+    if !survey
+        .rows
+        .iter()
+        .any(|(_, cells)| loop_list(&kind_of(cells)).is_some())
+    {
+        return None;
+    }
+    let mut rows = Vec::new();
+    let mut at = 0;
+    while at < survey.rows.len() {
+        let (number, cells) = &survey.rows[at];
+        let Some(list) = loop_list(&kind_of(cells)) else {
+            rows.push(survey.rows[at].clone());
+            at += 1;
+            continue;
+        };
+        // The loop's body: up to its `end loop`, loops inside it included.
+        let mut depth = 1;
+        let mut end = at + 1;
+        while end < survey.rows.len() {
+            let kind = kind_of(&survey.rows[end].1);
+            if loop_list(&kind).is_some() {
+                depth += 1;
+            } else if is_end_loop(&kind) {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            end += 1;
+        }
+        if depth > 0 {
+            errors.push(FormError::at(
+                &survey.name,
+                *number,
+                "type",
+                "begin loop is never closed: add an `end loop` row",
+            ));
+            return None;
+        }
+        let Some(items) = choices.get(&list) else {
+            errors.push(FormError::at(
+                &survey.name,
+                *number,
+                "type",
+                format!("no choice list named `{list}` to loop over"),
+            ));
+            return None;
+        };
+        let mut items = items.clone();
+        if or_other_lists.contains(&list) && !items.iter().any(|c| c.name == "other") {
+            items.push(Choice {
+                name: "other".to_owned(),
+                label: BTreeMap::from([(DEFAULT_LANGUAGE.to_owned(), "Other".to_owned())]),
+                extra: BTreeMap::new(),
+            });
+        }
+        let body = &survey.rows[at + 1..end];
+        let defined: HashSet<String> = body
+            .iter()
+            .filter_map(|(_, c)| c.get(name_at).map(|n| n.trim().to_owned()))
+            .filter(|n| !n.is_empty())
+            .collect();
+        rows.push((*number, with(cells, width, type_at, "begin group")));
+        for item in &items {
+            let mut open = with(cells, width, type_at, "begin group");
+            open[name_at] = item.name.clone();
+            for (i, header) in survey.header.iter().enumerate() {
+                if let Some(language) = label_language(header) {
+                    open[i] = label_of(item, &language);
+                }
+            }
+            rows.push((*number, open));
+            for (row_number, row) in body {
+                let mut copy: Vec<String> = row.iter().map(|cell| substitute(cell, item, &defined)).collect();
+                copy.resize(copy.len().max(width), String::new());
+                if let Some(name) = copy.get_mut(name_at).filter(|n| !n.trim().is_empty()) {
+                    *name = format!("{}_{}", item.name, name.trim());
+                }
+                for (i, header) in survey.header.iter().enumerate() {
+                    if let (Some(language), Some(cell)) = (label_language(header), copy.get_mut(i)) {
+                        *cell = cell.replace("%(label)s", &label_of(item, &language));
+                    }
+                }
+                rows.push((*row_number, copy));
+            }
+            rows.push((*number, with(&[], width, type_at, "end group")));
+        }
+        rows.push((survey.rows[end].0, with(&[], width, type_at, "end group")));
+        at = end + 1;
+    }
+    Some(Sheet {
+        name: survey.name.clone(),
+        header: survey.header.clone(),
+        rows,
+    })
+}
+
+/// The list of a `begin loop over <list>` (or `begin_loop <list>`) type.
+fn loop_list(kind: &str) -> Option<String> {
+    let rest = kind.strip_prefix("begin")?.trim_start_matches([' ', '_']);
+    let rest = rest.strip_prefix("loop")?.trim();
+    let rest = rest.strip_prefix("over ").unwrap_or(rest).trim();
+    (!rest.is_empty() && !rest.contains(char::is_whitespace)).then(|| rest.to_owned())
+}
+
+fn is_end_loop(kind: &str) -> bool {
+    matches!(kind, "end loop" | "end_loop")
+}
+
+/// `cells`, as wide as the header (a row's trailing empty cells may be
+/// missing), with `kind` in the type column.
+fn with(cells: &[String], width: usize, type_at: usize, kind: &str) -> Vec<String> {
+    let mut row = cells.to_vec();
+    row.resize(row.len().max(width).max(type_at + 1), String::new());
+    row[type_at] = kind.to_owned();
+    row
+}
+
+/// The language of a label or hint column, if the header is one.
+fn label_language(header: &str) -> Option<String> {
+    let header = header.trim();
+    let (base, language) = header
+        .split_once("::")
+        .or_else(|| header.split_once(':'))
+        .map_or((header, DEFAULT_LANGUAGE), |(b, l)| (b, l.trim()));
+    matches!(base.trim().to_lowercase().as_str(), "label" | "hint").then(|| language.to_owned())
+}
+
+/// A choice's label in `language`, or in any language it has.
+fn label_of(item: &Choice, language: &str) -> String {
+    item.label
+        .get(language)
+        .or_else(|| item.label.values().next())
+        .cloned()
+        .unwrap_or_else(|| item.name.clone())
+}
+
+/// A cell of the loop's body for one choice: `%(column)s` is that column
+/// of the choice (`%(label)s` is handled per language by the caller),
+/// and `${name}` of a row of the body reads the same choice's copy.
+fn substitute(cell: &str, item: &Choice, defined: &HashSet<String>) -> String {
+    let mut out = cell.replace("%(name)s", &item.name);
+    for (column, value) in &item.extra {
+        out = out.replace(&format!("%({column})s"), value);
+    }
+    for name in defined {
+        out = out.replace(&format!("${{{name}}}"), &format!("${{{}_{name}}}", item.name));
+    }
+    out
+}
