@@ -23,7 +23,12 @@ pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
 /// [`compile`] for a form read from a file called `name` (its stem, as
 /// pyxform takes it): without `settings.form_id` the form is called so.
 pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefinition, Vec<FormError>> {
-    let Some(survey) = book.sheet("survey") else {
+    // As pyxform: a workbook of one sheet, whatever its name, is the survey.
+    let only = match book.sheets.as_slice() {
+        [only] if !KNOWN_SHEETS.iter().any(|k| only.name.trim().eq_ignore_ascii_case(k)) => Some(only),
+        _ => None,
+    };
+    let Some(survey) = book.sheet("survey").or(only) else {
         let found: Vec<&str> = book.sheets.iter().map(|s| s.name.as_str()).collect();
         return Err(vec![FormError::file(format!(
             "not an XLSForm: it has no `survey` sheet (sheets found: {}); an XLSForm has sheets survey, choices and settings",
@@ -137,6 +142,12 @@ fn split_headers(sheet: &Sheet) -> std::rc::Rc<[(String, String)]> {
 }
 
 fn split_header(header: &str, double_colon: bool) -> (String, String) {
+    // `media::image::French` is pyxform's older name of `image::French`.
+    let header = header
+        .trim()
+        .get(..7)
+        .filter(|head| head.eq_ignore_ascii_case("media::"))
+        .map_or(header, |_| &header.trim()[7..]);
     let split = if double_colon {
         header.split_once("::")
     } else {
@@ -229,26 +240,36 @@ fn rows(sheet: &Sheet) -> impl Iterator<Item = Row<'_>> {
     })
 }
 
-/// Refuses a header row naming one column twice (`label` twice), as
+/// Refuses a header row naming one column twice (`label` twice, or
+/// `image` and `media::image`, pyxform's two names of one column), as
 /// pyxform does: which of the two holds the label is anyone's guess.
 fn duplicate_headers(sheet: &Sheet, errors: &mut Vec<FormError>) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, header) in sheet.header.iter().enumerate() {
-        let key = header.trim().to_lowercase();
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for header in &sheet.header {
+        let lower = header.trim().to_lowercase();
+        let key = lower.strip_prefix("media::").unwrap_or(&lower).to_owned();
         if key.is_empty() {
             continue;
         }
-        if seen.insert(key, i).is_some() {
-            errors.push(FormError::sheet(
-                &sheet.name,
+        if let Some(first) = seen.insert(key, header.trim()) {
+            let message = if first.eq_ignore_ascii_case(header.trim()) {
                 format!(
                     "the header row names `{}` twice: keep one column of that name",
                     header.trim()
-                ),
-            ));
+                )
+            } else {
+                format!(
+                    "the header row has `{first}` and `{}`, two names of one column: keep one of them",
+                    header.trim()
+                )
+            };
+            errors.push(FormError::sheet(&sheet.name, message));
         }
     }
 }
+
+/// The sheets an XLSForm may have, as pyxform names them.
+const KNOWN_SHEETS: [&str; 6] = ["survey", "choices", "settings", "external_choices", "entities", "osm"];
 
 /// The survey's root element as pyxform names it.
 const SURVEY_ROOT: &str = "data";
@@ -411,10 +432,16 @@ fn read_choices(
             })
             .map(|((h, _), v)| (h.trim().to_owned(), v.trim().to_owned()))
             .collect();
+        let media = ["image", "big-image", "audio", "video"]
+            .into_iter()
+            .map(|kind| (kind.to_owned(), row.labels(kind)))
+            .filter(|(_, files)| !files.is_empty())
+            .collect();
         entries.push(Choice {
             name: name.to_owned(),
             label: row.labels("label"),
             extra,
+            media,
         });
     }
     lists
@@ -465,6 +492,52 @@ enum RowType {
     Question(QuestionType),
     EndGroup,
     EndRepeat,
+}
+
+/// Names the questions that share a name with a question of another group
+/// (pyxform allows it: its paths differ, `/data/mother/sex` and
+/// `/data/father/sex`) by their groups' names and theirs, joined by `.`
+/// (`mother.sex`, `father.sex`), since answers here are keyed by name
+/// alone. Returns each such name with what its questions are now called:
+/// a `${sex}` is ambiguous, and refused as pyxform refuses it.
+fn qualify_repeated_names(
+    sheet: &str,
+    questions: &mut [Question],
+    errors: &mut Vec<FormError>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, q) in questions.iter().enumerate() {
+        by_name.entry(q.name.clone()).or_default().push(i);
+    }
+    let mut ambiguous = BTreeMap::new();
+    let original: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
+    for (name, at) in by_name.into_iter().filter(|(_, at)| at.len() > 1) {
+        let mut qualified = Vec::new();
+        for &i in &at {
+            let mut path = vec![original[i].as_str()];
+            let mut parent = questions[i].parent;
+            while let Some(p) = parent {
+                path.push(original[p].as_str());
+                parent = questions[p].parent;
+            }
+            path.reverse();
+            let new_name = path.join(".");
+            if new_name != original[i] && original.contains(&new_name) {
+                errors.push(FormError::at(
+                    sheet,
+                    questions[i].row,
+                    "name",
+                    format!(
+                        "`{name}` is used in several groups, and `{new_name}`, which names this one apart, is taken"
+                    ),
+                ));
+            }
+            questions[i].name.clone_from(&new_name);
+            qualified.push(new_name);
+        }
+        ambiguous.insert(name, qualified);
+    }
+    ambiguous
 }
 
 /// Refuses a list file whose name without extension is also the name of
@@ -599,7 +672,7 @@ fn specify_other(
     row: &Row<'_>,
     select: &Question,
     choices: &mut BTreeMap<String, Vec<Choice>>,
-    seen: &mut HashMap<String, usize>,
+    seen: &mut HashMap<(Option<usize>, String), usize>,
     errors: &mut Vec<FormError>,
 ) -> Option<Question> {
     let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) | QuestionType::Rank(list)) = &select.kind
@@ -624,10 +697,11 @@ fn specify_other(
             name: "other".to_owned(),
             label: languages.into_iter().map(|l| (l, "Other".to_owned())).collect(),
             extra: Default::default(),
+            media: Default::default(),
         });
     }
     let name = format!("{}_other", select.name);
-    if let Some(first) = seen.insert(name.clone(), row.number) {
+    if let Some(first) = seen.insert((select.parent, name.clone()), row.number) {
         errors.push(row.error(
             "type",
             format!("`or_other` adds a question `{name}`, but that is already the name of row {first}"),
@@ -819,7 +893,8 @@ fn read_survey(
     let mut questions: Vec<Question> = Vec::new();
     let mut open: Vec<usize> = Vec::new(); // indexes of open groups and repeats
     let mut raw_expressions: Vec<(usize, Vec<(&'static str, String)>)> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // (enclosing group or repeat, name) -> row.
+    let mut seen: HashMap<(Option<usize>, String), usize> = HashMap::new();
     for row in rows(survey) {
         let Some(raw_type) = row.get("type") else {
             if row.get("name").is_some() {
@@ -871,9 +946,11 @@ fn read_survey(
             Some(SURVEY_ROOT) if kind == QuestionType::Repeat => Some(format!(
                 "a repeat cannot be called `{SURVEY_ROOT}`, the name of the survey itself: rename it"
             )),
-            Some(name) => seen
-                .get(name)
-                .map(|first| format!("`{name}` is already the name of row {first}: names must be unique")),
+            // As in pyxform, names are unique among a group's members;
+            // the same name in two groups is qualified below.
+            Some(name) => seen.get(&(open.last().copied(), name.to_owned())).map(|first| {
+                format!("`{name}` is already the name of row {first} in the same group: names must be unique there")
+            }),
         };
         if let Some(message) = problem {
             errors.push(row.error("name", message));
@@ -884,7 +961,7 @@ fn read_survey(
             // members do not report mistakes that are not theirs.
         }
         let name = given.unwrap_or_default();
-        seen.insert(name.to_owned(), row.number);
+        seen.insert((open.last().copied(), name.to_owned()), row.number);
         match &kind {
             QuestionType::SelectOneFromFile(file) | QuestionType::SelectMultipleFromFile(file)
                 if !MEDIA_LIST_EXTENSIONS.iter().any(|e| file.to_lowercase().ends_with(e)) =>
@@ -963,7 +1040,7 @@ fn read_survey(
         if let QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list) = &kind
             && choices
                 .get(list)
-                .is_some_and(|l| !l.is_empty() && l.iter().all(|c| c.label.is_empty()))
+                .is_some_and(|l| !l.is_empty() && l.iter().all(|c| c.label.is_empty() && c.media.is_empty()))
         {
             errors.push(row.error(
                 "type",
@@ -981,20 +1058,9 @@ fn read_survey(
             QuestionType::Group | QuestionType::Repeat | QuestionType::Calculate
         ) && !kind.is_derived()
             && !table_row;
-        let said = [
-            "label",
-            "hint",
-            "guidance_hint",
-            "image",
-            "audio",
-            "video",
-            "media::image",
-            "media::audio",
-            "media::video",
-            "big-image",
-        ]
-        .iter()
-        .any(|column| !row.labels(column).is_empty());
+        let said = ["label", "hint", "guidance_hint", "image", "audio", "video", "big-image"]
+            .iter()
+            .any(|column| !row.labels(column).is_empty());
         if shown && !said {
             errors.push(row.error(
                 "label",
@@ -1035,7 +1101,7 @@ fn read_survey(
                 .collect();
             if let Some(missing) = names
                 .iter()
-                .find(|n| !seen.contains_key(**n) && !survey_names.contains(**n))
+                .find(|n| !survey_names.contains(**n) && !questions.iter().any(|q| q.name == **n))
             {
                 errors.push(row.error("trigger", format!("no question named ${{{missing}}}")));
             }
@@ -1095,11 +1161,12 @@ fn read_survey(
         ));
     }
     same_instance_names(&survey.name, &questions, errors);
+    let ambiguous = qualify_repeated_names(&survey.name, &mut questions, errors);
     let names: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
     for (index, expressions) in raw_expressions {
         for (column, text) in expressions {
             let row = questions[index].row;
-            match parse_column(column, &text, &names) {
+            match parse_column(column, &text, &names, &ambiguous) {
                 Ok((expr, notice)) => {
                     if let Some(notice) = notice {
                         notices.push(FormError::at(&survey.name, row, column, notice));
@@ -1189,7 +1256,12 @@ fn find_cycle(questions: &[Question], sheet: &str) -> Option<FormError> {
 /// Parses one expression cell; `yes`/`no` columns accept those words.
 /// An expression column: the expression, and a notice for the person who
 /// wrote it when it reads as XPath does but likely not as meant.
-fn parse_column(column: &str, text: &str, names: &[String]) -> Result<(Option<Expr>, Option<String>), String> {
+fn parse_column(
+    column: &str,
+    text: &str,
+    names: &[String],
+    ambiguous: &BTreeMap<String, Vec<String>>,
+) -> Result<(Option<Expr>, Option<String>), String> {
     let yes_no = EXPRESSION_COLUMNS.iter().any(|(c, yn)| *c == column && *yn);
     if yes_no {
         match text.trim().to_lowercase().as_str() {
@@ -1220,6 +1292,18 @@ fn parse_column(column: &str, text: &str, names: &[String]) -> Result<(Option<Ex
             format!("`{name}` reads as an empty path, as in ODK; write ${{{name}}} for a question, '{name}' for text")
         });
     for name in expr.references().into_iter().chain(expr.last_saved()) {
+        if let Some(qualified) = ambiguous.get(name) {
+            return Err(format!(
+                "${{{name}}} is ambiguous: {} questions are called `{name}` (here named {}); as in pyxform, \
+                 rename them so that each name is used once",
+                qualified.len(),
+                qualified
+                    .iter()
+                    .map(|q| format!("`{q}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !names.iter().any(|n| n == name) {
             let hint = closest(name, names.iter().map(String::as_str))
                 .map(|n| format!("; did you mean ${{{n}}}?"))

@@ -276,6 +276,11 @@ pub struct Choice {
     /// Further columns (used by choice filters), by column name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
+    /// Media shown for the choice (`image`, `audio`, `video`,
+    /// `big-image`), by kind and then language: file names of form media
+    /// (issue 18).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub media: BTreeMap<String, Labels>,
 }
 
 impl FormDefinition {

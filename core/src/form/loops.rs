@@ -84,6 +84,7 @@ pub(super) fn expand(
                 name: "other".to_owned(),
                 label: BTreeMap::from([(DEFAULT_LANGUAGE.to_owned(), "Other".to_owned())]),
                 extra: BTreeMap::new(),
+                media: BTreeMap::new(),
             });
         }
         let body = &survey.rows[at + 1..end];

@@ -216,9 +216,14 @@ fn choice_and_settings_mistakes() {
         "survey,name,label\n,a,A\n",
         "survey: the header row has no `type` column",
     );
+    // One sheet is read as the survey, as pyxform reads it.
     assert_error(
         "people,name,age\n,Aline,30\n",
-        "not an XLSForm: it has no `survey` sheet (sheets found: people)",
+        "people: the header row has no `type` column (found: name, age)",
+    );
+    assert_error(
+        "people,name,age\n,Aline,30\nplaces,name\n,Goma\n",
+        "not an XLSForm: it has no `survey` sheet (sheets found: people, places)",
     );
 }
 
@@ -1834,4 +1839,47 @@ fn loops_ask_their_rows_once_per_choice() {
         FormDefinition::from_csv(&short).unwrap().questions.len(),
         form.questions.len()
     );
+}
+
+/// The same name in two groups, as pyxform allows it: each is named by its
+/// groups (`mother.sex`), and `${sex}`, which could be either, is refused
+/// as pyxform refuses it. Within one group a name is still used once.
+#[test]
+fn a_name_used_in_two_groups_is_qualified_by_them() {
+    let csv = "survey,type,name,label,relevant\n\
+               ,begin group,mother,Mother,\n,select_one sex,sex,Sex,\n,end group,,,\n\
+               ,begin group,father,Father,\n,select_one sex,sex,Sex,\n,integer,age,Age,\n,end group,,,\n\
+               ,text,note_on,Anything else,${age} > 0\n\
+               choices,list_name,name,label,image\n,sex,f,,female.png\n,sex,m,,male.png\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["mother", "mother.sex", "father", "father.sex", "age", "note_on"]
+    );
+    assert_eq!(
+        form.choices["sex"][0].media["image"]
+            .values()
+            .next()
+            .map(String::as_str),
+        Some("female.png")
+    );
+    assert_error(
+        &csv.replace("${age} > 0", "${sex} = 'f'"),
+        "${sex} is ambiguous: 2 questions are called `sex` (here named `mother.sex`, `father.sex`)",
+    );
+    assert_error(
+        &csv.replace(",integer,age,Age,", ",integer,sex,Age again,"),
+        "`sex` is already the name of row 6 in the same group",
+    );
+    // A workbook of one sheet is the survey, whatever its name.
+    let book = super::sheets::Workbook {
+        sheets: vec![super::sheets::Sheet {
+            name: "Sheet1".into(),
+            header: vec!["type".into(), "name".into(), "label".into()],
+            rows: vec![(2, vec!["text".into(), "q".into(), "Q".into()])],
+        }],
+    };
+    assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");
 }
