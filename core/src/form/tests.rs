@@ -1883,3 +1883,27 @@ fn a_name_used_in_two_groups_is_qualified_by_them() {
     };
     assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");
 }
+
+/// A required note holds nothing, so it fails wherever it is shown: ODK's
+/// way to stop an interview, which JavaRosa enforces.
+#[test]
+fn a_required_note_stops_the_interview_where_it_is_shown() {
+    let csv = "survey,type,name,label,required,relevant,required_message\n\
+               ,integer,age,Age,,,\n\
+               ,note,too_young,Stop: the trader must be 18 or over,yes,${age} < 18,Under 18: end the interview\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let errors = |age: i64| {
+        let answers = serde_json::from_value(serde_json::json!({ "age": age })).unwrap();
+        validate(&form, &answers, &env("default"))
+            .errors
+            .into_iter()
+            .map(|e| (e.question, e.message))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        errors(16),
+        [("too_young".to_owned(), "Under 18: end the interview".to_owned())]
+    );
+    assert_eq!(errors(30), []);
+}

@@ -537,10 +537,17 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             return (wanted.is_finite() && wanted >= 0.0 && have != wanted as usize)
                 .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
         }
-        if !question.kind.holds_value() || self.relevant.get(&slot) == Some(&false) {
+        if self.relevant.get(&slot) == Some(&false) {
             return None;
         }
-        if self.values.get(&slot).is_none_or(String::is_empty) {
+        // A note holds nothing, so a required one fails wherever it is
+        // shown: ODK's way to stop an interview ("do not continue"), as
+        // JavaRosa enforces it.
+        let note = question.kind == QuestionType::Note;
+        if !question.kind.holds_value() && !note {
+            return None;
+        }
+        if note || self.values.get(&slot).is_none_or(String::is_empty) {
             let required = question.required.as_ref().is_some_and(|r| self.eval(r, slot).to_bool());
             return required.then(|| {
                 self.form
