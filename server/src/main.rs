@@ -225,14 +225,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FormCommand {
-    /// Compile an XLSForm (.xlsx or .csv): print the compiled definition as
+    /// Compile an XLSForm (.xlsx, .xls, or pyxform's .csv or .md): print the compiled definition as
     /// JSON, or every mistake found, one per line, with sheet, row and column.
     Check {
         /// The XLSForm file.
         file: PathBuf,
     },
     /// Fill the form with answers (a JSON object of question name to value)
-    /// and print {valid, errors, cleared, values}; exit 0 when valid.
+    /// and print {valid, errors, cleared, values, relevant}; exit 0 when valid.
     Validate {
         /// The XLSForm file.
         file: PathBuf,

@@ -35,7 +35,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import org.javarosa.core.model.FormDef;
 import org.javarosa.core.model.FormIndex;
 import org.javarosa.core.model.GroupDef;
@@ -58,6 +62,11 @@ import org.opendatakit.validate.StubReferenceFactory;
 
 public class Harness {
     static final ObjectMapper JSON = new ObjectMapper();
+
+    /// Names several questions of the form share (in different groups):
+    /// mpaka names those questions by their groups, joined by `.`
+    /// (`mother.sex`), as its compile does; see `mpakaName`.
+    static Set<String> repeatedNames = new HashSet<>();
 
     public static void main(String[] args) throws Exception {
         // JavaRosa logs parse warnings on stdout; keep stdout for results.
@@ -88,6 +97,17 @@ public class Harness {
         form.getEvaluationContext().addFunctionHandler(stub("pulldata", ""));
         form.getEvaluationContext().addFunctionHandler(stub("intersects", Boolean.FALSE));
         form.initialize(true, new InstanceInitializationFactory());
+        Map<String, Set<String>> pathsByName = new HashMap<>();
+        TreeElement top = form.getMainInstance().getRoot();
+        for (int i = 0; i < top.getNumChildren(); i++) {
+            paths(top.getChildAt(i), "", pathsByName);
+        }
+        repeatedNames = new HashSet<>();
+        pathsByName.forEach((name, found) -> {
+            if (found.size() > 1) {
+                repeatedNames.add(name);
+            }
+        });
         FormEntryModel model = new FormEntryModel(form);
         FormEntryController controller = new FormEntryController(model);
 
@@ -107,7 +127,7 @@ public class Harness {
                 form.createNewRepeat(index);
             } else if (event == FormEntryController.EVENT_QUESTION) {
                 JsonNode level = level(answers, ref, ref.size() - 1);
-                JsonNode given = level == null ? null : level.get(ref.getNameLast());
+                JsonNode given = level == null ? null : level.get(mpakaName(form.getMainInstance().resolveReference(ref)));
                 if (given == null || given.isArray() || given.isObject()) {
                     continue;
                 }
@@ -160,7 +180,7 @@ public class Harness {
             }
             ObjectNode error = errors.addObject();
             TreeReference ref = at.getReference();
-            error.put("question", ref.getNameLast());
+            error.put("question", mpakaName(form.getMainInstance().resolveReference(ref)));
             String suffix = suffix(form.getMainInstance().resolveReference(ref));
             if (!suffix.isEmpty()) {
                 error.put("instance", Integer.parseInt(suffix.substring(1, suffix.length() - 1)));
@@ -203,7 +223,7 @@ public class Harness {
         if (element.getMult() == TreeReference.INDEX_TEMPLATE || "meta".equals(element.getName())) {
             return;
         }
-        String name = element.getName() + suffix(element);
+        String name = mpakaName(element) + suffix(element);
         if (element.isRelevant()) {
             relevant.add(name);
         }
@@ -214,6 +234,34 @@ public class Harness {
         for (int i = 0; i < element.getNumChildren(); i++) {
             collect(element.getChildAt(i), relevant, values);
         }
+    }
+
+    /// Every element's path (without instance numbers), by name.
+    static void paths(TreeElement element, String parent, Map<String, Set<String>> found) {
+        if ("meta".equals(element.getName()) && parent.isEmpty()) {
+            return;
+        }
+        String path = parent + "/" + element.getName();
+        found.computeIfAbsent(element.getName(), k -> new HashSet<>()).add(path);
+        for (int i = 0; i < element.getNumChildren(); i++) {
+            paths(element.getChildAt(i), path, found);
+        }
+    }
+
+    /// The element's name as mpaka names its question: a name several
+    /// questions share is qualified by the groups above it.
+    static String mpakaName(TreeElement element) {
+        if (element == null) {
+            return "";
+        }
+        if (!repeatedNames.contains(element.getName())) {
+            return element.getName();
+        }
+        List<String> steps = new ArrayList<>();
+        for (TreeElement e = element; e != null && e.getParent() != null; e = (TreeElement) e.getParent()) {
+            steps.add(0, e.getName());
+        }
+        return String.join(".", steps);
     }
 
     /// `[instance]` for a node inside a repeat (the innermost one), else "".

@@ -4,11 +4,11 @@
 //! for it in the rows' labels and hints.
 //!
 //! The survey sheet is rewritten before it is compiled, into the groups
-//! pyxform makes. One difference: pyxform keeps the rows' names in each
-//! choice's group (`/data/loop/pit_latrine/number`), while this engine's
-//! names are unique in a form, so each copy is named `<choice>_<name>`
-//! (`pit_latrine_number`), and `${name}` between the loop's rows reads the
-//! copy of the same choice.
+//! pyxform makes (`/data/loop/pit_latrine/number`). Each copy keeps its
+//! row's name, as in pyxform, so compiling names the copies by their
+//! groups as it names any name used in several groups
+//! (`loop.pit_latrine.number`), and a `${number}` that could be any copy
+//! is refused, as pyxform refuses it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -88,11 +88,6 @@ pub(super) fn expand(
             });
         }
         let body = &survey.rows[at + 1..end];
-        let defined: HashSet<String> = body
-            .iter()
-            .filter_map(|(_, c)| c.get(name_at).map(|n| n.trim().to_owned()))
-            .filter(|n| !n.is_empty())
-            .collect();
         rows.push((*number, with(cells, width, type_at, "begin group")));
         for item in &items {
             let mut open = with(cells, width, type_at, "begin group");
@@ -104,11 +99,8 @@ pub(super) fn expand(
             }
             rows.push((*number, open));
             for (row_number, row) in body {
-                let mut copy: Vec<String> = row.iter().map(|cell| substitute(cell, item, &defined)).collect();
+                let mut copy: Vec<String> = row.iter().map(|cell| substitute(cell, item)).collect();
                 copy.resize(copy.len().max(width), String::new());
-                if let Some(name) = copy.get_mut(name_at).filter(|n| !n.trim().is_empty()) {
-                    *name = format!("{}_{}", item.name, name.trim());
-                }
                 for (i, header) in survey.header.iter().enumerate() {
                     if let (Some(language), Some(cell)) = (label_language(header), copy.get_mut(i)) {
                         *cell = cell.replace("%(label)s", &label_of(item, &language));
@@ -169,15 +161,11 @@ fn label_of(item: &Choice, language: &str) -> String {
 }
 
 /// A cell of the loop's body for one choice: `%(column)s` is that column
-/// of the choice (`%(label)s` is handled per language by the caller),
-/// and `${name}` of a row of the body reads the same choice's copy.
-fn substitute(cell: &str, item: &Choice, defined: &HashSet<String>) -> String {
+/// of the choice (`%(label)s` is handled per language by the caller).
+fn substitute(cell: &str, item: &Choice) -> String {
     let mut out = cell.replace("%(name)s", &item.name);
     for (column, value) in &item.extra {
         out = out.replace(&format!("%({column})s"), value);
-    }
-    for name in defined {
-        out = out.replace(&format!("${{{name}}}"), &format!("${{{}_{name}}}", item.name));
     }
     out
 }

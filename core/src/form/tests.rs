@@ -1777,16 +1777,16 @@ fn parameters_and_triggers_as_pyxform_checks_them() {
 
 /// pyxform's loops: the rows between `begin loop over <list>` and `end
 /// loop` are asked once per choice, in a group named by the choice, with
-/// `%(label)s` standing for its label; here each copy is named
-/// `<choice>_<name>` (names are unique in a form) and `${name}` between
-/// the loop's rows reads the same choice's copy.
+/// `%(label)s` standing for its label; each copy keeps its row's name, so
+/// the copies are named by their groups (`loop.pit.number`), and a
+/// `${number}` that could be any copy is refused, as in pyxform.
 #[test]
 fn loops_ask_their_rows_once_per_choice() {
     let csv = "survey,type,name,label:english,relevant\n\
                ,select all that apply from toilet_type or specify other,available,Toilets?,\n\
                ,begin loop over toilet_type,loop_toilets,,\n\
                ,integer,number,How many %(label)s are on the premises?,\n\
-               ,text,state,What state are the %(name)s in?,${number} > 0\n\
+               ,text,state,What state are the %(name)s in?,count-selected(${available}) > 0\n\
                ,end loop,,,\n\
                choices,list name,name,label:english\n,toilet_type,pit,Pit latrine\n,toilet_type,bucket,Bucket system\n\
                settings,form_id\n,f\n";
@@ -1799,14 +1799,14 @@ fn loops_ask_their_rows_once_per_choice() {
             "available_other",
             "loop_toilets",
             "pit",
-            "pit_number",
-            "pit_state",
+            "loop_toilets.pit.number",
+            "loop_toilets.pit.state",
             "bucket",
-            "bucket_number",
-            "bucket_state",
+            "loop_toilets.bucket.number",
+            "loop_toilets.bucket.state",
             "other",
-            "other_number",
-            "other_state"
+            "loop_toilets.other.number",
+            "loop_toilets.other.state"
         ]
     );
     let label = |i: usize| {
@@ -1818,13 +1818,13 @@ fn loops_ask_their_rows_once_per_choice() {
     assert_eq!(label(4), "How many Pit latrine are on the premises?");
     assert_eq!(label(8), "What state are the bucket in?");
     assert_eq!(
-        form.questions[8].relevant.as_ref().map(ToString::to_string).as_deref(),
-        Some("(${bucket_number} > 0)")
-    );
-    assert_eq!(
         form.questions[7].parent,
         Some(6),
         "each copy sits in its choice's group"
+    );
+    assert_error(
+        &csv.replace("count-selected(${available}) > 0", "${number} > 0"),
+        "${number} is ambiguous",
     );
     assert_error(&csv.replace(",end loop,,,\n", ""), "begin loop is never closed");
     // Rows shorter than the header (trailing cells left out, as readers
@@ -1839,49 +1839,6 @@ fn loops_ask_their_rows_once_per_choice() {
         FormDefinition::from_csv(&short).unwrap().questions.len(),
         form.questions.len()
     );
-}
-
-/// The same name in two groups, as pyxform allows it: each is named by its
-/// groups (`mother.sex`), and `${sex}`, which could be either, is refused
-/// as pyxform refuses it. Within one group a name is still used once.
-#[test]
-fn a_name_used_in_two_groups_is_qualified_by_them() {
-    let csv = "survey,type,name,label,relevant\n\
-               ,begin group,mother,Mother,\n,select_one sex,sex,Sex,\n,end group,,,\n\
-               ,begin group,father,Father,\n,select_one sex,sex,Sex,\n,integer,age,Age,\n,end group,,,\n\
-               ,text,note_on,Anything else,${age} > 0\n\
-               choices,list_name,name,label,image\n,sex,f,,female.png\n,sex,m,,male.png\n\
-               settings,form_id\n,f\n";
-    let form = FormDefinition::from_csv(csv).unwrap();
-    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(
-        names,
-        ["mother", "mother.sex", "father", "father.sex", "age", "note_on"]
-    );
-    assert_eq!(
-        form.choices["sex"][0].media["image"]
-            .values()
-            .next()
-            .map(String::as_str),
-        Some("female.png")
-    );
-    assert_error(
-        &csv.replace("${age} > 0", "${sex} = 'f'"),
-        "${sex} is ambiguous: 2 questions are called `sex` (here named `mother.sex`, `father.sex`)",
-    );
-    assert_error(
-        &csv.replace(",integer,age,Age,", ",integer,sex,Age again,"),
-        "`sex` is already the name of row 6 in the same group",
-    );
-    // A workbook of one sheet is the survey, whatever its name.
-    let book = super::sheets::Workbook {
-        sheets: vec![super::sheets::Sheet {
-            name: "Sheet1".into(),
-            header: vec!["type".into(), "name".into(), "label".into()],
-            rows: vec![(2, vec!["text".into(), "q".into(), "Q".into()])],
-        }],
-    };
-    assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");
 }
 
 /// A required note holds nothing, so it fails wherever it is shown: ODK's
