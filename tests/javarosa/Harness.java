@@ -68,6 +68,9 @@ public class Harness {
     /// (`mother.sex`), as its compile does; see `mpakaName`.
     static Set<String> repeatedNames = new HashSet<>();
 
+    /// The form's instance root (`/data`), where qualified names stop.
+    static TreeElement instanceRoot;
+
     public static void main(String[] args) throws Exception {
         // JavaRosa logs parse warnings on stdout; keep stdout for results.
         PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, "UTF-8");
@@ -99,6 +102,7 @@ public class Harness {
         form.initialize(true, new InstanceInitializationFactory());
         Map<String, Set<String>> pathsByName = new HashMap<>();
         TreeElement top = form.getMainInstance().getRoot();
+        instanceRoot = top;
         for (int i = 0; i < top.getNumChildren(); i++) {
             paths(top.getChildAt(i), "", pathsByName);
         }
@@ -258,7 +262,7 @@ public class Harness {
             return element.getName();
         }
         List<String> steps = new ArrayList<>();
-        for (TreeElement e = element; e != null && e.getParent() != null; e = (TreeElement) e.getParent()) {
+        for (TreeElement e = element; e != null && e != instanceRoot; e = (TreeElement) e.getParent()) {
             steps.add(0, e.getName());
         }
         return String.join(".", steps);
