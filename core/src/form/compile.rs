@@ -142,12 +142,19 @@ fn split_headers(sheet: &Sheet) -> std::rc::Rc<[(String, String)]> {
 }
 
 fn split_header(header: &str, double_colon: bool) -> (String, String) {
-    // `media::image::French` is pyxform's older name of `image::French`.
-    let header = header
-        .trim()
-        .get(..7)
-        .filter(|head| head.eq_ignore_ascii_case("media::"))
-        .map_or(header, |_| &header.trim()[7..]);
+    // pyxform's older names: `media::image::French` is `image::French`,
+    // `bind:relevant` and `control:appearance` are `relevant` and
+    // `appearance` (the XForm element each column once went to).
+    let trimmed = header.trim();
+    let header = ["media::", "bind::", "bind:", "control::", "control:"]
+        .iter()
+        .find_map(|prefix| {
+            trimmed
+                .get(..prefix.len())
+                .filter(|head| head.eq_ignore_ascii_case(prefix))
+                .map(|_| &trimmed[prefix.len()..])
+        })
+        .unwrap_or(header);
     let split = if double_colon {
         header.split_once("::")
     } else {

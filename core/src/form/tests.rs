@@ -1535,6 +1535,10 @@ fn a_select_needs_labelled_choices() {
 /// `list name`, ...), a note without a name, and `allow_choice_duplicates`.
 #[test]
 fn column_aliases_unnamed_notes_and_duplicate_choices_as_pyxform_reads_them() {
+    let old_names = "survey,type,name,label,bind:relevant,control:appearance\n,integer,a,A,,\n,text,b,B,${a} > 1,multiline\n\
+                     settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(old_names).unwrap();
+    assert!(form.questions[1].relevant.is_some() && form.questions[1].appearance.as_deref() == Some("multiline"));
     let csv = "survey,type,value,caption,relevance,calculate\n\
                ,select_one yn,q,Q,,\n,note,,Thank you,${q} = 'yes',\n,calculate,c,,,1 + 1\n\
                choices,list name,value,caption\n,yn,yes,Yes\n,yn,no,No\n,yn,yes,Oui\n\
@@ -1863,4 +1867,47 @@ fn a_required_note_stops_the_interview_where_it_is_shown() {
         [("too_young".to_owned(), "Under 18: end the interview".to_owned())]
     );
     assert_eq!(errors(30), []);
+}
+
+/// The same name in two groups, as pyxform allows it: each is named by its
+/// groups (`mother.sex`), and `${sex}`, which could be either, is refused
+/// as pyxform refuses it. Within one group a name is still used once.
+#[test]
+fn a_name_used_in_two_groups_is_qualified_by_them() {
+    let csv = "survey,type,name,label,relevant\n\
+               ,begin group,mother,Mother,\n,select_one sex,sex,Sex,\n,end group,,,\n\
+               ,begin group,father,Father,\n,select_one sex,sex,Sex,\n,integer,age,Age,\n,end group,,,\n\
+               ,text,note_on,Anything else,${age} > 0\n\
+               choices,list_name,name,label,image\n,sex,f,,female.png\n,sex,m,,male.png\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let names: Vec<&str> = form.questions.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["mother", "mother.sex", "father", "father.sex", "age", "note_on"]
+    );
+    assert_eq!(
+        form.choices["sex"][0].media["image"]
+            .values()
+            .next()
+            .map(String::as_str),
+        Some("female.png")
+    );
+    assert_error(
+        &csv.replace("${age} > 0", "${sex} = 'f'"),
+        "${sex} is ambiguous: 2 questions are called `sex` (here named `mother.sex`, `father.sex`)",
+    );
+    assert_error(
+        &csv.replace(",integer,age,Age,", ",integer,sex,Age again,"),
+        "`sex` is already the name of row 6 in the same group",
+    );
+    // A workbook of one sheet is the survey, whatever its name.
+    let book = super::sheets::Workbook {
+        sheets: vec![super::sheets::Sheet {
+            name: "Sheet1".into(),
+            header: vec!["type".into(), "name".into(), "label".into()],
+            rows: vec![(2, vec!["text".into(), "q".into(), "Q".into()])],
+        }],
+    };
+    assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");
 }
