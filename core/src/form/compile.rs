@@ -996,9 +996,17 @@ fn read_survey(
         }
         let mut expressions = Vec::new();
         for (column, _) in EXPRESSION_COLUMNS {
-            if let Some(text) = row.get(column) {
-                expressions.push((*column, text.to_owned()));
+            let Some(text) = row.get(column) else { continue };
+            // pyxform reads a count on repeats only: on another row it
+            // is passed over (a note typed in the wrong column).
+            if *column == "repeat_count" && kind != QuestionType::Repeat {
+                notices.push(row.error(
+                    column,
+                    "only a repeat has a count: this one is ignored, as pyxform ignores it",
+                ));
+                continue;
             }
+            expressions.push((*column, text.to_owned()));
         }
         let implied = implied_by_type(raw_type);
         if let Some((constraint, _)) = implied

@@ -1911,3 +1911,20 @@ fn a_name_used_in_two_groups_is_qualified_by_them() {
     };
     assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");
 }
+
+/// pyxform reads `repeat_count` on repeats only; on another row (a note
+/// typed in the wrong column) it is passed over, with a notice here.
+#[test]
+fn a_count_on_a_question_is_passed_over() {
+    let csv = "survey,type,name,label,repeat_count\n,select_one sex,sex,Sex,(select one)\n\
+               choices,list_name,name,label\n,sex,f,Female\nsettings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    assert_eq!(form.questions[0].repeat_count, None);
+    assert!(
+        form.notices
+            .iter()
+            .any(|n| n.contains("survey row 2, repeat_count: only a repeat has a count")),
+        "{:?}",
+        form.notices
+    );
+}
