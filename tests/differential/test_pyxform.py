@@ -147,3 +147,38 @@ def test_mpaka_agrees_with_pyxform_and_odk_validate(path):
 
 def test_the_corpus_is_large_enough():
     assert len(CORPUS) >= 40, len(CORPUS)
+
+
+def external_acceptance(folder):
+    """Acceptance on a corpus that is not in the repository (see docs/benchmarks.md,
+    "XLSForm compatibility"): every form its reference.csv lists, run through pyxform
+    + ODK Validate (or, with MPAKA_REFERENCE_CACHED=1, the verdicts reference.csv
+    records) and `mpaka form check`."""
+    import csv
+
+    rows = list(csv.DictReader(open(Path(folder) / "reference.csv", encoding="utf-8")))
+    cached = os.environ.get("MPAKA_REFERENCE_CACHED") == "1"
+    figures = {"accepted": 0, "both": 0, "refused": 0, "both_refuse": 0}
+    differing = []
+    for row in rows:
+        path = Path(folder) / row["file"]
+        ref_accepts = row["pyxform_accepts"] == "yes" if cached else isinstance(reference(path), dict)
+        we_accept = isinstance(ours(path), dict)
+        figures["accepted" if ref_accepts else "refused"] += 1
+        if ref_accepts and we_accept:
+            figures["both"] += 1
+        elif not ref_accepts and not we_accept:
+            figures["both_refuse"] += 1
+        else:
+            differing.append((row["file"], "pyxform accepts" if ref_accepts else "pyxform refuses"))
+    print(
+        f"{folder}: mpaka accepts {figures['both']} of the {figures['accepted']} forms pyxform accepts "
+        f"({figures['both'] / max(figures['accepted'], 1):.1%}); refuses {figures['both_refuse']} of the "
+        f"{figures['refused']} it refuses"
+    )
+    for name, why in differing:
+        print(f"  differs: {name} ({why})")
+
+
+if __name__ == "__main__":
+    external_acceptance(os.environ["MPAKA_XLSFORM_CORPUS"])
