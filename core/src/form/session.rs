@@ -655,7 +655,7 @@ impl FormSession {
                     slot,
                 }
                 .answer(name.trim())
-                .to_text(),
+                .to_stored(),
             );
             rest = &rest[start + len + 1..];
         }

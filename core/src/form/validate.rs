@@ -351,7 +351,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 && self.values.get(&(q, instance)).is_none_or(String::is_empty)
             {
                 // In row order, so a default may read an earlier one.
-                let value = self.eval(expr, (q, instance)).to_text();
+                let value = self.eval(expr, (q, instance)).to_stored();
                 let value = if value == "NaN" { String::new() } else { value };
                 self.values.insert((q, instance), value);
             }
@@ -473,7 +473,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         let Some(value) = self.form.questions[slot.0]
             .calculation
             .as_ref()
-            .map(|c| self.eval(c, slot).to_text())
+            .map(|c| self.eval(c, slot).to_stored())
         else {
             return false;
         };
@@ -732,6 +732,10 @@ pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, 
         QuestionType::Date | QuestionType::Today => XValue::Str(text.clone())
             .to_date()
             .map_or(XValue::Str(text), XValue::Date),
+        // An instant, as JavaRosa holds it: read as text, its date.
+        QuestionType::DateTime | QuestionType::Start | QuestionType::End => {
+            chrono::DateTime::parse_from_rfc3339(&text).map_or(XValue::Str(text), XValue::DateTime)
+        }
         _ => XValue::Str(text),
     }
 }

@@ -46,15 +46,28 @@ impl XValue {
         }
     }
 
-    /// XPath `string()`.
+    /// XPath `string()`, as JavaRosa gives it: an instant reads as its
+    /// date alone (`concat(${start}, '_', ${who})` is `2025-09-12_x` in
+    /// ODK Collect), as JavaRosa's `toString` of a date does.
     pub fn to_text(&self) -> String {
         match self {
             XValue::Str(s) => s.clone(),
             XValue::Num(n) => number_text(*n),
             XValue::Bool(b) => b.to_string(),
             XValue::Date(d) => d.format("%Y-%m-%d").to_string(),
-            XValue::DateTime(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            XValue::DateTime(t) => t.date_naive().format("%Y-%m-%d").to_string(),
             XValue::Nodes(nodes) => nodes.first().map(XValue::to_text).unwrap_or_default(),
+        }
+    }
+
+    /// The value as a question stores it: as [`XValue::to_text`], but an
+    /// instant whole (`now()` or `${start}` as a calculation's result keeps
+    /// its time, as in JavaRosa).
+    pub fn to_stored(&self) -> String {
+        match self {
+            XValue::DateTime(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            XValue::Nodes(nodes) => nodes.first().map(XValue::to_stored).unwrap_or_default(),
+            other => other.to_text(),
         }
     }
 
@@ -188,5 +201,11 @@ mod tests {
         let t = XValue::Str("2026-11-27T12:00:00+00:00".into());
         assert_eq!(t.to_num(), days + 0.5);
         assert_eq!(t.to_date(), Some(d));
+        // An instant reads as its date in text, and is stored whole, as in
+        // JavaRosa (string(${start}) is the date; a calculation of
+        // ${start} keeps the time).
+        let instant = XValue::DateTime(t.to_datetime().unwrap());
+        assert_eq!(instant.to_text(), "2026-11-27");
+        assert_eq!(instant.to_stored(), "2026-11-27T12:00:00.000+00:00");
     }
 }
