@@ -66,15 +66,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from corpus import CI_CORPUS, MPAKA, ROOT
 import pyxform
 from pyxform import xls2xform
 
-ROOT = Path(__file__).resolve().parents[2]
-CI_CORPUS = (
-    sorted((ROOT / "tests" / "forms").glob("*.csv"))
-    + sorted((ROOT / "tests" / "forms").glob("*.md"))
-    + sorted((ROOT / "examples" / "forms").glob("*.xlsx"))
-)
 HARNESS = ROOT / "tests" / "javarosa" / "Harness.java"
 JAR = Path(pyxform.__file__).parent / "validators" / "odk_validate" / "bin" / "ODK_Validate.jar"
 SETS_PER_FORM = 20
@@ -119,15 +114,6 @@ VOLATILE = re.compile(r"\b(now|random|uuid|once)\s*\(")
 FILE_TYPES = {"image", "audio", "video", "file"}
 
 
-def mpaka_binary():
-    path = os.environ.get("MPAKA_BIN")
-    if path:
-        return path
-    meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT))
-    return str(Path(meta["target_directory"]) / "debug" / "mpaka")
-
-
-MPAKA = mpaka_binary()
 
 
 # ---------------------------------------------------------------- the form

@@ -22,15 +22,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from corpus import CI_CORPUS as CORPUS, MPAKA
 from pyxform import xls2xform
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = (
-    sorted((ROOT / "tests" / "forms").glob("*.csv"))
-    + sorted((ROOT / "tests" / "forms").glob("*.md"))
-    + sorted((ROOT / "examples" / "forms").glob("*.xlsx"))
-)
 
 # None today: a form without settings is called by its file name with a
 # version derived from its content, and a bare name reads as XPath reads it
@@ -48,15 +43,6 @@ TYPES = {
 }
 
 
-def mpaka_binary():
-    path = os.environ.get("MPAKA_BIN")
-    if path:
-        return path
-    meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT))
-    return str(Path(meta["target_directory"]) / "debug" / "mpaka")
-
-
-MPAKA = mpaka_binary()
 
 
 def reference(path):

@@ -1114,10 +1114,7 @@ fn read_survey(
                 .filter(|t| !t.is_empty())
                 .map(|t| t.trim_start_matches("${").trim_end_matches('}'))
                 .collect();
-            if let Some(missing) = names
-                .iter()
-                .find(|n| !survey_names.contains(**n) && !questions.iter().any(|q| q.name == **n))
-            {
+            if let Some(missing) = names.iter().find(|n| !survey_names.contains(**n)) {
                 errors.push(row.error("trigger", format!("no question named ${{{missing}}}")));
             }
         }

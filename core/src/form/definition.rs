@@ -309,6 +309,17 @@ impl FormDefinition {
         None
     }
 
+    /// Column `column` of `choice` as an expression reads it (a choice
+    /// filter's bare names, a list lookup's predicate and column): `name`,
+    /// `label` in `language`, or another column of the choices sheet.
+    pub fn choice_column(&self, choice: &Choice, column: &str, language: &str) -> Option<String> {
+        match column {
+            "name" => Some(choice.name.clone()),
+            "label" => self.text(&choice.label, language).map(str::to_owned),
+            other => choice.extra.get(other).cloned(),
+        }
+    }
+
     /// `labels` in `language`, falling back to the form's default
     /// language, then to columns without a language, then to any.
     pub fn text<'a>(&self, labels: &'a Labels, language: &str) -> Option<&'a str> {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::FormError;
 use super::definition::{Choice, DEFAULT_LANGUAGE};
-use super::sheets::Sheet;
+use super::sheets::{Sheet, SheetLimits};
 
 /// The survey sheet with its loops expanded, or `None` if it has none.
 pub(super) fn expand(
@@ -88,6 +88,23 @@ pub(super) fn expand(
             });
         }
         let body = &survey.rows[at + 1..end];
+        // A long list times a long body could make a small file into
+        // millions of rows: the expansion stays within a sheet's rows.
+        let max_rows = SheetLimits::default().max_rows;
+        if rows.len().saturating_add(items.len().saturating_mul(body.len() + 2)) > max_rows {
+            errors.push(FormError::at(
+                &survey.name,
+                *number,
+                "type",
+                format!(
+                    "this loop asks {} rows once for each of the {} choices of `{list}`: more than the {max_rows} \
+                     rows a form may have; use a repeat instead",
+                    body.len(),
+                    items.len()
+                ),
+            ));
+            return None;
+        }
         rows.push((*number, with(cells, width, type_at, "begin group")));
         for item in &items {
             let mut open = with(cells, width, type_at, "begin group");

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::definition::{Choice, FormDefinition, QuestionType};
-use super::expr::{Context, XValue, evaluate};
+use super::definition::{FormDefinition, QuestionType};
+use super::expr::{Context, ItemScope, evaluate};
 use super::validate::{AnswerError, Environment, Filled, Scope, Slot, typed_text};
 use crate::answers::{ANSWERS_PREFIX, DERIVED_PREFIX};
 use crate::op::{EntityId, Op};
@@ -676,16 +676,19 @@ impl FormSession {
             .flatten()
             .filter(|choice| {
                 question.choice_filter.as_ref().is_none_or(|filter| {
-                    let scope = ChoiceScope {
-                        inner: Scope {
-                            filled: &self.filled,
-                            slot,
-                        },
-                        choice,
-                        form,
-                        language,
+                    let outer = Scope {
+                        filled: &self.filled,
+                        slot,
                     };
-                    evaluate(filter, &scope).to_bool()
+                    let columns = |column: &str| form.choice_column(choice, column, language);
+                    evaluate(
+                        filter,
+                        &ItemScope {
+                            outer: &outer,
+                            column: &columns,
+                        },
+                    )
+                    .to_bool()
                 })
             })
             .map(|choice| PromptChoice {
@@ -693,39 +696,5 @@ impl FormSession {
                 label: form.text(&choice.label, language).unwrap_or(&choice.name).to_owned(),
             })
             .collect()
-    }
-}
-
-/// Evaluation of a choice filter: bare names read the choice's columns.
-struct ChoiceScope<'s, 'f> {
-    inner: Scope<'f, Arc<FormDefinition>>,
-    choice: &'s Choice,
-    form: &'s FormDefinition,
-    language: &'s str,
-}
-
-impl Context for ChoiceScope<'_, '_> {
-    fn answer(&self, name: &str) -> XValue {
-        self.inner.answer(name)
-    }
-    fn current(&self) -> XValue {
-        self.inner.current()
-    }
-    fn position(&self) -> Option<usize> {
-        self.inner.position()
-    }
-    fn choice_label(&self, question: &str, value: &str) -> Option<String> {
-        self.inner.choice_label(question, value)
-    }
-    fn now(&self) -> chrono::DateTime<chrono::FixedOffset> {
-        self.inner.now()
-    }
-    fn choice_column(&self, column: &str) -> XValue {
-        let text = match column {
-            "name" => Some(self.choice.name.clone()),
-            "label" => self.form.text(&self.choice.label, self.language).map(str::to_owned),
-            other => self.choice.extra.get(other).cloned(),
-        };
-        XValue::Str(text.unwrap_or_default())
     }
 }

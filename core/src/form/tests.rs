@@ -1831,6 +1831,13 @@ fn loops_ask_their_rows_once_per_choice() {
         "${number} is ambiguous",
     );
     assert_error(&csv.replace(",end loop,,,\n", ""), "begin loop is never closed");
+    // A long list times a long body is refused before it is expanded.
+    let choices: String = (0..400).map(|i| format!(",toilet_type,t{i},T{i}\n")).collect();
+    let body: String = (0..300).map(|i| format!(",integer,n{i},N,\n")).collect();
+    let big = csv
+        .replace(",integer,number,How many %(label)s are on the premises?,\n", &body)
+        .replace(",toilet_type,pit,Pit latrine\n", &choices);
+    assert_error(&big, "more than the 100000 rows a form may have");
     // Rows shorter than the header (trailing cells left out, as readers
     // give them) expand alike.
     let short = csv
@@ -1926,5 +1933,30 @@ fn a_count_on_a_question_is_passed_over() {
             .any(|n| n.contains("survey row 2, repeat_count: only a repeat has a count")),
         "{:?}",
         form.notices
+    );
+}
+
+/// A lookup reads up to every item of its list, and each read counts
+/// against the submission's evaluation budget: many lookups into a long
+/// list end in `too_large`, not in unbounded work.
+#[test]
+fn list_lookups_count_against_the_evaluation_budget() {
+    let choices: String = (0..2_000).map(|i| format!(",villages,v{i},V{i},\n")).collect();
+    let lookups: String = (0..20)
+        .map(|i| format!(",calculate,c{i},,instance('villages')/root/item[name = 'none']/label\n"))
+        .collect();
+    let csv = format!(
+        "survey,type,name,label,calculation\n{lookups}choices,list_name,name,label,x\n{choices}settings,form_id\n,f\n"
+    );
+    let form = FormDefinition::from_csv(&csv).unwrap();
+    let answers = serde_json::Map::new();
+    let limits = AnswerLimits {
+        max_steps: 10_000,
+        ..AnswerLimits::default()
+    };
+    assert!(validate_within(&form, &answers, &env("default"), &limits).too_large);
+    assert!(
+        !validate(&form, &answers, &env("default")).too_large,
+        "within the default budget"
     );
 }

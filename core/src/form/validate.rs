@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::definition::{FormDefinition, QuestionType};
-use super::expr::{Context, Expr, XValue, evaluate};
+use super::expr::{Context, Expr, ItemScope, XValue, evaluate};
 use crate::answers::INSTANCE_ID_KEY;
 
 /// What the form's metadata questions and `now()` read.
@@ -638,19 +638,35 @@ impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
         self.read(name, true)
     }
 
-    fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
+    fn lookup(&self, list: &str, predicate: Option<&Expr>, column: &str) -> XValue {
         let f = self.filled;
-        f.form.choices.get(list).map_or_else(Vec::new, |choices| {
-            choices
-                .iter()
-                .map(|c| {
-                    let label = f.form.text(&c.label, &f.env.language).unwrap_or_default().to_owned();
-                    let mut columns = vec![("name".to_owned(), c.name.clone()), ("label".to_owned(), label)];
-                    columns.extend(c.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    columns
-                })
-                .collect()
-        })
+        let Some(choices) = f.form.choices.get(list) else {
+            return XValue::Str(String::new());
+        };
+        // A lookup reads up to every item of its list: past the budget it
+        // reads as empty, as any answer does, so the work stays bounded.
+        if !f.spend(choices.len()) {
+            return XValue::Str(String::new());
+        }
+        let language = &f.env.language;
+        let found = choices.iter().find(|choice| {
+            predicate.is_none_or(|p| {
+                let columns = |c: &str| f.form.choice_column(choice, c, language);
+                evaluate(
+                    p,
+                    &ItemScope {
+                        outer: self,
+                        column: &columns,
+                    },
+                )
+                .to_bool()
+            })
+        });
+        XValue::Str(
+            found
+                .and_then(|c| f.form.choice_column(c, column, language))
+                .unwrap_or_default(),
+        )
     }
 
     fn current(&self) -> XValue {

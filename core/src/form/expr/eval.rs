@@ -39,11 +39,12 @@ pub trait Context {
     fn last_saved(&self, _name: &str) -> XValue {
         XValue::Str(String::new())
     }
-    /// The items of list `list` (a choice list of the form), each as its
-    /// columns (`name`, `label` in the current language, and the others
-    /// of the choices sheet); none for a list the form does not carry.
-    fn list_items(&self, _list: &str) -> Vec<Vec<(String, String)>> {
-        Vec::new()
+    /// A list lookup (`instance('list')/root/item[predicate]/column`):
+    /// `column` of the first item of the form's choice list `list` for
+    /// which `predicate` holds (evaluated in an [`ItemScope`]); empty for a
+    /// list the form does not carry (a media file, not read yet).
+    fn lookup(&self, _list: &str, _predicate: Option<&Expr>, _column: &str) -> XValue {
+        XValue::Str(String::new())
     }
     /// A column of the choice being filtered (`choice_filter` only).
     fn choice_column(&self, _column: &str) -> XValue {
@@ -64,28 +65,18 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
         Expr::Neg(inner) => XValue::Num(-evaluate(inner, ctx).to_num()),
         Expr::Binary { op, left, right } => binary(*op, left, right, ctx),
         Expr::Call { function, args } => call(*function, args, ctx),
-        Expr::Lookup(l) => lookup(&l.instance, l.predicate.as_ref(), &l.column, ctx),
+        Expr::Lookup(l) => ctx.lookup(&l.instance, l.predicate.as_ref(), &l.column),
     }
 }
 
-/// The first item of list `instance` the predicate holds for, and its
-/// `column`; empty if none does.
-fn lookup(instance: &str, predicate: Option<&Expr>, column: &str, ctx: &dyn Context) -> XValue {
-    let items = ctx.list_items(instance);
-    let found = items
-        .iter()
-        .find(|item| predicate.is_none_or(|p| evaluate(p, &ItemScope { outer: ctx, item }).to_bool()));
-    XValue::Str(found.and_then(|item| item_column(item, column)).unwrap_or_default())
-}
-
-fn item_column(item: &[(String, String)], column: &str) -> Option<String> {
-    item.iter().find(|(c, _)| c == column).map(|(_, v)| v.clone())
-}
-
-/// An expression inside a lookup's predicate: bare names read the item.
-struct ItemScope<'a> {
-    outer: &'a dyn Context,
-    item: &'a [(String, String)],
+/// An expression evaluated for one item of a list (a choice filter, a
+/// lookup's predicate): bare names read the item's columns, everything
+/// else the scope around it.
+pub struct ItemScope<'a> {
+    /// Where the expression stands.
+    pub outer: &'a dyn Context,
+    /// The item's column of that name, if it has one.
+    pub column: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Context for ItemScope<'_> {
@@ -107,14 +98,14 @@ impl Context for ItemScope<'_> {
     fn every_instance(&self, name: &str) -> XValue {
         self.outer.every_instance(name)
     }
-    fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
-        self.outer.list_items(list)
+    fn lookup(&self, list: &str, predicate: Option<&Expr>, column: &str) -> XValue {
+        self.outer.lookup(list, predicate, column)
     }
     fn last_saved(&self, name: &str) -> XValue {
         self.outer.last_saved(name)
     }
     fn choice_column(&self, column: &str) -> XValue {
-        XValue::Str(item_column(self.item, column).unwrap_or_default())
+        XValue::Str((self.column)(column).unwrap_or_default())
     }
 }
 
@@ -519,16 +510,34 @@ mod tests {
                 .and_then(|tz| tz.with_ymd_and_hms(2026, 11, 27, 9, 5, 7).single())
                 .expect("a valid time")
         }
-        fn list_items(&self, list: &str) -> Vec<Vec<(String, String)>> {
-            let item = |name: &str, label: &str, side: &str| {
-                [("name", name), ("label", label), ("side", side)]
-                    .map(|(c, v)| (c.to_owned(), v.to_owned()))
-                    .to_vec()
-            };
-            match list {
-                "posts" => vec![item("rusizi", "Rusizi II", "rw"), item("bukavu", "Bukavu", "drc")],
-                _ => vec![],
-            }
+        fn lookup(&self, list: &str, predicate: Option<&Expr>, column: &str) -> XValue {
+            let posts = [["rusizi", "Rusizi II", "rw"], ["bukavu", "Bukavu", "drc"]];
+            let items: &[[&str; 3]] = if list == "posts" { &posts } else { &[] };
+            let found = items.iter().find(|item| {
+                let columns = |c: &str| {
+                    ["name", "label", "side"]
+                        .iter()
+                        .position(|k| *k == c)
+                        .map(|i| item[i].to_owned())
+                };
+                predicate.is_none_or(|p| {
+                    evaluate(
+                        p,
+                        &ItemScope {
+                            outer: self,
+                            column: &columns,
+                        },
+                    )
+                    .to_bool()
+                })
+            });
+            let value = found.and_then(|item| {
+                ["name", "label", "side"]
+                    .iter()
+                    .position(|k| *k == column)
+                    .map(|i| item[i])
+            });
+            XValue::Str(value.unwrap_or_default().to_owned())
         }
     }
 

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use self::eval::{Context, evaluate};
+pub use self::eval::{Context, ItemScope, evaluate};
 pub use self::value::XValue;
 
 /// A parsed expression.
