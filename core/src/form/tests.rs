@@ -1960,3 +1960,20 @@ fn list_lookups_count_against_the_evaluation_budget() {
         "within the default budget"
     );
 }
+
+/// `Validation::relevant` names what is relevant once the answers settle,
+/// in form order, each repeat instance's members by instance: what the
+/// JavaRosa differential compares.
+#[test]
+fn validation_names_what_is_relevant() {
+    let csv = "survey,type,name,label,relevant\n\
+               ,integer,age,Age,\n,begin group,adult,Adult,${age} >= 18\n,text,id,ID,\n,end group,,,\n\
+               ,begin repeat,stall,Stall,\n,integer,fee,Fee,\n,text,why,Why,${fee} > 100\n,end repeat,,,\n\
+               settings,form_id\n,f\n";
+    let form = FormDefinition::from_csv(csv).unwrap();
+    let answers = serde_json::from_value(serde_json::json!({"age": 16, "stall": [{"fee": 50}, {"fee": 500}]})).unwrap();
+    assert_eq!(
+        validate(&form, &answers, &env("default")).relevant,
+        ["age", "stall", "fee[1]", "fee[2]", "why[2]"]
+    );
+}

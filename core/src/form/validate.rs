@@ -121,6 +121,11 @@ pub struct Validation {
     pub cleared: Vec<String>,
     /// Every answer and calculation after evaluation.
     pub values: Map<String, Value>,
+    /// Every group, repeat, note, question and calculation that is relevant
+    /// once the answers have settled, in form order, as `name` or, inside
+    /// a repeat, `name[instance]` (1-based); a repeat itself is one name.
+    #[serde(default)]
+    pub relevant: Vec<String>,
     /// Validation stopped at [`AnswerLimits`]: the answers are too many,
     /// or the form's expressions too costly for them. `valid` is false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -162,6 +167,7 @@ pub fn validate_within(
             }],
             cleared: Vec::new(),
             values: Map::new(),
+            relevant: Vec::new(),
             too_large: true,
             steps: 0,
         };
@@ -184,12 +190,14 @@ pub fn validate_within(
         });
     }
     let values = filled.values_json();
+    let relevant = filled.relevant_names();
     Validation {
         valid: filled.errors.is_empty(),
         steps: limits.max_steps.max(1) - filled.budget.get(),
         errors: filled.errors,
         cleared: filled.cleared,
         values,
+        relevant,
         too_large,
     }
 }
@@ -463,6 +471,22 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 break;
             }
         }
+    }
+
+    /// What is relevant, as [`Validation::relevant`] names it.
+    fn relevant_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (q, question) in self.form.questions.iter().enumerate() {
+            for slot in self.slots(q) {
+                if self.relevant.get(&slot) != Some(&false) {
+                    names.push(match slot.1 {
+                        Some(i) => format!("{}[{}]", question.name, i + 1),
+                        None => question.name.clone(),
+                    });
+                }
+            }
+        }
+        names
     }
 
     /// Re-evaluates a slot's calculation; true if its value changed.
