@@ -48,12 +48,12 @@ fn main() {
         let mut again = FormSession::resume(Arc::clone(&form), env.clone(), &store, interview.entity).expect("resumed");
         // A corrected age: always another value, always relevant.
         again
-            .set_answer("age", None, &json!(18 + (k * 7 + 1) % 50))
+            .set_answer("age", &[], &json!(18 + (k * 7 + 1) % 50))
             .expect("an answer");
         let correction = again.finalize(&store).expect("saved").expect("valid");
         // One good's value corrected: that instance's answer alone.
         let mut good = FormSession::resume(Arc::clone(&form), env.clone(), &store, interview.entity).expect("resumed");
-        good.set_answer("value_rwf", Some(1), &json!(1_000 + k * 13))
+        good.set_answer("value_rwf", &[1], &json!(1_000 + k * 13))
             .expect("an answer");
         let good_correction = good.finalize(&store).expect("saved").expect("valid");
         let unchanged = FormSession::resume(Arc::clone(&form), env.clone(), &store, interview.entity)

@@ -51,15 +51,15 @@ fn main() {
 
     let mut session = FormSession::start(Arc::clone(&form), environment());
     for i in 0..20 {
-        session.add_repeat("item").expect("repeat");
+        session.add_repeat("item", &[]).expect("repeat");
         session
-            .set_answer("item_value", Some(i + 1), &json!(100 + i))
+            .set_answer("item_value", &[i + 1], &json!(100 + i))
             .expect("answer");
     }
     for q in 0..QUESTIONS - 30 {
         // q50..q99 are not relevant (and so refuse an answer) while the
         // question gating them is 2 or less.
-        let _ = session.set_answer(&format!("q{q}"), None, &json!(q % 7));
+        let _ = session.set_answer(&format!("q{q}"), &[], &json!(q % 7));
     }
     // q0..q49 each gate a relevance; changing them re-evaluates their dependents.
     let mut hub = Vec::new();
@@ -68,15 +68,15 @@ fn main() {
     for round in 0..500 {
         let started = Instant::now();
         session
-            .set_answer(&format!("q{}", round % 50), None, &json!(round % 7))
+            .set_answer(&format!("q{}", round % 50), &[], &json!(round % 7))
             .expect("answer");
         hub.push(started.elapsed());
         let started = Instant::now();
-        session.set_answer("q260", None, &json!(round % 7)).expect("answer");
+        session.set_answer("q260", &[], &json!(round % 7)).expect("answer");
         leaf.push(started.elapsed());
         let started = Instant::now();
         session
-            .set_answer("item_value", Some(round % 20 + 1), &json!(round))
+            .set_answer("item_value", &[round % 20 + 1], &json!(round))
             .expect("answer");
         in_repeat.push(started.elapsed());
     }
@@ -119,12 +119,11 @@ fn real_form(path: &std::path::Path) {
     }
     let form = Arc::new(form.expect("compiled"));
     let mut session = FormSession::start(Arc::clone(&form), environment());
-    for q in form
-        .questions
-        .iter()
-        .filter(|q| q.kind == T::Repeat && q.parent.is_none())
-    {
-        let _ = session.add_repeat(&q.name);
+    // One instance of every repeat, at every depth (outer ones first, in
+    // form order).
+    let first_instance = |i: usize| vec![1; form.enclosing_repeats(i).len()];
+    for (i, q) in form.questions.iter().enumerate().filter(|(_, q)| q.kind == T::Repeat) {
+        let _ = session.add_repeat(&q.name, &first_instance(i));
     }
     let first_choice = |list: &str| form.choices.get(list).and_then(|c| c.first()).map(|c| c.name.clone());
     let mut answers = Vec::new();
@@ -145,9 +144,9 @@ fn real_form(path: &std::path::Path) {
         if q.kind.is_derived() || q.calculation.is_some() {
             continue;
         }
-        let instance = form.enclosing_repeat(i).map(|_| 1);
+        let instance = first_instance(i);
         let started = Instant::now();
-        if session.set_answer(&q.name, instance, &value).is_ok() {
+        if session.set_answer(&q.name, &instance, &value).is_ok() {
             answers.push(started.elapsed());
         }
     }

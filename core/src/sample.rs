@@ -181,20 +181,20 @@ pub fn trader_interview(
     ];
     for (question, value) in answers {
         if value != json!("") {
-            session.set_answer(question, None, &value)?;
+            session.set_answer(question, &[], &value)?;
         }
     }
     if paid {
-        session.set_answer("fee_amount_rwf", None, &json!(200 + (n * 37) % 3_000))?;
-        session.set_answer("receipt", None, &json!(pick(&["no", "yes"], n)))?;
+        session.set_answer("fee_amount_rwf", &[], &json!(200 + (n * 37) % 3_000))?;
+        session.set_answer("receipt", &[], &json!(pick(&["no", "yes"], n)))?;
     }
     if harassed {
         session.set_answer(
             "harassment_types",
-            None,
+            &[],
             &json!(pick(&["verbal", "bribe confiscation"], n)),
         )?;
-        session.set_answer("harassment_reported", None, &json!("no"))?;
+        session.set_answer("harassment_reported", &[], &json!("no"))?;
     }
     let goods = [
         "beans",
@@ -206,14 +206,10 @@ pub fn trader_interview(
         "clothes",
     ];
     for i in 0..(1 + n % 3) as usize {
-        session.add_repeat("goods")?;
-        session.set_answer("good", Some(i + 1), &json!(goods[(n as usize + i) % goods.len()]))?;
-        session.set_answer("quantity_kg", Some(i + 1), &json!(5 + (n + i as u64 * 11) % 60))?;
-        session.set_answer(
-            "value_rwf",
-            Some(i + 1),
-            &json!(2_000 + ((n + i as u64) * 4_391) % 60_000),
-        )?;
+        session.add_repeat("goods", &[])?;
+        session.set_answer("good", &[i + 1], &json!(goods[(n as usize + i) % goods.len()]))?;
+        session.set_answer("quantity_kg", &[i + 1], &json!(5 + (n + i as u64 * 11) % 60))?;
+        session.set_answer("value_rwf", &[i + 1], &json!(2_000 + ((n + i as u64) * 4_391) % 60_000))?;
     }
     Ok(session)
 }

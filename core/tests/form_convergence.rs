@@ -159,13 +159,13 @@ impl World {
                 value: v,
             } => {
                 let mut s = self.session(replica);
-                s.set_answer(TOP[question], None, &value(TOP[question], v)).unwrap();
+                s.set_answer(TOP[question], &[], &value(TOP[question], v)).unwrap();
                 s.save_draft(&self.replicas[replica].0).unwrap();
             }
             Action::AddGood { replica, value: v } => {
                 let mut s = self.session(replica);
-                let n = s.add_repeat("goods").unwrap();
-                s.set_answer("good", Some(n), &value("good", v)).unwrap();
+                let n = s.add_repeat("goods", &[]).unwrap();
+                s.set_answer("good", &[n], &value("good", v)).unwrap();
                 s.save_draft(&self.replicas[replica].0).unwrap();
             }
             Action::EditGood {
@@ -178,7 +178,7 @@ impl World {
                 let count = Self::goods(&s).len();
                 if count > 0 {
                     let q = IN_GOOD[question];
-                    s.set_answer(q, Some(pick % count + 1), &value(q, v)).unwrap();
+                    s.set_answer(q, &[pick % count + 1], &value(q, v)).unwrap();
                     s.save_draft(&self.replicas[replica].0).unwrap();
                 }
             }
@@ -186,7 +186,7 @@ impl World {
                 let mut s = self.session(replica);
                 let count = Self::goods(&s).len();
                 if count > 0 {
-                    s.remove_repeat("goods", pick % count + 1).unwrap();
+                    s.remove_repeat("goods", &[pick % count + 1]).unwrap();
                     s.save_draft(&self.replicas[replica].0).unwrap();
                 }
             }
@@ -250,8 +250,8 @@ proptest! {
         // received by every other before they go offline.
         let mut first = FormSession::start(form.clone(), env(0));
         for (n, good) in ["beans", "fish"].iter().enumerate() {
-            first.add_repeat("goods").unwrap();
-            first.set_answer("good", Some(n + 1), &json!(good)).unwrap();
+            first.add_repeat("goods", &[]).unwrap();
+            first.set_answer("good", &[n + 1], &json!(good)).unwrap();
         }
         let created = first.save_draft(&replicas[0].0).unwrap();
         for (store, _) in &replicas[1..] {

@@ -36,8 +36,10 @@ pub struct ChoiceOption {
 pub struct Prompt {
     /// The question's name.
     pub question: String,
-    /// For a question inside a repeat: the instance, from 1.
-    pub instance: Option<u32>,
+    /// For a question inside repeats: its instance of each, outermost
+    /// first, from 1 (`[2, 1]`: the first child of the second household
+    /// member); empty at the top of the form. Give it back to `set_answer`.
+    pub instance: Vec<u32>,
     /// `text`, `integer`, `select_one`, `group`, `repeat`, ...
     pub kind: String,
     /// Label in the session's language.
@@ -64,10 +66,21 @@ pub struct Prompt {
 pub struct AnswerProblem {
     /// The question.
     pub question: String,
-    /// For a question inside a repeat: the instance, from 1.
-    pub instance: Option<u32>,
+    /// For a question inside repeats: its instance of each, outermost
+    /// first, from 1; empty at the top of the form.
+    pub instance: Vec<u32>,
     /// What is wrong, in the session's language when the form says it.
     pub reason: String,
+}
+
+/// An instance path as the bindings carry it.
+fn numbered(instance: &[usize]) -> Vec<u32> {
+    instance.iter().map(|&i| u32::try_from(i).unwrap_or(u32::MAX)).collect()
+}
+
+/// An instance path from the bindings, as the core takes it.
+fn widened(instance: &[u32]) -> Vec<usize> {
+    instance.iter().map(|&i| i as usize).collect()
 }
 
 fn problems(errors: Vec<AnswerError>) -> Vec<AnswerProblem> {
@@ -75,7 +88,7 @@ fn problems(errors: Vec<AnswerError>) -> Vec<AnswerProblem> {
         .into_iter()
         .map(|e| AnswerProblem {
             question: e.question,
-            instance: e.instance.map(|i| i as u32),
+            instance: numbered(&e.instance),
             reason: e.message,
         })
         .collect()
@@ -174,7 +187,7 @@ impl MpakaFormSession {
             .into_iter()
             .map(|p| Prompt {
                 question: p.question,
-                instance: p.instance.map(|i| i as u32),
+                instance: numbered(&p.instance),
                 kind: p.kind,
                 label: p.label,
                 hint: p.hint,
@@ -195,33 +208,40 @@ impl MpakaFormSession {
             .collect()
     }
 
-    /// Answers a question (`instance` from 1 inside a repeat) with its text
-    /// as the screen has it (`"12"`, `"beans fish"`, `"2026-11-27"`, `""`
-    /// to clear); returns the problems of every question the answer
-    /// affected.
+    /// Answers a question with its text as the screen has it (`"12"`,
+    /// `"beans fish"`, `"2026-11-27"`, `""` to clear); returns the problems
+    /// of every question the answer affected. `instance` is the prompt's:
+    /// empty at the top of the form, else the instance of each enclosing
+    /// repeat from 1 (`[3]`, or `[2, 1]` for a repeat inside a repeat).
     pub fn set_answer(
         &self,
         question: String,
-        instance: Option<u32>,
+        instance: Vec<u32>,
         value: String,
     ) -> Result<Vec<AnswerProblem>, MpakaError> {
         let errors = self
             .lock()
-            .set_answer(&question, instance.map(|i| i as usize), &Value::String(value))?;
+            .set_answer(&question, &widened(&instance), &Value::String(value))?;
         Ok(problems(errors))
     }
 
-    /// Adds an instance to a repeat group; returns its number (from 1).
-    pub fn add_repeat(&self, repeat: String) -> Result<u32, MpakaError> {
-        Ok(self.lock().add_repeat(&repeat)? as u32)
+    /// Adds an instance to a repeat group `within` the instances of the
+    /// repeats around it (empty for a repeat at the top, `[2]` for the
+    /// children of the second member); returns its number there (from 1).
+    pub fn add_repeat(&self, repeat: String, within: Vec<u32>) -> Result<u32, MpakaError> {
+        Ok(self.lock().add_repeat(&repeat, &widened(&within))? as u32)
     }
 
-    /// Removes an instance of a repeat group (from 1).
-    pub fn remove_repeat(&self, repeat: String, instance: u32) -> Result<(), MpakaError> {
-        if instance == 0 {
-            return Err(invalid("repeat instances are numbered from 1"));
+    /// Removes an instance of a repeat group, named as its questions'
+    /// prompts name it (`[3]`, or `[2, 1]` inside another repeat); later
+    /// instances move up one.
+    pub fn remove_repeat(&self, repeat: String, instance: Vec<u32>) -> Result<(), MpakaError> {
+        if instance.contains(&0) || instance.is_empty() {
+            return Err(invalid(
+                "repeat instances are numbered from 1, one per enclosing repeat",
+            ));
         }
-        Ok(self.lock().remove_repeat(&repeat, instance as usize)?)
+        Ok(self.lock().remove_repeat(&repeat, &widened(&instance))?)
     }
 
     /// Every problem of the answers so far.

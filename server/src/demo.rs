@@ -168,15 +168,15 @@ fn interview(
         ("income_band", json!("50k_100k")),
     ];
     for (question, value) in answers {
-        session.set_answer(question, None, &value)?;
+        session.set_answer(question, &[], &value)?;
     }
     if n == 1 {
-        session.set_answer("fee_amount_rwf", None, &json!(500))?;
+        session.set_answer("fee_amount_rwf", &[], &json!(500))?;
     }
     for (i, (good, value)) in goods.iter().cycle().skip(n).take(2).enumerate() {
-        session.add_repeat("goods")?;
-        session.set_answer("good", Some(i + 1), &json!(good))?;
-        session.set_answer("value_rwf", Some(i + 1), &json!(value))?;
+        session.add_repeat("goods", &[])?;
+        session.set_answer("good", &[i + 1], &json!(good))?;
+        session.set_answer("value_rwf", &[i + 1], &json!(value))?;
     }
     match session.finalize(store)? {
         Ok(_) => Ok(()),

@@ -662,13 +662,7 @@ impl<'a> SubmissionCheck<'a> {
             };
             let new: Vec<&AnswerError> = found.iter().filter(|e| !already.contains(e)).collect();
             if !new.is_empty() {
-                let reasons: Vec<String> = new
-                    .iter()
-                    .map(|e| match e.instance {
-                        Some(i) => format!("{}[{i}]: {}", e.question, e.message),
-                        None => format!("{}: {}", e.question, e.message),
-                    })
-                    .collect();
+                let reasons: Vec<String> = new.iter().map(|e| format!("{}: {}", e.located(), e.message)).collect();
                 return Ok(Err((
                     RejectionCode::InvalidAnswers,
                     format!("the answers break the form's rules: {}", reasons.join("; ")),
@@ -728,12 +722,9 @@ fn problems(
     }
     let mut problems = outcome.errors;
     for cleared in outcome.cleared {
-        let (question, instance) = match cleared.split_once('[') {
-            Some((q, rest)) => (q.to_owned(), rest.trim_end_matches(']').parse().ok()),
-            None => (cleared, None),
-        };
+        let (question, instance) = mpaka_core::form::split_located(&cleared);
         problems.push(AnswerError {
-            question,
+            question: question.to_owned(),
             instance,
             message: "answered, but the question does not apply given the other answers".into(),
         });
@@ -1256,12 +1247,7 @@ mod tests {
         };
         let mut session =
             mpaka_core::form::FormSession::resume(std::sync::Arc::clone(&form), env, &new_tablet, legacy_id).unwrap();
-        assert!(
-            session
-                .set_answer("value_rwf", Some(2), &json!(9500))
-                .unwrap()
-                .is_empty()
-        );
+        assert!(session.set_answer("value_rwf", &[2], &json!(9500)).unwrap().is_empty());
         let correction = session.finalize(&new_tablet).unwrap().unwrap();
         let answers_written: Vec<&String> = correction.fields.keys().filter(|k| k.starts_with("answers/")).collect();
         assert_eq!(answers_written, ["answers/goods[2]", "answers/goods[2]/value_rwf"]);

@@ -269,13 +269,12 @@ def answer_sets(form):
                 if form.repeat_of[q["index"]] != repeat:
                     continue
                 if q["kind"] == "repeat":
-                    if repeat is not None:
-                        continue  # mpaka does not take repeats inside repeats yet
                     literal = (q.get("repeat_count") or "").strip()
                     n = 0 if k == 0 else int(float(literal)) if re.fullmatch(r"\d+", literal) else rng.randint(0, 3)
                     answers[q["name"]] = [level(q["index"]) for _ in range(n)]
-                    if q["index"] in counts:
-                        answers[counts[q["index"]]["name"]] = n
+                    count = counts.get(q["index"])
+                    if count is not None and form.repeat_of[count["index"]] == repeat:
+                        answers[count["name"]] = n
                 elif form.is_input(q):
                     answers[q["name"]] = "" if rng.random() < empty_share else value_for(form, q, rng, k)
             return answers
@@ -373,20 +372,34 @@ def normal(form, q, text, engine=None):
     return text
 
 
-def slots(form, values):
-    """(name or name[i], question, value) of every compared value of mpaka's values."""
+def located(name, instance):
+    """A value's name as mpaka and the harness write it: name, name[2], name[2][1]."""
+    return name + "".join(f"[{n}]" for n in instance or [])
+
+
+def slots(form, values, within=()):
+    """(located name, question, value) of every compared value of mpaka's values, at any depth."""
     for name, value in values.items():
         q = form.by_name.get(name)
         if q is None:
             continue
         if q["kind"] == "repeat":
             for i, instance in enumerate(value, 1):
-                for member, v in instance.items():
-                    mq = form.by_name.get(member)
-                    if mq is not None:
-                        yield f"{member}[{i}]", mq, v
+                yield from slots(form, instance, within + (i,))
         else:
-            yield name, q, value
+            yield located(name, within), q, value
+
+
+def repeat_counts(form, values, within=()):
+    """{located repeat (where it sits): its instances} of mpaka's values, at any depth."""
+    counts = {}
+    for name, value in values.items():
+        q = form.by_name.get(name)
+        if q is not None and q["kind"] == "repeat":
+            counts[located(name, within)] = len(value)
+            for i, instance in enumerate(value, 1):
+                counts.update(repeat_counts(form, instance, within + (i,)))
+    return counts
 
 
 def their_question(form, key):
@@ -398,12 +411,11 @@ def compare(form, ours, theirs):
     if "exception" in theirs:
         return [("exception", "", "", theirs["exception"])]
     diffs = []
-    instances = {q["name"]: len(v) for q_name, v in ours["values"].items()
-                 for q in [form.by_name.get(q_name)] if q and q["kind"] == "repeat"}
-    for name, count in instances.items():
-        if count == 0 and form.by_name[name].get("repeat_count") and f"{name}[1]" in theirs["relevant"]:
+    instances = repeat_counts(form, ours["values"])
+    for key, count in instances.items():
+        if count == 0 and their_question(form, key).get("repeat_count") and f"{key}[1]" in theirs["relevant"]:
             # The cause of every other difference of this pair.
-            return [("count", name, 0, 1)]
+            return [("count", key, 0, 1)]
     # Values.
     their_values = theirs["values"]
     for key, q, value in slots(form, ours["values"]):
@@ -421,8 +433,8 @@ def compare(form, ours, theirs):
     # Relevance.
     mine = set()
     for key in ours["relevant"]:
-        q = form.by_name[key.split("[")[0]]
-        if q["kind"] == "repeat" and "[" not in key:
+        q = their_question(form, key)
+        if q["kind"] == "repeat":
             mine.update(f"{key}[{i}]" for i in range(1, instances.get(key, 0) + 1))
         else:
             mine.add(key)
@@ -437,7 +449,7 @@ def compare(form, ours, theirs):
     mine = set()
     for error in ours["errors"]:
         q = form.by_name.get(error["question"])
-        key = error["question"] + (f"[{error['instance']}]" if error.get("instance") else "")
+        key = located(error["question"], error.get("instance"))
         if q is None:
             kind = "other: " + error["message"]
         elif q["kind"] == "repeat":
@@ -447,7 +459,7 @@ def compare(form, ours, theirs):
         else:
             kind = "constraint"
         mine.add((key, kind))
-    other = {(e["question"] + (f"[{e['instance']}]" if e.get("instance") else ""), e["kind"]) for e in theirs["errors"]}
+    other = {(located(e["question"], e.get("instance")), e["kind"]) for e in theirs["errors"]}
     for key, kind in sorted(mine ^ other):
         q = their_question(form, key)
         if q is not None and q["name"] in form.volatile:

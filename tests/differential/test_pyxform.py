@@ -63,9 +63,11 @@ def ours(path):
 
 
 def refs(text):
-    """The questions an expression reads: ${name}, or ../name as pyxform writes what it adds itself."""
+    """The questions an expression reads: ${name}, or a relative path (../name, ../../group/name,
+    as pyxform writes what it adds itself and as CHT's forms write) by the question it ends at."""
     text = text or ""
-    return sorted(set(re.findall(r"\$\{([^}]+)\}", text)) | set(re.findall(r"\.\./([A-Za-z_][\w.-]*)", text)))
+    relative = re.findall(r"(?:\.\./)+(?:[A-Za-z_][\w.-]*/)*([A-Za-z_][\w.-]*)", text)
+    return sorted(set(re.findall(r"\$\{([^}]+)\}", text)) | set(relative))
 
 
 def reference_questions(element):

@@ -185,9 +185,10 @@ public class Harness {
             ObjectNode error = errors.addObject();
             TreeReference ref = at.getReference();
             error.put("question", mpakaName(form.getMainInstance().resolveReference(ref)));
-            String suffix = suffix(form.getMainInstance().resolveReference(ref));
-            if (!suffix.isEmpty()) {
-                error.put("instance", Integer.parseInt(suffix.substring(1, suffix.length() - 1)));
+            List<Integer> instance = instances(form.getMainInstance().resolveReference(ref));
+            if (!instance.isEmpty()) {
+                ArrayNode numbers = error.putArray("instance");
+                instance.forEach(numbers::add);
             }
             error.put("kind", status == FormEntryController.ANSWER_REQUIRED_BUT_EMPTY ? "required" : "constraint");
         }
@@ -268,14 +269,24 @@ public class Harness {
         return String.join(".", steps);
     }
 
-    /// `[instance]` for a node inside a repeat (the innermost one), else "".
-    static String suffix(TreeElement element) {
+    /// The instance (from 1) of every repeat around a node, itself
+    /// included, outermost first: as mpaka numbers instances.
+    static List<Integer> instances(TreeElement element) {
+        List<Integer> found = new ArrayList<>();
         for (TreeElement e = element; e != null && e.getParent() != null; e = (TreeElement) e.getParent()) {
             if (e.isRepeatable()) {
-                return "[" + (e.getMult() + 1) + "]";
+                found.add(0, e.getMult() + 1);
             }
         }
-        return "";
+        return found;
+    }
+
+    /// `[2][1]` for a node in the first instance of a repeat inside the
+    /// second instance of another, "" outside repeats (mpaka's `located`).
+    static String suffix(TreeElement element) {
+        StringBuilder out = new StringBuilder();
+        instances(element).forEach(n -> out.append('[').append(n).append(']'));
+        return out.toString();
     }
 
     static IFunctionHandler stub(String name, Object value) {

@@ -193,7 +193,7 @@ fn correct_second_good(store: &Store, s: &Legacy) -> Op {
     };
     let mut session = FormSession::resume(Arc::new(form), env, store, s.id).unwrap();
     let new = corrected_value(s);
-    let errors = session.set_answer("value_rwf", Some(2), &json!(new)).unwrap();
+    let errors = session.set_answer("value_rwf", &[2], &json!(new)).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let op = session
         .finalize(store)

@@ -40,7 +40,7 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
         ))]);
     };
     let mut errors = Vec::new();
-    let mut notices = Vec::new();
+    let mut notices: Vec<FormError> = book.sheets.iter().flat_map(|s| s.passed_over.iter().cloned()).collect();
     for sheet in ["survey", "choices", "settings"]
         .into_iter()
         .filter_map(|n| book.sheet(n))
@@ -1017,16 +1017,20 @@ fn read_survey(
         if kind == QuestionType::Calculate && row.get("calculation").is_none() {
             errors.push(row.error("calculation", format!("calculate `{name}` needs a calculation")));
         }
-        if kind == QuestionType::Repeat
-            && let Some(&outer) = open.iter().rev().find(|&&i| questions[i].kind == QuestionType::Repeat)
-        {
-            errors.push(row.error(
-                "type",
-                format!(
-                    "repeat `{name}` is inside repeat `{}`: repeats inside repeats are not supported yet",
-                    questions[outer].name
-                ),
-            ));
+        if kind == QuestionType::Repeat {
+            let around = open
+                .iter()
+                .filter(|&&i| questions[i].kind == QuestionType::Repeat)
+                .count();
+            if around >= super::path::MAX_NESTING {
+                errors.push(row.error(
+                    "type",
+                    format!(
+                        "repeat `{name}` is inside {around} other repeats: repeats nest at most {} deep",
+                        super::path::MAX_NESTING
+                    ),
+                ));
+            }
         }
         let mut default = row.get("default").map(str::to_owned);
         if let Some(given) = row.get("default") {
@@ -1178,7 +1182,13 @@ fn read_survey(
     for (index, expressions) in raw_expressions {
         for (column, text) in expressions {
             let row = questions[index].row;
-            match parse_column(column, &text, &names, &ambiguous) {
+            let parsed = parse_column(column, &text, &names, &ambiguous).and_then(|(mut expr, notice)| {
+                if let Some(expr) = &mut expr {
+                    expr.resolve_relative(&mut |path| resolve_relative(&questions, index, path))?;
+                }
+                Ok((expr, notice))
+            });
+            match parsed {
                 Ok((expr, notice)) => {
                     if let Some(notice) = notice {
                         notices.push(FormError::at(&survey.name, row, column, notice));
@@ -1204,6 +1214,37 @@ fn read_survey(
         errors.push(error);
     }
     questions
+}
+
+/// The question a relative path names, walked from question `from` as
+/// XPath walks the form's tree: the first `..` is the group around the
+/// question (the form's top outside groups), each further one the group
+/// around that, then each name a question or group inside.
+fn resolve_relative(questions: &[Question], from: usize, path: &super::expr::RelativePath) -> Result<String, String> {
+    let written = || format!("`{}`", Expr::Relative(Box::new(path.clone())));
+    let mut node = questions[from].parent;
+    for _ in 1..path.up {
+        let Some(group) = node else {
+            return Err(format!("{} climbs above the top of the form", written()));
+        };
+        node = questions[group].parent;
+    }
+    for name in &path.down {
+        // A name several questions share is qualified (`group.name`).
+        let suffix = format!(".{name}");
+        let child = questions
+            .iter()
+            .position(|q| q.parent == node && (q.name == *name || q.name.ends_with(&suffix)));
+        let Some(child) = child else {
+            let place = node.map_or("at the top of the form".to_owned(), |g| {
+                format!("inside group `{}`", questions[g].name)
+            });
+            return Err(format!("{}: no question or group `{name}` {place}", written()));
+        };
+        node = Some(child);
+    }
+    node.map(|q| questions[q].name.clone())
+        .ok_or_else(|| format!("{} names the top of the form, not a question", written()))
 }
 
 /// A calculation or relevance that depends on itself, directly or

@@ -309,6 +309,19 @@ impl FormDefinition {
         None
     }
 
+    /// Every repeat enclosing question `index`, outermost first: the
+    /// levels of an [`InstancePath`](super::path) to its values.
+    pub fn enclosing_repeats(&self, index: usize) -> Vec<usize> {
+        let mut repeats = Vec::new();
+        let mut at = self.enclosing_repeat(index);
+        while let Some(r) = at {
+            repeats.push(r);
+            at = self.enclosing_repeat(r);
+        }
+        repeats.reverse();
+        repeats
+    }
+
     /// Column `column` of `choice` as an expression reads it (a choice
     /// filter's bare names, a list lookup's predicate and column): `name`,
     /// `label` in `language`, or another column of the choices sheet.

@@ -134,6 +134,7 @@ pub(super) fn expand(
         name: survey.name.clone(),
         header: survey.header.clone(),
         rows,
+        passed_over: Vec::new(),
     })
 }
 

@@ -18,6 +18,7 @@ mod compile;
 pub mod definition;
 pub mod expr;
 mod loops;
+mod path;
 mod session;
 pub mod sheets;
 mod validate;
@@ -28,6 +29,7 @@ use std::path::Path;
 
 pub use self::compile::{MAX_REPORTED_ERRORS, compile, compile_named};
 pub use self::definition::{Choice, FormDefinition, Labels, Question, QuestionType};
+pub use self::path::{MAX_NESTING, located, split_located};
 pub use self::session::{FormSession, Prompt, PromptChoice, SessionError};
 #[cfg(feature = "xlsform")]
 use self::sheets::Workbook;

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::definition::{FormDefinition, QuestionType};
 use super::expr::{Context, ItemScope, evaluate};
-use super::validate::{AnswerError, Environment, Filled, Scope, Slot, typed_text};
+use super::path::{InstancePath, located};
+use super::validate::{AnswerError, Environment, FastMap, Filled, Scope, Slot, typed_text};
 use crate::answers::{ANSWERS_PREFIX, DERIVED_PREFIX};
 use crate::op::{EntityId, Op};
 use crate::schema::{Collection, Fields};
@@ -30,16 +31,28 @@ pub enum SessionError {
         /// The name given.
         name: String,
     },
-    /// A repeat operation on something that is not a repeat, or an
-    /// instance that does not exist.
-    #[error("`{name}` has no instance {instance} (it has {count})")]
+    /// An instance that does not exist.
+    #[error("`{name}` has no instance {} (there are {count} there)", located("", .instance))]
     NoSuchInstance {
         /// The repeat or question.
         name: String,
-        /// The instance asked for (1-based).
-        instance: usize,
-        /// How many there are.
+        /// The instance asked for: of each enclosing repeat, from 1.
+        instance: Vec<usize>,
+        /// How many instances the repeat has where the last one was asked.
         count: usize,
+    },
+    /// An instance path that does not name one instance of each repeat
+    /// around the question (`[2]` for a question two repeats deep).
+    #[error("`{name}` is inside {} repeat(s) ({repeats}): give one instance of each, outermost first, not {given}", .depth)]
+    InstanceDepth {
+        /// The question.
+        name: String,
+        /// How many repeats enclose it.
+        depth: usize,
+        /// Their names, outermost first.
+        repeats: String,
+        /// How many instances were given.
+        given: usize,
     },
     /// An answer to a question that cannot take one now.
     #[error("`{name}` cannot be answered: {reason}")]
@@ -87,8 +100,11 @@ pub struct PromptChoice {
 pub struct Prompt {
     /// The question's name.
     pub question: String,
-    /// For a question inside a repeat, its instance (1-based).
-    pub instance: Option<usize>,
+    /// For a question inside a repeat, its instance of each enclosing
+    /// repeat, outermost first, from 1: what [`FormSession::set_answer`]
+    /// takes back. Empty at the top of the form; for a repeat itself,
+    /// where it sits (empty for a repeat at the top).
+    pub instance: Vec<usize>,
     /// Its type (`text`, `select_one`, `group`, `repeat`, ...).
     pub kind: String,
     /// Label in the session's language (falling back to the default).
@@ -229,7 +245,7 @@ impl FormSession {
         let mut filled = Filled::new(form, env);
         filled.read(answers);
         if answers.is_empty() {
-            filled.apply_defaults(None, None);
+            filled.apply_defaults(None, InstancePath::TOP);
         }
         filled.settle();
         filled.errors.clear();
@@ -265,14 +281,16 @@ impl FormSession {
         &self.filled.form
     }
 
-    /// Sets the answer to `question` (in repeat instance `instance`,
-    /// 1-based, for questions inside a repeat) and returns the errors of
-    /// every question the change affected. A value of the wrong type is
-    /// not stored; its error is returned.
+    /// Sets the answer to `question` and returns the errors of every
+    /// question the change affected. `instance` names, for a question
+    /// inside repeats, its instance of each, outermost first, from 1
+    /// (`&[2, 1]`: the first child of the second household member), as
+    /// [`Prompt::instance`] gives it; `&[]` at the top of the form. A value
+    /// of the wrong type is not stored; its error is returned.
     pub fn set_answer(
         &mut self,
         question: &str,
-        instance: Option<usize>,
+        instance: &[usize],
         value: &Value,
     ) -> Result<Vec<AnswerError>, SessionError> {
         let slot = self.slot(question, instance)?;
@@ -304,90 +322,108 @@ impl FormSession {
         Ok(self.errors_of(affected))
     }
 
-    /// Adds an instance to repeat `repeat`; returns its number (1-based).
-    pub fn add_repeat(&mut self, repeat: &str) -> Result<usize, SessionError> {
+    /// Adds an instance to repeat `repeat` where it sits, `within` the
+    /// instances of the repeats around it (`&[]` for a repeat at the top,
+    /// `&[2]` for the children of the second household member); returns
+    /// its number there (from 1).
+    pub fn add_repeat(&mut self, repeat: &str, within: &[usize]) -> Result<usize, SessionError> {
         let r = self.repeat(repeat)?;
+        let (_, at) = self.slot(repeat, within)?;
+        if self.filled.relevant.get(&(r, at)) == Some(&false) {
+            return Err(SessionError::NotEditable {
+                name: repeat.to_owned(),
+                reason: "it is not relevant now",
+            });
+        }
         let max = super::AnswerLimits::default().max_instances;
-        if self.filled.instances.get(&r).is_some_and(|&n| n >= max) {
+        let count = self.filled.count(r, at);
+        if count >= max {
             return Err(SessionError::TooManyInstances {
                 name: repeat.to_owned(),
                 max,
             });
         }
-        let count = self.filled.instances.entry(r).or_default();
-        *count += 1;
-        let instance = *count - 1;
+        let Some(new) = at.child(count) else {
+            return Err(SessionError::NotEditable {
+                name: repeat.to_owned(),
+                reason: "its repeats nest deeper than mpaka supports",
+            });
+        };
+        self.filled.instances.insert((r, at), count + 1);
         // Numbered while nobody else can hold the submission (it was never
         // saved), random once it may be elsewhere.
         let saved = self.written.lock().unwrap_or_else(|p| p.into_inner()).1.is_some();
-        let ids = self.filled.instance_ids.entry(r).or_default();
-        ids.resize_with(instance, crate::answers::new_instance_id);
+        let ids = self.filled.instance_ids.entry((r, at)).or_default();
+        ids.resize_with(count, crate::answers::new_instance_id);
         let id = if saved {
             crate::answers::new_instance_id()
         } else {
             crate::answers::first_free_number(ids.iter())
         };
         ids.push(id);
-        let members: Vec<usize> = (0..self.form().questions.len())
-            .filter(|&m| self.filled.repeat_of[m] == Some(r))
-            .collect();
-        self.filled.apply_defaults(Some(instance), Some(r));
+        let members = self.members(r);
+        self.filled.apply_defaults(Some(r), new);
         for &m in &members {
-            self.filled.refresh_relevance((m, Some(instance)));
-            self.filled.refresh_value((m, Some(instance)));
+            self.filled.refresh_relevance((m, new));
+            self.filled.refresh_value((m, new));
         }
         // What counts or sums the repeat's answers changes with it.
-        self.propagate((r, None));
+        self.propagate((r, at));
         for m in members {
-            self.propagate((m, Some(instance)));
+            self.propagate((m, new));
         }
-        Ok(instance + 1)
+        Ok(count + 1)
     }
 
-    /// Removes instance `instance` (1-based) of repeat `repeat`; later
-    /// instances move up one.
-    pub fn remove_repeat(&mut self, repeat: &str, instance: usize) -> Result<(), SessionError> {
+    /// Removes an instance of repeat `repeat`, named as its members'
+    /// [`Prompt::instance`] names it (`&[3]`, or `&[2, 1]` inside another
+    /// repeat): later instances there move up one, with what they hold.
+    pub fn remove_repeat(&mut self, repeat: &str, instance: &[usize]) -> Result<(), SessionError> {
         let r = self.repeat(repeat)?;
-        let count = self.filled.instances.get(&r).copied().unwrap_or(0);
-        if instance == 0 || instance > count {
-            return Err(SessionError::NoSuchInstance {
-                name: repeat.to_owned(),
-                instance,
-                count,
-            });
+        let no_such = |count| SessionError::NoSuchInstance {
+            name: repeat.to_owned(),
+            instance: instance.to_vec(),
+            count,
+        };
+        let Some((&number, within)) = instance.split_last() else {
+            return Err(no_such(0));
+        };
+        let (_, at) = self.slot(repeat, within)?;
+        let count = self.filled.count(r, at);
+        if number == 0 || number > count {
+            return Err(no_such(count));
         }
-        let removed = instance - 1;
-        let members: Vec<usize> = (0..self.form().questions.len())
-            .filter(|&m| self.filled.repeat_of[m] == Some(r))
-            .collect();
-        for m in members {
-            for i in removed..count {
-                let next = self.filled.values.remove(&(m, Some(i + 1))).unwrap_or_default();
-                let next_relevant = self.filled.relevant.remove(&(m, Some(i + 1))).unwrap_or(true);
-                if i + 1 < count {
-                    self.filled.values.insert((m, Some(i)), next);
-                    self.filled.relevant.insert((m, Some(i)), next_relevant);
-                } else {
-                    self.filled.values.remove(&(m, Some(i)));
-                    self.filled.relevant.remove(&(m, Some(i)));
-                }
-            }
-        }
-        self.filled.instances.insert(r, count - 1);
-        if let Some(ids) = self.filled.instance_ids.get_mut(&r)
+        let removed = number - 1;
+        // Every slot inside that instance goes; those of later instances
+        // move up one, at the repeat's level of their paths.
+        let level = at.len();
+        let chain = &self.filled.chain;
+        let inside =
+            |(q, path): &Slot| chain[*q].get(level) == Some(&r) && path.len() > level && path.prefix(level) == at;
+        close_gap(&mut self.filled.values, &inside, level, removed);
+        close_gap(&mut self.filled.relevant, &inside, level, removed);
+        close_gap(&mut self.filled.instances, &inside, level, removed);
+        close_gap(&mut self.filled.instance_ids, &inside, level, removed);
+        self.filled.instances.insert((r, at), count - 1);
+        if let Some(ids) = self.filled.instance_ids.get_mut(&(r, at))
             && removed < ids.len()
         {
             ids.remove(removed);
         }
         self.rejected.clear();
-        self.propagate((r, None));
-        let members: Vec<usize> = (0..self.form().questions.len())
-            .filter(|&m| self.filled.repeat_of[m] == Some(r))
-            .collect();
-        for m in members {
-            self.propagate((m, None));
+        self.propagate((r, at));
+        for m in self.members(r) {
+            self.propagate((m, at));
         }
         Ok(())
+    }
+
+    /// The questions directly inside repeat `r` (its groups' members too,
+    /// not those of a repeat inside it), in form order.
+    fn members(&self, r: usize) -> Vec<usize> {
+        (0..self.form().questions.len())
+            .filter(|&m| self.filled.repeat_of[m] == Some(r))
+            .collect()
     }
 
     /// The questions a screen shows now, in form order: relevant ones
@@ -409,7 +445,7 @@ impl FormSession {
                     |e: &Option<super::expr::Expr>| e.as_ref().is_some_and(|e| self.filled.eval(e, slot).to_bool());
                 prompts.push(Prompt {
                     question: question.name.clone(),
-                    instance: slot.1.map(|i| i + 1),
+                    instance: slot.1.numbered(),
                     kind: question.kind.name().to_owned(),
                     label: self.interpolate(form.text(&question.label, language).unwrap_or_default(), slot),
                     hint: self.interpolate(form.text(&question.hint, language).unwrap_or_default(), slot),
@@ -567,10 +603,10 @@ impl FormSession {
         // Each slot is re-queued only when it changed; the budget stops a
         // cycle of calculations that never settles.
         let mut budget = 64 * (self.filled.values.len() + self.dependents.len() + 1);
-        while let Some((source, instance)) = queue.pop_front() {
+        while let Some((source, at)) = queue.pop_front() {
             for k in 0..self.dependents[source].len() {
                 let d = self.dependents[source][k];
-                for slot in self.slots_for(d, source, instance) {
+                for slot in self.slots_for(d, source, at) {
                     affected.insert(slot);
                     let changed = self.filled.refresh_relevance(slot) | self.filled.refresh_value(slot);
                     if changed && budget > 0 {
@@ -584,32 +620,53 @@ impl FormSession {
         affected
     }
 
-    /// The slots of `d` that a change of `source` (in `instance`) reaches.
-    fn slots_for(&self, d: usize, source: usize, instance: Option<usize>) -> Vec<Slot> {
+    /// The slots of `d` that a change of `source` at `at` reaches: in the
+    /// repeats they share, the same instances; in the others, every one.
+    fn slots_for(&self, d: usize, source: usize, at: InstancePath) -> Vec<Slot> {
         let f = &self.filled;
-        match f.repeat_of[d] {
-            None => vec![(d, None)],
-            Some(r) if f.repeat_of[source] == Some(r) && instance.is_some() => vec![(d, instance)],
-            Some(_) => f.slots(d),
-        }
+        let shared = f.chain[d]
+            .iter()
+            .zip(&f.chain[source])
+            .take_while(|(a, b)| a == b)
+            .count();
+        f.slots_within(d, at.prefix(shared))
     }
 
-    fn slot(&self, name: &str, instance: Option<usize>) -> Result<Slot, SessionError> {
+    /// The slot `instance` names for question `name` (for a repeat: where
+    /// it sits).
+    fn slot(&self, name: &str, instance: &[usize]) -> Result<Slot, SessionError> {
         let (q, _) = self
             .form()
             .question(name)
             .ok_or_else(|| SessionError::UnknownQuestion { name: name.to_owned() })?;
-        match (self.filled.repeat_of[q], instance) {
-            (None, _) => Ok((q, None)),
-            (Some(r), Some(i)) if i >= 1 && i <= self.filled.instances.get(&r).copied().unwrap_or(0) => {
-                Ok((q, Some(i - 1)))
-            }
-            (Some(r), i) => Err(SessionError::NoSuchInstance {
+        let chain = &self.filled.chain[q];
+        if chain.len() != instance.len() {
+            return Err(SessionError::InstanceDepth {
                 name: name.to_owned(),
-                instance: i.unwrap_or(0),
-                count: self.filled.instances.get(&r).copied().unwrap_or(0),
-            }),
+                depth: chain.len(),
+                repeats: chain
+                    .iter()
+                    .map(|&r| format!("`{}`", self.form().questions[r].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                given: instance.len(),
+            });
         }
+        let mut at = InstancePath::TOP;
+        for (&r, &number) in chain.iter().zip(instance) {
+            let count = self.filled.live(r, at);
+            match at.child(number.wrapping_sub(1)) {
+                Some(next) if (1..=count).contains(&number) => at = next,
+                _ => {
+                    return Err(SessionError::NoSuchInstance {
+                        name: name.to_owned(),
+                        instance: instance.to_vec(),
+                        count,
+                    });
+                }
+            }
+        }
+        Ok((q, at))
     }
 
     fn repeat(&self, name: &str) -> Result<usize, SessionError> {
@@ -633,7 +690,7 @@ impl FormSession {
             .filter_map(|slot| {
                 Some(AnswerError {
                     question: self.form().questions[slot.0].name.clone(),
-                    instance: slot.1.map(|i| i + 1),
+                    instance: slot.1.numbered(),
                     message: self.error_of(slot)?,
                 })
             })
@@ -696,5 +753,28 @@ impl FormSession {
                 label: form.text(&choice.label, language).unwrap_or(&choice.name).to_owned(),
             })
             .collect()
+    }
+}
+
+/// Removes from `map` the slots `inside` one instance of a repeat (index
+/// `removed` at `level` of their paths), and moves those of later
+/// instances up one: what removing a repeat instance does to every map
+/// keyed by slot.
+fn close_gap<V>(map: &mut FastMap<Slot, V>, inside: &dyn Fn(&Slot) -> bool, level: usize, removed: usize) {
+    let old = std::mem::take(map);
+    for ((q, path), value) in old {
+        if !inside(&(q, path)) {
+            map.insert((q, path), value);
+            continue;
+        }
+        match path.get(level) {
+            Some(i) if i == removed => {}
+            Some(i) if i > removed => {
+                map.insert((q, path.with(level, i - 1)), value);
+            }
+            _ => {
+                map.insert((q, path), value);
+            }
+        }
     }
 }

@@ -24,6 +24,10 @@ pub struct Sheet {
     pub header: Vec<String>,
     /// (row number, cells) of every row below the header.
     pub rows: Vec<(usize, Vec<String>)>,
+    /// Text a spreadsheet holds past the end of its data, as pyxform finds
+    /// it (after 20 empty header cells, or 60 empty rows), not read, as
+    /// pyxform does not read it: located, so that `form check` can say so.
+    pub passed_over: Vec<FormError>,
 }
 
 impl Sheet {
@@ -414,9 +418,22 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
+/// Empty header cells in a row after which pyxform takes a spreadsheet's
+/// columns to have ended.
+#[cfg(feature = "xlsform")]
+const MAX_ADJACENT_EMPTY_COLUMNS: usize = 20;
+
+/// Empty rows in a row after which pyxform takes a spreadsheet's data to
+/// have ended.
+#[cfg(feature = "xlsform")]
+const MAX_ADJACENT_EMPTY_ROWS: usize = 60;
+
 /// A sheet from its cells with text: the header is the first row with any,
 /// every later row keeps its spreadsheet number, and gaps between cells
-/// are empty text.
+/// are empty text. Where the data ends is found as pyxform finds it in a
+/// spreadsheet: the columns end at a run of more than 20 empty header
+/// cells, the rows at a run of more than 60 rows with nothing under a
+/// header; what lies beyond is passed over, and said.
 #[cfg(feature = "xlsform")]
 fn sheet_of_cells(name: String, found: std::collections::BTreeMap<usize, Vec<(usize, String)>>) -> Sheet {
     let mut rows = found.into_iter().map(|(number, cells)| {
@@ -427,11 +444,63 @@ fn sheet_of_cells(name: String, found: std::collections::BTreeMap<usize, Vec<(us
         }
         (number, line)
     });
-    let header = rows.next().map(|(_, h)| h).unwrap_or_default();
+    let (header_row, mut header) = rows.next().unwrap_or_default();
+    let mut passed_over = Vec::new();
+    let mut empty_run = 0;
+    if let Some(end) = header.iter().position(|h| {
+        empty_run = if h.is_empty() { empty_run + 1 } else { 0 };
+        empty_run > MAX_ADJACENT_EMPTY_COLUMNS
+    }) {
+        if let Some(far) = (end..header.len()).find(|&c| !header[c].is_empty()) {
+            passed_over.push(FormError::at(
+                &name,
+                header_row,
+                &column_letters(far),
+                format!(
+                    "this column and those after it are not read: they come after more than \
+                     {MAX_ADJACENT_EMPTY_COLUMNS} empty header cells, where pyxform stops reading the headers; \
+                     move them next to the others if they belong to the form"
+                ),
+            ));
+        }
+        header.truncate(end);
+        while header.last().is_some_and(String::is_empty) {
+            header.pop();
+        }
+    }
+    let mut kept = Vec::new();
+    let mut last = header_row;
+    for (number, line) in rows {
+        let holds = line
+            .iter()
+            .zip(&header)
+            .any(|(cell, h)| !cell.is_empty() && !h.is_empty());
+        if !holds {
+            kept.push((number, line));
+            continue;
+        }
+        if number - last - 1 > MAX_ADJACENT_EMPTY_ROWS {
+            passed_over.push(FormError {
+                row: Some(number),
+                ..FormError::sheet(
+                    &name,
+                    format!(
+                        "this row and those below it are not read: they come after more than \
+                         {MAX_ADJACENT_EMPTY_ROWS} empty rows, where pyxform takes the sheet to end; move them \
+                         up if they belong to the form"
+                    ),
+                )
+            });
+            break;
+        }
+        last = number;
+        kept.push((number, line));
+    }
     Sheet {
         name,
         header,
-        rows: rows.collect(),
+        rows: kept,
+        passed_over,
     }
 }
 
@@ -598,6 +667,51 @@ mod tests {
     }
 
     const SHEET_START: &[u8] = crate::sample::workbooks::SHEET_START.as_bytes();
+
+    #[test]
+    fn text_past_the_end_of_the_data_is_passed_over_and_said_as_pyxform_passes_it_over() {
+        // pyxform's test form extra_columns.xls: a header 234 columns past
+        // the last, a row 19,995 rows below.
+        let xlsx = workbook_with_sheet(|w| {
+            std::io::Write::write_all(w, SHEET_START).unwrap();
+            let rows = format!(
+                r#"<row r="1">{}{}{}{}</row><row r="2">{}{}{}</row><row r="63">{}{}{}{}</row><row r="125">{}{}</row></sheetData></worksheet>"#,
+                inline("A1", "type"),
+                inline("B1", "name"),
+                inline("C1", "label"),
+                inline("Y1", "what four?"),
+                inline("A2", "text"),
+                inline("B2", "a"),
+                inline("C2", "A"),
+                inline("A63", "text"),
+                inline("B63", "b"),
+                inline("C63", "B"),
+                inline("Y63", "under the far header"),
+                inline("A125", "party like it's 19999"),
+                inline("B125", "c"),
+            );
+            std::io::Write::write_all(w, rows.as_bytes()).unwrap();
+        });
+        let book = Workbook::from_xlsx(&xlsx).unwrap();
+        let survey = book.sheet("survey").unwrap();
+        assert_eq!(survey.header, ["type", "name", "label"]);
+        // 60 empty rows (3 to 62) do not end the data; 61 (64 to 124) do.
+        let numbers: Vec<usize> = survey.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [2, 63]);
+        let said: Vec<String> = survey.passed_over.iter().map(ToString::to_string).collect();
+        assert!(said[0].starts_with("survey row 1, Y: this column"), "{said:?}");
+        assert!(
+            said[1].starts_with("survey row 125: this row and those below"),
+            "{said:?}"
+        );
+        let form = super::super::compile(&book).unwrap();
+        assert_eq!(form.questions.len(), 2);
+        assert!(
+            form.notices.iter().any(|n| n.contains("survey row 125")),
+            "{:?}",
+            form.notices
+        );
+    }
 
     #[test]
     fn a_far_stray_cell_is_a_located_error_not_a_huge_allocation() {

@@ -189,10 +189,6 @@ fn mistakes_are_located_and_explained() {
             ",calculate,c,,,,${c} + 1\n",
             "survey row 2, calculation: `c` depends on itself: c → c",
         ),
-        (
-            ",begin repeat,r,R,,,\n,begin repeat,s,S,,,\n,end repeat,,,,,\n,end repeat,,,,,\n",
-            "survey row 3, type: repeat `s` is inside repeat `r`",
-        ),
     ];
     for (rows, expected) in cases {
         assert_error(&form(rows), expected);
@@ -350,8 +346,8 @@ mod validation {
         assert_eq!(find("item").message, "expects 3 instance(s), has 2");
         let value = find("item_value");
         assert_eq!(
-            (value.instance, value.message.as_str()),
-            (Some(2), "this answer is not allowed")
+            (value.instance.as_slice(), value.message.as_str()),
+            (&[2][..], "this answer is not allowed")
         );
         assert!(find("nickname").message.contains("no question"));
 
@@ -410,19 +406,19 @@ mod session {
             ("age", json!(34)),
             ("goods", json!("beans fish")),
         ] {
-            first.set_answer(name, None, &value).unwrap();
+            first.set_answer(name, &[], &value).unwrap();
         }
-        first.set_answer("n_items", None, &json!(0)).unwrap();
+        first.set_answer("n_items", &[], &json!(0)).unwrap();
         let created = first.finalize(&a).unwrap().unwrap();
         b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
         let id = created.entity;
 
         // Offline, each phone re-opens the interview and corrects one answer.
         let mut on_a = FormSession::resume(form(), env(), &a, id).unwrap();
-        on_a.set_answer("age", None, &json!(35)).unwrap();
+        on_a.set_answer("age", &[], &json!(35)).unwrap();
         let age = on_a.finalize(&a).unwrap().unwrap();
         let mut on_b = FormSession::resume(form(), env(), &b, id).unwrap();
-        on_b.set_answer("goods", None, &json!("fish")).unwrap();
+        on_b.set_answer("goods", &[], &json!("fish")).unwrap();
         let goods = on_b.finalize(&b).unwrap().unwrap();
         // Each op holds its correction, not the interview again.
         let answers = |op: &crate::Op| -> Vec<String> {
@@ -463,13 +459,13 @@ mod session {
         let a = Store::open_in_memory(StoreOptions::default()).unwrap();
         let b = Store::open_in_memory(StoreOptions::default()).unwrap();
         let mut first = FormSession::start(form(), env());
-        first.set_answer("consent", None, &json!("yes")).unwrap();
-        first.set_answer("age", None, &json!(34)).unwrap();
-        first.set_answer("n_items", None, &json!(2)).unwrap();
+        first.set_answer("consent", &[], &json!("yes")).unwrap();
+        first.set_answer("age", &[], &json!(34)).unwrap();
+        first.set_answer("n_items", &[], &json!(2)).unwrap();
         for (i, (name, value)) in [("beans", 1000), ("fish", 2500)].into_iter().enumerate() {
-            first.add_repeat("item").unwrap();
-            first.set_answer("item_name", Some(i + 1), &json!(name)).unwrap();
-            first.set_answer("item_value", Some(i + 1), &json!(value)).unwrap();
+            first.add_repeat("item", &[]).unwrap();
+            first.set_answer("item_name", &[i + 1], &json!(name)).unwrap();
+            first.set_answer("item_value", &[i + 1], &json!(value)).unwrap();
         }
         let created = first.finalize(&a).unwrap().unwrap();
         b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
@@ -512,8 +508,8 @@ mod session {
     #[test]
     fn corrections_of_different_goods_of_one_interview_both_stand() {
         let (goods, conflicts, ids) = edit_on_both(
-            |s| drop(s.set_answer("item_value", Some(1), &json!(1200)).unwrap()),
-            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+            |s| drop(s.set_answer("item_value", &[1], &json!(1200)).unwrap()),
+            |s| drop(s.set_answer("item_value", &[2], &json!(2600)).unwrap()),
         );
         assert_eq!(
             goods,
@@ -528,8 +524,8 @@ mod session {
     #[test]
     fn corrections_of_different_questions_of_one_good_both_stand() {
         let (goods, conflicts, ids) = edit_on_both(
-            |s| drop(s.set_answer("item_name", Some(2), &json!("tilapia")).unwrap()),
-            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+            |s| drop(s.set_answer("item_name", &[2], &json!("tilapia")).unwrap()),
+            |s| drop(s.set_answer("item_value", &[2], &json!(2600)).unwrap()),
         );
         assert_eq!(
             goods[1],
@@ -541,8 +537,8 @@ mod session {
     #[test]
     fn the_same_question_of_one_good_corrected_twice_is_a_conflict() {
         let (_, conflicts, ids) = edit_on_both(
-            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
-            |s| drop(s.set_answer("item_value", Some(2), &json!(2700)).unwrap()),
+            |s| drop(s.set_answer("item_value", &[2], &json!(2600)).unwrap()),
+            |s| drop(s.set_answer("item_value", &[2], &json!(2700)).unwrap()),
         );
         assert_eq!(conflicts, [format!("answers/item[{}]/item_value", ids[1])]);
     }
@@ -551,10 +547,10 @@ mod session {
     fn a_good_removed_on_one_phone_and_corrected_on_the_other_asks_a_person() {
         let (goods, conflicts, ids) = edit_on_both(
             |s| {
-                s.remove_repeat("item", 2).unwrap();
-                s.set_answer("n_items", None, &json!(1)).unwrap();
+                s.remove_repeat("item", &[2]).unwrap();
+                s.set_answer("n_items", &[], &json!(1)).unwrap();
             },
-            |s| drop(s.set_answer("item_value", Some(2), &json!(2600)).unwrap()),
+            |s| drop(s.set_answer("item_value", &[2], &json!(2600)).unwrap()),
         );
         // The later writer's say stands (here phone b's edit, which keeps
         // the good); the conflict is on the instance itself, and a person
@@ -575,16 +571,16 @@ mod session {
     fn adding_goods_on_two_phones_keeps_both() {
         let (goods, conflicts, _) = edit_on_both(
             |s| {
-                s.set_answer("n_items", None, &json!(3)).unwrap();
-                s.add_repeat("item").unwrap();
-                s.set_answer("item_name", Some(3), &json!("milk")).unwrap();
-                s.set_answer("item_value", Some(3), &json!(300)).unwrap();
+                s.set_answer("n_items", &[], &json!(3)).unwrap();
+                s.add_repeat("item", &[]).unwrap();
+                s.set_answer("item_name", &[3], &json!("milk")).unwrap();
+                s.set_answer("item_value", &[3], &json!(300)).unwrap();
             },
             |s| {
-                s.set_answer("n_items", None, &json!(3)).unwrap();
-                s.add_repeat("item").unwrap();
-                s.set_answer("item_name", Some(3), &json!("salt")).unwrap();
-                s.set_answer("item_value", Some(3), &json!(400)).unwrap();
+                s.set_answer("n_items", &[], &json!(3)).unwrap();
+                s.add_repeat("item", &[]).unwrap();
+                s.set_answer("item_name", &[3], &json!("salt")).unwrap();
+                s.set_answer("item_value", &[3], &json!(400)).unwrap();
             },
         );
         let names: Vec<&str> = goods
@@ -617,7 +613,7 @@ mod session {
         store.save(Collection::Submissions, id, fields).unwrap();
         let mut s = FormSession::resume(form(), env(), &store, id).unwrap();
         assert_eq!(s.values()["item"][1]["@id"], json!("2"));
-        s.set_answer("item_value", Some(2), &json!(2600)).unwrap();
+        s.set_answer("item_value", &[2], &json!(2600)).unwrap();
         let op = s.finalize(&store).unwrap().unwrap();
         let answers: Vec<&String> = op.fields.keys().filter(|k| k.starts_with("answers/")).collect();
         assert_eq!(answers, ["answers/item[2]", "answers/item[2]/item_value"]);
@@ -639,7 +635,7 @@ mod session {
             ..env()
         };
         let mut s = FormSession::resume(form(), officer, &a, id).unwrap();
-        s.set_answer("age", None, &json!(45)).unwrap();
+        s.set_answer("age", &[], &json!(45)).unwrap();
         let op = s.finalize(&a).unwrap().unwrap();
         assert!(!op.fields.contains_key("enumerator"), "{:?}", op.fields.keys());
         let merged = a.get(Collection::Submissions, id).unwrap().unwrap();
@@ -659,7 +655,7 @@ mod session {
         })
         .unwrap();
         let mut s = FormSession::start(form, env());
-        s.set_answer("notes", None, &json!("market day")).unwrap();
+        s.set_answer("notes", &[], &json!("market day")).unwrap();
         s.finalize(&store).unwrap().unwrap();
         let saved = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
         assert_eq!(saved.get("derived/end"), saved.get("ended_at"));
@@ -695,7 +691,7 @@ mod session {
         new.apply_remote(std::slice::from_ref(&created)).unwrap();
         // The updated phone corrects the fish; the old one renames the beans.
         let mut s = FormSession::resume(form(), env(), &new, id).unwrap();
-        s.set_answer("item_value", Some(2), &json!(2600)).unwrap();
+        s.set_answer("item_value", &[2], &json!(2600)).unwrap();
         let correction = s.finalize(&new).unwrap().unwrap();
         let rewrite = old
             .save(
@@ -738,7 +734,7 @@ mod session {
         let b = Store::open_in_memory(StoreOptions::default()).unwrap();
         let mut first = FormSession::start(form(), env());
         for (name, value) in [("consent", json!("yes")), ("age", json!(34)), ("n_items", json!(0))] {
-            first.set_answer(name, None, &value).unwrap();
+            first.set_answer(name, &[], &value).unwrap();
         }
         let created = first.finalize(&a).unwrap().unwrap();
         b.apply_remote(&a.pending_ops(100).unwrap()).unwrap();
@@ -746,10 +742,10 @@ mod session {
         // Phone A opens the interview, then pulls B's correction while open.
         let mut on_a = FormSession::resume(form(), env(), &a, id).unwrap();
         let mut on_b = FormSession::resume(form(), env(), &b, id).unwrap();
-        on_b.set_answer("age", None, &json!(40)).unwrap();
+        on_b.set_answer("age", &[], &json!(40)).unwrap();
         let from_b = on_b.finalize(&b).unwrap().unwrap();
         a.apply_remote(std::slice::from_ref(&from_b)).unwrap();
-        on_a.set_answer("age", None, &json!(36)).unwrap();
+        on_a.set_answer("age", &[], &json!(36)).unwrap();
         on_a.finalize(&a).unwrap().unwrap();
         let ages: Vec<_> = a
             .conflicts(true)
@@ -768,10 +764,7 @@ mod session {
         session
             .prompts()
             .iter()
-            .map(|p| match p.instance {
-                Some(i) => format!("{}[{i}]", p.question),
-                None => p.question.clone(),
-            })
+            .map(|p| crate::form::located(&p.question, &p.instance))
             .collect()
     }
 
@@ -790,7 +783,7 @@ mod session {
         );
         assert!(consent.required);
 
-        let errors = s.set_answer("consent", None, &json!("yes")).unwrap();
+        let errors = s.set_answer("consent", &[], &json!("yes")).unwrap();
         assert_eq!(
             visible(&s),
             ["consent", "profile", "age", "goods", "n_items", "item", "thanks"]
@@ -812,50 +805,50 @@ mod session {
     #[test]
     fn answers_are_checked_and_only_what_depends_on_them_is_reported() {
         let mut s = FormSession::start(form(), env());
-        s.set_answer("consent", None, &json!("yes")).unwrap();
-        let errors = s.set_answer("age", None, &json!(12)).unwrap();
+        s.set_answer("consent", &[], &json!("yes")).unwrap();
+        let errors = s.set_answer("age", &[], &json!(12)).unwrap();
         assert_eq!(
             errors,
             [AnswerError {
                 question: "age".into(),
-                instance: None,
+                instance: Vec::new(),
                 message: "Age must be 15 to 99".into()
             }]
         );
-        let errors = s.set_answer("age", None, &json!("twelve")).unwrap();
+        let errors = s.set_answer("age", &[], &json!("twelve")).unwrap();
         assert!(errors[0].message.contains("whole number"));
         assert_eq!(s.values()["age"], json!(12), "a value of the wrong type is not stored");
         // goods does not feed age's rules: age's error is not re-reported.
-        assert!(s.set_answer("goods", None, &json!("beans")).unwrap().is_empty());
+        assert!(s.set_answer("goods", &[], &json!("beans")).unwrap().is_empty());
         assert!(
-            s.set_answer("goods", None, &json!("gold")).unwrap()[0]
+            s.set_answer("goods", &[], &json!("gold")).unwrap()[0]
                 .message
                 .contains("not a choice")
         );
         assert!(matches!(
-            s.set_answer("nickname", None, &json!(1)),
+            s.set_answer("nickname", &[], &json!(1)),
             Err(SessionError::UnknownQuestion { .. })
         ));
         assert!(matches!(
-            s.set_answer("item_name", Some(1), &json!("x")),
+            s.set_answer("item_name", &[1], &json!("x")),
             Err(SessionError::NoSuchInstance { .. })
         ));
         // Withdrawing consent hides and clears the profile.
-        s.set_answer("consent", None, &json!("no")).unwrap();
+        s.set_answer("consent", &[], &json!("no")).unwrap();
         assert_eq!(s.values()["age"], json!(""));
     }
 
     #[test]
     fn repeats_are_added_removed_and_summed() {
         let mut s = FormSession::start(form(), env());
-        assert_eq!(s.add_repeat("item").unwrap(), 1);
-        assert_eq!(s.add_repeat("item").unwrap(), 2);
-        s.set_answer("item_value", Some(1), &json!(1000)).unwrap();
-        s.set_answer("item_value", Some(2), &json!(250)).unwrap();
+        assert_eq!(s.add_repeat("item", &[]).unwrap(), 1);
+        assert_eq!(s.add_repeat("item", &[]).unwrap(), 2);
+        s.set_answer("item_value", &[1], &json!(1000)).unwrap();
+        s.set_answer("item_value", &[2], &json!(250)).unwrap();
         assert_eq!(s.values()["total_value"], json!("1250"));
-        let errors = s.set_answer("item_value", Some(2), &json!(-1)).unwrap();
-        assert_eq!(errors[0].instance, Some(2));
-        let errors = s.set_answer("n_items", None, &json!(3)).unwrap();
+        let errors = s.set_answer("item_value", &[2], &json!(-1)).unwrap();
+        assert_eq!(errors[0].instance, [2]);
+        let errors = s.set_answer("n_items", &[], &json!(3)).unwrap();
         assert!(
             errors
                 .iter()
@@ -867,7 +860,7 @@ mod session {
             second.is_string() && second != s.values()["item"][0]["@id"],
             "each instance has its id"
         );
-        s.remove_repeat("item", 1).unwrap();
+        s.remove_repeat("item", &[1]).unwrap();
         assert_eq!(
             s.values()["item"],
             json!([{"@id": second, "item_name": "", "item_value": -1}]),
@@ -876,7 +869,7 @@ mod session {
         assert_eq!(s.values()["total_value"], json!("-1"));
         assert!(visible(&s).contains(&"item_value[1]".to_owned()));
         assert!(matches!(
-            s.remove_repeat("item", 5),
+            s.remove_repeat("item", &[5]),
             Err(SessionError::NoSuchInstance { count: 1, .. })
         ));
     }
@@ -885,10 +878,10 @@ mod session {
     fn drafts_resume_and_finalize_saves_a_complete_submission() {
         let store = Store::open_in_memory(StoreOptions::default()).unwrap();
         let mut s = FormSession::start(form(), env());
-        s.set_answer("consent", None, &json!("yes")).unwrap();
-        s.set_answer("age", None, &json!(41)).unwrap();
-        s.add_repeat("item").unwrap();
-        s.set_answer("item_name", Some(1), &json!("beans")).unwrap();
+        s.set_answer("consent", &[], &json!("yes")).unwrap();
+        s.set_answer("age", &[], &json!(41)).unwrap();
+        s.add_repeat("item", &[]).unwrap();
+        s.set_answer("item_name", &[1], &json!("beans")).unwrap();
         s.save_draft(&store).unwrap();
         let draft = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
         assert_eq!(draft.get("status"), Some(&json!("draft")));
@@ -896,10 +889,10 @@ mod session {
 
         let mut resumed = FormSession::resume(form(), env(), &store, s.id()).unwrap();
         assert_eq!(resumed.values(), s.values());
-        resumed.set_answer("n_items", None, &json!(2)).unwrap();
+        resumed.set_answer("n_items", &[], &json!(2)).unwrap();
         let errors = resumed.finalize(&store).unwrap().unwrap_err();
         assert_eq!(errors[0].message, "expects 2 instance(s), has 1");
-        resumed.set_answer("n_items", None, &json!(1)).unwrap();
+        resumed.set_answer("n_items", &[], &json!(1)).unwrap();
         let op = resumed.finalize(&store).unwrap().unwrap();
         assert_eq!(op.entity, s.id());
         let done = store.get(Collection::Submissions, s.id()).unwrap().unwrap();
@@ -922,7 +915,7 @@ mod session {
     fn labels_show_the_answers_they_reference() {
         let csv = "survey,type,name,label\n,integer,age,Age\n,note,check,You said ${age} years; ${ missing } stays empty\nsettings,form_id,version\n,f,1\n";
         let mut s = FormSession::start(Arc::new(FormDefinition::from_csv(csv).unwrap()), env());
-        s.set_answer("age", None, &json!(41)).unwrap();
+        s.set_answer("age", &[], &json!(41)).unwrap();
         assert_eq!(s.prompts()[1].label, "You said 41 years;  stays empty");
     }
 
@@ -936,7 +929,7 @@ mod session {
                    ,district,rusizi,Rusizi,west\n,district,bukavu,Bukavu,sk\n,district,uvira,Uvira,sk\n\
                    settings,form_id,version\n,places,1\n";
         let mut s = FormSession::start(Arc::new(FormDefinition::from_csv(csv).unwrap()), env());
-        s.set_answer("province", None, &json!("sk")).unwrap();
+        s.set_answer("province", &[], &json!("sk")).unwrap();
         let district = s.prompts().into_iter().find(|p| p.question == "district").unwrap();
         let names: Vec<String> = district.choices.into_iter().map(|c| c.name).collect();
         assert_eq!(names, ["bukavu", "uvira"]);
@@ -1005,7 +998,7 @@ mod example_forms {
             ("harassment", json!("refused")),
             ("income_band", json!("50k_100k")),
         ] {
-            let errors = s.set_answer(q, None, &v).unwrap();
+            let errors = s.set_answer(q, &[], &v).unwrap();
             assert!(errors.iter().all(|e| e.question != q), "{q}: {errors:?}");
         }
         let trade = s
@@ -1018,14 +1011,14 @@ mod example_forms {
             "no Kinyarwanda label: English"
         );
         for (i, (good, value)) in [("beans", 12000), ("fish", 30000)].into_iter().enumerate() {
-            s.add_repeat("goods").unwrap();
-            s.set_answer("good", Some(i + 1), &json!(good)).unwrap();
-            s.set_answer("value_rwf", Some(i + 1), &json!(value)).unwrap();
+            s.add_repeat("goods", &[]).unwrap();
+            s.set_answer("good", &[i + 1], &json!(good)).unwrap();
+            s.set_answer("value_rwf", &[i + 1], &json!(value)).unwrap();
         }
         assert_eq!(s.values()["total_value_rwf"], json!("42000"));
-        let errors = s.set_answer("documents", None, &json!("none jeton")).unwrap();
+        let errors = s.set_answer("documents", &[], &json!("none jeton")).unwrap();
         assert_eq!(errors[0].message, "'None' cannot be combined with other documents.");
-        s.set_answer("documents", None, &json!("jeton")).unwrap();
+        s.set_answer("documents", &[], &json!("jeton")).unwrap();
         let store = crate::Store::open_in_memory(crate::StoreOptions::default()).unwrap();
         s.finalize(&store).unwrap().unwrap();
     }
@@ -1078,8 +1071,8 @@ fn dynamic_defaults_are_evaluated_once_when_their_question_is_created() {
         serde_json::json!(""),
         "`base` was empty when the interview started: NaN reads empty"
     );
-    session.add_repeat("stall").unwrap();
-    session.add_repeat("stall").unwrap();
+    session.add_repeat("stall", &[]).unwrap();
+    session.add_repeat("stall", &[]).unwrap();
     let answers = serde_json::Value::Object(session.values());
     assert_eq!(answers["stall"][1]["n"], serde_json::json!(20), "{answers}");
     assert_eq!(answers["material"], serde_json::json!(""));
@@ -1165,17 +1158,17 @@ mod review_cases {
         // The session, fed the same answers one by one, agrees.
         let form = std::sync::Arc::new(FormDefinition::from_csv(csv).unwrap());
         let mut s = FormSession::start(form, env("default"));
-        s.set_answer("a", None, &json!(1)).unwrap();
-        s.set_answer("q1", None, &json!("x")).unwrap();
-        s.set_answer("q2", None, &json!("y")).unwrap();
-        s.set_answer("a", None, &json!(2)).unwrap();
+        s.set_answer("a", &[], &json!(1)).unwrap();
+        s.set_answer("q1", &[], &json!("x")).unwrap();
+        s.set_answer("q2", &[], &json!("y")).unwrap();
+        s.set_answer("a", &[], &json!(2)).unwrap();
         assert_eq!(s.values(), v.values);
         assert!(matches!(
-            s.set_answer("q2", None, &json!("z")),
+            s.set_answer("q2", &[], &json!("z")),
             Err(SessionError::NotEditable { .. })
         ));
         assert!(matches!(
-            s.set_answer("c", None, &json!("z")),
+            s.set_answer("c", &[], &json!("z")),
             Err(SessionError::NotEditable { .. })
         ));
     }
@@ -1222,6 +1215,8 @@ fn a_badly_named_group_reports_one_mistake_not_a_cascade() {
 
 /// Security probe F1, F3 and F14: the work one submission or one form
 /// causes is bounded by what it really holds.
+mod nested;
+
 mod bounds {
     use serde_json::{Map, Value, json};
 
@@ -1318,9 +1313,9 @@ mod bounds {
         let mut session = FormSession::start(std::sync::Arc::new(form), env("default"));
         let max = AnswerLimits::default().max_instances;
         for _ in 0..max {
-            session.add_repeat("goods").unwrap();
+            session.add_repeat("goods", &[]).unwrap();
         }
-        let err = session.add_repeat("goods").unwrap_err();
+        let err = session.add_repeat("goods", &[]).unwrap_err();
         assert!(
             matches!(err, SessionError::TooManyInstances { max: m, .. } if m == max),
             "{err}"
@@ -1914,6 +1909,7 @@ fn a_name_used_in_two_groups_is_qualified_by_them() {
             name: "Sheet1".into(),
             header: vec!["type".into(), "name".into(), "label".into()],
             rows: vec![(2, vec!["text".into(), "q".into(), "Q".into()])],
+            passed_over: Vec::new(),
         }],
     };
     assert_eq!(compile_named(&book, Some("f")).unwrap().questions[0].name, "q");

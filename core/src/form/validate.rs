@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::definition::{FormDefinition, QuestionType};
 use super::expr::{Context, Expr, ItemScope, XValue, evaluate};
+use super::path::{InstancePath, located};
 use crate::answers::INSTANCE_ID_KEY;
 
 /// What the form's metadata questions and `now()` read.
@@ -39,12 +40,22 @@ pub struct Environment {
 pub struct AnswerError {
     /// The question's name.
     pub question: String,
-    /// For a question inside a repeat: which instance (1-based, as
-    /// `position(..)` counts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<usize>,
+    /// For a question inside a repeat: which instance of each enclosing
+    /// repeat, outermost first, from 1 (as `position(..)` counts): `[2]`
+    /// for the second household member, `[2, 1]` for that member's first
+    /// child in a repeat inside the roster. Empty at the top of the form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance: Vec<usize>,
     /// What is wrong, in the chosen language when the form gives a message.
     pub message: String,
+}
+
+impl AnswerError {
+    /// The question and its instance as a person reads them: `age`,
+    /// `age[2]`, `age[2][1]`.
+    pub fn located(&self) -> String {
+        located(&self.question, &self.instance)
+    }
 }
 
 /// How much one submission may ask of validation. A phone or a server
@@ -116,14 +127,15 @@ pub struct Validation {
     pub valid: bool,
     /// Every problem found.
     pub errors: Vec<AnswerError>,
-    /// Answers removed because their question is not relevant
-    /// (`name` or `name[instance]`).
+    /// Answers removed because their question is not relevant, named as
+    /// [`AnswerError::located`] names them (`name`, `name[2]`, `name[2][1]`).
     pub cleared: Vec<String>,
     /// Every answer and calculation after evaluation.
     pub values: Map<String, Value>,
     /// Every group, repeat, note, question and calculation that is relevant
-    /// once the answers have settled, in form order, as `name` or, inside
-    /// a repeat, `name[instance]` (1-based); a repeat itself is one name.
+    /// once the answers have settled, in form order, named as
+    /// [`AnswerError::located`] names them; a repeat is named once per
+    /// instance of what encloses it.
     #[serde(default)]
     pub relevant: Vec<String>,
     /// Validation stopped at [`AnswerLimits`]: the answers are too many,
@@ -138,11 +150,12 @@ pub struct Validation {
 
 /// Maps keyed by slots and names, looked up on every evaluation: a fast
 /// hash (the keys are the form's own, not an attacker's).
-type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
+pub(super) type FastMap<K, V> = HashMap<K, V, FxBuildHasher>;
 
-/// A value's place: the question, and the repeat instance (0-based) for
-/// questions inside a repeat.
-pub(super) type Slot = (usize, Option<usize>);
+/// A value's place: the question, and its instance of each enclosing
+/// repeat. A repeat's own slot is where the repeat sits (the instances of
+/// the repeats around it), and holds its relevance and count.
+pub(super) type Slot = (usize, InstancePath);
 
 /// Validates `answers` against `form`, within [`AnswerLimits::default`].
 pub fn validate(form: &FormDefinition, answers: &Map<String, Value>, env: &Environment) -> Validation {
@@ -162,7 +175,7 @@ pub fn validate_within(
             valid: false,
             errors: vec![AnswerError {
                 question: String::new(),
-                instance: None,
+                instance: Vec::new(),
                 message,
             }],
             cleared: Vec::new(),
@@ -181,7 +194,7 @@ pub fn validate_within(
     if too_large {
         filled.errors.push(AnswerError {
             question: String::new(),
-            instance: None,
+            instance: Vec::new(),
             message: format!(
                 "checking these answers took more than {} steps of the form's calculations; the form's \
                  expressions are too costly for this many answers",
@@ -208,13 +221,17 @@ pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
     pub(super) form: F,
     pub(super) env: Environment,
     index: FastMap<String, usize>,
-    /// Enclosing repeat of each question.
+    /// Innermost enclosing repeat of each question.
     pub(super) repeat_of: Vec<Option<usize>>,
-    /// Instances of each repeat.
-    pub(super) instances: FastMap<usize, usize>,
-    /// The ids of each repeat's instances, in order (see
+    /// Every enclosing repeat of each question, outermost first: the
+    /// levels of its slots' paths.
+    pub(super) chain: Vec<Vec<usize>>,
+    /// Instances of each repeat where it sits (a repeat inside a repeat
+    /// has a count per instance of the outer one).
+    pub(super) instances: FastMap<Slot, usize>,
+    /// The ids of each repeat's instances where it sits, in order (see
     /// [`crate::answers`]): they name the instances' fields when saved.
-    pub(super) instance_ids: FastMap<usize, Vec<String>>,
+    pub(super) instance_ids: FastMap<Slot, Vec<String>>,
     pub(super) values: FastMap<Slot, String>,
     pub(super) relevant: FastMap<Slot, bool>,
     pub(super) errors: Vec<AnswerError>,
@@ -241,6 +258,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 .map(|(i, q)| (q.name.clone(), i))
                 .collect(),
             repeat_of: (0..form.questions.len()).map(|i| form.enclosing_repeat(i)).collect(),
+            chain: (0..form.questions.len()).map(|i| form.enclosing_repeats(i)).collect(),
             order: Vec::new(),
             cyclic_from: 0,
             form,
@@ -302,26 +320,67 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         self.budget.get() == 0
     }
 
-    pub(super) fn error(&mut self, (q, instance): Slot, message: impl Into<String>) {
+    pub(super) fn error(&mut self, (q, at): Slot, message: impl Into<String>) {
         self.errors.push(AnswerError {
             question: self.form.questions[q].name.clone(),
-            instance: instance.map(|i| i + 1),
+            instance: at.numbered(),
             message: message.into(),
         });
     }
 
-    /// Every slot of question `q`: one, or one per instance of its repeat.
-    pub(super) fn slots(&self, q: usize) -> Vec<Slot> {
-        match self.repeat_of[q] {
-            None => vec![(q, None)],
-            Some(r) => (0..self.instances.get(&r).copied().unwrap_or(0))
-                .map(|i| (q, Some(i)))
-                .collect(),
+    /// How many instances repeat `r` has where it sits at `at`.
+    pub(super) fn count(&self, r: usize, at: InstancePath) -> usize {
+        self.instances.get(&(r, at)).copied().unwrap_or(0)
+    }
+
+    /// The instances of repeat `r` at `at` that the submission holds: none
+    /// while the repeat is not relevant there, as ODK submits none (those
+    /// the session holds come back if it becomes relevant again).
+    pub(super) fn live(&self, r: usize, at: InstancePath) -> usize {
+        if self.relevant.get(&(r, at)) == Some(&false) {
+            0
+        } else {
+            self.count(r, at)
         }
     }
 
+    /// Every slot of question `q`: one, or one per instance of its repeats.
+    pub(super) fn slots(&self, q: usize) -> Vec<Slot> {
+        self.slots_within(q, InstancePath::TOP)
+    }
+
+    /// The slots of question `q` within the instances `within` names (a
+    /// prefix of its paths): every member of one household member.
+    pub(super) fn slots_within(&self, q: usize, within: InstancePath) -> Vec<Slot> {
+        self.paths(&self.chain[q], |level| within.get(level))
+            .into_iter()
+            .map(|at| (q, at))
+            .collect()
+    }
+
+    /// The paths through the repeats of `chain` (outermost first): at each
+    /// level the instance `fixed` gives, or every instance there is.
+    fn paths(&self, chain: &[usize], fixed: impl Fn(usize) -> Option<usize>) -> Vec<InstancePath> {
+        let mut paths = vec![InstancePath::TOP];
+        for (level, &r) in chain.iter().enumerate() {
+            paths = paths
+                .into_iter()
+                .flat_map(|at| {
+                    let count = self.live(r, at);
+                    let range = match fixed(level) {
+                        Some(i) if i < count => i..i + 1,
+                        Some(_) => 0..0,
+                        None => 0..count,
+                    };
+                    range.filter_map(move |i| at.child(i))
+                })
+                .collect();
+        }
+        paths
+    }
+
     pub(super) fn read(&mut self, answers: &Map<String, Value>) {
-        self.read_level(answers, None, None);
+        self.read_level(answers, None, InstancePath::TOP);
         for (q, question) in self.form.questions.iter().enumerate() {
             if !question.kind.holds_value() || question.kind == QuestionType::Repeat {
                 continue;
@@ -343,31 +402,32 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     }
 
     /// Puts each question's default in its empty slots: for a new
-    /// submission or repeat instance only (a submission that left a
-    /// default out is not given it back).
-    pub(super) fn apply_defaults(&mut self, instance: Option<usize>, repeat: Option<usize>) {
+    /// submission (`repeat` none) or a new instance `at` of `repeat` only
+    /// (a submission that left a default out is not given it back).
+    pub(super) fn apply_defaults(&mut self, repeat: Option<usize>, at: InstancePath) {
         for (q, question) in self.form.questions.iter().enumerate() {
-            if self.repeat_of[q] != repeat || !question.kind.holds_value() {
+            if self.repeat_of[q] != repeat || !question.kind.holds_value() || question.kind == QuestionType::Repeat {
                 continue;
             }
             if let Some(default) = &question.default {
-                let value = self.values.entry((q, instance)).or_default();
+                let value = self.values.entry((q, at)).or_default();
                 if value.is_empty() {
                     value.clone_from(default);
                 }
             } else if let Some(expr) = &question.dynamic_default
-                && self.values.get(&(q, instance)).is_none_or(String::is_empty)
+                && self.values.get(&(q, at)).is_none_or(String::is_empty)
             {
                 // In row order, so a default may read an earlier one.
-                let value = self.eval(expr, (q, instance)).to_stored();
+                let value = self.eval(expr, (q, at)).to_stored();
                 let value = if value == "NaN" { String::new() } else { value };
-                self.values.insert((q, instance), value);
+                self.values.insert((q, at), value);
             }
         }
     }
 
-    /// Reads the answers of one level: the top, or one repeat instance.
-    fn read_level(&mut self, answers: &Map<String, Value>, repeat: Option<usize>, instance: Option<usize>) {
+    /// Reads the answers of one level: the top, or one repeat instance
+    /// (`repeat`'s, at `at`).
+    fn read_level(&mut self, answers: &Map<String, Value>, repeat: Option<usize>, at: InstancePath) {
         for (name, value) in answers {
             if name == INSTANCE_ID_KEY && repeat.is_some() {
                 continue;
@@ -375,22 +435,33 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             let Some(&q) = self.index.get(name.as_str()) else {
                 self.errors.push(AnswerError {
                     question: name.clone(),
-                    instance: instance.map(|i| i + 1),
+                    instance: at.numbered(),
                     message: "the form has no question with this name".into(),
                 });
                 continue;
             };
             let question = &self.form.questions[q];
+            if self.repeat_of[q] != repeat {
+                let place = match self.repeat_of[q] {
+                    Some(r) => format!("inside the answers of repeat `{}`", self.form.questions[r].name),
+                    None => "at the top level, not inside a repeat".into(),
+                };
+                self.error((q, at), format!("this question's answer belongs {place}"));
+                continue;
+            }
             if question.kind == QuestionType::Repeat {
-                if repeat.is_some() {
-                    self.error((q, instance), "repeats inside repeats are not supported yet");
-                    continue;
-                }
                 let Some(items) = value.as_array() else {
-                    self.error((q, None), "a repeat's answers are a list of objects, one per instance");
+                    self.error((q, at), "a repeat's answers are a list of objects, one per instance");
                     continue;
                 };
-                self.instances.insert(q, items.len());
+                if at.child(0).is_none() {
+                    self.error(
+                        (q, at),
+                        format!("repeats nest at most {} deep", super::path::MAX_NESTING),
+                    );
+                    continue;
+                }
+                self.instances.insert((q, at), items.len());
                 let ids = items
                     .iter()
                     .map(|item| match item.get(INSTANCE_ID_KEY).and_then(Value::as_str) {
@@ -398,28 +469,21 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                         _ => crate::answers::new_instance_id(),
                     })
                     .collect();
-                self.instance_ids.insert(q, ids);
+                self.instance_ids.insert((q, at), ids);
                 for (i, item) in items.iter().enumerate() {
+                    let inner = at.child(i).unwrap_or(at);
                     match item.as_object() {
-                        Some(object) => self.read_level(object, Some(q), Some(i)),
-                        None => self.error((q, Some(i)), "each instance of a repeat is an object of answers"),
+                        Some(object) => self.read_level(object, Some(q), inner),
+                        None => self.error((q, inner), "each instance of a repeat is an object of answers"),
                     }
                 }
                 continue;
             }
-            if self.repeat_of[q] != repeat {
-                let place = match self.repeat_of[q] {
-                    Some(r) => format!("inside the answers of repeat `{}`", self.form.questions[r].name),
-                    None => "at the top level, not inside a repeat".into(),
-                };
-                self.error((q, instance), format!("this question's answer belongs {place}"));
-                continue;
-            }
             match typed_text(&question.kind, value, &self.form.choices) {
                 Ok(text) => {
-                    self.values.insert((q, instance), text);
+                    self.values.insert((q, at), text);
                 }
-                Err(message) => self.error((q, instance), message),
+                Err(message) => self.error((q, at), message),
             }
         }
     }
@@ -479,10 +543,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         for (q, question) in self.form.questions.iter().enumerate() {
             for slot in self.slots(q) {
                 if self.relevant.get(&slot) != Some(&false) {
-                    names.push(match slot.1 {
-                        Some(i) => format!("{}[{}]", question.name, i + 1),
-                        None => question.name.clone(),
-                    });
+                    names.push(located(&question.name, &slot.1.numbered()));
                 }
             }
         }
@@ -513,18 +574,20 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     /// clearing its answer when it is not relevant; true if either changed.
     pub(super) fn refresh_relevance(&mut self, slot: Slot) -> bool {
         let question = &self.form.questions[slot.0];
-        // The parent's slot: per instance for a group inside a repeat.
+        // The parent's slot: where it sits, a prefix of this one's path.
         let parent_relevant = question.parent.is_none_or(|p| {
-            let instance = if self.repeat_of[p].is_some() { slot.1 } else { None };
-            *self.relevant.get(&(p, instance)).unwrap_or(&true)
+            let at = slot.1.prefix(self.chain[p].len());
+            *self.relevant.get(&(p, at)).unwrap_or(&true)
         });
         let relevant = parent_relevant && question.relevant.as_ref().is_none_or(|r| self.eval(r, slot).to_bool());
         let was = self.relevant.insert(slot, relevant).unwrap_or(true);
+        // A repeat that does not apply holds no instances in the
+        // submission: those given are cleared, as answers are.
+        if was && !relevant && question.kind == QuestionType::Repeat && self.count(slot.0, slot.1) > 0 {
+            self.cleared.push(located(&question.name, &slot.1.numbered()));
+        }
         if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
-            let name = match slot.1 {
-                Some(i) => format!("{}[{}]", question.name, i + 1),
-                None => question.name.clone(),
-            };
+            let name = located(&question.name, &slot.1.numbered());
             self.values.insert(slot, String::new());
             self.cleared.push(name);
             return true;
@@ -557,7 +620,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
                 return None;
             }
             let wanted = self.eval(question.repeat_count.as_ref()?, slot).to_num();
-            let have = self.instances.get(&slot.0).copied().unwrap_or(0);
+            let have = self.count(slot.0, slot.1);
             return (wanted.is_finite() && wanted >= 0.0 && have != wanted as usize)
                 .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
         }
@@ -590,44 +653,39 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     }
 
     pub(super) fn values_json(&self) -> Map<String, Value> {
-        let mut top = Map::new();
-        for (q, question) in self.form.questions.iter().enumerate() {
-            match (&question.kind, self.repeat_of[q]) {
-                (QuestionType::Repeat, _) => {
-                    let members: Vec<usize> = (0..self.form.questions.len())
-                        .filter(|&m| self.repeat_of[m] == Some(q))
-                        .collect();
-                    let count = self.instances.get(&q).copied().unwrap_or(0);
-                    let ids = self.instance_ids.get(&q);
-                    let instances = (0..count)
-                        .map(|i| {
-                            let mut object: Map<String, Value> = members
-                                .iter()
-                                .filter(|&&m| {
-                                    self.form.questions[m].kind.holds_value()
-                                        && self.form.questions[m].kind != QuestionType::Repeat
-                                })
-                                .map(|&m| (self.form.questions[m].name.clone(), self.json_value(m, Some(i))))
-                                .collect();
-                            if let Some(id) = ids.and_then(|ids| ids.get(i)) {
-                                object.insert(INSTANCE_ID_KEY.to_owned(), Value::String(id.clone()));
-                            }
-                            Value::Object(object)
-                        })
-                        .collect();
-                    top.insert(question.name.clone(), Value::Array(instances));
-                }
-                (kind, None) if kind.holds_value() => {
-                    top.insert(question.name.clone(), self.json_value(q, None));
-                }
-                _ => {}
-            }
-        }
-        top
+        self.level_json(None, InstancePath::TOP)
     }
 
-    fn json_value(&self, q: usize, instance: Option<usize>) -> Value {
-        let text = self.values.get(&(q, instance)).cloned().unwrap_or_default();
+    /// The answers of one level, as [`validate`] takes them: the top, or
+    /// instance `at` of `repeat`, its repeats as lists of instances.
+    fn level_json(&self, repeat: Option<usize>, at: InstancePath) -> Map<String, Value> {
+        let mut level = Map::new();
+        for (q, question) in self.form.questions.iter().enumerate() {
+            let nested = question.kind == QuestionType::Repeat;
+            if self.repeat_of[q] != repeat || !(question.kind.holds_value() || nested) {
+                continue;
+            }
+            if !nested {
+                level.insert(question.name.clone(), self.json_value(q, at));
+                continue;
+            }
+            let ids = self.instance_ids.get(&(q, at));
+            let instances = (0..self.live(q, at))
+                .filter_map(|i| {
+                    let mut object = self.level_json(Some(q), at.child(i)?);
+                    if let Some(id) = ids.and_then(|ids| ids.get(i)) {
+                        object.insert(INSTANCE_ID_KEY.to_owned(), Value::String(id.clone()));
+                    }
+                    Some(Value::Object(object))
+                })
+                .collect();
+            level.insert(question.name.clone(), Value::Array(instances));
+        }
+        level
+    }
+
+    fn json_value(&self, q: usize, at: InstancePath) -> Value {
+        let text = self.values.get(&(q, at)).cloned().unwrap_or_default();
         if text.is_empty() {
             return Value::String(text);
         }
@@ -655,11 +713,19 @@ pub(super) struct Scope<'f, F: Deref<Target = FormDefinition>> {
 
 impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
     fn answer(&self, name: &str) -> XValue {
-        self.read(name, false)
+        self.read_pinned(name, &[])
     }
 
-    fn every_instance(&self, name: &str) -> XValue {
-        self.read(name, true)
+    fn indexed(&self, name: &str, instances: &[(&str, usize)]) -> XValue {
+        let f = self.filled;
+        let pinned: Vec<(usize, usize)> = instances
+            .iter()
+            .filter_map(|&(repeat, n)| Some((*f.index.get(repeat)?, n.checked_sub(1)?)))
+            .collect();
+        if pinned.len() < instances.len() {
+            return XValue::Str(String::new());
+        }
+        self.read_pinned(name, &pinned)
     }
 
     fn lookup(&self, list: &str, predicate: Option<&Expr>, column: &str) -> XValue {
@@ -698,7 +764,7 @@ impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
     }
 
     fn position(&self) -> Option<usize> {
-        self.slot.1.map(|i| i + 1)
+        self.slot.1.last().map(|i| i + 1)
     }
 
     fn choice_label(&self, question: &str, value: &str) -> Option<String> {
@@ -717,49 +783,54 @@ impl<F: Deref<Target = FormDefinition>> Context for Scope<'_, F> {
 }
 
 impl<F: Deref<Target = FormDefinition>> Scope<'_, F> {
-    /// `name`'s answer as seen from this scope: within its own repeat
-    /// instance that instance's, else (or with `every_instance`) every
-    /// instance's.
-    fn read(&self, name: &str, every_instance: bool) -> XValue {
+    /// `name`'s answer as seen from this scope, as XPath resolves a
+    /// reference: in the repeats it shares with this scope, the same
+    /// instance as here; in the repeats `pinned` names, that instance
+    /// (0-based); in any other repeat around it, every instance, as a
+    /// node-set. A repeat reads as its instances (what `count()` counts).
+    fn read_pinned(&self, name: &str, pinned: &[(usize, usize)]) -> XValue {
         let f = self.filled;
         let Some(&q) = f.index.get(name) else {
             return XValue::Str(String::new());
         };
-        // A read of a whole repeat costs its instances; past the budget
-        // every answer reads as empty, so the work stops growing.
-        let across = match f.repeat_of[q] {
-            Some(r) => f.repeat_of[self.slot.0] != Some(r) || self.slot.1.is_none(),
-            None => false,
+        let (target, here) = (&f.chain[q], &f.chain[self.slot.0]);
+        let shared = target.iter().zip(here).take_while(|(a, b)| a == b).count();
+        let fixed = |level: usize| {
+            pinned
+                .iter()
+                .find(|(r, _)| *r == target[level])
+                .map(|&(_, i)| i)
+                .or_else(|| (level < shared).then(|| self.slot.1.get(level)).flatten())
         };
-        let cost = match (f.form.questions[q].kind == QuestionType::Repeat, f.repeat_of[q]) {
-            (true, _) => f.instances.get(&q).copied().unwrap_or(0),
-            (false, Some(r)) if across => f.instances.get(&r).copied().unwrap_or(0),
-            _ => 0,
+        let single = (0..target.len()).all(|level| fixed(level).is_some());
+        let paths = f.paths(target, fixed);
+        let repeat = f.form.questions[q].kind == QuestionType::Repeat;
+        // A read across instances costs what it reads; past the budget
+        // every answer reads as empty, so the work stops growing.
+        let cost = match (repeat, single) {
+            (true, _) => paths.iter().map(|&at| f.live(q, at)).sum(),
+            (false, true) => 0,
+            (false, false) => paths.len(),
         };
         if !f.spend(cost) {
             return XValue::Str(String::new());
         }
-        let here = f.repeat_of[self.slot.0];
-        if f.form.questions[q].kind == QuestionType::Repeat {
-            let count = f.instances.get(&q).copied().unwrap_or(0);
+        if repeat {
+            let count = paths.iter().map(|&at| f.live(q, at)).sum();
             return XValue::Nodes(vec![XValue::Str("1".into()); count]);
         }
-        match f.repeat_of[q] {
-            None => typed(f, q, None),
-            Some(r) if Some(r) == here && self.slot.1.is_some() && !every_instance => typed(f, q, self.slot.1),
-            Some(r) => XValue::Nodes(
-                (0..f.instances.get(&r).copied().unwrap_or(0))
-                    .map(|i| typed(f, q, Some(i)))
-                    .collect(),
-            ),
+        match (single, paths.first()) {
+            (true, Some(&at)) => typed(f, q, at),
+            (true, None) => XValue::Str(String::new()),
+            (false, _) => XValue::Nodes(paths.into_iter().map(|at| typed(f, q, at)).collect()),
         }
     }
 }
 
 /// A stored answer as an expression sees it: numbers for integer and
 /// decimal questions, dates for dates, text otherwise; `""` unanswered.
-pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, instance: Option<usize>) -> XValue {
-    let text = f.values.get(&(q, instance)).cloned().unwrap_or_default();
+pub(super) fn typed<F: Deref<Target = FormDefinition>>(f: &Filled<F>, q: usize, at: InstancePath) -> XValue {
+    let text = f.values.get(&(q, at)).cloned().unwrap_or_default();
     if text.is_empty() {
         return XValue::Str(text);
     }

@@ -170,16 +170,14 @@ pub fn run(
             for (t, table) in selected.iter().enumerate() {
                 match &table.source {
                     Source::Form(g) if *g == group => emit(t, rows.entity_row(table, &s), sink)?,
-                    Source::Repeat { group: g, repeat } if *g == group => {
-                        let answers = mpaka_core::answers::assemble(&s.state);
-                        for (i, instance) in answers
-                            .get(repeat)
-                            .and_then(Value::as_array)
-                            .into_iter()
-                            .flatten()
-                            .enumerate()
-                        {
-                            emit(t, rows.repeat_row(table, &s, i, instance), sink)?;
+                    Source::Repeat {
+                        group: g,
+                        repeat,
+                        within,
+                    } if *g == group => {
+                        let answers = Value::Object(mpaka_core::answers::assemble(&s.state));
+                        for (at, instance) in instances(&answers, within, repeat) {
+                            emit(t, rows.repeat_row(table, &s, &at, instance), sink)?;
                         }
                     }
                     _ => {}
@@ -302,18 +300,23 @@ impl Rows<'_> {
                     .map_or(Cell::Empty, |o| Cell::Integer(*o)),
                 Column::Answer(a) => self.answer(table, a, answer(&a.name)),
                 Column::AnswerChoice(a, choice) => choice_cell(answer(&a.name), choice),
-                Column::RepeatIndex | Column::Meta(_) => Cell::Empty,
+                Column::RepeatIndex | Column::EnclosingIndex { .. } | Column::Meta(_) => Cell::Empty,
             })
             .collect()
     }
 
-    fn repeat_row(&self, table: &Table, s: &Scanned, index: usize, instance: &Value) -> Vec<Cell> {
+    /// The row of one repeat instance; `at` is its position (from 1) in
+    /// each enclosing repeat, then in its own.
+    fn repeat_row(&self, table: &Table, s: &Scanned, at: &[usize], instance: &Value) -> Vec<Cell> {
         table
             .columns
             .iter()
             .map(|column| match column {
                 Column::Id => Cell::Text(s.id.to_string()),
-                Column::RepeatIndex => Cell::Integer(index as i64 + 1),
+                Column::RepeatIndex => at.last().map_or(Cell::Empty, |&i| Cell::Integer(i as i64)),
+                Column::EnclosingIndex { level, .. } => {
+                    at.get(*level).map_or(Cell::Empty, |&i| Cell::Integer(i as i64))
+                }
                 Column::Answer(a) => self.answer(table, a, instance.get(&a.name)),
                 Column::AnswerChoice(a, choice) => choice_cell(instance.get(&a.name), choice),
                 _ => Cell::Empty,
@@ -424,3 +427,30 @@ pub fn time_cell(ms: Option<u64>) -> Cell {
 
 #[cfg(test)]
 mod tests;
+
+/// Every instance of repeat `repeat` in a submission's answers, inside
+/// every instance of the repeats `within` (outermost first), with its
+/// position (from 1) in each of those and in its own.
+fn instances<'a>(answers: &'a Value, within: &[String], repeat: &str) -> Vec<(Vec<usize>, &'a Value)> {
+    let list = |level: &'a Value, name: &str| -> Vec<&'a Value> {
+        level
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().collect())
+            .unwrap_or_default()
+    };
+    let mut levels: Vec<(Vec<usize>, &Value)> = vec![(Vec::new(), answers)];
+    for name in within.iter().map(String::as_str).chain([repeat]) {
+        levels = levels
+            .into_iter()
+            .flat_map(|(at, level)| {
+                list(level, name).into_iter().enumerate().map(move |(i, item)| {
+                    let mut at = at.clone();
+                    at.push(i + 1);
+                    (at, item)
+                })
+            })
+            .collect();
+    }
+    levels
+}

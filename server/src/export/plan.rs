@@ -17,12 +17,15 @@ pub enum Source {
     Collection(Collection),
     /// One row per submission of one group of compatible form versions.
     Form(usize),
-    /// One row per instance of a repeat of a form group.
+    /// One row per instance of a repeat of a form group (of every
+    /// instance of the repeats around it, for a repeat inside a repeat).
     Repeat {
         /// The form group.
         group: usize,
         /// The repeat's name.
         repeat: String,
+        /// The repeats around it, outermost first (empty at the top).
+        within: Vec<String>,
     },
     /// One row per recorded conflict.
     Conflicts,
@@ -52,6 +55,15 @@ pub enum Column {
     AnswerChoice(Answer, String),
     /// The repeat instance's position (1-based).
     RepeatIndex,
+    /// For a repeat inside a repeat: the position (1-based) of the
+    /// instance of enclosing repeat `level` (0 the outermost, named) it
+    /// belongs to, which joins it to that repeat's table.
+    EnclosingIndex {
+        /// The enclosing repeat.
+        repeat: String,
+        /// Its depth.
+        level: usize,
+    },
     /// A fixed column of the conflicts or review-flag tables.
     Meta(&'static str),
 }
@@ -156,23 +168,28 @@ impl Plan {
             }
             columns.extend([Column::Node, Column::ReceivedAt, Column::DeviceClockOffset]);
             let mut repeats = Vec::new();
-            for (question, in_repeat) in questions(forms, group) {
+            for (question, within) in questions(forms, group) {
                 match question {
-                    Item::Repeat(name) => repeats.push(name),
+                    Item::Repeat(name) => repeats.push((name, within)),
                     // Where an interview took place locates a person.
                     Item::Answer(answer) if answer.location && options.without_personal => {}
-                    Item::Answer(answer) if in_repeat.is_none() => push_answer(&mut columns, answer, group),
+                    Item::Answer(answer) if within.is_empty() => push_answer(&mut columns, answer, group),
                     Item::Answer(_) => {}
                 }
             }
             let name = group_name(&groups, g);
             let language = options.language.as_deref();
             tables.push(table(&name, Source::Form(g), columns, Some((group, language))));
-            for repeat in repeats {
-                let mut columns = vec![Column::Id, Column::RepeatIndex];
-                for (question, in_repeat) in questions(forms, group) {
+            for (repeat, within) in repeats {
+                let mut columns = vec![Column::Id];
+                columns.extend(within.iter().enumerate().map(|(level, outer)| Column::EnclosingIndex {
+                    repeat: outer.clone(),
+                    level,
+                }));
+                columns.push(Column::RepeatIndex);
+                for (question, around) in questions(forms, group) {
                     if let Item::Answer(answer) = question
-                        && in_repeat.as_deref() == Some(repeat.as_str())
+                        && around.last() == Some(&repeat)
                         && !(answer.location && options.without_personal)
                     {
                         push_answer(&mut columns, answer, group);
@@ -180,7 +197,11 @@ impl Plan {
                 }
                 tables.push(table(
                     &format!("{name}__{repeat}"),
-                    Source::Repeat { group: g, repeat },
+                    Source::Repeat {
+                        group: g,
+                        repeat,
+                        within,
+                    },
                     columns,
                     Some((group, language)),
                 ));
@@ -255,8 +276,8 @@ enum Item {
 
 /// The value questions and repeats of a group's versions, newest version's
 /// order first, then questions only older versions have; each with the
-/// repeat it sits in.
-fn questions(forms: &[FormDefinition], group: &FormGroup) -> Vec<(Item, Option<String>)> {
+/// repeats it sits in, outermost first.
+fn questions(forms: &[FormDefinition], group: &FormGroup) -> Vec<(Item, Vec<String>)> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     let versions = forms
@@ -268,7 +289,11 @@ fn questions(forms: &[FormDefinition], group: &FormGroup) -> Vec<(Item, Option<S
             if !seen.insert(q.name.clone()) {
                 continue;
             }
-            let repeat = form.enclosing_repeat(i).map(|r| form.questions[r].name.clone());
+            let repeat: Vec<String> = form
+                .enclosing_repeats(i)
+                .into_iter()
+                .map(|r| form.questions[r].name.clone())
+                .collect();
             let item = match &q.kind {
                 QuestionType::Repeat => Item::Repeat(q.name.clone()),
                 kind if !kind.holds_value() => continue,
@@ -506,6 +531,7 @@ fn header(column: &Column, source: &Source, labels: Option<(&FormGroup, Option<&
             _ => format!("{}/{c}", a.name),
         },
         Column::RepeatIndex => "repeat_index".into(),
+        Column::EnclosingIndex { repeat, .. } => format!("{repeat}_index"),
         Column::Meta(m) => (*m).into(),
     }
 }

@@ -373,3 +373,59 @@ fn forms_that_mimic_other_tables_get_names_of_their_own_and_files_of_their_own()
         assert!(one.path().join(format!("{name}.csv")).exists());
     }
 }
+
+#[test]
+fn a_repeat_inside_a_repeat_is_a_table_joined_to_the_one_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("p.mpaka"), StoreOptions::default()).unwrap();
+    let form = std::sync::Arc::new(
+        FormDefinition::from_csv(
+            "survey,type,name,label\n,begin repeat,member,Member\n,text,m_name,Name\n\
+             ,begin repeat,child,Child\n,text,c_name,Child\n,integer,c_age,Age\n,end repeat,,\n\
+             ,end repeat,,\nsettings,form_id,version\n,household,1\n",
+        )
+        .unwrap(),
+    );
+    store.save_form(&form, 1).unwrap();
+    let mut s = mpaka_core::form::FormSession::start(std::sync::Arc::clone(&form), env());
+    for (m, (name, children)) in [("Aline", vec![("Bea", 4)]), ("Chantal", vec![("Dan", 7), ("Eli", 9)])]
+        .into_iter()
+        .enumerate()
+    {
+        s.add_repeat("member", &[]).unwrap();
+        s.set_answer("m_name", &[m + 1], &json!(name)).unwrap();
+        for (c, (child, age)) in children.into_iter().enumerate() {
+            s.add_repeat("child", &[m + 1]).unwrap();
+            s.set_answer("c_name", &[m + 1, c + 1], &json!(child)).unwrap();
+            s.set_answer("c_age", &[m + 1, c + 1], &json!(age)).unwrap();
+        }
+    }
+    s.finalize(&store).unwrap().expect("a complete household");
+    let context = ExportContext {
+        forms: store.forms().unwrap(),
+        device_offsets: HashMap::new(),
+        review_flags: vec![],
+        options: ExportOptions::default(),
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(&store, &context, None, &mut CsvSink::into_dir(out.path())).unwrap();
+    let rows: HashMap<&str, u64> = summary.rows.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    assert_eq!((rows["household__member"], rows["household__child"]), (2, 3));
+    let (mh, mr) = read_csv(&out.path().join("household__member.csv"));
+    assert_eq!(mh, ["submission_id", "repeat_index", "m_name"]);
+    let (ch, cr) = read_csv(&out.path().join("household__child.csv"));
+    assert_eq!(ch, ["submission_id", "member_index", "repeat_index", "c_name", "c_age"]);
+    assert_eq!(column(&ch, &cr, "member_index"), ["1", "2", "2"]);
+    assert_eq!(column(&ch, &cr, "repeat_index"), ["1", "1", "2"]);
+    assert_eq!(column(&ch, &cr, "c_name"), ["Bea", "Dan", "Eli"]);
+    // Each child joins to its member on (submission_id, member_index).
+    let mother = |i: usize| {
+        let index = column(&ch, &cr, "member_index")[i];
+        let at = column(&mh, &mr, "repeat_index")
+            .iter()
+            .position(|m| *m == index)
+            .unwrap();
+        column(&mh, &mr, "m_name")[at]
+    };
+    assert_eq!((mother(0), mother(2)), ("Aline", "Chantal"));
+}

@@ -94,25 +94,25 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
     for question, value in answers.items():
         # Problems of the questions the answer affected (now-relevant required
         # ones), never of the answer itself.
-        problems = interview.set_answer(question, None, value)
+        problems = interview.set_answer(question, [], value)
         assert question not in {p.question for p in problems}, (question, problems)
     # A constraint breaks: the problem names the question and the rule's message.
-    problems = [p for p in interview.set_answer("age", None, "7") if p.question == "age"]
+    problems = [p for p in interview.set_answer("age", [], "7") if p.question == "age"]
     assert len(problems) == 1 and "12" in problems[0].reason, problems
     # Not yet complete: finalize refuses and says why, saving nothing.
     refused = interview.finalize()
     assert {"age", "fee_amount_rwf"} <= {p.question for p in refused}
     assert amina.submissions() == []
-    interview.set_answer("age", None, "34")
-    interview.set_answer("fee_amount_rwf", None, "500")
+    interview.set_answer("age", [], "34")
+    interview.set_answer("fee_amount_rwf", [], "500")
     # A repeat group: one kind of goods.
-    assert interview.add_repeat("goods") == 1
-    interview.set_answer("good", 1, "fish")
-    interview.set_answer("value_rwf", 1, "30000")
+    assert interview.add_repeat("goods", []) == 1
+    interview.set_answer("good", [1], "fish")
+    interview.set_answer("value_rwf", [1], "30000")
     with pytest.raises(mpaka.MpakaError.InvalidInput):
-        interview.set_answer("good", 2, "beans")  # there is no second instance
+        interview.set_answer("good", [2], "beans")  # there is no second instance
     prompts = {p.question: p for p in interview.prompts()}
-    assert prompts["good"].instance == 1 and prompts["good"].value == "fish"
+    assert prompts["good"].instance == [1] and prompts["good"].value == "fish"
     assert [c.name for c in prompts["paid_fees"].choices] == ["yes", "no"]
     assert interview.finalize() == []
     submission = amina.get_submission(interview.submission_id())

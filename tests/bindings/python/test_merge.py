@@ -70,11 +70,11 @@ def interview(mpaka, store, form_version, age, goods):
     """A complete trader survey with `goods` (good, value) instances; its id."""
     session = mpaka.MpakaFormSession.start(store, FORM, form_version, context(mpaka, "amina", "amina-phone"))
     for question, value in {**BASE, "age": str(age), "n_goods": str(len(goods))}.items():
-        session.set_answer(question, None, value)
+        session.set_answer(question, [], value)
     for good, value in goods:
-        n = session.add_repeat("goods")
-        session.set_answer("good", n, good)
-        session.set_answer("value_rwf", n, value)
+        n = session.add_repeat("goods", [])
+        session.set_answer("good", [n], good)
+        session.set_answer("value_rwf", [n], value)
     assert session.finalize() == []
     return session.submission_id()
 
@@ -85,9 +85,10 @@ def correct(mpaka, store, device, submission_id, edits, remove=None):
     finalizes."""
     session = mpaka.MpakaFormSession.resume(store, submission_id, context(mpaka, "amina", device))
     if remove is not None:
-        session.remove_repeat("goods", remove)
+        session.remove_repeat("goods", [remove])
     for question, instance, value in edits:
-        problems = [p for p in session.set_answer(question, instance, value) if p.question == question]
+        at = [] if instance is None else [instance]
+        problems = [p for p in session.set_answer(question, at, value) if p.question == question]
         assert problems == [], (question, value, problems)
     assert session.finalize() == [], (submission_id, edits, remove)
 

@@ -29,10 +29,20 @@ pub trait Context {
     fn choice_label(&self, question: &str, value: &str) -> Option<String>;
     /// The time `now()` and `today()` return.
     fn now(&self) -> DateTime<FixedOffset>;
-    /// `name`'s answers in every instance of its repeat, wherever the
-    /// expression is (`indexed-repeat()` reads across instances).
-    fn every_instance(&self, name: &str) -> XValue {
+    /// `name`'s answer in the given instance (1-based) of each named
+    /// repeat around it, wherever the expression is (`indexed-repeat()`):
+    /// the repeats not named are read as [`Context::answer`] reads them.
+    /// The default reads `name` across instances, in order, and takes the
+    /// innermost index: right for a context with one level of repeats.
+    fn indexed(&self, name: &str, instances: &[(&str, usize)]) -> XValue {
+        let Some(&(_, index)) = instances.last() else {
+            return self.answer(name);
+        };
         self.answer(name)
+            .nodes()
+            .into_iter()
+            .nth(index.saturating_sub(1))
+            .unwrap_or(XValue::Str(String::new()))
     }
     /// `name`'s answer in the last submission saved on this device; empty
     /// when none is known (as in ODK Collect before the first one).
@@ -60,7 +70,7 @@ pub fn evaluate(expr: &Expr, ctx: &dyn Context) -> XValue {
         Expr::Ref(name) => ctx.answer(name),
         Expr::LastSaved(name) => ctx.last_saved(name),
         Expr::Current => ctx.current(),
-        Expr::Parent => XValue::Str(String::new()),
+        Expr::Parent | Expr::Relative(_) => XValue::Str(String::new()),
         Expr::Name(column) => ctx.choice_column(column),
         Expr::Neg(inner) => XValue::Num(-evaluate(inner, ctx).to_num()),
         Expr::Binary { op, left, right } => binary(*op, left, right, ctx),
@@ -95,8 +105,8 @@ impl Context for ItemScope<'_> {
     fn now(&self) -> DateTime<FixedOffset> {
         self.outer.now()
     }
-    fn every_instance(&self, name: &str) -> XValue {
-        self.outer.every_instance(name)
+    fn indexed(&self, name: &str, instances: &[(&str, usize)]) -> XValue {
+        self.outer.indexed(name, instances)
     }
     fn lookup(&self, list: &str, predicate: Option<&Expr>, column: &str) -> XValue {
         self.outer.lookup(list, predicate, column)
@@ -358,23 +368,25 @@ fn call(function: Function, args: &[Expr], ctx: &dyn Context) -> XValue {
     }
 }
 
-/// `indexed-repeat(${q}, ${repeat}, i)`: `q`'s answer in instance `i`
-/// (1-based) of its repeat, read from anywhere in the form. The nested
-/// form (`${outer}, j, ${inner}, k`) reads the instances in order too, as
-/// repeats are stored per level.
+/// `indexed-repeat(${q}, ${repeat}, i [, ${inner}, j ...])`: `q`'s
+/// answer in instance `i` (1-based) of `repeat`, and `j` of `inner` inside
+/// it, read from anywhere in the form.
 fn indexed_repeat(args: &[Expr], ctx: &dyn Context) -> XValue {
     let Some(Expr::Ref(name)) = args.first() else {
         return XValue::Str(String::new());
     };
-    let index = evaluate(&args[args.len().saturating_sub(1).max(2)], ctx).to_num();
-    if index.is_nan() || index < 1.0 {
-        return XValue::Str(String::new());
+    let mut instances = Vec::new();
+    for pair in args[1..].chunks(2) {
+        let [Expr::Ref(repeat), index] = pair else {
+            return XValue::Str(String::new());
+        };
+        let index = evaluate(index, ctx).to_num();
+        if index.is_nan() || index < 1.0 {
+            return XValue::Str(String::new());
+        }
+        instances.push((repeat.as_str(), index as usize));
     }
-    ctx.every_instance(name)
-        .nodes()
-        .into_iter()
-        .nth(index as usize - 1)
-        .unwrap_or(XValue::Str(String::new()))
+    ctx.indexed(name, &instances)
 }
 
 /// A time of day (`HH:MM[:SS]`, with or without a zone) as the fraction

@@ -63,6 +63,21 @@ pub enum Expr {
     /// list is a choice list of the form, or a media file not read yet
     /// (issue 18), whose lookups read as empty.
     Lookup(Box<Lookup>),
+    /// `../name`, `../../group/name`: a question found from the one the
+    /// expression belongs to, as XPath walks the form's tree (CHT's forms
+    /// write them). Import resolves each to the [`Expr::Ref`] it names;
+    /// one left unresolved reads as empty.
+    Relative(Box<RelativePath>),
+}
+
+/// A relative path: up `up` levels from the question, then down through
+/// the groups and question `down` names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelativePath {
+    /// How many `..` steps (at least one).
+    pub up: usize,
+    /// The names below, outermost first.
+    pub down: Vec<String>,
 }
 
 /// A list lookup (boxed in [`Expr`], which stays small: parsing nests
@@ -327,7 +342,34 @@ impl Expr {
             | Expr::Current
             | Expr::Parent
             | Expr::Name(_)
+            | Expr::Relative(_)
             | Expr::Lookup(_) => {}
+        }
+    }
+
+    /// Replaces every relative path by the question `resolve` names for
+    /// it; the first path it cannot resolve is the error.
+    pub fn resolve_relative(
+        &mut self,
+        resolve: &mut dyn FnMut(&RelativePath) -> Result<String, String>,
+    ) -> Result<(), String> {
+        match self {
+            Expr::Relative(path) => {
+                *self = Expr::Ref(resolve(path)?);
+                Ok(())
+            }
+            Expr::Neg(inner) => inner.resolve_relative(resolve),
+            Expr::Binary { left, right, .. } => {
+                left.resolve_relative(resolve)?;
+                right.resolve_relative(resolve)
+            }
+            Expr::Call { args, .. } => args.iter_mut().try_for_each(|a| a.resolve_relative(resolve)),
+            Expr::Lookup(lookup) => match &mut lookup.predicate {
+                Some(predicate) => predicate.resolve_relative(resolve),
+                None => Ok(()),
+            },
+            // The leaves: nothing below them.
+            _ => Ok(()),
         }
     }
 }
@@ -344,6 +386,10 @@ impl fmt::Display for Expr {
             Expr::LastSaved(name) => write!(f, "${{last-saved#{name}}}"),
             Expr::Current => f.write_str("."),
             Expr::Parent => f.write_str(".."),
+            Expr::Relative(path) => {
+                f.write_str(&"../".repeat(path.up))?;
+                f.write_str(&path.down.join("/"))
+            }
             Expr::Name(name) => f.write_str(name),
             Expr::Neg(inner) => write!(f, "-({inner})"),
             Expr::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),

@@ -147,7 +147,11 @@ impl Parser {
             Token::Ref(name) => Ok(Expr::Ref(name)),
             Token::LastSaved(name) => Ok(Expr::LastSaved(name)),
             Token::Dot => Ok(Expr::Current),
-            Token::DotDot => Err(ExprError::at(offset, "`..` is only allowed in position(..)")),
+            Token::DotDot if self.peek() == Some(&Token::Slash) => self.relative(offset),
+            Token::DotDot => Err(ExprError::at(
+                offset,
+                "`..` alone is only allowed in position(..); write `../name` for a question beside this one",
+            )),
             Token::LParen => {
                 let inner = self.binary(0)?;
                 self.expect(Token::RParen, "a `(` is not closed by `)`")?;
@@ -247,6 +251,35 @@ impl Parser {
             ));
         }
         Ok(Expr::Call { function, args })
+    }
+
+    /// The rest of a relative path, its first `..` read: `/..` steps up,
+    /// then `/name` steps down.
+    fn relative(&mut self, offset: usize) -> Result<Expr, ExprError> {
+        let mut path = super::RelativePath {
+            up: 1,
+            down: Vec::new(),
+        };
+        while self.peek() == Some(&Token::Slash) {
+            self.at += 1;
+            match self.next() {
+                Some(Token::DotDot) if path.down.is_empty() => path.up += 1,
+                Some(Token::Name(name)) => path.down.push(name),
+                _ => {
+                    return Err(ExprError::at(
+                        offset,
+                        "a relative path is `..` steps, then names: `../../group/question`",
+                    ));
+                }
+            }
+        }
+        if path.down.is_empty() {
+            return Err(ExprError::at(
+                offset,
+                "a relative path ends with a question's name: `../question`",
+            ));
+        }
+        Ok(Expr::Relative(Box::new(path)))
     }
 
     fn expect(&mut self, token: Token, message: &str) -> Result<(), ExprError> {

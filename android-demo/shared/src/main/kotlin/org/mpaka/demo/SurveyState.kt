@@ -25,8 +25,8 @@ data class SurveyState(
 }
 
 /** Key of a problem: the question, and the repeat instance if any. */
-fun problemKey(question: String, instance: UInt?): String =
-    if (instance == null) question else "$question[$instance]"
+fun problemKey(question: String, instance: List<UInt>): String =
+    question + instance.joinToString("") { "[$it]" }
 
 /**
  * The survey screen's logic around one [MpakaFormSession]: every action
@@ -40,7 +40,7 @@ class SurveyViewModel(private val session: MpakaFormSession) {
     fun start(): SurveyState = state()
 
     /** Answers a question; problems of every affected question are refreshed. */
-    fun answer(question: String, instance: UInt?, value: String): SurveyState {
+    fun answer(question: String, instance: List<UInt>, value: String): SurveyState {
         val affected = session.setAnswer(question, instance, value)
         val touched = affected.map { problemKey(it.question, it.instance) }.toSet() +
             problemKey(question, instance)
@@ -48,9 +48,12 @@ class SurveyViewModel(private val session: MpakaFormSession) {
         return state()
     }
 
-    /** Adds an instance to a repeat group. */
-    fun addRepeat(repeat: String): SurveyState {
-        session.addRepeat(repeat)
+    /**
+     * Adds an instance to a repeat group, within the instances of the
+     * repeats around it (the repeat's prompt's `instance`).
+     */
+    fun addRepeat(repeat: String, within: List<UInt> = emptyList()): SurveyState {
+        session.addRepeat(repeat, within)
         return state()
     }
 

@@ -36,10 +36,10 @@ class BoundaryBenchmarkTest {
 
         // Time per answer: the typical call while an enumerator taps.
         val session = MpakaFormSession.start(store, form.formId, form.version, context)
-        for ((q, v) in listOf("consent" to "yes", "paid_fees" to "yes", "n_goods" to "2")) session.setAnswer(q, null, v)
+        for ((q, v) in listOf("consent" to "yes", "paid_fees" to "yes", "n_goods" to "2")) session.setAnswer(q, emptyList(), v)
         val perCall = (0 until 2000).map { i ->
             val start = System.nanoTime()
-            session.setAnswer("age", null, (20 + i % 50).toString())
+            session.setAnswer("age", emptyList(), (20 + i % 50).toString())
             System.nanoTime() - start
         }
         println("BENCH set_answer across the boundary: median %.3f ms over %d calls".format(median(perCall), perCall.size))
@@ -53,10 +53,10 @@ class BoundaryBenchmarkTest {
                 "age" to (18 + n % 60).toString(), "nationality" to "CD", "crossing_frequency" to "daily",
                 "n_goods" to "1", "documents" to "jeton", "paid_fees" to "no", "harassment" to "no",
                 "income_band" to "under_50k",
-            )) s.setAnswer(q, null, v)
-            s.addRepeat("goods")
-            s.setAnswer("good", 1u, "beans")
-            s.setAnswer("value_rwf", 1u, (1000 + n).toString())
+            )) s.setAnswer(q, emptyList(), v)
+            s.addRepeat("goods", emptyList())
+            s.setAnswer("good", listOf(1u), "beans")
+            s.setAnswer("value_rwf", listOf(1u), (1000 + n).toString())
             check(s.finalize().isEmpty())
             s.close()
         }

@@ -72,18 +72,18 @@ class FlowTest {
             "nationality" to "CD", "crossing_frequency" to "daily", "n_goods" to "1", "documents" to "jeton",
             "paid_fees" to "no", "harassment" to "no", "income_band" to "under_50k",
         )) {
-            state = model.answer(q, null, v)
+            state = model.answer(q, emptyList(), v)
         }
-        state = model.answer("age", null, "7")
+        state = model.answer("age", emptyList(), "7")
         assertTrue(state.problems.containsKey("age"), "the constraint's message is shown: ${state.problems}")
-        state = model.answer("age", null, "41")
+        state = model.answer("age", emptyList(), "41")
         assertTrue("age" !in state.problems)
         state = model.addRepeat("goods")
-        state = model.answer("good", 1u, "cassava_flour")
-        state = model.answer("value_rwf", 1u, "8000")
-        assertTrue(state.prompts.any { it.question == "good" && it.instance == 1u && it.value == "cassava_flour" })
+        state = model.answer("good", listOf(1u), "cassava_flour")
+        state = model.answer("value_rwf", listOf(1u), "8000")
+        assertTrue(state.prompts.any { it.question == "good" && it.instance == listOf(1u) && it.value == "cassava_flour" })
         assertTrue(state.prompts.first { it.question == "consent" }.label.isNotEmpty(), "labels in French")
-        assertFailsWith<MpakaException.InvalidInput> { session.setAnswer("no_such_question", null, "1") }
+        assertFailsWith<MpakaException.InvalidInput> { session.setAnswer("no_such_question", emptyList(), "1") }
         state = model.finalize()
         assertTrue(state.saved, "finalized: ${state.problems}")
         assertEquals("complete", amina.getSubmission(session.submissionId())!!.status)

@@ -144,7 +144,7 @@ fun SurveyScreen(app: App, form: FormInfo, language: String, back: () -> Unit) {
         items(s.prompts, key = { "${it.question}#${it.instance}" }) { p ->
             PromptView(p, s.problems[org.mpaka.demo.problemKey(p.question, p.instance)],
                 answer = { v -> launch { state = io { m.answer(p.question, p.instance, v) } } },
-                addRepeat = { launch { state = io { m.addRepeat(p.question) } } })
+                addRepeat = { launch { state = io { m.addRepeat(p.question, p.instance) } } })
         }
         item {
             Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
