@@ -8,7 +8,6 @@ use std::io::Cursor;
 #[cfg(feature = "xlsform")]
 use calamine::{Data, Reader, Xlsx};
 
-#[cfg(feature = "xlsform")]
 use super::FormError;
 
 #[cfg(feature = "xlsform")]
