@@ -15,7 +15,9 @@ all answered, then random ones; values are drawn per type from the numbers
 and strings the form's own expressions mention (with one either side, so
 constraint boundaries and violations come up), every choice of each list in
 turn, dates, times, locations; a repeat gets 0 to 3 instances (its count
-question, for a jr:count of one question, is set to match). Every question
+question, for a jr:count of one question, is set to match; a count mpaka
+evaluates to more instances gets empty ones, as Collect creates them, see
+`as_collect_fills`). Every question
 is given (`""` when empty), so a default in the XForm never stands in for a
 missing answer.
 
@@ -511,9 +513,9 @@ def run_form(classes, path, external):
     form = prepare(path, True if external else None)
     if isinstance(form, str):
         return path, form, []
-    sets = answer_sets(form)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
+        sets = as_collect_fills(form, answer_sets(form), scratch)
         theirs = run_javarosa(classes, form, sets, scratch)
         if theirs and all("exception" in t for t in theirs):
             return path, "JavaRosa cannot fill it: " + theirs[0]["exception"], []
@@ -522,6 +524,46 @@ def run_form(classes, path, external):
             ours = run_mpaka(form, answers, scratch, k)
             pairs.append((k, answers, compare(form, ours, theirs[k]), form))
     return path, None, pairs
+
+
+EXPECTS = re.compile(r"expects (\d+) instance\(s\), has (\d+)")
+
+
+def as_collect_fills(form, sets, scratch):
+    """The answer sets as Collect would hold them: a counted repeat has the
+    instances its count asks for (Collect creates them, empty), which only
+    evaluating the count tells for a count beyond a single ${q}. mpaka names
+    each shortfall ("expects 3 instance(s), has 1"); the set gets empty
+    instances there, outer repeats first, until none is short."""
+    filled = []
+    for k, answers in enumerate(sets):
+        answers = json.loads(json.dumps(answers))
+        for _ in range(form_depth(form) + 1):
+            short = [(e, EXPECTS.fullmatch(e["message"])) for e in run_mpaka(form, answers, scratch, k)["errors"]]
+            short = [(e, m) for e, m in short if m and their_question(form, e["question"])]
+            if not short:
+                break
+            for error, match in short:
+                level = answers
+                for name, n in zip(enclosing_names(form, error["question"]), error.get("instance") or []):
+                    level = level[name][n - 1]
+                wanted, have = int(match.group(1)), int(match.group(2))
+                level.setdefault(error["question"], []).extend({} for _ in range(min(wanted, 50) - have))
+        filled.append(answers)
+    return filled
+
+
+def enclosing_names(form, name):
+    """The repeats around question `name`, outermost first."""
+    names, at = [], form.repeat_of[form.by_name[name]["index"]]
+    while at is not None:
+        names.insert(0, form.questions[at]["name"])
+        at = form.repeat_of[at]
+    return names
+
+
+def form_depth(form):
+    return max((len(enclosing_names(form, q["name"])) for q in form.questions), default=0)
 
 
 def measure(classes, paths, external=False):

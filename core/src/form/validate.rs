@@ -232,6 +232,10 @@ pub(super) struct Filled<F: Deref<Target = FormDefinition>> {
     /// The ids of each repeat's instances where it sits, in order (see
     /// [`crate::answers`]): they name the instances' fields when saved.
     pub(super) instance_ids: FastMap<Slot, Vec<String>>,
+    /// What each counted repeat's `repeat_count` asks for where it sits:
+    /// instances past it are not in the submission, as in ODK Collect,
+    /// which never creates them.
+    caps: FastMap<Slot, usize>,
     pub(super) values: FastMap<Slot, String>,
     pub(super) relevant: FastMap<Slot, bool>,
     pub(super) errors: Vec<AnswerError>,
@@ -265,6 +269,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             env,
             instances: FastMap::default(),
             instance_ids: FastMap::default(),
+            caps: FastMap::default(),
             values: FastMap::default(),
             relevant: FastMap::default(),
             errors: Vec::new(),
@@ -283,7 +288,7 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut waiting = vec![0usize; n];
         for (d, question) in self.form.questions.iter().enumerate() {
-            let mut sources: Vec<usize> = [&question.relevant, &question.calculation]
+            let mut sources: Vec<usize> = [&question.relevant, &question.calculation, &question.repeat_count]
                 .into_iter()
                 .flatten()
                 .flat_map(|e| e.references())
@@ -334,14 +339,15 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     }
 
     /// The instances of repeat `r` at `at` that the submission holds: none
-    /// while the repeat is not relevant there, as ODK submits none (those
-    /// the session holds come back if it becomes relevant again).
+    /// while the repeat is not relevant there, as ODK submits none, and no
+    /// more than its `repeat_count` asks for (those the session holds come
+    /// back if it becomes relevant again or the count grows).
     pub(super) fn live(&self, r: usize, at: InstancePath) -> usize {
         if self.relevant.get(&(r, at)) == Some(&false) {
-            0
-        } else {
-            self.count(r, at)
+            return 0;
         }
+        let count = self.count(r, at);
+        self.caps.get(&(r, at)).map_or(count, |&cap| count.min(cap))
     }
 
     /// Every slot of question `q`: one, or one per instance of its repeats.
@@ -586,13 +592,37 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         if was && !relevant && question.kind == QuestionType::Repeat && self.count(slot.0, slot.1) > 0 {
             self.cleared.push(located(&question.name, &slot.1.numbered()));
         }
+        let repeat = question.kind == QuestionType::Repeat;
         if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
             let name = located(&question.name, &slot.1.numbered());
             self.values.insert(slot, String::new());
             self.cleared.push(name);
             return true;
         }
-        was != relevant
+        let capped = relevant && repeat && self.refresh_cap(slot);
+        was != relevant || capped
+    }
+
+    /// Re-evaluates a counted repeat's `repeat_count` at its slot: the
+    /// instances past it leave the submission (said in `cleared`, as
+    /// `repeat[3]`); true if the count changed.
+    fn refresh_cap(&mut self, slot: Slot) -> bool {
+        let question = &self.form.questions[slot.0];
+        let Some(count) = &question.repeat_count else {
+            return false;
+        };
+        let wanted = self.eval(count, slot).to_num();
+        let cap = (wanted.is_finite() && wanted >= 0.0).then_some(wanted as usize);
+        let before = self.live(slot.0, slot.1);
+        let changed = match cap {
+            Some(cap) => self.caps.insert(slot, cap) != Some(cap),
+            None => self.caps.remove(&slot).is_some(),
+        };
+        let after = self.live(slot.0, slot.1);
+        let dropped = (after..before).filter_map(|i| slot.1.child(i));
+        let names: Vec<String> = dropped.map(|at| located(&question.name, &at.numbered())).collect();
+        self.cleared.extend(names);
+        changed
     }
 
     pub(super) fn check(&mut self) {
@@ -619,9 +649,11 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             if self.relevant.get(&slot) == Some(&false) {
                 return None;
             }
+            // Instances past the count are not in the submission; fewer
+            // than it is an interview left unfinished.
             let wanted = self.eval(question.repeat_count.as_ref()?, slot).to_num();
             let have = self.count(slot.0, slot.1);
-            return (wanted.is_finite() && wanted >= 0.0 && have != wanted as usize)
+            return (wanted.is_finite() && wanted >= 0.0 && have < wanted as usize)
                 .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
         }
         if self.relevant.get(&slot) == Some(&false) {

@@ -18,6 +18,7 @@ pub mod xlsx;
 
 use std::collections::HashMap;
 
+use mpaka_core::answers::INSTANCE_ID_KEY;
 use mpaka_core::form::FormDefinition;
 use mpaka_core::schema::FieldKind;
 use mpaka_core::store::Scanned;
@@ -176,8 +177,8 @@ pub fn run(
                         within,
                     } if *g == group => {
                         let answers = Value::Object(mpaka_core::answers::assemble(&s.state));
-                        for (at, instance) in instances(&answers, within, repeat) {
-                            emit(t, rows.repeat_row(table, &s, &at, instance), sink)?;
+                        for found in instances(&answers, within, repeat) {
+                            emit(t, rows.repeat_row(table, &s, &found), sink)?;
                         }
                     }
                     _ => {}
@@ -300,19 +301,29 @@ impl Rows<'_> {
                     .map_or(Cell::Empty, |o| Cell::Integer(*o)),
                 Column::Answer(a) => self.answer(table, a, answer(&a.name)),
                 Column::AnswerChoice(a, choice) => choice_cell(answer(&a.name), choice),
-                Column::RepeatIndex | Column::EnclosingIndex { .. } | Column::Meta(_) => Cell::Empty,
+                Column::RepeatIndex
+                | Column::EnclosingIndex { .. }
+                | Column::InstanceId
+                | Column::ParentInstanceId
+                | Column::Meta(_) => Cell::Empty,
             })
             .collect()
     }
 
-    /// The row of one repeat instance; `at` is its position (from 1) in
-    /// each enclosing repeat, then in its own.
-    fn repeat_row(&self, table: &Table, s: &Scanned, at: &[usize], instance: &Value) -> Vec<Cell> {
+    /// The row of one repeat instance.
+    fn repeat_row(&self, table: &Table, s: &Scanned, found: &Found<'_>) -> Vec<Cell> {
+        let (at, instance) = (&found.at, found.instance);
+        let id = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .map_or(Cell::Empty, |i| Cell::Text(i.to_owned()))
+        };
         table
             .columns
             .iter()
             .map(|column| match column {
                 Column::Id => Cell::Text(s.id.to_string()),
+                Column::InstanceId => id(instance.get(INSTANCE_ID_KEY)),
+                Column::ParentInstanceId => id(found.parent.and_then(|p| p.get(INSTANCE_ID_KEY))),
                 Column::RepeatIndex => at.last().map_or(Cell::Empty, |&i| Cell::Integer(i as i64)),
                 Column::EnclosingIndex { level, .. } => {
                     at.get(*level).map_or(Cell::Empty, |&i| Cell::Integer(i as i64))
@@ -428,26 +439,38 @@ pub fn time_cell(ms: Option<u64>) -> Cell {
 #[cfg(test)]
 mod tests;
 
+/// One instance of a repeat, found in a submission's answers.
+struct Found<'a> {
+    /// Its position (from 1) in each enclosing repeat, then in its own.
+    at: Vec<usize>,
+    /// Its answers (and `@id`).
+    instance: &'a Value,
+    /// The instance of the repeat around it, if any.
+    parent: Option<&'a Value>,
+}
+
 /// Every instance of repeat `repeat` in a submission's answers, inside
-/// every instance of the repeats `within` (outermost first), with its
-/// position (from 1) in each of those and in its own.
-fn instances<'a>(answers: &'a Value, within: &[String], repeat: &str) -> Vec<(Vec<usize>, &'a Value)> {
-    let list = |level: &'a Value, name: &str| -> Vec<&'a Value> {
-        level
-            .get(name)
-            .and_then(Value::as_array)
-            .map(|items| items.iter().collect())
-            .unwrap_or_default()
-    };
-    let mut levels: Vec<(Vec<usize>, &Value)> = vec![(Vec::new(), answers)];
+/// every instance of the repeats `within` (outermost first).
+fn instances<'a>(answers: &'a Value, within: &[String], repeat: &str) -> Vec<Found<'a>> {
+    let mut levels = vec![Found {
+        at: Vec::new(),
+        instance: answers,
+        parent: None,
+    }];
     for name in within.iter().map(String::as_str).chain([repeat]) {
         levels = levels
             .into_iter()
-            .flat_map(|(at, level)| {
-                list(level, name).into_iter().enumerate().map(move |(i, item)| {
-                    let mut at = at.clone();
+            .flat_map(|level| {
+                let items = level.instance.get(name).and_then(Value::as_array);
+                let outer = (!level.at.is_empty()).then_some(level.instance);
+                items.into_iter().flatten().enumerate().map(move |(i, item)| {
+                    let mut at = level.at.clone();
                     at.push(i + 1);
-                    (at, item)
+                    Found {
+                        at,
+                        instance: item,
+                        parent: outer,
+                    }
                 })
             })
             .collect();

@@ -55,6 +55,12 @@ pub enum Column {
     AnswerChoice(Answer, String),
     /// The repeat instance's position (1-based).
     RepeatIndex,
+    /// The repeat instance's id: stable across corrections, unique among
+    /// the instances of its repeat in one submission.
+    InstanceId,
+    /// For a repeat inside a repeat: the id of the instance of the repeat
+    /// around it that this one belongs to (that table's `instance_id`).
+    ParentInstanceId,
     /// For a repeat inside a repeat: the position (1-based) of the
     /// instance of enclosing repeat `level` (0 the outermost, named) it
     /// belongs to, which joins it to that repeat's table.
@@ -181,12 +187,17 @@ impl Plan {
             let language = options.language.as_deref();
             tables.push(table(&name, Source::Form(g), columns, Some((group, language))));
             for (repeat, within) in repeats {
+                // Keyed as KoboToolbox keys repeat tables: the instance's
+                // id, its parent's, and positions a person can read.
                 let mut columns = vec![Column::Id];
                 columns.extend(within.iter().enumerate().map(|(level, outer)| Column::EnclosingIndex {
                     repeat: outer.clone(),
                     level,
                 }));
-                columns.push(Column::RepeatIndex);
+                columns.extend([Column::RepeatIndex, Column::InstanceId]);
+                if !within.is_empty() {
+                    columns.push(Column::ParentInstanceId);
+                }
                 for (question, around) in questions(forms, group) {
                     if let Item::Answer(answer) = question
                         && around.last() == Some(&repeat)
@@ -532,6 +543,8 @@ fn header(column: &Column, source: &Source, labels: Option<(&FormGroup, Option<&
         },
         Column::RepeatIndex => "repeat_index".into(),
         Column::EnclosingIndex { repeat, .. } => format!("{repeat}_index"),
+        Column::InstanceId => "instance_id".into(),
+        Column::ParentInstanceId => "parent_instance_id".into(),
         Column::Meta(m) => (*m).into(),
     }
 }

@@ -412,9 +412,20 @@ fn a_repeat_inside_a_repeat_is_a_table_joined_to_the_one_around_it() {
     let rows: HashMap<&str, u64> = summary.rows.iter().map(|(t, n)| (t.as_str(), *n)).collect();
     assert_eq!((rows["household__member"], rows["household__child"]), (2, 3));
     let (mh, mr) = read_csv(&out.path().join("household__member.csv"));
-    assert_eq!(mh, ["submission_id", "repeat_index", "m_name"]);
+    assert_eq!(mh, ["submission_id", "repeat_index", "instance_id", "m_name"]);
     let (ch, cr) = read_csv(&out.path().join("household__child.csv"));
-    assert_eq!(ch, ["submission_id", "member_index", "repeat_index", "c_name", "c_age"]);
+    assert_eq!(
+        ch,
+        [
+            "submission_id",
+            "member_index",
+            "repeat_index",
+            "instance_id",
+            "parent_instance_id",
+            "c_name",
+            "c_age"
+        ]
+    );
     assert_eq!(column(&ch, &cr, "member_index"), ["1", "2", "2"]);
     assert_eq!(column(&ch, &cr, "repeat_index"), ["1", "1", "2"]);
     assert_eq!(column(&ch, &cr, "c_name"), ["Bea", "Dan", "Eli"]);
@@ -428,4 +439,17 @@ fn a_repeat_inside_a_repeat_is_a_table_joined_to_the_one_around_it() {
         column(&mh, &mr, "m_name")[at]
     };
     assert_eq!((mother(0), mother(2)), ("Aline", "Chantal"));
+    // And on (submission_id, parent_instance_id), by the ids that stay
+    // when instances are reordered or removed.
+    let by_id = |i: usize| {
+        let parent = column(&ch, &cr, "parent_instance_id")[i];
+        let at = column(&mh, &mr, "instance_id")
+            .iter()
+            .position(|m| *m == parent)
+            .unwrap();
+        column(&mh, &mr, "m_name")[at]
+    };
+    assert_eq!((by_id(0), by_id(1), by_id(2)), ("Aline", "Chantal", "Chantal"));
+    let ids = column(&ch, &cr, "instance_id");
+    assert!(ids.iter().all(|i| !i.is_empty()) && ids[1] != ids[2], "{ids:?}");
 }

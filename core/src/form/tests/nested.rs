@@ -198,3 +198,28 @@ fn repeats_nest_at_most_max_nesting_deep() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn instances_past_a_repeat_count_are_not_in_the_submission_as_collect_never_creates_them() {
+    let form = FormDefinition::from_csv(
+        "survey,type,name,label,calculation,repeat_count\n,integer,n,How many,,\n\
+         ,begin repeat,good,Good,,${n} - 1\n,text,what,What,,\n,end repeat,,,,\n\
+         ,calculate,goods,,count(${good}),\nsettings,form_id,version\n,counted,1\n",
+    )
+    .unwrap();
+    let given = |n: i64, instances: usize| {
+        let goods: Vec<Value> = (0..instances).map(|i| json!({"what": format!("good {i}")})).collect();
+        validate(&form, &answers(json!({"n": n, "good": goods})), &env("default"))
+    };
+    // An expression count of 2 with 3 instances given: the third is not
+    // counted, not kept, and said to be cleared.
+    let v = given(3, 3);
+    assert!(v.valid, "{:?}", v.errors);
+    assert_eq!(v.values["goods"], json!("2"));
+    assert_eq!(v.values["good"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v.cleared, ["good[3]"]);
+    // Fewer than the count is an unfinished interview.
+    let v = given(5, 2);
+    assert_eq!(v.errors[0].message, "expects 4 instance(s), has 2");
+    assert!(v.cleared.is_empty());
+}
