@@ -71,6 +71,17 @@ pub enum SessionError {
         /// The bound.
         max: usize,
     },
+    /// A repeat whose `repeat_count` asks for no more instances than it
+    /// has: one more would not be part of the submission.
+    #[error(
+        "repeat `{name}` already has the {count} instance(s) its repeat count asks for; change the answer it counts first"
+    )]
+    CountReached {
+        /// The repeat.
+        name: String,
+        /// What its count asks for.
+        count: usize,
+    },
     /// A draft saved from another form.
     #[error("submission {id} answers form `{found}`, not `{expected}`")]
     OtherForm {
@@ -337,6 +348,16 @@ impl FormSession {
         }
         let max = super::AnswerLimits::default().max_instances;
         let count = self.filled.count(r, at);
+        // Instances past a repeat's count are not in the submission: the
+        // count must grow first.
+        if let Some(cap) = self.filled.cap(r, at)
+            && count >= cap
+        {
+            return Err(SessionError::CountReached {
+                name: repeat.to_owned(),
+                count: cap,
+            });
+        }
         if count >= max {
             return Err(SessionError::TooManyInstances {
                 name: repeat.to_owned(),

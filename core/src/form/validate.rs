@@ -338,6 +338,11 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         self.instances.get(&(r, at)).copied().unwrap_or(0)
     }
 
+    /// What `repeat_count` asks of repeat `r` at `at`, once evaluated.
+    pub(super) fn cap(&self, r: usize, at: InstancePath) -> Option<usize> {
+        self.caps.get(&(r, at)).copied()
+    }
+
     /// The instances of repeat `r` at `at` that the submission holds: none
     /// while the repeat is not relevant there, as ODK submits none, and no
     /// more than its `repeat_count` asks for (those the session holds come

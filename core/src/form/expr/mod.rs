@@ -230,6 +230,8 @@ functions! {
     Atan = "atan" (1, 1),
     Atan2 = "atan2" (2, 2),
     Pi = "pi" (0, 0),
+    Digest = "digest" (2, 3),
+    Base64Decode = "base64-decode" (1, 1),
     // pulldata() reads a form media CSV (issue 18): empty until form media exist.
     Pulldata = "pulldata" (4, 4),
 }

@@ -222,4 +222,14 @@ fn instances_past_a_repeat_count_are_not_in_the_submission_as_collect_never_crea
     let v = given(5, 2);
     assert_eq!(v.errors[0].message, "expects 4 instance(s), has 2");
     assert!(v.cleared.is_empty());
+
+    // A session adds no instance the count would leave out.
+    let mut s = FormSession::start(Arc::new(form), env("default"));
+    s.set_answer("n", &[], &json!(3)).unwrap();
+    s.add_repeat("good", &[]).unwrap();
+    s.add_repeat("good", &[]).unwrap();
+    let err = s.add_repeat("good", &[]).unwrap_err();
+    assert!(matches!(err, SessionError::CountReached { count: 2, .. }), "{err}");
+    s.set_answer("n", &[], &json!(4)).unwrap();
+    assert_eq!(s.add_repeat("good", &[]).unwrap(), 3);
 }
