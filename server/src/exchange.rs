@@ -726,7 +726,9 @@ fn problems(
         problems.push(AnswerError {
             question: question.to_owned(),
             instance,
-            message: "answered, but the question does not apply given the other answers".into(),
+            message: "answered, but the answer does not apply given the other answers (the question is not \
+                      relevant, the choice not offered, or the instance past the repeat's count)"
+                .into(),
         });
     }
     Problems {

@@ -11,9 +11,13 @@
 //
 //   {"relevant": [...], "values": {...}, "errors": [{"question", "instance", "kind"}]}
 //
+// A select whose choices are filtered is given only the choices its filter
+// offers when the walk reaches it, as a person in Collect can pick no other.
+//
 // - relevant: every group, repeat, question and calculate JavaRosa holds
 //   relevant (its own relevance and its ancestors'), as `name` or, inside a
-//   repeat, `name[instance]` (1-based);
+//   repeat, `name[2]`, `name[2][1]` (the instance of each enclosing repeat,
+//   from 1, outermost first);
 // - values: every node's value as JavaRosa would submit it (the XML text),
 //   "" when empty or not relevant;
 // - errors: what FormEntryController.answerQuestion reports for each
@@ -43,6 +47,7 @@ import java.util.Set;
 import org.javarosa.core.model.FormDef;
 import org.javarosa.core.model.FormIndex;
 import org.javarosa.core.model.GroupDef;
+import org.javarosa.core.model.SelectChoice;
 import org.javarosa.core.model.condition.EvaluationContext;
 import org.javarosa.core.model.condition.IFunctionHandler;
 import org.javarosa.core.model.data.IAnswerData;
@@ -137,6 +142,7 @@ public class Harness {
                 }
                 String text = given.isNull() ? "" : given.asText().trim();
                 FormEntryPrompt prompt = model.getQuestionPrompt(index);
+                text = offeredOnly(prompt, text);
                 IAnswerData data = text.isEmpty()
                         ? null
                         : XFormAnswerDataParser.getAnswerData(text, prompt.getDataType(), prompt.getQuestion());
@@ -193,6 +199,27 @@ public class Harness {
             error.put("kind", status == FormEntryController.ANSWER_REQUIRED_BUT_EMPTY ? "required" : "constraint");
         }
         return result;
+    }
+
+    /// The choices of `text` a person could pick in Collect now: for a
+    /// select whose choices are filtered, those its filter offers at this
+    /// point of the walk (as ItemsetBinding lists them); any answer
+    /// otherwise.
+    static String offeredOnly(FormEntryPrompt prompt, String text) {
+        if (text.isEmpty() || prompt.getQuestion().getDynamicChoices() == null) {
+            return text;
+        }
+        Set<String> offered = new HashSet<>();
+        for (SelectChoice choice : prompt.getSelectChoices()) {
+            offered.add(choice.getValue());
+        }
+        List<String> kept = new ArrayList<>();
+        for (String value : text.split("\\s+")) {
+            if (offered.contains(value)) {
+                kept.add(value);
+            }
+        }
+        return String.join(" ", kept);
     }
 
     /// Whether the repeat at `index` takes its instances from a jr:count.

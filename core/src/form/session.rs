@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::definition::{FormDefinition, QuestionType};
-use super::expr::{Context, ItemScope, evaluate};
+use super::expr::Context;
 use super::path::{InstancePath, located};
 use super::validate::{AnswerError, Environment, FastMap, Filled, Scope, Slot, typed_text};
 use crate::answers::{ANSWERS_PREFIX, DERIVED_PREFIX};
@@ -321,6 +321,12 @@ impl FormSession {
         }
         self.rejected.retain(|(s, _)| *s != slot);
         match typed_text(&form.questions[slot.0].kind, value, &form.choices) {
+            // A choice the filter does not offer now, as Collect refuses it.
+            Ok(text) if self.filled.not_offered(slot, &text) => {
+                self.rejected
+                    .push((slot, "the answer is not one of the choices offered now".to_owned()));
+                return Ok(self.errors_of([slot]));
+            }
             Ok(text) => {
                 self.filled.values.insert(slot, text);
             }
@@ -743,32 +749,10 @@ impl FormSession {
 
     fn choices(&self, slot: Slot) -> Vec<PromptChoice> {
         let form = self.form();
-        let question = &form.questions[slot.0];
-        let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &question.kind else {
-            return Vec::new();
-        };
         let language = &self.filled.env.language;
-        form.choices
-            .get(list)
+        self.filled
+            .offered(slot)
             .into_iter()
-            .flatten()
-            .filter(|choice| {
-                question.choice_filter.as_ref().is_none_or(|filter| {
-                    let outer = Scope {
-                        filled: &self.filled,
-                        slot,
-                    };
-                    let columns = |column: &str| form.choice_column(choice, column, language);
-                    evaluate(
-                        filter,
-                        &ItemScope {
-                            outer: &outer,
-                            column: &columns,
-                        },
-                    )
-                    .to_bool()
-                })
-            })
             .map(|choice| PromptChoice {
                 name: choice.name.clone(),
                 label: form.text(&choice.label, language).unwrap_or(&choice.name).to_owned(),

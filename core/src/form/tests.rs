@@ -1216,6 +1216,7 @@ fn a_badly_named_group_reports_one_mistake_not_a_cascade() {
 /// Security probe F1, F3 and F14: the work one submission or one form
 /// causes is bounded by what it really holds.
 mod nested;
+mod offered;
 
 mod bounds {
     use serde_json::{Map, Value, json};

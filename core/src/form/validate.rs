@@ -288,13 +288,18 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut waiting = vec![0usize; n];
         for (d, question) in self.form.questions.iter().enumerate() {
-            let mut sources: Vec<usize> = [&question.relevant, &question.calculation, &question.repeat_count]
-                .into_iter()
-                .flatten()
-                .flat_map(|e| e.references())
-                .filter_map(|name| self.index.get(name).copied())
-                .chain(question.parent)
-                .collect();
+            let mut sources: Vec<usize> = [
+                &question.relevant,
+                &question.calculation,
+                &question.repeat_count,
+                &question.choice_filter,
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(|e| e.references())
+            .filter_map(|name| self.index.get(name).copied())
+            .chain(question.parent)
+            .collect();
             sources.sort_unstable();
             sources.dedup();
             for source in sources {
@@ -598,6 +603,12 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             self.cleared.push(located(&question.name, &slot.1.numbered()));
         }
         let repeat = question.kind == QuestionType::Repeat;
+        if relevant && let Some(kept) = self.only_offered(slot) {
+            self.values.insert(slot, kept);
+            self.cleared
+                .push(located(&self.form.questions[slot.0].name, &slot.1.numbered()));
+            return true;
+        }
         if !relevant && self.values.get(&slot).is_some_and(|v| !v.is_empty()) {
             let name = located(&question.name, &slot.1.numbered());
             self.values.insert(slot, String::new());
@@ -606,6 +617,65 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
         }
         let capped = relevant && repeat && self.refresh_cap(slot);
         was != relevant || capped
+    }
+
+    /// The choices of a select's list that its `choice_filter` offers at
+    /// `slot` (all of them without a filter; none for another type).
+    pub(super) fn offered(&self, slot: Slot) -> Vec<&super::definition::Choice> {
+        let question = &self.form.questions[slot.0];
+        let (QuestionType::SelectOne(list) | QuestionType::SelectMultiple(list)) = &question.kind else {
+            return Vec::new();
+        };
+        let language = &self.env.language;
+        let outer = Scope { filled: self, slot };
+        self.form
+            .choices
+            .get(list)
+            .into_iter()
+            .flatten()
+            .filter(|choice| {
+                question.choice_filter.as_ref().is_none_or(|filter| {
+                    let columns = |column: &str| self.form.choice_column(choice, column, language);
+                    self.spend(1)
+                        && evaluate(
+                            filter,
+                            &ItemScope {
+                                outer: &outer,
+                                column: &columns,
+                            },
+                        )
+                        .to_bool()
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `text`, an answer to the select at `slot`, holds a choice
+    /// its filter does not offer there now.
+    pub(super) fn not_offered(&self, slot: Slot, text: &str) -> bool {
+        self.form.questions[slot.0].choice_filter.is_some() && !text.is_empty() && {
+            let offered = self.offered(slot);
+            text.split_whitespace().any(|v| offered.iter().all(|c| c.name != v))
+        }
+    }
+
+    /// A filtered select's answer without the choices its filter no longer
+    /// offers, if it held any: JavaRosa holds no answer it does not offer
+    /// (a select_multiple keeps those it does).
+    fn only_offered(&self, slot: Slot) -> Option<String> {
+        let text = self.values.get(&slot)?;
+        if !self.not_offered(slot, text) {
+            return None;
+        }
+        let offered = self.offered(slot);
+        let kept: Vec<&str> = match self.form.questions[slot.0].kind {
+            QuestionType::SelectMultiple(_) => text
+                .split_whitespace()
+                .filter(|v| offered.iter().any(|c| c.name == *v))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Some(kept.join(" "))
     }
 
     /// Re-evaluates a counted repeat's `repeat_count` at its slot: the
