@@ -80,6 +80,7 @@ WORKERS = 2
 
 COUNT_ZERO = "instances of a jr:count repeat whose count is 0 or empty"
 DATETIME_AS_TEXT = "a date-time answer read as text by a calculation"
+CHOICE_WITH_SPACE = "a select answer whose list has a choice name holding a space"
 # Classes fixed in the engine: still named by classify(), so that a return
 # of one fails the test as a class not in KNOWN_DISAGREEMENTS. (Date-times
 # read as text now give their date, in their own zone, as JavaRosa does on a
@@ -100,12 +101,19 @@ KNOWN_DISAGREEMENTS = {
         "so a count of 0 or an empty count keeps that empty instance (its required questions then fail). "
         "mpaka holds the instances the answers hold, 0 here: mpaka is right.",
     ),
+    CHOICE_WITH_SPACE: (
+        "external",
+        "pyxform accepts a choice named with a space (`Year round`, formshare/vendor_survey_20230910.xlsx), "
+        "but JavaRosa reads a select's answer back by splitting it on spaces (XFormAnswerDataParser), so "
+        "the choice a person made reads as no answer and a required question then fails. mpaka keeps the "
+        "answer as given: nothing chosen is lost.",
+    ),
 }
 
 # Classes where JavaRosa, not mpaka, departs from what the form says: a pair
 # that differs only in these counts towards the target as agreeing, and the
 # raw rate is printed beside it.
-JAVAROSA_DEFECTS = {COUNT_ZERO}
+JAVAROSA_DEFECTS = {COUNT_ZERO, CHOICE_WITH_SPACE}
 
 # What the device fills itself: its value is not the answers'.
 DEVICE_TYPES = {
@@ -441,10 +449,13 @@ def compare(form, ours, theirs):
         else:
             mine.add(key)
     other = set(theirs["relevant"])
+    nodes = set(theirs.get("nodes", []))
     for key in sorted(mine ^ other):
         q = their_question(form, key)
         if q is None or q["name"] in form.volatile or q["kind"] in DEVICE_TYPES:
             continue
+        if q["kind"] == "group" and key not in nodes:
+            continue  # pyxform wrote this group without a node of its own
         diffs.append(("relevance", key, key in mine, key in other))
     # Errors.
     values = {key: value for key, _, value in slots(form, ours["values"])}
@@ -478,6 +489,8 @@ def classify(form, diff):
         return COUNT_ZERO
     if q is None:
         return aspect
+    if q["kind"] in ("select_one", "select_multiple") and any(" " in c for c in form.choices.get(q["list"], [])):
+        return CHOICE_WITH_SPACE
     calculation = q.get("calculation") or ""
     if aspect == "value" and re.search(r"\b(sum|max|min)\s*\(", calculation):
         return SUM_OF_EMPTY

@@ -9,7 +9,7 @@
 // ships it), sets the answers the way Collect does, lets JavaRosa recompute,
 // and prints one JSON line:
 //
-//   {"relevant": [...], "values": {...}, "errors": [{"question", "instance", "kind"}]}
+//   {"relevant": [...], "values": {...}, "nodes": [...], "errors": [{"question", "instance", "kind"}]}
 //
 // A select whose choices are filtered is given only the choices its filter
 // offers when the walk reaches it, as a person in Collect can pick no other.
@@ -18,6 +18,8 @@
 //   relevant (its own relevance and its ancestors'), as `name` or, inside a
 //   repeat, `name[2]`, `name[2][1]` (the instance of each enclosing repeat,
 //   from 1, outermost first);
+// - nodes: every node of the instance, relevant or not (pyxform writes no
+//   node of its own for some groups);
 // - values: every node's value as JavaRosa would submit it (the XML text),
 //   "" when empty or not relevant;
 // - errors: what FormEntryController.answerQuestion reports for each
@@ -169,10 +171,11 @@ public class Harness {
 
         ObjectNode result = JSON.createObjectNode();
         ArrayNode relevant = result.putArray("relevant");
+        ArrayNode nodes = result.putArray("nodes");
         ObjectNode values = result.putObject("values");
         TreeElement root = form.getMainInstance().getRoot();
         for (int i = 0; i < root.getNumChildren(); i++) {
-            collect(root.getChildAt(i), relevant, values);
+            collect(root.getChildAt(i), relevant, values, nodes);
         }
 
         // FormDef.validate's walk (relevant questions only), every outcome.
@@ -251,11 +254,12 @@ public class Harness {
         return level;
     }
 
-    static void collect(TreeElement element, ArrayNode relevant, ObjectNode values) {
+    static void collect(TreeElement element, ArrayNode relevant, ObjectNode values, ArrayNode nodes) {
         if (element.getMult() == TreeReference.INDEX_TEMPLATE || "meta".equals(element.getName())) {
             return;
         }
         String name = mpakaName(element) + suffix(element);
+        nodes.add(name);
         if (element.isRelevant()) {
             relevant.add(name);
         }
@@ -264,7 +268,7 @@ public class Harness {
             values.put(name, value == null || !element.isRelevant() ? "" : value.uncast().getString());
         }
         for (int i = 0; i < element.getNumChildren(); i++) {
-            collect(element.getChildAt(i), relevant, values);
+            collect(element.getChildAt(i), relevant, values, nodes);
         }
     }
 

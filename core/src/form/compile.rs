@@ -23,6 +23,8 @@ pub fn compile(book: &Workbook) -> Result<FormDefinition, Vec<FormError>> {
 /// [`compile`] for a form read from a file called `name` (its stem, as
 /// pyxform takes it): without `settings.form_id` the form is called so.
 pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefinition, Vec<FormError>> {
+    let cleaned = clean_text_values(book);
+    let book = &cleaned;
     // As pyxform: a workbook of one sheet, whatever its name, is the survey.
     let only = match book.sheets.as_slice() {
         [only] if !KNOWN_SHEETS.iter().any(|k| only.name.trim().eq_ignore_ascii_case(k)) => Some(only),
@@ -1216,6 +1218,46 @@ fn read_survey(
     questions
 }
 
+/// The workbook's text as pyxform reads it: typographic quotes, which
+/// spreadsheets put in for straight ones, turned back in every cell of every
+/// sheet (a choice named `blue’s` is `blue's`, `’yes’` in an expression a
+/// string), and in the survey, unless `settings.clean_text_values` is `no`,
+/// runs of spaces made one (line breaks kept) and ends trimmed.
+fn clean_text_values(book: &Workbook) -> Workbook {
+    let straight = |text: &str| -> String {
+        text.replace(['\u{2018}', '\u{2019}'], "'")
+            .replace(['\u{201c}', '\u{201d}'], "\"")
+    };
+    let collapse = book
+        .sheet("settings")
+        .and_then(|s| Some((s.column("clean_text_values")?, s.rows.first()?)))
+        .and_then(|(c, (_, row))| row.get(c))
+        .is_none_or(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "false()" | "0"));
+    let survey = book.sheet("survey").map(|s| s.name.clone());
+    let mut cleaned = book.clone();
+    for sheet in &mut cleaned.sheets {
+        let in_survey = collapse && (Some(&sheet.name) == survey.as_ref() || book.sheets.len() == 1);
+        for (_, cells) in &mut sheet.rows {
+            for cell in cells.iter_mut() {
+                if cell.contains(['\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}']) {
+                    *cell = straight(cell);
+                }
+                if in_survey && (cell.contains("  ") || cell.trim().len() != cell.len()) {
+                    let mut one_space = String::with_capacity(cell.len());
+                    for (i, part) in cell.trim().split(' ').filter(|p| !p.is_empty()).enumerate() {
+                        if i > 0 {
+                            one_space.push(' ');
+                        }
+                        one_space.push_str(part);
+                    }
+                    *cell = one_space;
+                }
+            }
+        }
+    }
+    cleaned
+}
+
 /// The question a relative path names, walked from question `from` as
 /// XPath walks the form's tree: the first `..` is the group around the
 /// question (the form's top outside groups), each further one the group
@@ -1331,10 +1373,6 @@ fn parse_column(
             _ => {}
         }
     }
-    // Spreadsheets turn quotes into typographic ones; pyxform turns them back.
-    let text = &text
-        .replace(['\u{2018}', '\u{2019}'], "'")
-        .replace(['\u{201c}', '\u{201d}'], "\"");
     let expr = Expr::parse(text).map_err(|e| format!("`{text}` does not parse: {e}"))?;
     // XPath reads a bare name as a path below the question, which holds
     // nothing: pyxform and ODK accept it, and so does mpaka, saying so.

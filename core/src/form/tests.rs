@@ -1974,3 +1974,36 @@ fn validation_names_what_is_relevant() {
         ["age", "stall", "fee[1]", "fee[2]", "why[2]"]
     );
 }
+
+#[test]
+fn required_and_constraint_on_a_value_the_device_fills_are_not_checked_as_in_javarosa() {
+    // WHO VA 2016 marks calculations required; JavaRosa checks only the
+    // questions a person answers.
+    let form = FormDefinition::from_csv(
+        "survey,type,name,label,required,constraint,calculation\n,integer,age,Age,,,\n\
+         ,calculate,days,,yes,. > 0,${age} * 365\n,start,began,,yes,,\nsettings,form_id,version\n,f,1\n",
+    )
+    .unwrap();
+    let v = validate(&form, &serde_json::Map::new(), &env("default"));
+    assert!(v.valid, "{:?}", v.errors);
+}
+
+#[test]
+fn typographic_quotes_and_runs_of_spaces_read_as_pyxform_reads_them() {
+    let form = FormDefinition::from_csv(
+        "survey,type,name,label,relevant\n,select_multiple colour,fav,Favourite   colours,\n\
+         ,text,why,\"Why?\nTell us\",\"selected(${fav}, “blue’s”)\"\n\
+         choices,list_name,name,label\n,colour,blue’s,Blue\n,colour,red,Red\n\
+         settings,form_id,version\n,f,1\n",
+    );
+    let form = form.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(form.choices["colour"][0].name, "blue's");
+    assert_eq!(form.questions[0].label["default"], "Favourite colours");
+    assert_eq!(form.questions[1].label["default"], "Why?\nTell us");
+    let v = validate(
+        &form,
+        serde_json::json!({"fav": "blue's", "why": "sky"}).as_object().unwrap(),
+        &env("default"),
+    );
+    assert!(v.valid && v.cleared.is_empty(), "{v:?}");
+}

@@ -653,7 +653,12 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     /// Whether `text`, an answer to the select at `slot`, holds a choice
     /// its filter does not offer there now.
     pub(super) fn not_offered(&self, slot: Slot, text: &str) -> bool {
-        self.form.questions[slot.0].choice_filter.is_some() && !text.is_empty() && {
+        let question = &self.form.questions[slot.0];
+        let select = matches!(
+            question.kind,
+            QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_)
+        );
+        select && question.choice_filter.is_some() && !text.is_empty() && {
             let offered = self.offered(slot);
             text.split_whitespace().any(|v| offered.iter().all(|c| c.name != v))
         }
@@ -731,7 +736,9 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             return (wanted.is_finite() && wanted >= 0.0 && have < wanted as usize)
                 .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
         }
-        if self.relevant.get(&slot) == Some(&false) {
+        // What the device fills itself has no control a person answers:
+        // JavaRosa checks no `required` or `constraint` on it.
+        if self.relevant.get(&slot) == Some(&false) || question.kind.is_derived() {
             return None;
         }
         // A note holds nothing, so a required one fails wherever it is

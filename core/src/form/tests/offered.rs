@@ -14,6 +14,7 @@ fn markets() -> FormDefinition {
          ,select_one side,side,Side of the border,,\n\
          ,select_one market,market,Market,yes,side = ${side}\n\
          ,select_multiple market,also,Other markets,,side = ${side}\n\
+         ,text,note,Where else,,${side} = 'cd'\n\
          choices,list_name,name,label,side\n,side,rw,Rwanda,\n,side,cd,DR Congo,\n\
          ,market,kamembe,Kamembe,rw\n,market,rusizi,Rusizi,rw\n,market,bukavu,Bukavu,cd\n\
          settings,form_id,version\n,markets,1\n",
@@ -23,9 +24,11 @@ fn markets() -> FormDefinition {
 
 #[test]
 fn an_answer_the_filter_does_not_offer_is_not_held_and_a_required_one_then_fails() {
-    let given = json!({"side": "rw", "market": "bukavu", "also": "rusizi bukavu"});
+    let given = json!({"side": "rw", "market": "bukavu", "also": "rusizi bukavu", "note": "Gisenyi"});
     let v = validate(&markets(), given.as_object().unwrap(), &env("default"));
     assert_eq!(v.values["market"], json!(""));
+    // A choice filter on a question without choices filters nothing.
+    assert_eq!(v.values["note"], json!("Gisenyi"));
     // A select_multiple keeps the choices that are offered.
     assert_eq!(v.values["also"], json!("rusizi"));
     assert_eq!(v.cleared, ["market", "also"]);
