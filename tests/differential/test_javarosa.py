@@ -350,7 +350,7 @@ def normal(form, q, text, engine=None):
     if text == "":
         return ""
     kind = q["kind"]
-    if kind == "calculate":
+    if kind == "calculate" or q.get("calculation"):
         # Formatting only: JavaRosa keeps a date-valued calculation as a
         # date-time at midnight, and a true/false one as 1/0.
         midnight = MIDNIGHT.fullmatch(text)

@@ -1357,6 +1357,18 @@ fn parse_column(
     names: &[String],
     ambiguous: &BTreeMap<String, Vec<String>>,
 ) -> Result<(Option<Expr>, Option<String>), String> {
+    // pyxform writes these words as true() and false() in the binds it
+    // converts (its BINDING_CONVERSIONS): a calculation of `yes` is true.
+    if matches!(column, "relevant" | "constraint" | "calculation") {
+        let function = match text.trim() {
+            "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" => Some(super::expr::Function::True),
+            "no" | "No" | "NO" | "false" | "False" | "FALSE" => Some(super::expr::Function::False),
+            _ => None,
+        };
+        if let Some(function) = function {
+            return Ok((Some(Expr::Call { function, args: vec![] }), None));
+        }
+    }
     let yes_no = EXPRESSION_COLUMNS.iter().any(|(c, yn)| *c == column && *yn);
     if yes_no {
         match text.trim().to_lowercase().as_str() {

@@ -2007,3 +2007,18 @@ fn typographic_quotes_and_runs_of_spaces_read_as_pyxform_reads_them() {
     );
     assert!(v.valid && v.cleared.is_empty(), "{v:?}");
 }
+
+#[test]
+fn yes_and_no_in_expression_columns_read_as_pyxform_writes_them() {
+    // osm-fieldwork's wastedisposal.xls calculates a select_one as `yes`.
+    let form = FormDefinition::from_csv(
+        "survey,type,name,label,calculation,relevant\n,select_one yn,fee,Fee charged,yes,\n\
+         ,text,never,Never,,No\nchoices,list_name,name,label\n,yn,yes,Yes\n,yn,no,No\n\
+         settings,form_id,version\n,f,1\n",
+    )
+    .unwrap();
+    assert_eq!(form.questions[0].calculation.as_ref().map(ToString::to_string), Some("true()".into()));
+    let v = validate(&form, &serde_json::Map::new(), &env("default"));
+    assert_eq!(v.values["fee"], serde_json::json!("true"));
+    assert!(!v.relevant.contains(&"never".to_owned()));
+}
