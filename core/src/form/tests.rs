@@ -2017,7 +2017,10 @@ fn yes_and_no_in_expression_columns_read_as_pyxform_writes_them() {
          settings,form_id,version\n,f,1\n",
     )
     .unwrap();
-    assert_eq!(form.questions[0].calculation.as_ref().map(ToString::to_string), Some("true()".into()));
+    assert_eq!(
+        form.questions[0].calculation.as_ref().map(ToString::to_string),
+        Some("true()".into())
+    );
     let v = validate(&form, &serde_json::Map::new(), &env("default"));
     assert_eq!(v.values["fee"], serde_json::json!("true"));
     assert!(!v.relevant.contains(&"never".to_owned()));
