@@ -166,7 +166,19 @@ def external_acceptance(folder):
     )
     for name, why in differing:
         print(f"  differs: {name} ({why})")
+    return figures
+
+
+# The targets of issue 16 on a public corpus.
+ACCEPTANCE_TARGET = 0.98
 
 
 if __name__ == "__main__":
-    external_acceptance(os.environ["MPAKA_XLSFORM_CORPUS"])
+    import sys
+
+    figures = external_acceptance(os.environ["MPAKA_XLSFORM_CORPUS"])
+    accepted = figures["both"] / max(figures["accepted"], 1)
+    missed = figures["refused"] - figures["both_refuse"]
+    if accepted < ACCEPTANCE_TARGET or missed:
+        print(f"FAILED: acceptance {accepted:.1%} (target {ACCEPTANCE_TARGET:.0%}), {missed} refusal(s) not refused")
+        sys.exit(1)

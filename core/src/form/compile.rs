@@ -48,6 +48,7 @@ pub fn compile_named(book: &Workbook, name: Option<&str>) -> Result<FormDefiniti
         .filter_map(|n| book.sheet(n))
     {
         duplicate_headers(sheet, &mut errors);
+        headers_of_two_languages(sheet, &mut errors);
     }
     let settings = read_settings(book.sheet("settings"), name, &mut errors);
     let mut choices = read_choices(book.sheet("choices"), settings.allow_choice_duplicates, &mut errors);
@@ -273,6 +274,30 @@ fn duplicate_headers(sheet: &Sheet, errors: &mut Vec<FormError>) {
                 )
             };
             errors.push(FormError::sheet(&sheet.name, message));
+        }
+    }
+}
+
+/// A header that names a column, then a language, then more (`label::French
+/// (fr)label::English (en)`: two headers typed in one cell): pyxform fails
+/// on it (`TypeError: unhashable type: 'dict'`); said here with the cell.
+fn headers_of_two_languages(sheet: &Sheet, errors: &mut Vec<FormError>) {
+    for (column, header) in sheet.header.iter().enumerate() {
+        let lower = header.trim().to_lowercase();
+        let rest = lower.strip_prefix("media::").unwrap_or(&lower);
+        let parts: Vec<&str> = rest.split("::").collect();
+        if parts.len() > 2 {
+            errors.push(FormError::sheet(
+                &sheet.name,
+                format!(
+                    "the header `{}` (column {}) names more than one language after `{}`: give each \
+                     language its own column, as `{}::French (fr)`",
+                    header.trim(),
+                    super::sheets::column_letters(column),
+                    parts[0],
+                    parts[0]
+                ),
+            ));
         }
     }
 }

@@ -2025,3 +2025,22 @@ fn yes_and_no_in_expression_columns_read_as_pyxform_writes_them() {
     assert_eq!(v.values["fee"], serde_json::json!("true"));
     assert!(!v.relevant.contains(&"never".to_owned()));
 }
+
+#[test]
+fn a_header_of_two_languages_typed_in_one_cell_is_located() {
+    // osm-fieldwork's waterways.xls, on which pyxform fails with a TypeError.
+    assert_error(
+        "survey,type,name,label,required_message::French (fr)required_message::English (en)\n\
+         ,text,river,River,Requis\nsettings,form_id,version\n,f,1\n",
+        "survey: the header `required_message::French (fr)required_message::English (en)` (column D) names \
+         more than one language after `required_message`",
+    );
+    // `media::image::French` is one language.
+    assert!(
+        FormDefinition::from_csv(
+            "survey,type,name,label,media::image::French (fr)\n,text,river,River,river.png\n\
+             settings,form_id,version\n,f,1\n"
+        )
+        .is_ok()
+    );
+}
