@@ -16,11 +16,10 @@ use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::{
-    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, PROTOCOL_REVISION, PROTOCOL_VERSION, Rejection,
-    RejectionCode, SyncRequest, SyncResponse, gunzip_limited, gzip,
+    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, Progress, SyncError, SyncReport, SyncResponse, SyncSession,
+    gunzip_limited,
 };
-use crate::op::{Op, OpId};
-use crate::store::{ClockSample, Store, SyncExchange};
+use crate::store::{ClockSample, Store};
 
 /// Responses may expand to at most this much (a response is sized by the
 /// pull limit the device asked for; this is a guard against a broken server).
@@ -60,21 +59,6 @@ impl Default for SyncConfig {
     }
 }
 
-/// Where a sync stands, for a progress bar.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
-    /// 0.0 to 1.0; an estimate while ops remain to pull.
-    pub fraction: f64,
-    /// Ops pushed and answered so far.
-    pub pushed: u64,
-    /// Ops to push in all (known at the start).
-    pub to_push: u64,
-    /// Ops pulled so far.
-    pub pulled: u64,
-    /// Exchanges completed.
-    pub exchanges: u32,
-}
-
 /// Told about progress after every exchange; implemented by the app.
 pub trait SyncProgress: Send + Sync {
     /// Called after every completed exchange.
@@ -106,89 +90,6 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
-}
-
-/// What a sync did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SyncReport {
-    /// Ops the server accepted in this sync.
-    pub pushed: u64,
-    /// Ops pulled and new to this store.
-    pub pulled: u64,
-    /// Ops the server refused, with why; kept on the device.
-    pub rejected: Vec<Rejection>,
-    /// Pulled ops this store could not apply (a newer server's schema?).
-    pub pulled_refused: Vec<(OpId, String)>,
-    /// Conflicts found while merging pulled ops.
-    pub new_conflicts: u64,
-    /// Request bodies sent, compressed (headers not counted).
-    pub bytes_sent: u64,
-    /// Response bodies received, compressed (headers not counted).
-    pub bytes_received: u64,
-    /// HTTP requests made, retries included.
-    pub requests: u32,
-    /// Requests retried after a failure.
-    pub retries: u32,
-    /// Forms received.
-    pub forms_received: u32,
-    /// The server's clock at the last exchange (ms).
-    pub server_time_ms: u64,
-    /// Server time minus this device's time (ms), as learned in this sync.
-    pub clock_offset_ms: Option<i64>,
-    /// This device's ops re-issued in server-corrected time (refused as
-    /// too far ahead, or stamped before it knew the server's time).
-    pub reissued: u64,
-}
-
-/// Why a sync stopped. Whatever the error, the store holds every exchange
-/// completed before it; syncing again resumes from there.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The token is unknown or revoked: enroll the device again.
-    #[error("the server refused the device token ({message}); enroll the device again")]
-    Unauthorized {
-        /// The server's message.
-        message: String,
-    },
-    /// The device may not do this.
-    #[error("the server forbids this: {message}")]
-    Forbidden {
-        /// The server's message.
-        message: String,
-    },
-    /// The server refused the request as malformed (a bug on one side).
-    #[error("the server refused the request (HTTP {status}): {message}")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// The server's message.
-        message: String,
-    },
-    /// Still failing after every retry: no connection, or the server is down.
-    #[error("could not reach the server after {attempts} attempts: {last}")]
-    Unreachable {
-        /// Requests made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-    /// The server's answer does not follow the protocol.
-    #[error("the server's answer does not follow the protocol: {0}")]
-    Protocol(String),
-    /// Stopped by [`CancelToken::cancel`].
-    #[error("sync cancelled; what was exchanged before is kept")]
-    Cancelled,
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] crate::Error),
-    /// The URL is not usable.
-    #[error("the server URL `{url}` is not usable: {reason}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// Syncs stores with one server.
@@ -281,7 +182,8 @@ impl SyncClient {
     }
 
     /// Pushes and pulls until the server holds every op of `store` it can
-    /// accept and `store` holds every op the server has for it.
+    /// accept and `store` holds every op the server has for it: drives a
+    /// [`SyncSession`] over HTTP.
     pub fn sync(
         &self,
         store: &Store,
@@ -291,107 +193,18 @@ impl SyncClient {
         cancel: &CancelToken,
     ) -> Result<SyncReport, SyncError> {
         let url = sync_url(server_url)?;
-        let mut report = SyncReport::default();
-        let to_push = store.pending_count()?;
-        let start_cursor = store.sync_cursor()?;
-        let mut pushed_or_refused = 0u64;
-        // Uncompressed bytes per compressed byte, learned from each
-        // exchange, up and down (ops pushed and pulled compress differently).
-        let mut ratio = 4.0f64;
-        let mut pull_ratio = 4.0f64;
-        // A device that never learned the server's time, with ops it has
-        // not sent yet, asks first: those ops are then re-stamped in
-        // corrected time before they leave (store/clock.rs).
-        let mut handshake = store.clock_offset()?.is_none() && store.has_unsent_ops()?;
-        let mut reissue_rounds = 0usize;
+        let mut session = SyncSession::new(store, self.config.batch_bytes)?;
         loop {
             if cancel.is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
-            let budget = (self.config.batch_bytes as f64 * ratio) as usize;
-            let (ops, raw_ops) = if handshake {
-                (Vec::new(), Vec::new())
-            } else {
-                pending_batch(store, budget)?
+            let Some(body) = session.next_request()? else {
+                return Ok(session.into_report());
             };
-            let request = SyncRequest::<&serde_json::value::RawValue> {
-                protocol: PROTOCOL_VERSION,
-                cursor: store.sync_cursor()?,
-                ops: raw_ops.iter().map(|r| r.as_ref()).collect(),
-                forms: store.form_refs()?,
-                pull_limit_bytes: (self.config.batch_bytes as f64 * pull_ratio) as u64,
-                device_time_ms: Some(store.wall_clock_ms()),
-                pending_ops: Some(store.pending_count()?.saturating_sub(ops.len() as u64)),
-                revision: Some(PROTOCOL_REVISION),
-            };
-            let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
-            let body = gzip(&json);
-            ratio = (json.len() as f64 / body.len().max(1) as f64).clamp(1.5, 12.0);
-            if !store.mark_sent(&ops.iter().map(|op| op.id).collect::<Vec<_>>())? {
-                continue; // another sync re-issued some of them: read again
-            }
-            let (response, down_ratio, sample) = self.exchange(store, &url, device_token, body, &mut report, cancel)?;
-            if !response.ops.is_empty() {
-                pull_ratio = down_ratio.clamp(1.5, 20.0);
-            }
-            check_answered(&ops, &response)?;
-            let exchange = SyncExchange {
-                pulled: &response.ops,
-                cursor: response.cursor,
-                accepted: &response.accepted,
-                rejected: &response.rejected,
-                forms: &response.forms,
-                server_time_ms: response.server_time_ms,
-                clock: Some(sample),
-            };
-            let applied = store.apply_exchange(&exchange)?;
-            report.reissued += applied.reissued as u64;
-            // A copy refused as too far ahead again would be re-issued
-            // again: a clock that cannot be settled must not keep a sync
-            // going. Such ops stay on the device and are retried next sync.
-            let refused_copies: Vec<OpId> = response
-                .rejected
-                .iter()
-                .filter(|r| r.code == RejectionCode::ClockAhead)
-                .map(|r| r.op)
-                .collect();
-            if store.are_copies(&refused_copies)? {
-                reissue_rounds += 1;
-                if reissue_rounds > 2 {
-                    return Ok(report);
-                }
-            }
-            report.clock_offset_ms = store.clock_offset()?.map(|o| o.offset_ms);
-            report.pushed += response.accepted.len() as u64;
-            report.rejected.extend(response.rejected.iter().cloned());
-            report.pulled += applied.applied as u64;
-            report.new_conflicts += applied.conflicts as u64;
-            report.forms_received += response.forms.len() as u32;
-            report.server_time_ms = response.server_time_ms;
-            report
-                .pulled_refused
-                .extend(applied.rejected.into_iter().map(|(id, e)| (id, e.to_string())));
-            pushed_or_refused += ops.len() as u64;
-            let exchanges = report.requests - report.retries;
-            let pulled_span = response.cursor.saturating_sub(start_cursor);
-            let pull_total = pulled_span + if response.more { pulled_span.max(1) } else { 0 };
-            let done = pushed_or_refused + pulled_span;
-            let total = to_push.max(pushed_or_refused) + pull_total;
-            let finished = ops.is_empty() && !response.more;
-            progress.on_progress(Progress {
-                fraction: if finished || total == 0 {
-                    1.0
-                } else {
-                    done as f64 / total as f64
-                },
-                pushed: pushed_or_refused,
-                to_push,
-                pulled: report.pulled,
-                exchanges,
-            });
-            if !std::mem::take(&mut handshake) && (finished || (!response.more && store.pending_count()? == 0)) {
-                return Ok(report);
-            }
+            let (response, down_ratio, sample) =
+                self.exchange(store, &url, device_token, body, session.report_mut(), cancel)?;
+            let at = session.receive(response, down_ratio, sample)?;
+            progress.on_progress(at);
         }
     }
 
@@ -503,51 +316,6 @@ impl SyncClient {
             std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
         }
         Ok(())
-    }
-}
-
-/// The oldest pending ops whose JSON fits in `budget` bytes (at least one),
-/// with their JSON.
-fn pending_batch(store: &Store, budget: usize) -> Result<(Vec<Op>, Vec<Box<serde_json::value::RawValue>>), SyncError> {
-    let mut ops = Vec::new();
-    let mut raw = Vec::new();
-    let mut size = 0usize;
-    // Read in chunks: a batch of small ops holds thousands.
-    let mut after = 0u64;
-    'fill: loop {
-        let chunk = store.pending_ops_after(after, 256)?;
-        if chunk.is_empty() {
-            break;
-        }
-        for (seq, op) in chunk {
-            let json = serde_json::value::to_raw_value(&op).map_err(|e| SyncError::Protocol(e.to_string()))?;
-            if !ops.is_empty() && size + json.get().len() > budget {
-                break 'fill;
-            }
-            size += json.get().len() + 1;
-            ops.push(op);
-            raw.push(json);
-            after = seq;
-        }
-    }
-    Ok((ops, raw))
-}
-
-/// Every pushed op must come back accepted or rejected: otherwise the
-/// device would send it again forever.
-fn check_answered(pushed: &[Op], response: &SyncResponse) -> Result<(), SyncError> {
-    let answered: std::collections::HashSet<OpId> = response
-        .accepted
-        .iter()
-        .copied()
-        .chain(response.rejected.iter().map(|r| r.op))
-        .collect();
-    match pushed.iter().find(|op| !answered.contains(&op.id)) {
-        Some(op) => Err(SyncError::Protocol(format!(
-            "op {} was pushed but neither accepted nor rejected",
-            op.id
-        ))),
-        None => Ok(()),
     }
 }
 

@@ -9,14 +9,14 @@
 
 #[cfg(feature = "sync")]
 mod client;
+mod session;
 mod wire;
 
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "sync")]
-pub use self::client::{
-    CancelToken, Enrollment, Progress, SyncClient, SyncConfig, SyncError, SyncProgress, SyncReport,
-};
+pub use self::client::{CancelToken, Enrollment, SyncClient, SyncConfig, SyncProgress};
+pub use self::session::{Progress, SyncError, SyncReport, SyncSession};
 pub use self::wire::{WireError, gunzip_limited, gzip};
 use crate::form::FormDefinition;
 use crate::op::{Op, OpId};
