@@ -1204,6 +1204,16 @@ fn read_survey(
         ));
     }
     same_instance_names(&survey.name, &questions, errors);
+    // Each question by the group it is in and its name as the XForm's
+    // element (before names several questions share are qualified): what
+    // a relative path walks, one lookup per step.
+    let element_names: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
+    let children: HashMap<(Option<usize>, &str), usize> = questions
+        .iter()
+        .zip(&element_names)
+        .enumerate()
+        .map(|(i, (q, name))| ((q.parent, name.as_str()), i))
+        .collect();
     let ambiguous = qualify_repeated_names(&survey.name, &mut questions, errors);
     let names: Vec<String> = questions.iter().map(|q| q.name.clone()).collect();
     for (index, expressions) in raw_expressions {
@@ -1211,7 +1221,7 @@ fn read_survey(
             let row = questions[index].row;
             let parsed = parse_column(column, &text, &names, &ambiguous).and_then(|(mut expr, notice)| {
                 if let Some(expr) = &mut expr {
-                    expr.resolve_relative(&mut |path| resolve_relative(&questions, index, path))?;
+                    expr.resolve_relative(&mut |path| resolve_relative(&questions, &children, index, path))?;
                 }
                 Ok((expr, notice))
             });
@@ -1287,7 +1297,12 @@ fn clean_text_values(book: &Workbook) -> Workbook {
 /// XPath walks the form's tree: the first `..` is the group around the
 /// question (the form's top outside groups), each further one the group
 /// around that, then each name a question or group inside.
-fn resolve_relative(questions: &[Question], from: usize, path: &super::expr::RelativePath) -> Result<String, String> {
+fn resolve_relative(
+    questions: &[Question],
+    children: &HashMap<(Option<usize>, &str), usize>,
+    from: usize,
+    path: &super::expr::RelativePath,
+) -> Result<String, String> {
     let written = || format!("`{}`", Expr::Relative(Box::new(path.clone())));
     let mut node = questions[from].parent;
     for _ in 1..path.up {
@@ -1297,12 +1312,7 @@ fn resolve_relative(questions: &[Question], from: usize, path: &super::expr::Rel
         node = questions[group].parent;
     }
     for name in &path.down {
-        // A name several questions share is qualified (`group.name`).
-        let suffix = format!(".{name}");
-        let child = questions
-            .iter()
-            .position(|q| q.parent == node && (q.name == *name || q.name.ends_with(&suffix)));
-        let Some(child) = child else {
+        let Some(&child) = children.get(&(node, name.as_str())) else {
             let place = node.map_or("at the top of the form".to_owned(), |g| {
                 format!("inside group `{}`", questions[g].name)
             });

@@ -653,34 +653,37 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
     /// Whether `text`, an answer to the select at `slot`, holds a choice
     /// its filter does not offer there now.
     pub(super) fn not_offered(&self, slot: Slot, text: &str) -> bool {
+        self.offered_part(slot, text).is_some()
+    }
+
+    /// The choices of `text` the filter of the select at `slot` offers, if
+    /// it holds any it does not offer (`None` for another question).
+    fn offered_part<'t>(&self, slot: Slot, text: &'t str) -> Option<Vec<&'t str>> {
         let question = &self.form.questions[slot.0];
-        let select = matches!(
+        if !matches!(
             question.kind,
             QuestionType::SelectOne(_) | QuestionType::SelectMultiple(_)
-        );
-        select && question.choice_filter.is_some() && !text.is_empty() && {
-            let offered = self.offered(slot);
-            text.split_whitespace().any(|v| offered.iter().all(|c| c.name != v))
+        ) || question.choice_filter.is_none()
+            || text.is_empty()
+        {
+            return None;
         }
+        let offered = self.offered(slot);
+        let (kept, dropped): (Vec<&str>, Vec<&str>) = text
+            .split_whitespace()
+            .partition(|v| offered.iter().any(|c| c.name == *v));
+        (!dropped.is_empty()).then_some(kept)
     }
 
     /// A filtered select's answer without the choices its filter no longer
     /// offers, if it held any: JavaRosa holds no answer it does not offer
     /// (a select_multiple keeps those it does).
     fn only_offered(&self, slot: Slot) -> Option<String> {
-        let text = self.values.get(&slot)?;
-        if !self.not_offered(slot, text) {
-            return None;
-        }
-        let offered = self.offered(slot);
-        let kept: Vec<&str> = match self.form.questions[slot.0].kind {
-            QuestionType::SelectMultiple(_) => text
-                .split_whitespace()
-                .filter(|v| offered.iter().any(|c| c.name == *v))
-                .collect(),
-            _ => Vec::new(),
-        };
-        Some(kept.join(" "))
+        let kept = self.offered_part(slot, self.values.get(&slot)?)?;
+        Some(match self.form.questions[slot.0].kind {
+            QuestionType::SelectMultiple(_) => kept.join(" "),
+            _ => String::new(),
+        })
     }
 
     /// Re-evaluates a counted repeat's `repeat_count` at its slot: the
@@ -731,10 +734,10 @@ impl<F: Deref<Target = FormDefinition>> Filled<F> {
             }
             // Instances past the count are not in the submission; fewer
             // than it is an interview left unfinished.
-            let wanted = self.eval(question.repeat_count.as_ref()?, slot).to_num();
+            // (The count as the repeat's relevance last evaluated it.)
+            let wanted = self.cap(slot.0, slot.1)?;
             let have = self.count(slot.0, slot.1);
-            return (wanted.is_finite() && wanted >= 0.0 && have < wanted as usize)
-                .then(|| format!("expects {} instance(s), has {have}", wanted as usize));
+            return (have < wanted).then(|| format!("expects {wanted} instance(s), has {have}"));
         }
         // What the device fills itself has no control a person answers:
         // JavaRosa checks no `required` or `constraint` on it.
@@ -917,27 +920,34 @@ impl<F: Deref<Target = FormDefinition>> Scope<'_, F> {
                 .or_else(|| (level < shared).then(|| self.slot.1.get(level)).flatten())
         };
         let single = (0..target.len()).all(|level| fixed(level).is_some());
-        let paths = f.paths(target, fixed);
         let repeat = f.form.questions[q].kind == QuestionType::Repeat;
+        // The common read, one value in this or an enclosing instance:
+        // walked level by level, nothing gathered.
+        if single && !repeat {
+            let mut at = InstancePath::TOP;
+            for (level, &r) in target.iter().enumerate() {
+                match fixed(level).filter(|&i| i < f.live(r, at)).and_then(|i| at.child(i)) {
+                    Some(next) => at = next,
+                    None => return XValue::Str(String::new()),
+                }
+            }
+            return typed(f, q, at);
+        }
+        let paths = f.paths(target, fixed);
         // A read across instances costs what it reads; past the budget
         // every answer reads as empty, so the work stops growing.
-        let cost = match (repeat, single) {
-            (true, _) => paths.iter().map(|&at| f.live(q, at)).sum(),
-            (false, true) => 0,
-            (false, false) => paths.len(),
+        let instances: usize = if repeat {
+            paths.iter().map(|&at| f.live(q, at)).sum()
+        } else {
+            paths.len()
         };
-        if !f.spend(cost) {
+        if !f.spend(instances) {
             return XValue::Str(String::new());
         }
         if repeat {
-            let count = paths.iter().map(|&at| f.live(q, at)).sum();
-            return XValue::Nodes(vec![XValue::Str("1".into()); count]);
+            return XValue::Nodes(vec![XValue::Str("1".into()); instances]);
         }
-        match (single, paths.first()) {
-            (true, Some(&at)) => typed(f, q, at),
-            (true, None) => XValue::Str(String::new()),
-            (false, _) => XValue::Nodes(paths.into_iter().map(|at| typed(f, q, at)).collect()),
-        }
+        XValue::Nodes(paths.into_iter().map(|at| typed(f, q, at)).collect())
     }
 }
 
