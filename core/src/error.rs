@@ -12,7 +12,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: the FFI maps every variant by name, so a new one
+// does not compile until someone decides what apps see of it.
 pub enum Error {
     /// A collection name the schema does not declare.
     #[error("unknown collection `{name}` (known: traders, submissions, awareness_sessions, attendance)")]
@@ -202,6 +203,16 @@ pub enum Error {
     #[error("store data is damaged: {0}")]
     Corrupt(String),
 
+    /// A value mpaka holds could not be written as JSON: a bug in mpaka,
+    /// not damage to the store.
+    #[error("{what} does not serialize as JSON: {source}")]
+    Serialize {
+        /// What was being written (`op fields`, `entity doc`, `form`).
+        what: &'static str,
+        /// serde_json's reason.
+        source: serde_json::Error,
+    },
+
     /// Any other SQLite failure (disk full, I/O error, ...).
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -212,6 +223,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Maps a serde_json failure to write `what` into [`Error::Serialize`].
+    pub fn serialize(what: &'static str) -> impl FnOnce(serde_json::Error) -> Error {
+        move |source| Error::Serialize { what, source }
+    }
+
     /// An [`Error::InvalidValue`]; `value` is `None` for fields that hold
     /// personal data or answers, which must not reach logs.
     pub(crate) fn invalid(

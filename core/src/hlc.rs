@@ -93,6 +93,21 @@ pub struct Hlc {
 }
 
 impl Hlc {
+    /// Refuses a stamp more than `max_ahead_ms` past `now_ms` (or past the
+    /// last representable millisecond): one phone whose clock says 2031
+    /// must not win every race. The clock rule itself, and what *now* is
+    /// for each replica, is in `merge/plan.rs`.
+    pub fn check_not_ahead(self, now_ms: u64, max_ahead_ms: u64) -> Result<()> {
+        if self.wall_ms >= MAX_WALL_MS || self.wall_ms > now_ms.saturating_add(max_ahead_ms) {
+            return Err(Error::ClockTooFarAhead {
+                node: self.node,
+                stamp: self,
+                ahead_ms: self.wall_ms.saturating_sub(now_ms),
+                bound_ms: max_ahead_ms,
+            });
+        }
+        Ok(())
+    }
     /// Builds a stamp, refusing wall times past [`MAX_WALL_MS`].
     pub fn new(wall_ms: u64, counter: u16, node: NodeId) -> Result<Self> {
         if wall_ms >= MAX_WALL_MS {
@@ -292,15 +307,7 @@ impl HlcState {
     /// the last stamp: a phone whose battery was pulled and whose wall clock
     /// fell back to 2024 still accepts the 2026 ops it synced before.
     pub fn observe(&mut self, remote: Hlc, wall_now_ms: u64, max_ahead_ms: u64) -> Result<()> {
-        let now = wall_now_ms.max(self.last_wall);
-        if remote.wall_ms >= MAX_WALL_MS || remote.wall_ms > now.saturating_add(max_ahead_ms) {
-            return Err(Error::ClockTooFarAhead {
-                node: remote.node,
-                stamp: remote,
-                ahead_ms: remote.wall_ms.saturating_sub(now),
-                bound_ms: max_ahead_ms,
-            });
-        }
+        remote.check_not_ahead(wall_now_ms.max(self.last_wall), max_ahead_ms)?;
         if (remote.wall_ms, remote.counter) > (self.last_wall, self.last_counter) {
             self.last_wall = remote.wall_ms;
             self.last_counter = remote.counter;

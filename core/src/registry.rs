@@ -21,7 +21,7 @@ use crate::op::EntityId;
 use crate::schema::{DELETED, Fields, TRADERS};
 
 /// The field that marks a merged duplicate.
-pub const MERGED_INTO: &str = "merged_into";
+pub use crate::schema::names::trader::MERGED_INTO;
 
 /// The record `id` stands for: itself, or the end of its `merged_into`
 /// chain. `merged_into(x)` reads the field of record `x`.

@@ -70,6 +70,11 @@ fn stores_of_every_released_schema_open_upgrade_and_keep_their_data() {
             .expect("trader survives");
         assert_eq!(trader.get("full_name"), Some(&json!("Fixture Trader")));
         assert_eq!(trader.get("phone"), Some(&json!("0788000000")));
+        // Schema 6's search index holds what earlier schemas stored.
+        let found = store.search_traders("fixture", 5).unwrap();
+        assert_eq!(found.iter().map(|t| t.id).collect::<Vec<_>>(), [TRADER], "v{version}");
+        let found = store.search_traders("8000000", 5).unwrap();
+        assert_eq!(found.iter().map(|t| t.id).collect::<Vec<_>>(), [TRADER], "v{version}");
         let query = Query::new(Collection::Submissions)
             .eq("form_id", "baseline")
             .eq("status", "complete");

@@ -72,6 +72,9 @@ pub(crate) fn invalid(reason: impl Into<String>) -> MpakaError {
     MpakaError::InvalidInput { reason: reason.into() }
 }
 
+// Every mapping below names every variant: a new core error does not
+// compile until someone decides what an app sees of it.
+
 impl From<mpaka_core::Error> for MpakaError {
     fn from(e: mpaka_core::Error) -> Self {
         use mpaka_core::Error as E;
@@ -85,7 +88,18 @@ impl From<mpaka_core::Error> for MpakaError {
             | E::Corrupt(_)
             | E::Sqlite(_)
             | E::Io(_) => MpakaError::Storage { reason },
-            _ => MpakaError::InvalidInput { reason },
+            E::Serialize { .. } => MpakaError::Internal { reason },
+            E::UnknownCollection { .. }
+            | E::UnknownField { .. }
+            | E::InvalidValue { .. }
+            | E::MissingRequired { .. }
+            | E::EmptyWrite { .. }
+            | E::MalformedId { .. }
+            | E::IdRule { .. }
+            | E::MalformedClock { .. }
+            | E::ClockTooFarAhead { .. }
+            | E::SeenInFuture { .. }
+            | E::OpIdReused { .. } => MpakaError::InvalidInput { reason },
         }
     }
 }
@@ -94,7 +108,13 @@ impl From<SessionError> for MpakaError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Store(e) => e.into(),
-            other => invalid(other.to_string()),
+            e @ (SessionError::UnknownQuestion { .. }
+            | SessionError::NoSuchInstance { .. }
+            | SessionError::InstanceDepth { .. }
+            | SessionError::NotEditable { .. }
+            | SessionError::TooManyInstances { .. }
+            | SessionError::CountReached { .. }
+            | SessionError::OtherForm { .. }) => invalid(e.to_string()),
         }
     }
 }
@@ -109,7 +129,7 @@ impl From<SyncError> for MpakaError {
             SyncError::Unreachable { .. } => MpakaError::Network { reason },
             SyncError::Cancelled => MpakaError::Cancelled { reason },
             SyncError::Store(e) => e.into(),
-            _ => MpakaError::Internal { reason },
+            SyncError::Protocol(_) | SyncError::HttpClient(_) => MpakaError::Internal { reason },
         }
     }
 }

@@ -2,6 +2,8 @@
 //! schema's (`core/src/schema.rs`), which checks every value: these structs
 //! only give the values types in Kotlin, Swift and Python.
 
+use mpaka_core::schema::SubmissionFields;
+use mpaka_core::schema::names::submission as submission_field;
 use mpaka_core::{Collection, Entity, EntityId, Fields};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,12 @@ pub struct Trader {
     /// When consent was given (RFC 3339).
     #[serde(default)]
     pub consent_at: Option<String>,
+    /// Set when an M&E officer merged this record into another: the id of
+    /// the record that stands for this person now. Read-only on phones
+    /// (saving a trader never writes it); search lists the survivor.
+    #[serde(default, skip_serializing)]
+    #[uniffi(default = None)]
+    pub merged_into: Option<String>,
 }
 
 /// A health or environment awareness session.
@@ -212,17 +220,18 @@ pub(crate) fn from_entity<T: DeserializeOwned>(entity: &Entity) -> Result<T, Mpa
 
 /// A submission from a stored entity.
 pub(crate) fn submission(entity: &Entity) -> Submission {
-    let text = |k: &str| entity.get(k).and_then(Value::as_str).map(str::to_owned);
+    let fields = SubmissionFields::of(&entity.state);
+    let owned = |v: Option<&str>| v.map(str::to_owned);
     let answers = mpaka_core::answers::assemble(&entity.state);
     Submission {
         id: entity.id.to_string(),
-        form_id: text("form_id").unwrap_or_default(),
-        form_version: text("form_version").unwrap_or_default(),
-        enumerator: text("enumerator").unwrap_or_default(),
-        status: text("status").unwrap_or_default(),
-        trader_id: text("trader_id"),
-        started_at: text("started_at"),
-        ended_at: text("ended_at"),
+        form_id: owned(fields.form_id()).unwrap_or_default(),
+        form_version: owned(fields.form_version()).unwrap_or_default(),
+        enumerator: owned(fields.enumerator()).unwrap_or_default(),
+        status: owned(entity.get(submission_field::STATUS).and_then(Value::as_str)).unwrap_or_default(),
+        trader_id: owned(fields.trader_id()),
+        started_at: owned(fields.started_at()),
+        ended_at: owned(fields.ended_at()),
         answers_json: Value::Object(answers).to_string(),
     }
 }

@@ -1,6 +1,7 @@
 //! `MpakaFormSession`: filling one survey, question by question, with the
 //! same rules the server checks.
 
+use mpaka_core::schema::SubmissionFields;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mpaka_core::form::{AnswerError, Environment, FormSession};
@@ -154,11 +155,10 @@ impl MpakaFormSession {
             .ok_or_else(|| MpakaError::NotFound {
                 reason: format!("no submission {submission_id} on this phone"),
             })?;
-        let text = |k: &str| entity.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (form_id, version) = (text("form_id"), text("form_version"));
+        let (form_id, version) = SubmissionFields::of(&entity.state).form().unwrap_or_default();
         let form = store
             .store
-            .form(&form_id, &version)?
+            .form(form_id, version)?
             .ok_or_else(|| MpakaError::NotFound {
                 reason: format!("this phone has no form `{form_id}` version `{version}`"),
             })?;

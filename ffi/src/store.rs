@@ -60,25 +60,18 @@ impl MpakaStore {
         self.get(Collection::Traders, &id)
     }
 
-    /// Traders whose name contains `text` (any case), or whose phone is
-    /// `text`; at most `limit`, by registration order.
+    /// Traders found by what an enumerator types: three or more letters
+    /// of each word of a name (accents and case ignored: "Josee" finds
+    /// "Josée") or three or more digits of a phone ("3456" finds
+    /// "+250 788 123 456"). Phone matches come first; at most `limit`. A
+    /// duplicate an M&E officer merged is found as the record it was merged
+    /// into, so each person is listed once.
     pub fn search_traders(&self, text: String, limit: u32) -> Result<Vec<Trader>, MpakaError> {
-        let needle = text.trim().to_lowercase();
-        let by_phone = self
-            .store
-            .list(&Query::new(Collection::Traders).eq("phone", needle.as_str()))?;
-        let mut found: Vec<Trader> = by_phone.iter().map(from_entity).collect::<Result<_, _>>()?;
-        for entity in self.store.list(&Query::new(Collection::Traders))? {
-            if found.len() >= limit as usize {
-                break;
-            }
-            let name = entity.get("full_name").and_then(Value::as_str).unwrap_or_default();
-            if name.to_lowercase().contains(&needle) && !found.iter().any(|t| t.id == entity.id.to_string()) {
-                found.push(from_entity(&entity)?);
-            }
-        }
-        found.truncate(limit as usize);
-        Ok(found)
+        self.store
+            .search_traders(&text, limit as usize)?
+            .iter()
+            .map(from_entity)
+            .collect()
     }
 
     /// Opens an awareness session (empty `id`) or updates one.

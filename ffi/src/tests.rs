@@ -1,3 +1,5 @@
+use mpaka_core::Collection;
+
 use super::*;
 
 fn store() -> (tempfile::TempDir, std::sync::Arc<MpakaStore>) {
@@ -19,6 +21,7 @@ fn trader() -> Trader {
         border_post: "rusizi_2".into(),
         consent_given: true,
         consent_at: None,
+        merged_into: None,
     }
 }
 
@@ -113,4 +116,92 @@ fn a_saved_record_writes_only_what_changed() {
     // Unchanged: nothing written.
     store.save_trader(back).unwrap();
     assert_eq!(store.pending_count().unwrap(), 2);
+}
+
+/// The field names a record's `Deserialize` expects, asked of serde itself
+/// (the names it passes to `deserialize_struct`), so the check below
+/// reads the records as they are, not a list kept beside them.
+fn record_fields<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use serde::de::{Deserializer, Error as _, Visitor};
+
+    #[derive(Debug)]
+    struct Caught(Vec<&'static str>);
+    impl std::fmt::Display for Caught {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "fields caught")
+        }
+    }
+    impl std::error::Error for Caught {}
+    impl serde::de::Error for Caught {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Caught(Vec::new())
+        }
+    }
+    struct Introspect;
+    impl<'de> Deserializer<'de> for Introspect {
+        type Error = Caught;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Caught> {
+            Err(Caught::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Caught> {
+            Err(Caught(fields.to_vec()))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Introspect) {
+        Err(Caught(fields)) => fields,
+        Ok(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn each_record_has_exactly_its_collections_fields() {
+    let check = |record: Vec<&'static str>, collection: Collection| {
+        let mut record: Vec<&str> = record.into_iter().filter(|f| *f != "id").collect();
+        let mut schema: Vec<&str> = collection.schema().fields.iter().map(|f| f.name).collect();
+        record.sort_unstable();
+        schema.sort_unstable();
+        assert_eq!(record, schema, "the {} record and its schema", collection.name());
+    };
+    check(record_fields::<Trader>(), Collection::Traders);
+    check(record_fields::<AwarenessSession>(), Collection::AwarenessSessions);
+    check(record_fields::<Attendance>(), Collection::Attendance);
+}
+
+#[test]
+fn a_merged_duplicate_is_listed_as_the_trader_it_was_merged_into() {
+    let (_dir, store) = store();
+    let survivor = store.save_trader(trader()).unwrap();
+    let duplicate = store.save_trader(trader()).unwrap();
+    // What an M&E officer's merge writes (it reaches the phone by sync).
+    let mark: mpaka_core::Fields =
+        serde_json::from_value(serde_json::json!({"merged_into": survivor.clone()})).unwrap();
+    store
+        .store
+        .save(Collection::Traders, duplicate.parse().unwrap(), mark)
+        .unwrap();
+    let found = store.search_traders("Claudine".into(), 10).unwrap();
+    assert_eq!(
+        found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [survivor.as_str()]
+    );
+    let gone = store.get_trader(duplicate).unwrap().unwrap();
+    assert_eq!(gone.merged_into.as_deref(), Some(survivor.as_str()));
+    // Saving the duplicate back from the phone leaves the mark alone.
+    store
+        .save_trader(Trader {
+            phone: Some("+243970999888".into()),
+            ..gone.clone()
+        })
+        .unwrap();
+    let after = store.get_trader(gone.id.clone()).unwrap().unwrap();
+    assert_eq!(after.merged_into.as_deref(), Some(survivor.as_str()));
 }

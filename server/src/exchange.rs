@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mpaka_core::form::{AnswerError, AnswerLimits, Environment, FormDefinition, validate_within};
 use mpaka_core::schema::DELETED;
+use mpaka_core::schema::SubmissionFields;
 use mpaka_core::sync::{FormRef, PROTOCOL_VERSION, Rejection, RejectionCode, SyncRequest, SyncResponse};
 use mpaka_core::{Collection, EntityId, EntityState, Op, OpId};
 use serde_json::value::RawValue;
@@ -27,32 +28,24 @@ pub enum ExchangeError {
     /// The caller may not sync this way.
     #[error("{0}")]
     Forbidden(String),
-    /// The server failed; the device retries.
-    #[error("{0}")]
-    Internal(String),
+    /// The project's store failed; the device retries.
+    #[error("project store: {0}")]
+    Store(#[from] mpaka_core::Error),
+    /// The project's log failed; the device retries.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The accounts database failed; the device retries.
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountError),
+    /// Checking a submission against its form panicked (a bug in the form
+    /// engine; nothing was applied, and the device retries).
+    #[error("a submission check panicked")]
+    CheckPanicked,
     /// The request asks more work than the server does for one request
     /// ([`ExchangeLimits::max_request_steps`]); nothing was applied, and
     /// the device retries later (a smaller batch goes through).
     #[error("{0}")]
     Busy(String),
-}
-
-impl From<mpaka_core::Error> for ExchangeError {
-    fn from(e: mpaka_core::Error) -> Self {
-        ExchangeError::Internal(format!("project store: {e}"))
-    }
-}
-
-impl From<StorageError> for ExchangeError {
-    fn from(e: StorageError) -> Self {
-        ExchangeError::Internal(e.to_string())
-    }
-}
-
-impl From<crate::accounts::AccountError> for ExchangeError {
-    fn from(e: crate::accounts::AccountError) -> Self {
-        ExchangeError::Internal(e.to_string())
-    }
 }
 
 /// Bounds on one exchange.
@@ -456,10 +449,7 @@ fn check_submissions(
             let handles: Vec<_> = groups.chunks(per_thread).map(|c| scope.spawn(move || run(c))).collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(ExchangeError::Internal("a submission check panicked".into())))
-                })
+                .map(|h| h.join().unwrap_or_else(|_| Err(ExchangeError::CheckPanicked)))
                 .collect()
         })
     };
@@ -489,17 +479,15 @@ fn review(
         return Ok(None);
     };
     let state = &state;
-    let flag = match (status(state), form_of(state)) {
-        (Some("complete"), Some((form_id, version))) if !state.is_deleted() => {
-            match forms.get(store, &form_id, &version)? {
-                Some(form) => {
-                    let answers = mpaka_core::answers::assemble(state);
-                    let found = problems(&form, state, &answers, now_ms, &AnswerLimits::default()).found;
-                    (!found.is_empty()).then(|| (form_id, version, serde_json::json!(found)))
-                }
-                None => None,
+    let flag = match form_of(state) {
+        Some((form_id, version)) if checked(state) => match forms.get(store, &form_id, &version)? {
+            Some(form) => {
+                let answers = mpaka_core::answers::assemble(state);
+                let found = problems(&form, state, &answers, now_ms, &AnswerLimits::default()).found;
+                (!found.is_empty()).then(|| (form_id, version, serde_json::json!(found)))
             }
-        }
+            None => None,
+        },
         _ => None,
     };
     Ok(flag)
@@ -592,11 +580,8 @@ impl<'a> SubmissionCheck<'a> {
             None => self.store.entity(Collection::Submissions, op.entity)?,
         };
         if self.principal.role == Role::Enumerator {
-            let owner = before
-                .as_ref()
-                .and_then(|s| s.fields.get("enumerator"))
-                .and_then(Value::as_str);
-            let claims = op.fields.get("enumerator").and_then(Value::as_str);
+            let owner = before.as_ref().and_then(|s| SubmissionFields::of(s).enumerator());
+            let claims = SubmissionFields(&op.fields).enumerator();
             let me = self.principal.username.as_str();
             if owner.is_some_and(|o| o != me) || claims.is_some_and(|c| c != me) {
                 return Ok(Err((
@@ -690,7 +675,7 @@ impl<'a> SubmissionCheck<'a> {
 /// Whether a submission state is one the form's rules apply to: complete
 /// and not deleted (drafts may be incomplete).
 fn checked(state: &EntityState) -> bool {
-    status(state) == Some("complete") && !state.is_deleted()
+    SubmissionFields::of(state).is_complete() && !state.is_deleted()
 }
 
 /// What [`problems`] found.
@@ -738,35 +723,24 @@ fn problems(
     }
 }
 
-fn status(state: &EntityState) -> Option<&str> {
-    state.fields.get("status").and_then(Value::as_str)
-}
-
 fn form_of(state: &EntityState) -> Option<(String, String)> {
-    let text = |k: &str| state.fields.get(k).and_then(Value::as_str).map(str::to_owned);
-    Some((text("form_id")?, text("form_version")?))
+    let (form_id, version) = SubmissionFields::of(state).form()?;
+    Some((form_id.to_owned(), version.to_owned()))
 }
 
 /// What `now()`, `deviceid` and `username` read when the server checks a
 /// submission: the interview's own end time when it has one.
 fn environment(state: &EntityState, form: &FormDefinition, now_ms: u64) -> Environment {
-    let text = |k: &str| {
-        state
-            .fields
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let now = chrono::DateTime::parse_from_rfc3339(&text("ended_at")).unwrap_or_else(|_| {
+    let fields = SubmissionFields::of(state);
+    let now = chrono::DateTime::parse_from_rfc3339(fields.ended_at().unwrap_or_default()).unwrap_or_else(|_| {
         chrono::DateTime::from_timestamp_millis(now_ms as i64)
             .unwrap_or_default()
             .fixed_offset()
     });
     Environment {
         now,
-        device_id: text("device"),
-        username: text("enumerator"),
+        device_id: fields.device().unwrap_or_default().to_owned(),
+        username: fields.enumerator().unwrap_or_default().to_owned(),
         language: form.default_language.clone().unwrap_or_else(|| "default".into()),
     }
 }
@@ -849,8 +823,7 @@ fn may_see(
     }
     let mine = store
         .entity(Collection::Submissions, entity)?
-        .and_then(|state| state.fields.get("enumerator").cloned())
-        .is_some_and(|owner| owner.as_str() == Some(principal.username.as_str()));
+        .is_some_and(|state| SubmissionFields::of(&state).enumerator() == Some(principal.username.as_str()));
     owners.insert(entity, mine);
     Ok(mine)
 }

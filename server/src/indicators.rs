@@ -14,6 +14,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
+use mpaka_core::schema::SubmissionStatus;
+use mpaka_core::schema::names::submission;
 use mpaka_core::{Collection, EntityId};
 use serde::Serialize;
 use serde_json::Value;
@@ -146,16 +148,16 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
     let harassment = format!("answers/{HARASSMENT_QUESTION}");
     let post_answer = format!("answers/{BORDER_POST_QUESTION}");
     let fields = [
-        "status",
-        "started_at_server",
-        "started_at",
-        "enumerator",
-        "trader_id",
+        submission::STATUS,
+        submission::STARTED_AT_SERVER,
+        submission::STARTED_AT,
+        submission::ENUMERATOR,
+        submission::TRADER_ID,
         harassment.as_str(),
         post_answer.as_str(),
     ];
     log.scan_fields(Collection::Submissions, &fields, &mut |_, v| {
-        if v[0].as_str() != Some("complete") {
+        if v[0].as_str() != Some(SubmissionStatus::Complete.code()) {
             return Ok(());
         }
         let started = v[1].as_str().filter(|t| !t.is_empty()).or(v[2].as_str()).unwrap_or("");

@@ -9,17 +9,17 @@
 //! - [`review`]: conflicts resolved and duplicate traders merged, as ops.
 //! - [`server`]: the data folder, first start, serving and shutdown.
 //! - [`storage`]: where projects' ops live: SQLite files or PostgreSQL.
-//! - [`simulate`]: a field day of simulated devices against a server,
-//!   through [`faulty_link`]s when asked.
+//!
+//! The `mpaka` command is the `mpaka-cli` crate; the field-day simulator
+//! and its fault-injecting link are `mpaka-simulator`: neither is linked
+//! into this library.
 
 pub mod accounts;
 pub mod exchange;
 pub mod export;
-pub mod faulty_link;
 pub mod http;
 pub mod indicators;
 pub mod review;
 pub mod server;
-pub mod simulate;
 pub mod sql;
 pub mod storage;

@@ -37,8 +37,12 @@ pub enum ReviewError {
     #[error("no such group of possible duplicates: it may have changed since the list was read; reload it")]
     NoSuchGroup,
     /// The merge refused the op (a value the schema does not accept).
-    #[error("the change was refused: {0}")]
-    Refused(String),
+    #[error("the change was refused: {reason}")]
+    Refused {
+        /// Why the merge refused it.
+        #[source]
+        reason: mpaka_core::Error,
+    },
 }
 
 /// The server process as a writer of ops: a node id of its own (fresh per
@@ -95,8 +99,8 @@ impl Author {
             });
         }
         let report = log.apply(&ops, now_ms)?;
-        if let Some((_, reason)) = report.rejected.first() {
-            return Err(ReviewError::Refused(reason.to_string()));
+        if let Some((_, reason)) = report.rejected.into_iter().next() {
+            return Err(ReviewError::Refused { reason });
         }
         Ok(ops)
     }

@@ -83,7 +83,7 @@ pub enum ServerError {
     /// encrypted.
     #[error(
         "a store key was given (MPAKA_STORE_KEY or MPAKA_STORE_KEY_FILE), but this mpaka was built without \
-         encryption at rest: build it with `cargo build --release -p mpaka-server --features encryption` \
+         encryption at rest: build it with `cargo build --release -p mpaka-cli --features encryption` \
          (needs OpenSSL's headers), or unset the key to keep the data folder in clear"
     )]
     EncryptionUnavailable,

@@ -24,7 +24,7 @@ pub fn mpaka_bin() -> PathBuf {
     let bin = exe.parent().and_then(Path::parent).unwrap().join("mpaka");
     assert!(
         bin.exists(),
-        "the mpaka binary is not built at {}: run `cargo build -p mpaka-server` (or `cargo test --workspace`), \
+        "the mpaka binary is not built at {}: run `cargo build -p mpaka-cli` (or `cargo test --workspace`), \
          or set MPAKA_BIN",
         bin.display()
     );

@@ -263,7 +263,7 @@ fn a_store_of_146a44d_opens_and_reads_each_goods_array_as_its_instances() {
 
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     assert_eq!(user_version(&path), mpaka_core::store::SCHEMA_VERSION);
-    assert_eq!(mpaka_core::store::SCHEMA_VERSION, 5);
+    assert_eq!(mpaka_core::store::SCHEMA_VERSION, 6);
     let listed = store.list(&Query::new(Collection::Submissions)).unwrap();
     assert_eq!(listed.len(), SUBMISSIONS);
     assert_reads_as_legacy(&store, &legacy);

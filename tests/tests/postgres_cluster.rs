@@ -249,7 +249,7 @@ fn a_simulated_field_day_across_two_processes_converges_on_both() {
     let dir = tempfile::tempdir().unwrap();
     let a = TestServer::start_postgres(&database, &dir.path().join("server-a"));
     let b = TestServer::start_postgres(&database, &dir.path().join("server-b"));
-    let config = mpaka_server::simulate::SimConfig {
+    let config = mpaka_simulator::SimConfig {
         devices: 8,
         days: 2,
         seed: 20261128,
@@ -258,7 +258,7 @@ fn a_simulated_field_day_across_two_processes_converges_on_both() {
         unreliable: true,
         ..Default::default()
     };
-    let report = mpaka_server::simulate::run(&config).unwrap();
+    let report = mpaka_simulator::run(&config).unwrap();
     println!("{report}");
     assert!(report.pushed > 0, "the devices did work");
     // Every device matches the first server's auditor, and the second

@@ -5,7 +5,7 @@
 //! nothing. On 4b0dc77 the first bomb aborted the server.
 //!
 //! Times here are the debug build's; docs/benchmarks.md gives the release
-//! figures (`cargo bench -p mpaka-server --bench bounds`).
+//! figures (`cargo bench -p mpaka-cli --bench bounds`).
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! it, with the same conflicts, and the server holds every op once.
 #![allow(clippy::unwrap_used, clippy::panic)] // test code: a failed unwrap is a failed test
 
-use mpaka_server::simulate::{SimConfig, run};
+use mpaka_simulator::{SimConfig, run};
 use mpaka_tests::TestServer;
 
 #[test]

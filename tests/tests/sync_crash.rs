@@ -11,7 +11,7 @@ use std::time::Duration;
 use mpaka_core::sample::{trader_interview, trader_survey};
 use mpaka_core::sync::{CancelToken, Progress, SyncClient, SyncConfig, SyncProgress};
 use mpaka_core::{OpId, Store, StoreOptions};
-use mpaka_server::faulty_link::{Faults, FaultyProxy};
+use mpaka_simulator::faulty_link::{Faults, FaultyProxy};
 use mpaka_tests::server::test_sync_config;
 use mpaka_tests::{Device, TestServer};
 use std::sync::atomic::Ordering;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mpaka_core::sample::{trader, trader_interview, trader_survey};
 use mpaka_core::sync::SyncConfig;
 use mpaka_core::{Attendee, Collection, EntityId, Fields, Query, Store, StoreOptions, SystemClock};
-use mpaka_server::faulty_link::{Faults, FaultyProxy};
+use mpaka_simulator::faulty_link::{Faults, FaultyProxy};
 use mpaka_tests::server::test_sync_config;
 use mpaka_tests::{Device, TestServer};
 use serde_json::json;

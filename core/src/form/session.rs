@@ -6,6 +6,8 @@
 //! question it touched. Drafts and finalized submissions are saved through
 //! the [`Store`] as `answers/<name>` fields of a `submissions` entity.
 
+use crate::schema::SubmissionStatus;
+use crate::schema::names::submission as field;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -23,7 +25,8 @@ use crate::store::Store;
 
 /// What can go wrong driving a session.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: the FFI maps every variant by name, so a new one
+// does not compile until someone decides what apps see of it.
 pub enum SessionError {
     /// A question name the form does not have.
     #[error("the form has no question named `{name}`")]
@@ -187,7 +190,7 @@ impl FormSession {
                 collection: "submissions",
                 id: id.to_string(),
             })?;
-        let found = entity.get("form_id").and_then(Value::as_str).unwrap_or_default();
+        let found = entity.get(field::FORM_ID).and_then(Value::as_str).unwrap_or_default();
         if found != form.form_id {
             return Err(SessionError::OtherForm {
                 id: id.to_string(),
@@ -197,16 +200,16 @@ impl FormSession {
         }
         let mut answers = crate::answers::assemble(&entity.state);
         let mut session = FormSession::with_answers(form, env, id, &answers);
-        if let Some(started) = entity.get("started_at").and_then(Value::as_str) {
+        if let Some(started) = entity.get(field::STARTED_AT).and_then(Value::as_str) {
             session.started_at = started.to_owned();
         }
-        session.earlier_ms = entity.get("duration_ms").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(corrected) = entity.get("started_at_server").and_then(Value::as_str) {
+        session.earlier_ms = entity.get(field::DURATION_MS).and_then(Value::as_u64).unwrap_or(0);
+        if let Some(corrected) = entity.get(field::STARTED_AT_SERVER).and_then(Value::as_str) {
             let _ = session.started_at_server.set(corrected.to_owned());
         }
-        session.enumerator = entity.get("enumerator").and_then(Value::as_str).map(str::to_owned);
+        session.enumerator = entity.get(field::ENUMERATOR).and_then(Value::as_str).map(str::to_owned);
         session.trader = entity
-            .get("trader_id")
+            .get(field::TRADER_ID)
             .and_then(Value::as_str)
             .and_then(|t| t.parse().ok());
         // What the session read, answers as fields of this layout (a
@@ -501,7 +504,7 @@ impl FormSession {
 
     /// Saves the submission as a draft (incomplete answers allowed).
     pub fn save_draft(&self, store: &Store) -> Result<Op, SessionError> {
-        self.save(store, "draft", None)
+        self.save(store, SubmissionStatus::Draft, None)
     }
 
     /// Validates everything with [`super::validate`], the function the
@@ -530,13 +533,13 @@ impl FormSession {
         }
         Ok(Ok(self.save_values(
             store,
-            "complete",
+            SubmissionStatus::Complete,
             Some(ended_at),
             outcome.values,
         )?))
     }
 
-    fn save(&self, store: &Store, status: &str, ended_at: Option<String>) -> Result<Op, SessionError> {
+    fn save(&self, store: &Store, status: SubmissionStatus, ended_at: Option<String>) -> Result<Op, SessionError> {
         self.save_values(store, status, ended_at, self.values())
     }
 
@@ -544,22 +547,22 @@ impl FormSession {
     fn save_values(
         &self,
         store: &Store,
-        status: &str,
+        status: SubmissionStatus,
         ended_at: Option<String>,
         values: Map<String, Value>,
     ) -> Result<Op, SessionError> {
         let form = self.form();
         let env = &self.filled.env;
         let mut fields = Fields::new();
-        fields.insert("form_id".into(), Value::String(form.form_id.clone()));
-        fields.insert("form_version".into(), Value::String(form.version.clone()));
+        fields.insert(field::FORM_ID.into(), Value::String(form.form_id.clone()));
+        fields.insert(field::FORM_VERSION.into(), Value::String(form.version.clone()));
         let enumerator = self.enumerator.clone().unwrap_or_else(|| env.username.clone());
-        fields.insert("enumerator".into(), Value::String(enumerator));
-        fields.insert("device".into(), Value::String(env.device_id.clone()));
-        fields.insert("started_at".into(), Value::String(self.started_at.clone()));
-        fields.insert("status".into(), Value::String(status.into()));
+        fields.insert(field::ENUMERATOR.into(), Value::String(enumerator));
+        fields.insert(field::DEVICE.into(), Value::String(env.device_id.clone()));
+        fields.insert(field::STARTED_AT.into(), Value::String(self.started_at.clone()));
+        fields.insert(field::STATUS.into(), Value::String(status.code().into()));
         if let Some(trader) = self.trader {
-            fields.insert("trader_id".into(), Value::String(trader.to_string()));
+            fields.insert(field::TRADER_ID.into(), Value::String(trader.to_string()));
         }
         // The server-corrected times, once a sync taught this device how
         // far off its clock is; the device's own times stay as recorded.
@@ -575,21 +578,21 @@ impl FormSession {
             let _ = self.started_at_server.set(started);
         }
         if let Some(started) = self.started_at_server.get() {
-            fields.insert("started_at_server".into(), Value::String(started.clone()));
+            fields.insert(field::STARTED_AT_SERVER.into(), Value::String(started.clone()));
         }
         if let Some(ended_at) = ended_at {
             if let Some(ended) = shift(&ended_at) {
-                fields.insert("ended_at_server".into(), ended);
+                fields.insert(field::ENDED_AT_SERVER.into(), ended);
             }
-            fields.insert("ended_at".into(), Value::String(ended_at));
+            fields.insert(field::ENDED_AT.into(), Value::String(ended_at));
         }
         if let Some(offset) = offset {
-            fields.insert("clock_offset_ms".into(), Value::from(offset));
+            fields.insert(field::CLOCK_OFFSET_MS.into(), Value::from(offset));
         }
         // Within the schema's bound (30 days): a draft left open for a month
         // still saves.
         let duration = (self.earlier_ms + self.sitting.elapsed().as_millis() as u64).min(30 * 24 * 3600 * 1000);
-        fields.insert("duration_ms".into(), Value::from(duration));
+        fields.insert(field::DURATION_MS.into(), Value::from(duration));
         let mut values = values;
         let answers = crate::answers::flatten_deriving(&mut values, &|name| form.derives(name));
         // Only what differs from what this session last read or wrote (an
@@ -600,14 +603,14 @@ impl FormSession {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let (before, seen) = &mut *written;
         let answer_changes = crate::answers::changes(before, &answers);
-        let same_status = before.get("status") == fields.get("status");
+        let same_status = before.get(field::STATUS) == fields.get(field::STATUS);
         let answered = answer_changes.keys().any(|k| k.starts_with(ANSWERS_PREFIX));
         let mut changed: Fields = if !answered && same_status && seen.is_some() {
-            Fields::from([("status".to_owned(), Value::String(status.into()))])
+            Fields::from([(field::STATUS.to_owned(), Value::String(status.code().into()))])
         } else {
             fields
                 .iter()
-                .filter(|(k, v)| before.get(*k).unwrap_or(&Value::Null) != *v || *k == "status")
+                .filter(|(k, v)| before.get(*k).unwrap_or(&Value::Null) != *v || *k == field::STATUS)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };

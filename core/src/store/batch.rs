@@ -1,286 +1,201 @@
-//! Applying ops inside one SQLite transaction.
+//! Executing a merge plan inside one SQLite transaction.
 //!
-//! A [`Batch`] appends ops to the log, merges them into entity state with
-//! [`EntityState::apply`], records conflicts, and writes each touched
-//! entity back once at the end. Local saves and remote batches both go
-//! through it, so there is one write path to get right.
-
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+//! [`merge`] has the core's planner ([`crate::merge::plan`]) decide what a
+//! batch does, reading through [`Reads`], then writes it: compacted ops
+//! restored, ops appended, conflict rows recorded and resolved, each
+//! touched entity written back once. Local saves, re-issued copies and
+//! remote batches all go through it, so there is one write path to get
+//! right, and it is the server's PostgreSQL backend's too.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::codec::{EntityRow, Logged, OP_COLUMNS, encode_stamps, index_keys, load_entity, op_from_row};
+use super::codec::{EntityRow, OP_COLUMNS, index_keys, load_entity, op_from_row, whole};
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
-use crate::merge::{Conflict, EntityState, conflicts_with_history, is_deleted};
-use crate::op::{EntityId, Op};
+use crate::merge::plan::{
+    self, ApplyReport, ConflictWrite, HeldOp, MergePlan, MergeReads, Origin, PlannedEntity, StoredEntity,
+};
+use crate::merge::{Conflict, EntityState};
+use crate::op::{EntityId, Op, OpId};
 use crate::schema::Collection;
 
-/// An entity as of this batch.
-#[derive(Debug, Default)]
-struct Loaded<'o> {
-    /// The row's rowid and index keys, if the entity is already stored.
-    stored: Option<(i64, [Option<SqlValue>; 2])>,
-    state: EntityState,
-    /// The op that created the entity in this batch, while it is the
-    /// entity's only op: then `state` is left empty and the op's fields
-    /// (and JSON) stand for it, saving a copy of every field on the path
-    /// most ops take.
-    created_by: Option<(&'o Op, String)>,
-    has_conflicts: bool,
-    /// Some op of the entity is stored compacted (see 0001_initial.sql).
-    compacted: bool,
-    dirty: bool,
-}
+/// A stored row's rowid and index keys: updating it needs no key lookup,
+/// and an update that leaves the keys alone need not touch the indexes.
+type Row = (i64, [Option<SqlValue>; 2]);
 
-impl Loaded<'_> {
-    fn is_new(&self) -> bool {
-        self.created_by.is_none() && self.state.stamps.is_empty()
-    }
-
-    /// The entity's state, materialized.
-    fn state(&mut self) -> &mut EntityState {
-        if let Some((op, _)) = self.created_by.take() {
-            self.state.apply(op);
-        }
-        &mut self.state
-    }
-}
-
-impl From<EntityRow> for Loaded<'_> {
-    fn from(row: EntityRow) -> Self {
-        Loaded {
-            stored: Some((row.rowid, index_keys(row.collection, &row.state.fields))),
-            state: row.state,
-            created_by: None,
-            has_conflicts: row.has_conflicts,
-            compacted: row.compacted,
-            dirty: false,
-        }
-    }
-}
-
-/// What became of one op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Applied,
-    /// Already held: a resent op.
-    Duplicate,
-    /// Its id is held for a different op: refused.
-    IdReused,
-}
-
-pub(crate) struct Batch<'t, 'o> {
+/// The planner's reads, from the transaction (which the plan has not
+/// written to yet, so they are the state before the batch).
+struct Reads<'t> {
     tx: &'t Transaction<'t>,
-    entities: HashMap<(Collection, EntityId), Loaded<'o>>,
-    /// Entities in the order the batch first touched them: new rows get
-    /// rowids (the order `Query` lists in) in op order on every replica.
-    order: Vec<(Collection, EntityId)>,
-    pub(crate) conflicts_found: usize,
-    /// When this transaction runs (ms, server-corrected once known): the
-    /// `received_ms` of the ops it appends.
-    now_ms: u64,
+    /// An entity its caller already read.
+    preloaded: Option<(Collection, EntityId, EntityRow)>,
 }
 
-impl<'t, 'o> Batch<'t, 'o> {
-    pub(crate) fn new(tx: &'t Transaction<'t>, now_ms: u64) -> Self {
-        Batch {
-            tx,
-            entities: HashMap::new(),
-            order: Vec::new(),
-            conflicts_found: 0,
-            now_ms,
-        }
-    }
+impl MergeReads for Reads<'_> {
+    type Row = Row;
+    type Error = Error;
 
-    /// Hands the batch an entity its caller already read.
-    pub(crate) fn preload(&mut self, collection: Collection, id: EntityId, row: EntityRow) {
-        if self.entities.insert((collection, id), Loaded::from(row)).is_none() {
-            self.order.push((collection, id));
-        }
-    }
-
-    /// The entity as of this batch (read once, then cached).
-    fn entity(&mut self, collection: Collection, id: EntityId) -> Result<&mut Loaded<'o>> {
-        match self.entities.entry((collection, id)) {
-            Entry::Occupied(slot) => Ok(slot.into_mut()),
-            Entry::Vacant(slot) => {
-                self.order.push((collection, id));
-                let row = load_entity(self.tx, collection, id)?;
-                Ok(slot.insert(row.map(Loaded::from).unwrap_or_default()))
-            }
-        }
-    }
-
-    /// Appends `op` to the log and merges it; a known op id is a no-op.
-    /// `pending` marks ops written here that a server has yet to
-    /// acknowledge; other ops that create their entity are stored
-    /// compacted at once, since the entity's doc then holds their fields.
-    pub(crate) fn apply(&mut self, op: &'o Op, pending: bool) -> Result<Outcome> {
-        let fields = serde_json::to_string(&op.fields)
-            .map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
-        let tx = self.tx;
-        let creates = self.entity(op.collection, op.entity)?.is_new();
-        let compact = creates && !pending;
-        if !self.append(op, (!compact).then_some(&fields), pending)? {
-            return self.duplicate(op);
-        }
-        let loaded = self.entity(op.collection, op.entity)?;
-        loaded.dirty = true;
-        if creates {
-            // No earlier op, so no conflict and nothing to resolve.
-            loaded.created_by = Some((op, fields));
-            loaded.compacted = compact;
-            return Ok(Outcome::Applied);
-        }
-        if loaded.compacted {
-            restore_compacted(tx, op.collection, op.entity, loaded.state())?;
-            loaded.compacted = false;
-        }
-        let state = loaded.state();
-        let found = if state.needs_history(op) {
-            conflicts_with_history(op, &history(tx, op)?)
-        } else {
-            Vec::new()
-        };
-        state.apply(op);
-        loaded.has_conflicts |= !found.is_empty();
-        if loaded.has_conflicts {
-            record_resolutions(tx, op)?;
-        }
-        for conflict in &found {
-            insert_conflict(tx, conflict)?;
-        }
-        self.conflicts_found += found.len();
-        Ok(Outcome::Applied)
-    }
-
-    /// Writes every changed entity back.
-    pub(crate) fn finish(self) -> Result<()> {
-        let tx = self.tx;
-        for key @ (collection, id) in &self.order {
-            let Some(loaded) = self.entities.get(key).filter(|l| l.dirty) else {
-                continue;
-            };
-            let (fields, doc, stamps) = match &loaded.created_by {
-                Some((op, json)) => (
-                    &op.fields,
-                    json.clone(),
-                    encode_stamps(op.fields.keys().map(|_| op.hlc)),
-                ),
-                None => {
-                    let state = &loaded.state;
-                    let doc = serde_json::to_string(&state.fields)
-                        .map_err(|e| Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
-                    (&state.fields, doc, encode_stamps(state.stamps.values().copied()))
-                }
-            };
-            let keys = index_keys(*collection, fields);
-            let [key1, key2] = &keys;
-            let (deleted, conflicts, compacted) = (is_deleted(fields), loaded.has_conflicts, loaded.compacted);
-            match &loaded.stored {
-                // Most edits leave the indexed fields alone: then SQLite
-                // need not touch their indexes.
-                Some((rowid, stored)) if *stored == keys => tx
-                    .prepare_cached(
-                        "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
-                         compacted = ?5 WHERE rowid = ?6",
-                    )?
-                    .execute(params![doc, stamps, deleted, conflicts, compacted, rowid])?,
-                Some((rowid, _)) => tx
-                    .prepare_cached(
-                        "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
-                         compacted = ?5, key1 = ?6, key2 = ?7 WHERE rowid = ?8",
-                    )?
-                    .execute(params![doc, stamps, deleted, conflicts, compacted, key1, key2, rowid])?,
-                None => tx
-                    .prepare_cached(
-                        "INSERT INTO entities (doc, stamps, deleted, has_conflicts, compacted, key1, key2, \
-                         collection, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )?
-                    .execute(params![
-                        doc,
-                        stamps,
-                        deleted,
-                        conflicts,
-                        compacted,
-                        key1,
-                        key2,
-                        collection.code(),
-                        id.0.as_bytes()
-                    ])?,
-            };
-        }
-        Ok(())
-    }
-
-    /// An op whose id is held already: the same op resent, or (refused) a
-    /// different op under a reused id.
-    fn duplicate(&self, op: &Op) -> Result<Outcome> {
-        let held: (i64, i64, i64, Vec<u8>) = self
+    fn held(&mut self, id: OpId) -> Result<Option<HeldOp>> {
+        let held = self
             .tx
             .prepare_cached("SELECT hlc, node, collection, entity FROM ops WHERE op_id = ?1")?
-            .query_row([op.id.0.as_bytes()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-        let same = held
-            == (
-                op.hlc.packed(),
-                op.hlc.node.to_sql(),
-                op.collection.code(),
-                op.entity.0.as_bytes().to_vec(),
-            );
-        Ok(if same { Outcome::Duplicate } else { Outcome::IdReused })
+            .query_row([id.0.as_bytes()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, Vec<u8>>(3)?))
+            })
+            .optional()?;
+        held.map(|(hlc, node, collection, entity)| {
+            Ok(HeldOp {
+                hlc: Hlc::from_packed(hlc, node),
+                collection: Collection::from_code(collection)?,
+                entity: EntityId::from_slice(&entity)?,
+            })
+        })
+        .transpose()
     }
 
-    /// Inserts the op unless its id is known; true if inserted. `fields`
-    /// is `None` to store it compacted.
-    fn append(&self, op: &Op, fields: Option<&String>, pending: bool) -> Result<bool> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending, sent, received_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (op_id) DO NOTHING",
-        )?;
-        let inserted = stmt.execute(params![
-            op.id.0.as_bytes(),
-            op.hlc.packed(),
-            op.hlc.node.to_sql(),
-            op.base.map(|b| b.packed()),
-            op.base.map(|b| b.node.to_sql()),
-            op.collection.code(),
-            op.entity.0.as_bytes(),
-            pending,
-            // A local op is unsent until a sync puts it in a request.
-            !pending,
-            self.now_ms as i64,
-        ])?;
-        if inserted == 1
-            && let Some(fields) = fields
-        {
-            let seq = self.tx.last_insert_rowid();
-            self.tx
-                .prepare_cached("INSERT INTO op_fields (seq, fields) VALUES (?1, ?2)")?
-                .execute(params![seq, fields])?;
+    fn entity(&mut self, collection: Collection, id: EntityId) -> Result<Option<StoredEntity<Row>>> {
+        let row = match self.preloaded.take() {
+            Some((c, i, row)) if (c, i) == (collection, id) => Some(row),
+            other => {
+                self.preloaded = other;
+                load_entity(self.tx, collection, id)?
+            }
+        };
+        Ok(row.map(|row| StoredEntity {
+            row: (row.rowid, index_keys(row.collection, &row.state.fields)),
+            state: row.state,
+            has_conflicts: row.has_conflicts,
+            compacted: row.compacted,
+        }))
+    }
+
+    fn history(&mut self, collection: Collection, id: EntityId) -> Result<Vec<Op>> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"
+        ))?;
+        let mut rows = stmt.query(params![collection.code(), id.0.as_bytes()])?;
+        let mut ops = Vec::new();
+        while let Some(row) = rows.next()? {
+            ops.push(whole(self.tx, op_from_row(row, 0)?)?);
         }
-        Ok(inserted == 1)
+        Ok(ops)
     }
 }
 
-/// Every op of `op`'s entity in the log (none compacted: see `apply`).
-pub(crate) fn history(tx: &Transaction<'_>, op: &Op) -> Result<Vec<Op>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND entity = ?2"
-    ))?;
-    let mut rows = stmt.query(params![op.collection.code(), op.entity.0.as_bytes()])?;
-    let mut ops = Vec::new();
-    while let Some(row) = rows.next()? {
-        match op_from_row(row, 0)? {
-            Logged::Whole(op) => ops.push(op),
-            Logged::Compacted(op) => return Err(Error::Corrupt(format!("op {} is compacted in a history", op.id))),
+/// Plans and writes the merge of `ops` in `tx`. `now_ms` is when the
+/// transaction runs (server-corrected once known): the `received_ms` of
+/// the ops it appends. `preloaded` is an entity the caller read already.
+/// Ops of [`Origin::Local`] stay pending until a server acknowledges them;
+/// remote ops that create their entity are stored compacted at once, since
+/// the entity's doc then holds their fields.
+pub(crate) fn merge(
+    tx: &Transaction<'_>,
+    ops: &[Op],
+    origin: Origin,
+    now_ms: u64,
+    preloaded: Option<(Collection, EntityId, EntityRow)>,
+) -> Result<(ApplyReport, Option<Hlc>)> {
+    let mut reads = Reads { tx, preloaded };
+    let MergePlan {
+        report,
+        appended,
+        entities,
+        conflict_writes,
+        latest,
+    } = plan::plan(ops, origin, &mut reads)?;
+    let pending = origin == Origin::Local;
+    for entity in &entities {
+        if let Some(before) = &entity.restore_compacted {
+            restore_compacted(tx, entity.collection, entity.id, before)?;
         }
     }
-    Ok(ops)
+    for appended in &appended {
+        // A remote op that is its entity's sole writer is stored compacted.
+        append(tx, appended.op, !appended.sole_writer || pending, pending, now_ms)?;
+    }
+    for write in &conflict_writes {
+        match write {
+            ConflictWrite::Resolve(op) => record_resolutions(tx, op)?,
+            ConflictWrite::Record(conflict) => insert_conflict(tx, conflict)?,
+        }
+    }
+    for entity in &entities {
+        write_entity(tx, entity, !pending)?;
+    }
+    Ok((report, latest))
+}
+
+/// Writes one changed entity back; `remote` batches keep a sole creator's
+/// entity compacted.
+fn write_entity(tx: &Transaction<'_>, entity: &PlannedEntity<'_, Row>, remote: bool) -> Result<()> {
+    let (doc, stamps) = entity.merged.to_columns()?;
+    let keys = index_keys(entity.collection, entity.merged.fields());
+    let [key1, key2] = &keys;
+    let deleted = entity.merged.is_deleted();
+    let conflicts = entity.has_conflicts;
+    let compacted = remote && matches!(entity.merged, plan::Merged::Created(_));
+    match &entity.row {
+        // Most edits leave the indexed fields alone: then SQLite need not
+        // touch their indexes.
+        Some((rowid, stored)) if *stored == keys => tx
+            .prepare_cached(
+                "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
+                 compacted = ?5 WHERE rowid = ?6",
+            )?
+            .execute(params![doc, stamps, deleted, conflicts, compacted, rowid])?,
+        Some((rowid, _)) => tx
+            .prepare_cached(
+                "UPDATE entities SET doc = ?1, stamps = ?2, deleted = ?3, has_conflicts = ?4, \
+                 compacted = ?5, key1 = ?6, key2 = ?7 WHERE rowid = ?8",
+            )?
+            .execute(params![doc, stamps, deleted, conflicts, compacted, key1, key2, rowid])?,
+        None => tx
+            .prepare_cached(
+                "INSERT INTO entities (doc, stamps, deleted, has_conflicts, compacted, key1, key2, \
+                 collection, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                doc,
+                stamps,
+                deleted,
+                conflicts,
+                compacted,
+                key1,
+                key2,
+                entity.collection.code(),
+                entity.id.0.as_bytes()
+            ])?,
+    };
+    Ok(())
+}
+
+/// Appends `op` to the log, with its fields unless stored compacted.
+fn append(tx: &Transaction<'_>, op: &Op, with_fields: bool, pending: bool, now_ms: u64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO ops (op_id, hlc, node, base_hlc, base_node, collection, entity, pending, sent, received_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        op.id.0.as_bytes(),
+        op.hlc.packed(),
+        op.hlc.node.to_sql(),
+        op.base.map(|b| b.packed()),
+        op.base.map(|b| b.node.to_sql()),
+        op.collection.code(),
+        op.entity.0.as_bytes(),
+        pending,
+        // A local op is unsent until a sync puts it in a request.
+        !pending,
+        now_ms as i64,
+    ])?;
+    if with_fields {
+        let fields = serde_json::to_string(&op.fields).map_err(Error::serialize("op fields"))?;
+        let seq = tx.last_insert_rowid();
+        tx.prepare_cached("INSERT INTO op_fields (seq, fields) VALUES (?1, ?2)")?
+            .execute(params![seq, fields])?;
+    }
+    Ok(())
 }
 
 /// Gives the entity's compacted ops their fields back, from `state` as it
@@ -302,8 +217,7 @@ pub(crate) fn restore_compacted(
         .collect::<rusqlite::Result<_>>()?;
     let mut update = tx.prepare_cached("INSERT INTO op_fields (seq, fields) VALUES (?2, ?1)")?;
     for (seq, hlc) in compacted {
-        let fields = serde_json::to_string(&state.written_by(hlc))
-            .map_err(|e| Error::Corrupt(format!("op fields do not serialize: {e}")))?;
+        let fields = serde_json::to_string(&state.written_by(hlc)).map_err(Error::serialize("op fields"))?;
         update.execute(params![fields, seq])?;
     }
     Ok(())

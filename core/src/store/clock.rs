@@ -21,11 +21,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::batch::{Batch, restore_compacted};
+use super::batch::restore_compacted;
 use super::codec::{OP_COLUMNS, index_keys, load_entity, op_from_row, whole};
 use super::{Store, StoreOptions};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, MAX_WALL_MS, NodeId};
+use crate::merge::plan::Origin;
 use crate::merge::{EntityState, is_deleted};
 use crate::op::{EntityId, Op, OpId};
 use crate::schema::Collection;
@@ -304,11 +305,7 @@ pub(crate) fn reissue(
         None => HlcState::new(node),
     };
     reset_clock(tx, clock.last())?;
-    let mut batch = Batch::new(tx, now);
-    for copy in &copies {
-        batch.apply(copy, true)?;
-    }
-    batch.finish()?;
+    super::batch::merge(tx, &copies, Origin::Local, now, None)?;
     let mut note = tx.prepare_cached(
         "INSERT OR REPLACE INTO reissued (old_op, old_hlc, new_op, new_hlc, reason, reissued_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

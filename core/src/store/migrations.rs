@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_clock.sql"),
     include_str!("migrations/0004_received.sql"),
     include_str!("migrations/0005_instance_fields.sql"),
+    include_str!("migrations/0006_trader_search.sql"),
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,7 @@ pub(crate) mod codec;
 pub(crate) mod migrations;
 mod query;
 mod scan;
+mod search;
 mod sync;
 
 use std::fmt;
@@ -21,7 +22,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
-use self::batch::{Batch, Outcome};
 pub use self::clock::{ClockOffset, ClockSample, REISSUE_THRESHOLD_MS, Reissued};
 use self::codec::{OP_COLUMNS, load_entity, op_from_row, whole};
 pub use self::migrations::SCHEMA_VERSION;
@@ -30,6 +30,8 @@ pub use self::scan::Scanned;
 pub use self::sync::{RejectedOp, SyncExchange};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, HlcState, NodeId, SystemClock, WallClock};
+pub use crate::merge::plan::{ApplyReport, HeldOp};
+use crate::merge::plan::{ClockBound, Origin};
 use crate::merge::{Conflict, ConflictingWrite, EntityState};
 use crate::op::{Attendee, EntityId, Op, OpId, attendance_id};
 use crate::schema::{Collection, DELETED, Fields, IdRule};
@@ -130,22 +132,6 @@ pub struct StoredConflict {
     pub conflict: Conflict,
 }
 
-/// What a remote batch did.
-#[derive(Debug, Default)]
-pub struct ApplyReport {
-    /// Ops new to this store, now merged.
-    pub applied: usize,
-    /// Ops this store already had (resent batches).
-    pub duplicates: usize,
-    /// New conflicts recorded.
-    pub conflicts: usize,
-    /// Ops refused, with the reason; the rest of the batch was applied.
-    pub rejected: Vec<(OpId, Error)>,
-    /// This device's ops re-issued in server-corrected time (see
-    /// `store/clock.rs`).
-    pub reissued: usize,
-}
-
 /// One replica's store. Safe to share between threads; calls are serialized.
 pub struct Store {
     inner: Mutex<Inner>,
@@ -165,25 +151,6 @@ impl fmt::Debug for Store {
             .field("path", &self.path)
             .field("node", &self.node)
             .finish()
-    }
-}
-
-/// What identifies an op already in the log, to tell a resent op (same
-/// stamp, collection and entity) from a reused id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeldOp {
-    /// Its stamp.
-    pub hlc: Hlc,
-    /// Its collection.
-    pub collection: Collection,
-    /// Its entity.
-    pub entity: EntityId,
-}
-
-impl HeldOp {
-    /// Whether `op` is this op sent again.
-    pub fn is(&self, op: &Op) -> bool {
-        self.hlc == op.hlc && self.collection == op.collection && self.entity == op.entity
     }
 }
 
@@ -363,12 +330,13 @@ impl Store {
                 after.apply(&op);
                 crate::answers::check_instances(&op.fields, &after.fields)?;
             }
-            let mut batch = Batch::new(tx, now);
-            if let Some(row) = current {
-                batch.preload(collection, id, row);
-            }
-            batch.apply(&op, true)?;
-            batch.finish()?;
+            batch::merge(
+                tx,
+                std::slice::from_ref(&op),
+                Origin::Local,
+                now,
+                current.map(|row| (collection, id, row)),
+            )?;
             Ok(op)
         })
     }
@@ -381,7 +349,32 @@ impl Store {
             // No transaction, no fsync: a server answers many pulls that push nothing.
             return Ok(ApplyReport::default());
         }
-        self.write(|tx, clock, now, options| apply_ops(tx, clock, now, options.max_clock_ahead_ms, ops))
+        self.write(|tx, clock, now, options| {
+            // A phone whose clock fell back still takes what it synced
+            // before: now is never earlier than the last stamp it held.
+            let bound = ClockBound {
+                now_ms: now.max(clock.last().wall_ms),
+                max_ahead_ms: options.max_clock_ahead_ms,
+            };
+            apply_ops(tx, clock, now, bound, ops)
+        })
+    }
+
+    /// Applies ops a server received at `now_ms` (its wall clock), as
+    /// [`Store::apply_remote`] does but bounded by the server's clock rule
+    /// (see `merge/plan.rs`): the server's wall clock is its present, so
+    /// the ops it accepted before cannot move the bound forward.
+    pub fn apply_as_server(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport> {
+        if ops.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        self.write(|tx, clock, now, options| {
+            let bound = ClockBound {
+                now_ms,
+                max_ahead_ms: options.max_clock_ahead_ms,
+            };
+            apply_ops(tx, clock, now, bound, ops)
+        })
     }
 
     /// Runs `f` in one IMMEDIATE transaction with the clock resumed from
@@ -644,36 +637,20 @@ fn select_seq_ops(conn: &Connection, sql: &str, params: impl rusqlite::Params) -
     Ok(out)
 }
 
-/// Merges remote `ops` in `tx`: the body of [`Store::apply_remote`], and
-/// of a sync exchange, which also moves the cursor in the same transaction.
+/// Merges remote `ops` in `tx` within `bound`: the body of
+/// [`Store::apply_remote`], and of a sync exchange, which also moves the
+/// cursor in the same transaction. The clock observes what was applied.
 fn apply_ops(
     tx: &rusqlite::Transaction<'_>,
     clock: &mut HlcState,
     now: u64,
-    bound: u64,
+    bound: ClockBound,
     ops: &[Op],
 ) -> Result<ApplyReport> {
-    let mut batch = Batch::new(tx, now);
-    let mut report = ApplyReport::default();
-    for op in ops {
-        let mut observed = *clock;
-        if let Err(reason) = op.validate().and_then(|()| observed.observe(op.hlc, now, bound)) {
-            report.rejected.push((op.id, reason));
-            continue;
-        }
-        match batch.apply(op, false)? {
-            Outcome::Applied => {
-                *clock = observed;
-                report.applied += 1;
-            }
-            Outcome::Duplicate => report.duplicates += 1,
-            Outcome::IdReused => report
-                .rejected
-                .push((op.id, Error::OpIdReused { id: op.id.to_string() })),
-        }
+    let (report, latest) = batch::merge(tx, ops, Origin::Remote(bound), now, None)?;
+    if let Some(latest) = latest {
+        clock.observe(latest, now, u64::MAX)?;
     }
-    report.conflicts = batch.conflicts_found;
-    batch.finish()?;
     Ok(report)
 }
 

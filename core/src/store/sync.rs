@@ -10,6 +10,7 @@ use super::codec::{OP_COLUMNS, op_from_row, whole};
 use super::{ApplyReport, Store, acknowledge_in, apply_ops};
 use crate::error::{Error, Result};
 use crate::form::FormDefinition;
+use crate::merge::plan::ClockBound;
 use crate::op::{Op, OpId};
 use crate::sync::{FormRef, Rejection};
 
@@ -62,7 +63,7 @@ impl Store {
     /// pushed, stores the forms and moves the cursor.
     pub fn apply_exchange(&self, exchange: &SyncExchange<'_>) -> Result<ApplyReport> {
         self.write(|tx, clock, now, options| {
-            let report = apply_ops(tx, clock, now, u64::MAX, exchange.pulled)?;
+            let report = apply_ops(tx, clock, now, ClockBound::TRUSTED, exchange.pulled)?;
             acknowledge_in(tx, exchange.accepted)?;
             let mut mark =
                 tx.prepare_cached("UPDATE ops SET pending = 2 WHERE op_id = ?1 AND pending = 1 RETURNING seq")?;
@@ -180,7 +181,7 @@ impl Store {
 }
 
 fn insert_form(tx: &rusqlite::Transaction<'_>, form: &FormDefinition, published_at_ms: u64) -> Result<bool> {
-    let definition = serde_json::to_string(form).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let definition = serde_json::to_string(form).map_err(Error::serialize("form"))?;
     let added = tx
         .prepare_cached(
             "INSERT INTO forms (form_id, version, title, definition, published_at) VALUES (?1, ?2, ?3, ?4, ?5) \

@@ -16,8 +16,8 @@ use reqwest::blocking::Client;
 use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::{
-    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, Progress, SyncError, SyncReport, SyncResponse, SyncSession,
-    gunzip_limited,
+    CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, Progress, ProtocolError, SyncError, SyncReport, SyncResponse,
+    SyncSession, gunzip_limited,
 };
 use crate::store::{ClockSample, Store};
 
@@ -130,7 +130,7 @@ impl SyncClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .build()
-            .map_err(|e| SyncError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| SyncError::HttpClient(Box::new(e)))?;
         Ok(SyncClient { http, config })
     }
 
@@ -165,8 +165,13 @@ impl SyncClient {
             last: describe(&e),
         })?;
         if status.is_success() {
-            return serde_json::from_slice(&text)
-                .map_err(|e| SyncError::Protocol(format!("the enrollment answer does not decode: {e}")));
+            return serde_json::from_slice(&text).map_err(|source| {
+                ProtocolError::Undecodable {
+                    what: "enrollment answer",
+                    source,
+                }
+                .into()
+            });
         }
         let message = serde_json::from_slice::<ErrorBody>(&text)
             .map(|b| b.message)
@@ -282,7 +287,15 @@ impl SyncClient {
             let ratio = text.len() as f64 / bytes.len().max(1) as f64;
             return serde_json::from_slice(&text)
                 .map(|response| (response, ratio))
-                .map_err(|e| Attempt::Fatal(SyncError::Protocol(format!("the response does not decode: {e}"))));
+                .map_err(|source| {
+                    Attempt::Fatal(
+                        ProtocolError::Undecodable {
+                            what: "response",
+                            source,
+                        }
+                        .into(),
+                    )
+                });
         }
         let message = serde_json::from_slice::<ErrorBody>(&text)
             .map(|b| b.message)

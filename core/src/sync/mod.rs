@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "sync")]
 pub use self::client::{CancelToken, Enrollment, SyncClient, SyncConfig, SyncProgress};
-pub use self::session::{Progress, SyncError, SyncReport, SyncSession};
+pub use self::session::{Progress, ProtocolError, SyncError, SyncReport, SyncSession};
 pub use self::wire::{WireError, gunzip_limited, gzip};
 use crate::form::FormDefinition;
 use crate::op::{Op, OpId};

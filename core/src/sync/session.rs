@@ -95,7 +95,10 @@ pub enum SyncError {
     },
     /// The server's answer does not follow the protocol.
     #[error("the server's answer does not follow the protocol: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolError),
+    /// The HTTP client could not be built (TLS roots, proxy settings).
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(Box<dyn std::error::Error + Send + Sync>),
     /// Stopped by the caller (`CancelToken::cancel`, with `SyncClient`).
     #[error("sync cancelled; what was exchanged before is kept")]
     Cancelled,
@@ -110,6 +113,30 @@ pub enum SyncError {
         /// Why.
         reason: String,
     },
+}
+
+/// How a server's answer broke the protocol: a bug on one side, never
+/// the network's doing (the client retries what the network breaks).
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// An answer is not the JSON the protocol says.
+    #[error("the {what} does not decode: {source}")]
+    Undecodable {
+        /// Which answer (`response`, `enrollment answer`).
+        what: &'static str,
+        /// serde_json's reason.
+        source: serde_json::Error,
+    },
+    /// A pushed op came back neither accepted nor rejected: the device
+    /// would send it again forever.
+    #[error("op {op} was pushed but neither accepted nor rejected")]
+    Unanswered {
+        /// The op.
+        op: OpId,
+    },
+    /// A response was handed to a session that sent no request.
+    #[error("a response arrived for no request")]
+    NoRequest,
 }
 
 /// One sync of a store, exchange after exchange.
@@ -178,7 +205,7 @@ impl<'s> SyncSession<'s> {
                 pending_ops: Some(self.store.pending_count()?.saturating_sub(ops.len() as u64)),
                 revision: Some(PROTOCOL_REVISION),
             };
-            let json = serde_json::to_vec(&request).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            let json = serde_json::to_vec(&request).map_err(crate::Error::serialize("sync request"))?;
             let body = gzip(&json);
             self.push_ratio = (json.len() as f64 / body.len().max(1) as f64).clamp(1.5, 12.0);
             // Another sync re-issued some of them meanwhile: read again.
@@ -199,10 +226,7 @@ impl<'s> SyncSession<'s> {
         down_ratio: f64,
         clock: ClockSample,
     ) -> Result<Progress, SyncError> {
-        let ops = self
-            .in_flight
-            .take()
-            .ok_or_else(|| SyncError::Protocol("a response arrived for no request".into()))?;
+        let ops = self.in_flight.take().ok_or(ProtocolError::NoRequest)?;
         if !response.ops.is_empty() {
             self.pull_ratio = down_ratio.clamp(1.5, 20.0);
         }
@@ -297,7 +321,7 @@ fn pending_batch(store: &Store, budget: usize) -> Result<(Vec<Op>, Vec<Box<RawVa
             break;
         }
         for (seq, op) in chunk {
-            let json = serde_json::value::to_raw_value(&op).map_err(|e| SyncError::Protocol(e.to_string()))?;
+            let json = serde_json::value::to_raw_value(&op).map_err(crate::Error::serialize("op"))?;
             if !ops.is_empty() && size + json.get().len() > budget {
                 break 'fill;
             }
@@ -320,10 +344,7 @@ fn check_answered(pushed: &[Op], response: &SyncResponse) -> Result<(), SyncErro
         .chain(response.rejected.iter().map(|r| r.op))
         .collect();
     match pushed.iter().find(|op| !answered.contains(&op.id)) {
-        Some(op) => Err(SyncError::Protocol(format!(
-            "op {} was pushed but neither accepted nor rejected",
-            op.id
-        ))),
+        Some(op) => Err(ProtocolError::Unanswered { op: op.id }.into()),
         None => Ok(()),
     }
 }

@@ -220,6 +220,9 @@ pub enum AccountError {
     /// The database failed.
     #[error("accounts database: {0}")]
     Database(#[from] SqlError),
+    /// Hashing a new password failed (the system's random source).
+    #[error("cannot hash the password: {0}")]
+    PasswordHash(argon2::password_hash::Error),
 }
 
 /// The accounts database: `server.sqlite` in the data folder, or tables in

@@ -20,7 +20,7 @@ pub fn hash(password: &str) -> Result<String, AccountError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| AccountError::Invalid(format!("cannot hash the password: {e}")))
+        .map_err(AccountError::PasswordHash)
 }
 
 /// Whether `password` matches the stored PHC string (false for a damaged

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use mpaka_core::answers::INSTANCE_ID_KEY;
 use mpaka_core::form::FormDefinition;
 use mpaka_core::schema::FieldKind;
+use mpaka_core::schema::{SubmissionFields, names};
 use mpaka_core::store::Scanned;
 use mpaka_core::{Collection, EntityId};
 use serde_json::Value;
@@ -160,10 +161,14 @@ pub fn run(
             if s.state.is_deleted() {
                 return Ok(());
             }
-            if !context.options.include_drafts && s.state.fields.get("status") != Some(&Value::from("complete")) {
+            let fields = SubmissionFields::of(&s.state);
+            if !context.options.include_drafts && !fields.is_complete() {
                 return Ok(());
             }
-            let key = (text(&s.state.fields, "form_id"), text(&s.state.fields, "form_version"));
+            let key = (
+                fields.form_id().unwrap_or_default().to_owned(),
+                fields.form_version().unwrap_or_default().to_owned(),
+            );
             let Some(&group) = route.get(&key) else {
                 summary.unknown_form += 1;
                 return Ok(());
@@ -247,10 +252,6 @@ impl Plan {
     }
 }
 
-fn text(fields: &mpaka_core::Fields, name: &str) -> String {
-    fields.get(name).and_then(Value::as_str).unwrap_or("").to_owned()
-}
-
 /// Builds rows from merged state.
 struct Rows<'a> {
     context: &'a ExportContext,
@@ -279,7 +280,11 @@ impl Rows<'_> {
         // reading of answer fields: `mpaka_core::answers`).
         let answers = matches!(table.source, Source::Form(_)).then(|| mpaka_core::answers::assemble(&s.state));
         let answer = |name: &str| answers.as_ref().and_then(|a| a.get(name));
-        let creator = s.state.stamps.get("form_id").or_else(|| s.state.stamps.values().min());
+        let creator = s
+            .state
+            .stamps
+            .get(names::submission::FORM_ID)
+            .or_else(|| s.state.stamps.values().min());
         table
             .columns
             .iter()

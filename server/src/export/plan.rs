@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mpaka_core::Collection;
 use mpaka_core::form::{FormDefinition, QuestionType};
-use mpaka_core::schema::{DELETED, FieldKind, FieldSpec};
+use mpaka_core::schema::{DELETED, FieldKind, FieldSpec, names};
 
 use super::{ExportError, ExportOptions};
 
@@ -125,23 +125,6 @@ pub struct Plan {
     pub groups: Vec<FormGroup>,
 }
 
-/// The metadata columns of a submission, in order: declared fields of
-/// `submissions`, then what the server knows.
-const SUBMISSION_META: &[&str] = &[
-    "form_version",
-    "status",
-    "enumerator",
-    "device",
-    "trader_id",
-    "started_at",
-    "ended_at",
-    "started_at_server",
-    "ended_at_server",
-    "duration_ms",
-    "clock_offset_ms",
-    "location",
-];
-
 impl Plan {
     /// The tables for these forms, with these options.
     pub fn new(forms: &[FormDefinition], options: &ExportOptions) -> Plan {
@@ -167,11 +150,13 @@ impl Plan {
         for (g, group) in groups.iter().enumerate() {
             let submissions = Collection::Submissions.schema();
             let mut columns = vec![Column::Id];
-            for name in SUBMISSION_META {
-                if let Some(field) = submissions.field(name).filter(|f| keep(f, options)) {
-                    columns.push(Column::Field(field));
-                }
-            }
+            // The interview's own fields in declared order; its form id
+            // names the table, and the answer maps become question columns.
+            let meta = submissions
+                .fields
+                .iter()
+                .filter(|f| f.name != names::submission::FORM_ID && f.kind != FieldKind::Map);
+            columns.extend(meta.filter(|f| keep(f, options)).map(Column::Field));
             columns.extend([Column::Node, Column::ReceivedAt, Column::DeviceClockOffset]);
             let mut repeats = Vec::new();
             for (question, within) in questions(forms, group) {

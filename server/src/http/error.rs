@@ -126,7 +126,7 @@ impl From<AccountError> for ApiError {
             AccountError::Exists(_) | AccountError::Reserved(_) => ApiError::conflict(e.to_string()),
             AccountError::Invalid(_) => ApiError::bad_request(e.to_string()),
             AccountError::BadCode => ApiError::forbidden(e.to_string()),
-            AccountError::Database(_) => ApiError::internal(e),
+            AccountError::Database(_) | AccountError::PasswordHash(_) => ApiError::internal(e),
         }
     }
 }
@@ -148,7 +148,10 @@ impl From<ExchangeError> for ApiError {
         match e {
             ExchangeError::BadRequest(m) => ApiError::bad_request(m),
             ExchangeError::Forbidden(m) => ApiError::forbidden(m),
-            ExchangeError::Internal(m) => ApiError::internal(m),
+            e @ (ExchangeError::Store(_)
+            | ExchangeError::Storage(_)
+            | ExchangeError::Accounts(_)
+            | ExchangeError::CheckPanicked) => ApiError::internal(e),
             // 429: every device retries it after the pause, old builds too.
             ExchangeError::Busy(m) => ApiError::too_many(m, 30),
         }
@@ -168,7 +171,7 @@ impl From<crate::review::ReviewError> for ApiError {
             ReviewError::UnknownConflict(_) | ReviewError::UnknownTrader(_) | ReviewError::NoSuchGroup => {
                 ApiError::not_found(e.to_string())
             }
-            ReviewError::BadMerge(_) | ReviewError::Refused(_) => ApiError::unprocessable(e.to_string()),
+            ReviewError::BadMerge(_) | ReviewError::Refused { .. } => ApiError::unprocessable(e.to_string()),
             ReviewError::Storage(_) => ApiError::internal(e),
         }
     }

@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ::postgres::types::ToSql;
-use ::postgres::{NoTls, Transaction};
+use ::postgres::{GenericClient, NoTls, Transaction};
 use mpaka_core::form::FormDefinition;
-use mpaka_core::hlc::HlcState;
-use mpaka_core::merge::conflicts_with_history;
+use mpaka_core::merge::plan::{
+    Appended, ClockBound, ConflictWrite, MergePlan, MergeReads, Origin, PlannedEntity, StoredEntity, plan,
+};
 use mpaka_core::store::{ApplyReport, DEFAULT_MAX_CLOCK_AHEAD_MS, HeldOp, Scanned, StoredConflict};
 use mpaka_core::sync::FormRef;
 use mpaka_core::{Collection, Conflict, ConflictingWrite, EntityId, EntityState, Hlc, NodeId, Op, OpId};
@@ -305,38 +306,40 @@ fn stamp(hlc: i64, node: i64) -> Hlc {
     Hlc::from_packed(hlc, node)
 }
 
-/// An entity as the batch sees it.
-#[derive(Default)]
-struct Loaded {
-    state: EntityState,
-    has_conflicts: bool,
-    dirty: bool,
+/// The planner's reads: what one query per kind fetched before planning,
+/// and an entity's history when a conflict check needs it.
+struct Reads<'a, 't> {
+    log: &'a PgProject,
+    tx: &'a mut Transaction<'t>,
+    held: HashMap<OpId, HeldOp>,
+    entities: HashMap<(Collection, EntityId), StoredEntity<()>>,
+}
+
+impl MergeReads for Reads<'_, '_> {
+    type Row = ();
+    type Error = StorageError;
+
+    fn held(&mut self, id: OpId) -> Result<Option<HeldOp>, StorageError> {
+        Ok(self.held.get(&id).copied())
+    }
+
+    fn entity(&mut self, collection: Collection, id: EntityId) -> Result<Option<StoredEntity<()>>, StorageError> {
+        Ok(self.entities.remove(&(collection, id)))
+    }
+
+    fn history(&mut self, collection: Collection, id: EntityId) -> Result<Vec<Op>, StorageError> {
+        self.log.history(self.tx, collection, id)
+    }
 }
 
 impl ProjectLog for PgProject {
     fn held(&self, ids: &[OpId]) -> Result<HashMap<OpId, HeldOp>, StorageError> {
-        let mut client = self.pool.get()?;
-        let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-        let rows = client.query(
-            "SELECT op_id, hlc, node, collection, entity FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
-            &[&self.project, &uuids],
-        )?;
-        rows.iter()
-            .map(|r| {
-                let held = HeldOp {
-                    hlc: stamp(r.get(1), r.get(2)),
-                    collection: Collection::from_code(r.get(3)).map_err(|e| corrupt("op", e))?,
-                    entity: EntityId(r.get(4)),
-                };
-                Ok((OpId(r.get(0)), held))
-            })
-            .collect()
+        self.held_in(&mut *self.pool.get()?, ids)
     }
 
     fn apply(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport, StorageError> {
-        let mut report = ApplyReport::default();
         if ops.is_empty() {
-            return Ok(report);
+            return Ok(ApplyReport::default());
         }
         let mut client = self.pool.get()?;
         let mut tx = client.transaction()?;
@@ -351,69 +354,38 @@ impl ProjectLog for PgProject {
             )?
             .get(0);
 
-        // What the log already holds of these ids, to tell resent ops from
-        // reused ids.
-        let uuids: Vec<Uuid> = ops.iter().map(|op| op.id.0).collect();
-        let mut held: HashMap<Uuid, (Hlc, i64, Uuid)> = HashMap::new();
-        for row in tx.query(
-            "SELECT op_id, hlc, node, collection, entity FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
-            &[&self.project, &uuids],
-        )? {
-            held.insert(row.get(0), (stamp(row.get(1), row.get(2)), row.get(3), row.get(4)));
-        }
-
-        let mut entities = self.load_entities(&mut tx, ops)?;
-        // This batch's ops per entity, for conflict histories: they reach
-        // the table only at the end.
-        let mut batch_ops: HashMap<(Collection, EntityId), Vec<&Op>> = HashMap::new();
-        let mut new_ops: Vec<(i64, &Op, String)> = Vec::new();
-        for op in ops {
-            if let Some((hlc, collection, entity)) = held.get(&op.id.0) {
-                if *hlc == op.hlc && *collection == op.collection.code() && *entity == op.entity.0 {
-                    report.duplicates += 1;
-                } else {
-                    report
-                        .rejected
-                        .push((op.id, mpaka_core::Error::OpIdReused { id: op.id.to_string() }));
-                }
-                continue;
-            }
-            // A stateless clock: the bound is against the server's wall time.
-            if let Err(reason) = op
-                .validate()
-                .and_then(|()| HlcState::new(NodeId(0)).observe(op.hlc, now_ms, DEFAULT_MAX_CLOCK_AHEAD_MS))
-            {
-                report.rejected.push((op.id, reason));
-                continue;
-            }
-            let json = serde_json::to_string(op).map_err(|e| corrupt("op", e))?;
+        // What the log holds of these ids and the entities they touch, in
+        // one query each; the planner decides the rest.
+        let held = self.held_in(&mut tx, &ops.iter().map(|op| op.id).collect::<Vec<_>>())?;
+        let entities = self.load_entities(&mut tx, ops)?;
+        let origin = Origin::Remote(ClockBound {
+            now_ms,
+            max_ahead_ms: DEFAULT_MAX_CLOCK_AHEAD_MS,
+        });
+        let mut reads = Reads {
+            log: self,
+            tx: &mut tx,
+            held,
+            entities,
+        };
+        let MergePlan {
+            report,
+            appended,
+            entities,
+            conflict_writes,
+            latest: _,
+        } = plan(ops, origin, &mut reads)?;
+        let mut new_ops = Vec::with_capacity(appended.len());
+        for Appended { op, .. } in appended {
             seq += 1;
-            held.insert(op.id.0, (op.hlc, op.collection.code(), op.entity.0));
-            new_ops.push((seq, op, json));
-            report.applied += 1;
-
-            let key = (op.collection, op.entity);
-            let loaded = entities.entry(key).or_default();
-            loaded.dirty = true;
-            let found = if loaded.state.needs_history(op) {
-                let mut history = self.history(&mut tx, op.collection, op.entity)?;
-                history.extend(batch_ops.get(&key).into_iter().flatten().map(|o| (*o).clone()));
-                conflicts_with_history(op, &history)
-            } else {
-                Vec::new()
-            };
-            loaded.state.apply(op);
-            loaded.has_conflicts |= !found.is_empty();
-            if loaded.has_conflicts {
-                self.record_resolutions(&mut tx, op)?;
-            }
-            for conflict in &found {
-                self.insert_conflict(&mut tx, conflict)?;
-            }
-            report.conflicts += found.len();
-            batch_ops.entry(key).or_default().push(op);
+            new_ops.push((seq, op, serde_json::to_string(op).map_err(|e| corrupt("op", e))?));
         }
-
+        for write in &conflict_writes {
+            match write {
+                ConflictWrite::Resolve(op) => self.record_resolutions(&mut tx, op)?,
+                ConflictWrite::Record(conflict) => self.insert_conflict(&mut tx, conflict)?,
+            }
+        }
         self.insert_ops(&mut tx, &new_ops, now_ms)?;
         self.write_entities(&mut tx, &entities)?;
         tx.execute(
@@ -604,6 +576,25 @@ impl ProjectLog for PgProject {
 }
 
 impl PgProject {
+    /// What the log holds of `ids`, in one query.
+    fn held_in(&self, client: &mut impl GenericClient, ids: &[OpId]) -> Result<HashMap<OpId, HeldOp>, StorageError> {
+        let uuids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+        let rows = client.query(
+            "SELECT op_id, hlc, node, collection, entity FROM ops WHERE project_id = $1 AND op_id = ANY($2)",
+            &[&self.project, &uuids],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let held = HeldOp {
+                    hlc: stamp(r.get(1), r.get(2)),
+                    collection: Collection::from_code(r.get(3)).map_err(|e| corrupt("op", e))?,
+                    entity: EntityId(r.get(4)),
+                };
+                Ok((OpId(r.get(0)), held))
+            })
+            .collect()
+    }
+
     /// Ops after `after` in sequence order (`seq, collection, entity, op`
     /// rows, decoded by `decode`), and the sequence the answer covers; one
     /// snapshot, so the ops read and the end of the log agree.
@@ -673,7 +664,7 @@ impl PgProject {
         &self,
         tx: &mut Transaction<'_>,
         ops: &[Op],
-    ) -> Result<HashMap<(Collection, EntityId), Loaded>, StorageError> {
+    ) -> Result<HashMap<(Collection, EntityId), StoredEntity<()>>, StorageError> {
         let mut keys: Vec<(Collection, EntityId)> = ops.iter().map(|op| (op.collection, op.entity)).collect();
         keys.sort();
         keys.dedup();
@@ -691,10 +682,11 @@ impl PgProject {
             let state = EntityState::from_columns(row.get(2), row.get(3)).map_err(|e| corrupt("entity", e))?;
             out.insert(
                 (collection, EntityId(row.get(1))),
-                Loaded {
+                StoredEntity {
                     state,
                     has_conflicts: row.get(4),
-                    dirty: false,
+                    compacted: false,
+                    row: (),
                 },
             );
         }
@@ -747,24 +739,20 @@ impl PgProject {
         Ok(())
     }
 
-    fn write_entities(
-        &self,
-        tx: &mut Transaction<'_>,
-        entities: &HashMap<(Collection, EntityId), Loaded>,
-    ) -> Result<(), StorageError> {
+    fn write_entities(&self, tx: &mut Transaction<'_>, entities: &[PlannedEntity<'_, ()>]) -> Result<(), StorageError> {
+        if entities.is_empty() {
+            return Ok(());
+        }
         let (mut codes, mut ids, mut docs, mut stamps, mut deleted, mut conflicts) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((collection, id), loaded) in entities.iter().filter(|(_, l)| l.dirty) {
-            let (doc, stamp_bytes) = loaded.state.to_columns().map_err(|e| corrupt("entity", e))?;
-            codes.push(collection.code());
-            ids.push(id.0);
+        for entity in entities {
+            let (doc, stamp_bytes) = entity.merged.to_columns().map_err(|e| corrupt("entity", e))?;
+            codes.push(entity.collection.code());
+            ids.push(entity.id.0);
             docs.push(doc);
             stamps.push(stamp_bytes);
-            deleted.push(loaded.state.is_deleted());
-            conflicts.push(loaded.has_conflicts);
-        }
-        if codes.is_empty() {
-            return Ok(());
+            deleted.push(entity.merged.is_deleted());
+            conflicts.push(entity.has_conflicts);
         }
         let params: [&(dyn ToSql + Sync); 7] = [&self.project, &codes, &ids, &docs, &stamps, &deleted, &conflicts];
         tx.execute(

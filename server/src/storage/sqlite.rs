@@ -17,10 +17,10 @@ impl ProjectLog for Store {
         Ok(Store::held_stamps(self, ids)?)
     }
 
-    fn apply(&self, ops: &[Op], _now_ms: u64) -> Result<ApplyReport, StorageError> {
-        // The store's own clock is the server's: it bounds how far ahead an
-        // op may be stamped.
-        Ok(self.apply_remote(ops)?)
+    fn apply(&self, ops: &[Op], now_ms: u64) -> Result<ApplyReport, StorageError> {
+        // The server's clock rule: bounded against its wall clock, as on
+        // PostgreSQL (see mpaka_core::merge::plan).
+        Ok(self.apply_as_server(ops, now_ms)?)
     }
 
     fn entity(&self, collection: Collection, id: EntityId) -> Result<Option<EntityState>, StorageError> {

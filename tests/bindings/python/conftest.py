@@ -36,7 +36,7 @@ def mpaka():
 class Server:
     def __init__(self, data_dir):
         if not MPAKA_BIN.exists():
-            pytest.fail(f"no mpaka binary at {MPAKA_BIN}: cargo build -p mpaka-server, or set MPAKA_BIN")
+            pytest.fail(f"no mpaka binary at {MPAKA_BIN}: cargo build -p mpaka-cli, or set MPAKA_BIN")
         self.log = open(data_dir.parent / "server.log", "w")
         self.process = subprocess.Popen(
             [str(MPAKA_BIN), "serve", "--addr", "127.0.0.1:0", "--data-dir", str(data_dir)],

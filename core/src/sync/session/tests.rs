@@ -153,7 +153,7 @@ fn a_response_that_leaves_an_op_unanswered_or_answers_nothing_is_a_protocol_erro
     };
     assert!(matches!(
         session.receive(response, 4.0, clock(&store)),
-        Err(SyncError::Protocol(m)) if m.contains("no request")
+        Err(SyncError::Protocol(ProtocolError::NoRequest))
     ));
     let handshake = decode(&session.next_request().unwrap().unwrap());
     session
@@ -164,7 +164,7 @@ fn a_response_that_leaves_an_op_unanswered_or_answers_nothing_is_a_protocol_erro
     response.accepted.pop();
     assert!(matches!(
         session.receive(response, 4.0, clock(&store)),
-        Err(SyncError::Protocol(m)) if m.contains("neither accepted nor rejected")
+        Err(SyncError::Protocol(ProtocolError::Unanswered { .. }))
     ));
     // Nothing was applied: both ops still wait for the server.
     assert_eq!(store.pending_count().unwrap(), 2);

@@ -22,7 +22,7 @@ class TestServer : AutoCloseable {
 
     init {
         val bin = File(System.getProperty("mpaka.bin") ?: error("the mpaka.bin system property is not set"))
-        check(bin.canExecute()) { "no mpaka binary at $bin: run cargo build -p mpaka-server (scripts/test-all does)" }
+        check(bin.canExecute()) { "no mpaka binary at $bin: run cargo build -p mpaka-cli (scripts/test-all does)" }
         process = ProcessBuilder(bin.path, "serve", "--addr", "127.0.0.1:0", "--data-dir", File(dir, "data").path)
             .redirectError(File(dir, "server.log"))
             .also { it.environment()["MPAKA_REQUESTS_PER_MINUTE"] = "100000" }

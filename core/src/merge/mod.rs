@@ -7,6 +7,11 @@
 //! property of a pair of ops, never of arrival order: two ops conflict when
 //! they write different values to the same field and neither writer saw
 //! the other's op ([`Op::concurrent_with`]).
+//!
+//! [`plan`] applies this merge to a batch: the one planner the device
+//! store and the server's PostgreSQL backend both execute.
+
+pub mod plan;
 
 use std::collections::BTreeMap;
 
@@ -83,8 +88,7 @@ impl EntityState {
     /// binary form (see `store/codec.rs`). Device stores and the server's
     /// databases share this layout, so a state reads back the same anywhere.
     pub fn to_columns(&self) -> crate::Result<(String, Vec<u8>)> {
-        let doc = serde_json::to_string(&self.fields)
-            .map_err(|e| crate::Error::Corrupt(format!("entity doc does not serialize: {e}")))?;
+        let doc = serde_json::to_string(&self.fields).map_err(crate::Error::serialize("entity doc"))?;
         Ok((doc, crate::store::codec::encode_stamps(self.stamps.values().copied())))
     }
 

@@ -7,7 +7,7 @@
 //! 2. a new M&E device pulling 1,000,000 ops through a server on
 //!    PostgreSQL: time, and the server's and the device's peak memory.
 //!
-//! `cargo bench -p mpaka-server --bench scaling`. MPAKA_BENCH_DEVICES
+//! `cargo bench -p mpaka-cli --bench scaling`. MPAKA_BENCH_DEVICES
 //! (default 500) and MPAKA_BENCH_PULL_OPS (default 1,000,000) size it;
 //! MPAKA_BENCH_ONLY=load|pull runs one part. PostgreSQL comes from
 //! MPAKA_BENCH_DATABASE_URL with MPAKA_PG_DIR (its cluster folder, to read
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use mpaka_core::sync::{CancelToken, SyncClient, SyncConfig};
 use mpaka_core::{Collection, EntityId, Fields, NodeId, Op, OpId, Store, StoreOptions};
-use mpaka_server::simulate::{AdminClient, SimConfig, SimReport};
 use mpaka_server::storage::ProjectLog;
 use mpaka_server::storage::postgres::Postgres;
+use mpaka_simulator::{AdminClient, SimConfig, SimReport};
 use serde_json::json;
 
 /// A running `mpaka serve`.
@@ -171,7 +171,7 @@ fn fresh_schema_url(url: &str, name: &str) -> String {
 }
 
 fn load(servers: &[Server], devices: usize) -> SimReport {
-    let report = mpaka_server::simulate::run(&SimConfig {
+    let report = mpaka_simulator::run(&SimConfig {
         devices,
         days: 1,
         seed: 6,

@@ -20,7 +20,7 @@ use mpaka_core::{
 use serde_json::{Value, json};
 
 use crate::faulty_link::{Faults, FaultyProxy};
-use crate::server::{DataDir, Limits, now_ms};
+use mpaka_server::server::{DataDir, Limits, now_ms};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ impl Default for SimConfig {
             seed: 1,
             servers: vec![],
             admin_token: None,
-            project: crate::server::FIRST_PROJECT.into(),
+            project: mpaka_server::server::FIRST_PROJECT.into(),
             actions_per_day: 20,
             syncs_per_day: 2,
             unreliable: false,
@@ -261,7 +261,7 @@ impl LocalServer {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                if let Err(e) = crate::server::serve(served, limits, listener, shutdown).await {
+                if let Err(e) = mpaka_server::server::serve(served, limits, listener, shutdown).await {
                     tracing::error!(error = %e, "in-process server stopped");
                 }
             });

@@ -8,7 +8,7 @@
 //! kernel's high-water mark of the server's resident memory; medians of
 //! `MPAKA_BENCH_REPS` (default 3) fresh servers.
 //!
-//! `cargo bench -p mpaka-server --bench bounds`. Linux only (/proc).
+//! `cargo bench -p mpaka-cli --bench bounds`. Linux only (/proc).
 //! `MPAKA_BENCH_BIN=path/to/mpaka` measures another build (an older
 //! release, for a side-by-side run); `MPAKA_BENCH_ONLY=F1` runs the cases
 //! whose name contains it.

@@ -6,7 +6,7 @@
 //! 2. a second device pulling a project of 100,000 traders and sessions;
 //! 3. 200 simulated devices syncing at once: ops/s ingested, p50/p99.
 //!
-//! `cargo bench -p mpaka-server --bench sync` (MPAKA_BENCH_QUICK=1 for a
+//! `cargo bench -p mpaka-simulator --bench sync` (MPAKA_BENCH_QUICK=1 for a
 //! smaller run). The server runs in this process (real HTTP on 127.0.0.1,
 //! real store files with fsync); figures are medians of 3 runs.
 #![allow(clippy::unwrap_used, clippy::panic, missing_docs)] // a bench binary: a failure is a failed bench
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use mpaka_core::sample::{trader, trader_interview, trader_survey};
 use mpaka_core::sync::{CancelToken, SyncClient, SyncConfig, SyncReport};
 use mpaka_core::{Collection, EntityId, Store, StoreOptions};
-use mpaka_server::faulty_link::{Faults, FaultyProxy};
 use mpaka_server::server::Limits;
-use mpaka_server::simulate::{AdminClient, LocalServer, SimConfig};
+use mpaka_simulator::faulty_link::{Faults, FaultyProxy};
+use mpaka_simulator::{AdminClient, LocalServer, SimConfig};
 use serde_json::json;
 
 fn enroll(server: &LocalServer, username: &str, role: &str, store: &Store) -> String {
@@ -172,7 +172,7 @@ fn second_device_pulls(n: u64, rtt: Duration) {
 }
 
 fn many_devices(devices: usize) {
-    let report = mpaka_server::simulate::run(&SimConfig {
+    let report = mpaka_simulator::run(&SimConfig {
         devices,
         days: 1,
         seed: 3,

@@ -131,7 +131,7 @@ pub fn run(dir: &Path) -> Result<Summary, Box<dyn std::error::Error>> {
 
 /// The shipped trader survey (examples/forms/trader_survey.xlsx).
 fn trader_survey() -> Result<FormDefinition, Box<dyn std::error::Error>> {
-    FormDefinition::from_xlsx(include_bytes!("../../examples/forms/trader_survey.xlsx")).map_err(|errors| {
+    FormDefinition::from_xlsx(include_bytes!("../../../examples/forms/trader_survey.xlsx")).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         lines.join("\n").into()
     })
@@ -268,7 +268,7 @@ mod tests {
             );
         }
         drop(phone_b);
-        let report = crate::inspect::run(&summary.phones[1]).unwrap();
+        let report = crate::commands::inspect::run(&summary.phones[1]).unwrap();
         assert!(report.contains("open conflicts: 0"), "{report}");
         assert!(!report.contains("Uwimana"), "inspect shows counts, never names");
     }

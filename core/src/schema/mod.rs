@@ -12,6 +12,11 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
+pub mod names;
+mod submission_fields;
+
+pub use self::submission_fields::{SubmissionFields, SubmissionStatus};
+
 /// The tombstone field every collection has. `true` deletes, `false`
 /// undeletes; like any field, the latest write wins.
 pub const DELETED: &str = "deleted";
@@ -507,9 +512,10 @@ pub const TOPICS: &[&str] = &[
 /// Session languages (ISO 639; `shr` is Mashi).
 pub const LANGUAGES: &[&str] = &["rw", "fr", "sw", "shr", "en", "other"];
 /// Submission status.
-pub const SUBMISSION_STATUS: &[&str] = &["draft", "complete"];
+pub const SUBMISSION_STATUS: &[&str] = &[SubmissionStatus::Draft.code(), SubmissionStatus::Complete.code()];
 
 use FieldKind::*;
+use names::{attendance, session, submission, trader};
 
 const NAME: FieldKind = Text { max_chars: 200 };
 const CODE: FieldKind = Text { max_chars: 64 };
@@ -522,31 +528,29 @@ pub static TRADERS: CollectionSchema = CollectionSchema {
     ids: IdRule::Random,
     enumerators_delete: false,
     fields: &[
-        FieldSpec::new("full_name", NAME, "full name as the trader gives it")
+        FieldSpec::new(trader::FULL_NAME, NAME, "full name as the trader gives it")
             .required()
             .personal(),
-        FieldSpec::new("sex", Choice(SEX), "sex").required(),
-        FieldSpec::new(
-            "year_of_birth",
+        FieldSpec::new(trader::SEX, Choice(SEX), "sex").required(),
+        FieldSpec::new(trader::YEAR_OF_BIRTH,
             Integer { min: 1900, max: 2100 },
             "year of birth, if known",
         )
         .personal(),
-        FieldSpec::new("age_band", Choice(AGE_BANDS), "age band, when the year is not known"),
-        FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
-        FieldSpec::new("phone", Phone, "phone number").personal(),
-        FieldSpec::new("main_goods", Choices(GOODS), "goods usually carried"),
-        FieldSpec::new("border_post", Choice(BORDER_POSTS), "border post where registered").required(),
-        FieldSpec::new("consent_given", Bool, "consented to be registered and surveyed").required(),
-        FieldSpec::new("consent_at", Timestamp, "when consent was given"),
-        FieldSpec::new(
-            "merged_into",
+        FieldSpec::new(trader::AGE_BAND, Choice(AGE_BANDS), "age band, when the year is not known"),
+        FieldSpec::new(trader::NATIONALITY, Choice(NATIONALITIES), "nationality"),
+        FieldSpec::new(trader::PHONE, Phone, "phone number").personal(),
+        FieldSpec::new(trader::MAIN_GOODS, Choices(GOODS), "goods usually carried"),
+        FieldSpec::new(trader::BORDER_POST, Choice(BORDER_POSTS), "border post where registered").required(),
+        FieldSpec::new(trader::CONSENT_GIVEN, Bool, "consented to be registered and surveyed").required(),
+        FieldSpec::new(trader::CONSENT_AT, Timestamp, "when consent was given"),
+        FieldSpec::new(trader::MERGED_INTO,
             Ref(Collection::Traders),
             "set when an M&E officer merged this record into another (the survivor): references to it mean the survivor",
         )
         .officers_only(),
     ],
-    indexed: &["phone", "border_post"],
+    indexed: &[trader::PHONE, trader::BORDER_POST],
 };
 
 /// `submissions`: survey interviews.
@@ -556,46 +560,34 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
     doc: "Survey interviews; answers are keyed by the form's question names.",
     ids: IdRule::Random,
     enumerators_delete: true,
+    // In the order exports list them.
     fields: &[
-        FieldSpec::new("form_id", CODE, "XLSForm form_id").required(),
-        FieldSpec::new("form_version", CODE, "XLSForm version").required(),
-        FieldSpec::new(
-            "trader_id",
+        FieldSpec::new(submission::FORM_ID, CODE, "XLSForm form_id").required(),
+        FieldSpec::new(submission::FORM_VERSION, CODE, "XLSForm version").required(),
+        FieldSpec::new(submission::STATUS, Choice(SUBMISSION_STATUS), "draft or complete").required(),
+        FieldSpec::new(submission::ENUMERATOR, CODE, "enumerator's user name").required(),
+        FieldSpec::new(submission::DEVICE, CODE, "device id (of the last save)").bookkeeping(),
+        FieldSpec::new(submission::TRADER_ID,
             Ref(Collection::Traders),
             "the trader interviewed, if registered",
         ),
-        FieldSpec::new("enumerator", CODE, "enumerator's user name").required(),
-        FieldSpec::new("device", CODE, "device id (of the last save)").bookkeeping(),
-        FieldSpec::new("started_at", Timestamp, "when the interview started (device clock)"),
-        FieldSpec::new(
-            "ended_at",
+        FieldSpec::new(submission::STARTED_AT, Timestamp, "when the interview started (device clock)"),
+        FieldSpec::new(submission::ENDED_AT,
             Timestamp,
             "when the interview ended (device clock, last finalize)",
         )
         .bookkeeping(),
-        FieldSpec::new(
-            "started_at_server",
+        FieldSpec::new(submission::STARTED_AT_SERVER,
             Timestamp,
             "when the interview started, corrected by the server's clock",
         )
         .bookkeeping(),
-        FieldSpec::new(
-            "ended_at_server",
+        FieldSpec::new(submission::ENDED_AT_SERVER,
             Timestamp,
             "when the interview ended, corrected by the server's clock",
         )
         .bookkeeping(),
-        FieldSpec::new(
-            "clock_offset_ms",
-            Integer {
-                min: -100 * 365 * 24 * 3600 * 1000,
-                max: 100 * 365 * 24 * 3600 * 1000,
-            },
-            "server time minus device time used for the corrected times (ms)",
-        )
-        .bookkeeping(),
-        FieldSpec::new(
-            "duration_ms",
+        FieldSpec::new(submission::DURATION_MS,
             Integer {
                 min: 0,
                 max: 30 * 24 * 3600 * 1000,
@@ -603,18 +595,24 @@ pub static SUBMISSIONS: CollectionSchema = CollectionSchema {
             "time spent filling the form, from a monotonic clock (ms)",
         )
         .bookkeeping(),
-        FieldSpec::new("location", GeoPoint, "where the interview took place").personal(),
-        FieldSpec::new("status", Choice(SUBMISSION_STATUS), "draft or complete").required(),
-        FieldSpec::new("answers", Map, "answers keyed by question name").personal(),
-        FieldSpec::new(
-            "derived",
+        FieldSpec::new(submission::CLOCK_OFFSET_MS,
+            Integer {
+                min: -100 * 365 * 24 * 3600 * 1000,
+                max: 100 * 365 * 24 * 3600 * 1000,
+            },
+            "server time minus device time used for the corrected times (ms)",
+        )
+        .bookkeeping(),
+        FieldSpec::new(submission::LOCATION, GeoPoint, "where the interview took place").personal(),
+        FieldSpec::new(submission::ANSWERS, Map, "answers keyed by question name").personal(),
+        FieldSpec::new(submission::DERIVED,
             Map,
             "what the form computes (calculations, start, end, today, deviceid, username), keyed as answers: recomputed by every save, so the last writer's stands",
         )
         .personal()
         .bookkeeping(),
     ],
-    indexed: &["form_id", "status"],
+    indexed: &[submission::FORM_ID, submission::STATUS],
 };
 
 /// `awareness_sessions`: health and environment awareness sessions.
@@ -625,15 +623,15 @@ pub static AWARENESS_SESSIONS: CollectionSchema = CollectionSchema {
     ids: IdRule::Random,
     enumerators_delete: true,
     fields: &[
-        FieldSpec::new("topic", Choice(TOPICS), "topic").required(),
-        FieldSpec::new("topic_other", NAME, "topic, when `other`"),
-        FieldSpec::new("date", Date, "date held").required(),
-        FieldSpec::new("border_post", Choice(BORDER_POSTS), "border post").required(),
-        FieldSpec::new("side", Choice(SIDES), "side of the border").required(),
-        FieldSpec::new("facilitator", CODE, "facilitator's user name").required(),
-        FieldSpec::new("language", Choice(LANGUAGES), "language spoken"),
+        FieldSpec::new(session::TOPIC, Choice(TOPICS), "topic").required(),
+        FieldSpec::new(session::TOPIC_OTHER, NAME, "topic, when `other`"),
+        FieldSpec::new(session::DATE, Date, "date held").required(),
+        FieldSpec::new(session::BORDER_POST, Choice(BORDER_POSTS), "border post").required(),
+        FieldSpec::new(session::SIDE, Choice(SIDES), "side of the border").required(),
+        FieldSpec::new(session::FACILITATOR, CODE, "facilitator's user name").required(),
+        FieldSpec::new(session::LANGUAGE, Choice(LANGUAGES), "language spoken"),
     ],
-    indexed: &["date", "topic"],
+    indexed: &[session::DATE, session::TOPIC],
 };
 
 /// `attendance`: who attended which session.
@@ -644,21 +642,30 @@ pub static ATTENDANCE: CollectionSchema = CollectionSchema {
     ids: IdRule::SessionAttendee,
     enumerators_delete: true,
     fields: &[
-        FieldSpec::new("session_id", Ref(Collection::AwarenessSessions), "the session").required(),
-        FieldSpec::new("trader_id", Ref(Collection::Traders), "the attendee, if registered"),
-        FieldSpec::new("walk_in_name", NAME, "walk-in attendee's name or code").personal(),
-        FieldSpec::new("sex", Choice(SEX), "sex").required(),
-        FieldSpec::new("age_band", Choice(AGE_BANDS), "age band"),
-        FieldSpec::new("nationality", Choice(NATIONALITIES), "nationality"),
-        FieldSpec::new("is_trader", Bool, "a cross-border trader"),
         FieldSpec::new(
-            "registered_by",
+            attendance::SESSION_ID,
+            Ref(Collection::AwarenessSessions),
+            "the session",
+        )
+        .required(),
+        FieldSpec::new(
+            attendance::TRADER_ID,
+            Ref(Collection::Traders),
+            "the attendee, if registered",
+        ),
+        FieldSpec::new(attendance::WALK_IN_NAME, NAME, "walk-in attendee's name or code").personal(),
+        FieldSpec::new(attendance::SEX, Choice(SEX), "sex").required(),
+        FieldSpec::new(attendance::AGE_BAND, Choice(AGE_BANDS), "age band"),
+        FieldSpec::new(attendance::NATIONALITY, Choice(NATIONALITIES), "nationality"),
+        FieldSpec::new(attendance::IS_TRADER, Bool, "a cross-border trader"),
+        FieldSpec::new(
+            attendance::REGISTERED_BY,
             CODE,
             "facilitator who registered the attendee (the last to)",
         )
         .bookkeeping(),
     ],
-    indexed: &["session_id"],
+    indexed: &[attendance::SESSION_ID],
 };
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!    of the indicators page (first render computes the indicators, later
 //!    ones read the cache), the review queue, devices and exports.
 //!
-//! `cargo bench -p mpaka-server --bench me`. MPAKA_BENCH_ONLY=export|dashboard
+//! `cargo bench -p mpaka-cli --bench me`. MPAKA_BENCH_ONLY=export|dashboard
 //! runs one part; MPAKA_BENCH_SUBMISSIONS (default 10000,100000) and
 //! MPAKA_BENCH_OPS (default 1000000) size them. The exports run the release
 //! `mpaka` binary as a child process; its peak memory is the kernel's

@@ -14,11 +14,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use mpaka_server::server::{DataDir, Limits, shutdown_signal};
 
-mod admin;
-mod demo;
-mod export_cmd;
-mod form;
-mod inspect;
+mod commands;
+
+use commands::{admin, demo, export, form, inspect};
 
 #[derive(Parser)]
 #[command(name = "mpaka", version, about = "Offline-first surveys of cross-border traders")]
@@ -204,7 +202,7 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
         #[command(flatten)]
-        args: export_cmd::ExportArgs,
+        args: export::ExportArgs,
     },
     /// Two enumerators' phones work offline at Rusizi II, then merge:
     /// surveys, an awareness session counted once, and a conflict resolved.
@@ -269,7 +267,7 @@ fn main() -> ExitCode {
             reliable,
             concurrency,
         } => {
-            let config = mpaka_server::simulate::SimConfig {
+            let config = mpaka_simulator::SimConfig {
                 devices,
                 days,
                 seed,
@@ -280,7 +278,7 @@ fn main() -> ExitCode {
                 concurrency,
                 ..Default::default()
             };
-            return match mpaka_server::simulate::run(&config) {
+            return match mpaka_simulator::run(&config) {
                 Ok(report) => {
                     println!("{report}");
                     if report.converged() {
@@ -301,7 +299,7 @@ fn main() -> ExitCode {
             .map(|out| print!("{out}")),
         Command::Export { storage, args } => storage
             .open()
-            .and_then(|data| export_cmd::run(&data, args))
+            .and_then(|data| export::run(&data, args))
             .map(|out| print!("{out}")),
         Command::Demo { dir } => match demo::run(&dir) {
             Ok(summary) => {
