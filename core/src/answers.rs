@@ -42,7 +42,7 @@ use crate::merge::EntityState;
 use crate::schema::{Fields, PATH_SEPARATOR, is_xml_name};
 
 /// The map field holding a submission's answers.
-pub const ANSWERS: &str = "answers";
+pub const ANSWERS: &str = crate::schema::names::submission::ANSWERS;
 
 /// What every answer field's path starts with.
 pub const ANSWERS_PREFIX: &str = "answers/";
@@ -52,7 +52,7 @@ pub const ANSWERS_PREFIX: &str = "answers/";
 /// `username`). Every save recomputes them, so two phones' values are no
 /// question for a person: they merge silently (the schema declares the
 /// field bookkeeping). The paths under it are those under `answers/`.
-pub const DERIVED: &str = "derived";
+pub const DERIVED: &str = crate::schema::names::submission::DERIVED;
 
 /// What every derived value's path starts with.
 pub const DERIVED_PREFIX: &str = "derived/";

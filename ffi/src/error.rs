@@ -108,6 +108,7 @@ impl From<SessionError> for MpakaError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Store(e) => e.into(),
+            e @ SessionError::FormNotHeld { .. } => MpakaError::NotFound { reason: e.to_string() },
             e @ (SessionError::UnknownQuestion { .. }
             | SessionError::NoSuchInstance { .. }
             | SessionError::InstanceDepth { .. }

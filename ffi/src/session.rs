@@ -1,11 +1,10 @@
 //! `MpakaFormSession`: filling one survey, question by question, with the
 //! same rules the server checks.
 
-use mpaka_core::schema::SubmissionFields;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mpaka_core::form::{AnswerError, Environment, FormSession};
-use mpaka_core::{Collection, Store};
+use mpaka_core::Store;
 use serde_json::Value;
 
 use crate::error::{MpakaError, invalid};
@@ -149,20 +148,7 @@ impl MpakaFormSession {
         context: SessionContext,
     ) -> Result<Arc<Self>, MpakaError> {
         let id = entity_id("submission", &submission_id)?;
-        let entity = store
-            .store
-            .get(Collection::Submissions, id)?
-            .ok_or_else(|| MpakaError::NotFound {
-                reason: format!("no submission {submission_id} on this phone"),
-            })?;
-        let (form_id, version) = SubmissionFields::of(&entity.state).form().unwrap_or_default();
-        let form = store
-            .store
-            .form(form_id, version)?
-            .ok_or_else(|| MpakaError::NotFound {
-                reason: format!("this phone has no form `{form_id}` version `{version}`"),
-            })?;
-        let session = FormSession::resume(Arc::new(form), environment(context), &store.store, id)?;
+        let session = FormSession::resume_draft(environment(context), &store.store, id)?;
         Ok(Arc::new(MpakaFormSession {
             store: Arc::clone(&store.store),
             session: Mutex::new(session),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use mpaka_core::{Attendee as CoreAttendee, Collection, EntityId, Query, Store, StoreKey, StoreOptions};
+use mpaka_core::schema::names::attendance as attendance_field;
 use serde_json::Value;
 
 use crate::error::{MpakaError, invalid};
@@ -81,14 +82,7 @@ impl MpakaStore {
 
     /// Every awareness session, by date.
     pub fn sessions(&self) -> Result<Vec<AwarenessSession>, MpakaError> {
-        let mut sessions: Vec<AwarenessSession> = self
-            .store
-            .list(&Query::new(Collection::AwarenessSessions))?
-            .iter()
-            .map(from_entity)
-            .collect::<Result<_, _>>()?;
-        sessions.sort_by(|a, b| a.date.cmp(&b.date));
-        Ok(sessions)
+        self.store.awareness_sessions()?.iter().map(from_entity).collect()
     }
 
     /// Registers an attendee at a session (again: updates the same row, on
@@ -106,8 +100,8 @@ impl MpakaStore {
             Attendee::WalkIn { name_or_code } => CoreAttendee::WalkIn { name_or_code },
         };
         let mut fields = mpaka_core::Fields::new();
-        fields.insert("sex".into(), Value::String(sex));
-        fields.insert("registered_by".into(), Value::String(registered_by));
+        fields.insert(attendance_field::SEX.into(), Value::String(sex));
+        fields.insert(attendance_field::REGISTERED_BY.into(), Value::String(registered_by));
         let op = self.store.register_attendance(session, &attendee, fields)?;
         let entity = self
             .store
@@ -122,7 +116,7 @@ impl MpakaStore {
     pub fn attendance(&self, session_id: String) -> Result<Vec<Attendance>, MpakaError> {
         entity_id("session", &session_id)?;
         self.store
-            .list(&Query::new(Collection::Attendance).eq("session_id", session_id))?
+            .list(&Query::new(Collection::Attendance).eq(attendance_field::SESSION_ID, session_id))?
             .iter()
             .map(from_entity)
             .collect()

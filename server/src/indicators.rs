@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
 use mpaka_core::schema::SubmissionStatus;
-use mpaka_core::schema::names::submission;
+use mpaka_core::schema::names::{attendance, session, submission};
 use mpaka_core::{Collection, EntityId};
 use serde::Serialize;
 use serde_json::Value;
@@ -103,7 +103,7 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
     let mut sessions: HashMap<EntityId, (String, String, String)> = HashMap::new();
     log.scan_fields(
         Collection::AwarenessSessions,
-        &["topic", "side", "date"],
+        &[session::TOPIC, session::SIDE, session::DATE],
         &mut |id, v| {
             let month = v[2].as_str().and_then(|d| d.get(..7)).unwrap_or("").to_owned();
             sessions.insert(id, (text(&v[0]), text(&v[1]), month));
@@ -114,7 +114,12 @@ pub fn compute(log: &dyn ProjectLog) -> Result<Indicators, StorageError> {
     let mut attendance: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     let mut women: HashSet<EntityId> = HashSet::new();
     let mut walk_ins = 0;
-    let fields = ["session_id", "sex", "trader_id", "is_trader"];
+    let fields = [
+        attendance::SESSION_ID,
+        attendance::SEX,
+        attendance::TRADER_ID,
+        attendance::IS_TRADER,
+    ];
     log.scan_fields(Collection::Attendance, &fields, &mut |_, v| {
         let session = v[0].as_str().and_then(|s| s.parse::<EntityId>().ok());
         let Some((topic, side, month)) = session.and_then(|id| sessions.get(&id)) else {

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use mpaka_core::schema::names::trader;
 use mpaka_core::hlc::HlcState;
 use mpaka_core::registry::{self, MERGED_INTO};
 use mpaka_core::{Collection, EntityId, Fields, NodeId, Op, OpId};
@@ -269,7 +270,14 @@ impl DuplicateGroup {
 pub fn duplicates(log: &dyn ProjectLog) -> Result<Vec<DuplicateGroup>, ReviewError> {
     let mut by_phone: HashMap<String, Vec<TraderSummary>> = HashMap::new();
     let mut by_name: HashMap<(String, i64, String), Vec<TraderSummary>> = HashMap::new();
-    let fields = ["full_name", "sex", "year_of_birth", "phone", "border_post", MERGED_INTO];
+    let fields = [
+        trader::FULL_NAME,
+        trader::SEX,
+        trader::YEAR_OF_BIRTH,
+        trader::PHONE,
+        trader::BORDER_POST,
+        trader::MERGED_INTO,
+    ];
     log.scan_fields(Collection::Traders, &fields, &mut |id, v| {
         if !v[5].is_null() {
             return Ok(()); // merged already

@@ -95,6 +95,15 @@ pub enum SessionError {
         /// This session's form.
         expected: String,
     },
+    /// The store holds no definition of the form version a submission
+    /// was started on.
+    #[error("this phone has no form `{form_id}` version `{version}`; sync to receive the project's forms")]
+    FormNotHeld {
+        /// The submission's form id.
+        form_id: String,
+        /// Its form version.
+        version: String,
+    },
     /// Saving or reading through the store.
     #[error(transparent)]
     Store(#[from] crate::Error),
@@ -177,7 +186,26 @@ impl FormSession {
         FormSession::with_answers(form, env, EntityId::random(), &Map::new())
     }
 
-    /// Resumes a draft saved in `store`.
+    /// Resumes a submission saved in `store`, with the form version it was
+    /// started on (which the store must hold: a phone receives the forms
+    /// of its project by sync).
+    pub fn resume_draft(env: Environment, store: &Store, id: EntityId) -> Result<FormSession, SessionError> {
+        let entity = store
+            .get(Collection::Submissions, id)?
+            .ok_or(crate::Error::UnknownEntity {
+                collection: "submissions",
+                id: id.to_string(),
+            })?;
+        let fields = crate::schema::SubmissionFields::of(&entity.state);
+        let (form_id, version) = fields.form().unwrap_or_default();
+        let form = store.form(form_id, version)?.ok_or_else(|| SessionError::FormNotHeld {
+            form_id: form_id.to_owned(),
+            version: version.to_owned(),
+        })?;
+        FormSession::resume(Arc::new(form), env, store, id)
+    }
+
+    /// Resumes submission `id` of `form` from `store`.
     pub fn resume(
         form: Arc<FormDefinition>,
         env: Environment,

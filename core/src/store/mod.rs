@@ -259,14 +259,29 @@ impl Store {
     /// row's id is derived from both, so a second phone registering the
     /// same person at the same session writes to the same row.
     pub fn register_attendance(&self, session: EntityId, attendee: &Attendee, mut fields: Fields) -> Result<Op> {
-        fields.insert("session_id".into(), Value::String(session.to_string()));
+        use crate::schema::names::attendance as field;
+        fields.insert(field::SESSION_ID.into(), Value::String(session.to_string()));
         match attendee {
-            Attendee::Trader(trader) => fields.insert("trader_id".into(), Value::String(trader.to_string())),
+            Attendee::Trader(trader) => fields.insert(field::TRADER_ID.into(), Value::String(trader.to_string())),
             Attendee::WalkIn { name_or_code } => {
-                fields.insert("walk_in_name".into(), Value::String(name_or_code.clone()))
+                fields.insert(field::WALK_IN_NAME.into(), Value::String(name_or_code.clone()))
             }
         };
         self.save(Collection::Attendance, attendance_id(session, attendee), fields)
+    }
+
+    /// Every awareness session held (deleted ones left out), by the date
+    /// held, earliest first; sessions of one day in the order they were
+    /// opened.
+    pub fn awareness_sessions(&self) -> Result<Vec<Entity>> {
+        let mut sessions = self.list(&Query::new(Collection::AwarenessSessions))?;
+        let date = |e: &Entity| {
+            e.get(crate::schema::names::session::DATE)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        sessions.sort_by_cached_key(date);
+        Ok(sessions)
     }
 
     fn save_inner(

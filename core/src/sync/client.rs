@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use reqwest::blocking::Client;
-use reqwest::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
-
+use super::transport::{HttpRequest, HttpResponse, HttpTransport};
 use super::{
     CONTENT_TYPE as JSON, DEFAULT_BATCH_BYTES, ErrorBody, Progress, ProtocolError, SyncError, SyncReport, SyncResponse,
     SyncSession, gunzip_limited,
@@ -92,11 +89,19 @@ impl CancelToken {
     }
 }
 
-/// Syncs stores with one server.
-#[derive(Debug, Clone)]
+/// Syncs stores with one server: drives a [`SyncSession`] over any
+/// [`HttpTransport`], with retries, backoff, status mapping and
+/// cancellation.
+#[derive(Clone)]
 pub struct SyncClient {
-    http: Client,
+    transport: Arc<dyn HttpTransport>,
     config: SyncConfig,
+}
+
+impl std::fmt::Debug for SyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncClient").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 /// A device's enrollment, as the server answers it.
@@ -120,18 +125,18 @@ enum Attempt {
 }
 
 impl SyncClient {
-    /// A client with its own connection pool.
+    /// A client on the bundled transport (reqwest on rustls), with its own
+    /// connection pool.
+    #[cfg(feature = "sync")]
     pub fn new(config: SyncConfig) -> Result<SyncClient, SyncError> {
-        let mut builder = Client::builder();
-        if !config.keep_alive {
-            builder = builder.pool_max_idle_per_host(0);
-        }
-        let http = builder
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .build()
-            .map_err(|e| SyncError::HttpClient(Box::new(e)))?;
-        Ok(SyncClient { http, config })
+        let transport = super::reqwest_transport::ReqwestTransport::new(&config)?;
+        Ok(SyncClient::with_transport(Arc::new(transport), config))
+    }
+
+    /// A client on `transport`: the app's own HTTP stack, through the FFI.
+    /// `config`'s timeouts and keep-alive are the transport's business.
+    pub fn with_transport(transport: Arc<dyn HttpTransport>, config: SyncConfig) -> SyncClient {
+        SyncClient { transport, config }
     }
 
     /// Exchanges a one-time enrollment code for a device token bound to
@@ -150,21 +155,18 @@ impl SyncClient {
             "device_name": device_name,
         });
         let response = self
-            .http
-            .post(url)
-            .header(CONTENT_TYPE, JSON)
-            .body(body.to_string())
-            .send()
+            .transport
+            .post(HttpRequest {
+                url,
+                headers: vec![("content-type".into(), JSON.into())],
+                body: body.to_string().into_bytes(),
+            })
             .map_err(|e| SyncError::Unreachable {
                 attempts: 1,
-                last: describe(&e),
+                last: e.to_string(),
             })?;
-        let status = response.status();
-        let text = response.bytes().map_err(|e| SyncError::Unreachable {
-            attempts: 1,
-            last: describe(&e),
-        })?;
-        if status.is_success() {
+        let text = decoded(&response).map_err(|last| SyncError::Unreachable { attempts: 1, last })?;
+        if success(response.status) {
             return serde_json::from_slice(&text).map_err(|source| {
                 ProtocolError::Undecodable {
                     what: "enrollment answer",
@@ -175,14 +177,11 @@ impl SyncClient {
         }
         let message = serde_json::from_slice::<ErrorBody>(&text)
             .map(|b| b.message)
-            .unwrap_or_else(|_| format!("HTTP {}", status.as_u16()));
-        Err(match status {
-            StatusCode::UNAUTHORIZED => SyncError::Unauthorized { message },
-            StatusCode::FORBIDDEN => SyncError::Forbidden { message },
-            s => SyncError::Refused {
-                status: s.as_u16(),
-                message,
-            },
+            .unwrap_or_else(|_| format!("HTTP {}", response.status));
+        Err(match response.status {
+            401 => SyncError::Unauthorized { message },
+            403 => SyncError::Forbidden { message },
+            status => SyncError::Refused { status, message },
         })
     }
 
@@ -261,32 +260,26 @@ impl SyncClient {
         body: Vec<u8>,
         report: &mut SyncReport,
     ) -> Result<(SyncResponse, f64), Attempt> {
-        let response = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header(CONTENT_TYPE, JSON)
-            .header(CONTENT_ENCODING, "gzip")
-            .header(ACCEPT_ENCODING, "gzip")
-            .body(body)
-            .send()
-            .map_err(|e| Attempt::Retry(describe(&e)))?;
-        let status = response.status();
-        let gzipped = response
-            .headers()
-            .get(CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-        let bytes = response.bytes().map_err(|e| Attempt::Retry(describe(&e)))?;
-        report.bytes_received += bytes.len() as u64;
-        let text = if gzipped {
-            gunzip_limited(&bytes, MAX_RESPONSE_BYTES).map_err(|e| Attempt::Retry(e.to_string()))?
-        } else {
-            bytes.to_vec()
+        let request = HttpRequest {
+            url: url.to_owned(),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {token}")),
+                ("content-type".into(), JSON.into()),
+                ("content-encoding".into(), "gzip".into()),
+                ("accept-encoding".into(), "gzip".into()),
+            ],
+            body,
         };
-        if status.is_success() {
-            let ratio = text.len() as f64 / bytes.len().max(1) as f64;
+        let response = self
+            .transport
+            .post(request)
+            .map_err(|e| Attempt::Retry(e.to_string()))?;
+        report.bytes_received += response.body.len() as u64;
+        let text = decoded(&response).map_err(Attempt::Retry)?;
+        if success(response.status) {
+            let ratio = text.len() as f64 / response.body.len().max(1) as f64;
             return serde_json::from_slice(&text)
-                .map(|response| (response, ratio))
+                .map(|answer| (answer, ratio))
                 .map_err(|source| {
                     Attempt::Fatal(
                         ProtocolError::Undecodable {
@@ -300,15 +293,12 @@ impl SyncClient {
         let message = serde_json::from_slice::<ErrorBody>(&text)
             .map(|b| b.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&text).chars().take(200).collect());
-        Err(match status {
-            StatusCode::UNAUTHORIZED => Attempt::Fatal(SyncError::Unauthorized { message }),
-            StatusCode::FORBIDDEN => Attempt::Fatal(SyncError::Forbidden { message }),
-            StatusCode::TOO_MANY_REQUESTS => Attempt::Retry(format!("rate limited: {message}")),
-            s if s.is_server_error() => Attempt::Retry(format!("HTTP {}: {message}", s.as_u16())),
-            s => Attempt::Fatal(SyncError::Refused {
-                status: s.as_u16(),
-                message,
-            }),
+        Err(match response.status {
+            401 => Attempt::Fatal(SyncError::Unauthorized { message }),
+            403 => Attempt::Fatal(SyncError::Forbidden { message }),
+            429 => Attempt::Retry(format!("rate limited: {message}")),
+            s @ 500..=599 => Attempt::Retry(format!("HTTP {s}: {message}")),
+            status => Attempt::Fatal(SyncError::Refused { status, message }),
         })
     }
 
@@ -336,39 +326,55 @@ fn sync_url(server_url: &str) -> Result<String, SyncError> {
     Ok(format!("{}/v1/sync", base_url(server_url)?))
 }
 
-/// The server URL without a trailing slash, if it is http(s).
+/// Whether a status is a success (2xx).
+fn success(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+/// The answer's body, gunzipped (bounded) when it says it is gzip.
+fn decoded(response: &HttpResponse) -> Result<Vec<u8>, String> {
+    let gzipped = response
+        .header("content-encoding")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if gzipped {
+        gunzip_limited(&response.body, MAX_RESPONSE_BYTES).map_err(|e| e.to_string())
+    } else {
+        Ok(response.body.clone())
+    }
+}
+
+/// The server URL without a trailing slash, if it is http(s) with a host.
 fn base_url(server_url: &str) -> Result<String, SyncError> {
     let bad = |reason: &str| SyncError::BadUrl {
         url: server_url.into(),
         reason: reason.into(),
     };
-    let parsed = reqwest::Url::parse(server_url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("use http:// or https://"));
+    let rest = match server_url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => rest,
+        Some(_) => return Err(bad("use http:// or https://")),
+        None => return Err(bad("a server URL starts with https:// (or http://)")),
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(bad("it names no host"));
+    }
+    if server_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it holds spaces or control characters"));
     }
     Ok(server_url.trim_end_matches('/').to_owned())
 }
 
-/// A network error without the URL's query or any header (never a token).
-fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "the connection dropped while reading the answer"
-    } else {
-        "the request failed"
-    };
-    let mut source = std::error::Error::source(error);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.into()
-    } else {
-        format!("{kind}: {detail}")
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    #[test]
+    fn server_urls_are_http_or_https_with_a_host() {
+        assert_eq!(base_url("https://mpaka.example.org/").unwrap(), "https://mpaka.example.org");
+        assert_eq!(base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        for bad in ["ftp://nowhere", "mpaka.example.org", "https://", "https://:80", "https://a b"] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The sync protocol: what a device and the server exchange, shared by the
-//! client (feature `sync`) and the server so the two cannot drift apart.
+//! client and the server so the two cannot drift apart. The client moves
+//! bytes over an [`HttpTransport`]: the bundled reqwest one (feature
+//! `sync`) or the app's own.
 //!
 //! One exchange is one `POST /v1/sync` with a gzip-compressed JSON
 //! [`SyncRequest`] and a gzip-compressed JSON [`SyncResponse`]: the device
@@ -7,15 +9,19 @@
 //! pulls ops it has not seen since its cursor. docs/protocol.md describes
 //! the exchange for people; this module is its definition.
 
-#[cfg(feature = "sync")]
 mod client;
+#[cfg(feature = "sync")]
+mod reqwest_transport;
 mod session;
+pub mod transport;
 mod wire;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "sync")]
 pub use self::client::{CancelToken, Enrollment, SyncClient, SyncConfig, SyncProgress};
+#[cfg(feature = "sync")]
+pub use self::reqwest_transport::ReqwestTransport;
+pub use self::transport::{HttpRequest, HttpResponse, HttpTransport, TransportError};
 pub use self::session::{Progress, ProtocolError, SyncError, SyncReport, SyncSession};
 pub use self::wire::{WireError, gunzip_limited, gzip};
 use crate::form::FormDefinition;

@@ -262,7 +262,7 @@ impl Plan {
 /// Whether an export with `options` keeps `field`.
 fn keep(field: &FieldSpec, options: &ExportOptions) -> bool {
     // Answers are exported question by question, not as one field.
-    field.name != DELETED && field.name != "answers" && !(options.without_personal && field.personal)
+    field.name != DELETED && field.name != names::submission::ANSWERS && !(options.without_personal && field.personal)
 }
 
 enum Item {
