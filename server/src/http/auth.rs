@@ -132,7 +132,7 @@ struct ProjectInPath {
 
 /// The path's project slug, or axum's answer to a path that does not
 /// decode (the same whatever the route's other segments).
-async fn project_in_path(parts: &mut Parts, state: &AppState) -> Result<String, Response> {
+pub(super) async fn project_in_path(parts: &mut Parts, state: &AppState) -> Result<String, Response> {
     let Path(ProjectInPath { project }) = Path::<ProjectInPath>::from_request_parts(parts, state)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -172,7 +172,11 @@ async fn member(parts: &mut Parts, state: &AppState, slug: String) -> Result<Mem
 /// Project `slug` (looked up on the blocking pool), if `principal` belongs
 /// to it: `None` for an unknown project and a foreign one alike, so that a
 /// refusal says nothing about which projects exist.
-async fn project_of(state: &AppState, principal: &Principal, slug: String) -> Result<Option<Project>, ApiError> {
+pub(super) async fn project_of(
+    state: &AppState,
+    principal: &Principal,
+    slug: String,
+) -> Result<Option<Project>, ApiError> {
     let data = state.data.clone();
     let project = tokio::task::spawn_blocking(move || data.accounts.project(&slug)).await?;
     Ok(project.ok().filter(|p| principal.in_project(p)))

@@ -1,11 +1,12 @@
 //! The HTTP API under `/v1/` (described for machines at `/v1/openapi.json`
 //! and for people in docs/protocol.md), and the dashboard's pages (`web/`).
 //!
-//! Every API handler takes who may call it as an argument, an extractor of
-//! `auth` (bearer tokens): it authenticates the caller and checks its role
-//! against the project in the path before the handler runs, and before
-//! any request body is read; a handler cannot get at the caller otherwise.
-//! Database work runs on tokio's blocking pool.
+//! Every handler takes who may call it as an argument: an extractor of
+//! `auth` (the API's bearer tokens) or of `web::session` (the dashboard's
+//! cookie sessions and CSRF-checked forms). The extractor authenticates the
+//! caller and checks its role against the project in the path before the
+//! handler runs, and before any request body is read; a handler cannot get
+//! at the caller otherwise. Database work runs on tokio's blocking pool.
 
 mod auth;
 mod body;
