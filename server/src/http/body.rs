@@ -17,11 +17,11 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::server::Limits;
 
-/// A request body not read yet. Handlers take it last, authenticate the
-/// caller from the headers first, and read it after
-/// ([`super::AppState::read_body`]): a caller without a valid token gets
-/// its 401 before sending the body, and never makes the server wait for
-/// one or hold it in memory.
+/// A request body not read yet. Handlers take it last, after the
+/// extractor that authenticates the caller from the headers (`auth`), and
+/// read it in their body ([`super::AppState::read_body`]): a caller without
+/// a valid token gets its 401 before sending the body, and never makes the
+/// server wait for one or hold it in memory.
 pub struct Unread(pub Request);
 
 impl<S: Send + Sync> FromRequest<S> for Unread {

@@ -1,6 +1,7 @@
 //! The M&E officer's API: exports, indicators, conflicts and duplicate
 //! traders, and the changes made from them (resolving, merging). Admins
-//! and the project's M&E officers only; enumerators are refused.
+//! and the project's M&E officers only ([`Manager`]); enumerators are
+//! refused.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -10,6 +11,7 @@ use mpaka_core::EntityId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::auth::Manager;
 use super::body::respond;
 use super::download::{Download, OptionsQuery, download};
 use super::{ApiError, AppState, Body};
@@ -18,10 +20,9 @@ use crate::review::Keep;
 
 pub async fn list_exports(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let tables = state
         .blocking(move |data| {
             let forms = data.store(&project)?.forms()?;
@@ -38,11 +39,10 @@ pub async fn list_exports(
 
 pub async fn export_file(
     State(state): State<AppState>,
-    Path((slug, file)): Path<(String, String)>,
+    Manager { principal, project }: Manager,
+    Path((_, file)): Path<(String, String)>,
     options: Result<Query<OptionsQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let Query(options) =
         options.map_err(|e| ApiError::bad_request(format!("the export options: {}", e.body_text())))?;
     let what = Download::parse(&file)?;
@@ -52,10 +52,9 @@ pub async fn export_file(
 
 pub async fn indicators(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let indicators = state.blocking(move |data| Ok(data.indicators(&project)?)).await?;
     Ok(respond(StatusCode::OK, &headers, indicators.as_ref()))
 }
@@ -102,10 +101,9 @@ pub fn open_conflicts(log: &dyn crate::storage::ProjectLog) -> Result<Vec<Confli
 
 pub async fn conflicts(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let list = state
         .blocking(move |data| open_conflicts(data.store(&project)?.as_ref()))
         .await?;
@@ -120,11 +118,11 @@ pub struct ResolveRequest {
 
 pub async fn resolve_conflict(
     State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
+    Manager { principal, project }: Manager,
+    Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request("the conflict id in the path must be a number"))?;
@@ -142,10 +140,9 @@ pub async fn resolve_conflict(
 
 pub async fn duplicates(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let groups = state.blocking(move |data| Ok(data.duplicates(&project)?)).await?;
     Ok(respond(StatusCode::OK, &headers, &groups))
 }
@@ -159,11 +156,10 @@ pub struct DistinctRequest {
 /// Records that a group of possible duplicates is distinct people.
 pub async fn distinct_traders(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { principal, project }: Manager,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let request: DistinctRequest = state.json_body(&headers, body).await?;
     let by = principal.user_id;
     state
@@ -188,11 +184,10 @@ pub fn trader_id(what: &str, text: &str) -> Result<EntityId, ApiError> {
 
 pub async fn merge_traders(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { principal, project }: Manager,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let request: MergeRequest = state.json_body(&headers, body).await?;
     let duplicate = trader_id("duplicate", &request.duplicate)?;
     let survivor = trader_id("survivor", &request.survivor)?;

@@ -1,10 +1,14 @@
 //! The HTTP API under `/v1/` (described for machines at `/v1/openapi.json`
 //! and for people in docs/protocol.md), and the dashboard's pages (`web/`).
 //!
-//! Every handler authenticates the caller from its bearer token and checks
-//! its role against the project in the path before touching data; database
-//! work runs on tokio's blocking pool.
+//! Every handler takes who may call it as an argument: an extractor of
+//! `auth` (the API's bearer tokens) or of `web::session` (the dashboard's
+//! cookie sessions and CSRF-checked forms). The extractor authenticates the
+//! caller and checks its role against the project in the path before the
+//! handler runs, and before any request body is read; a handler cannot get
+//! at the caller otherwise. Database work runs on tokio's blocking pool.
 
+mod auth;
 mod body;
 mod data;
 mod download;
@@ -29,7 +33,6 @@ use axum::routing::{get, post};
 pub use self::error::ApiError;
 use self::limit::{KnownAddresses, RateLimiter};
 pub use self::serve::serve;
-use crate::accounts::{Principal, Project, Role};
 use crate::server::{DataDir, Limits};
 
 /// A request body, read once the caller is authenticated.
@@ -154,58 +157,15 @@ async fn log_request(request: Request, next: Next) -> Response {
 }
 
 impl AppState {
-    /// The caller, from `Authorization: Bearer <token>`, rate-limited.
-    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?
-            .to_owned();
-        let data = self.data.clone();
-        let principal = tokio::task::spawn_blocking(move || data.accounts.authenticate(&token))
-            .await??
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token; enroll the device again"))?;
-        self.requests.check(principal.device_id)?;
-        Ok(principal)
-    }
-
-    /// The caller and the project in the path, if the caller belongs to it
-    /// (an unknown project and a foreign one answer alike: 403).
-    async fn in_project(&self, headers: &HeaderMap, slug: &str) -> Result<(Principal, Project), ApiError> {
-        let principal = self.principal(headers).await?;
-        let data = self.data.clone();
-        let slug = slug.to_owned();
-        let project = tokio::task::spawn_blocking(move || data.accounts.project(&slug)).await?;
-        match project {
-            Ok(project) if principal.in_project(&project) => Ok((principal, project)),
-            _ => Err(ApiError::forbidden("this token has no access to that project")),
-        }
-    }
-
-    /// Like [`AppState::in_project`], for admins and M&E officers only.
-    async fn managing(&self, headers: &HeaderMap, slug: &str) -> Result<(Principal, Project), ApiError> {
-        let (principal, project) = self.in_project(headers, slug).await?;
-        if !principal.role.manages() {
-            return Err(ApiError::forbidden("only an admin or an M&E officer may do this"));
-        }
-        Ok((principal, project))
-    }
-
     /// A JSON request body (content type, compression, size, syntax
-    /// checked), or the 4xx that says what was wrong. Read only now: call
-    /// it after authenticating the caller.
+    /// checked), or the 4xx that says what was wrong. Read only now, in the
+    /// handler: after its extractors authenticated the caller.
     async fn json_body<T: serde::de::DeserializeOwned>(&self, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
         body::json(headers, &self.read_body(body).await?, &self.limits)
     }
 
-    /// The raw request body (size and deadline checked); call it after
-    /// authenticating the caller.
+    /// The raw request body (size and deadline checked), read in the
+    /// handler once its extractors authenticated the caller.
     async fn read_body(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
         body::read(body, &self.limits).await
     }
@@ -242,13 +202,4 @@ fn request_host(headers: &HeaderMap) -> &str {
 fn public_url(headers: &HeaderMap) -> String {
     let scheme = if forwarded_https(headers) { "https" } else { "http" };
     format!("{scheme}://{}", request_host(headers))
-}
-
-/// Admins only.
-fn require_admin(principal: &Principal) -> Result<(), ApiError> {
-    if principal.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only an admin may do this"))
-    }
 }

@@ -1,4 +1,6 @@
-//! The handlers. Each one authorizes first, then works.
+//! The API's handlers. Each one names who may call it by the type of an
+//! argument ([`Caller`], [`Admin`], [`ProjectDevice`], [`Member`],
+//! [`Manager`]), checked before it runs; it reads its body, if any, after.
 
 use std::net::SocketAddr;
 
@@ -11,8 +13,9 @@ use mpaka_core::sync::SyncRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::auth::{Admin, Caller, Manager, Member, ProjectDevice, require_admin};
 use super::body::respond;
-use super::{ApiError, AppState, Body, require_admin};
+use super::{ApiError, AppState, Body};
 use crate::accounts::{DeviceInfo, ReviewFlag, Role};
 use crate::exchange::exchange;
 use crate::server::now_ms;
@@ -101,8 +104,7 @@ pub async fn enroll(
     Ok(respond(StatusCode::CREATED, &HeaderMap::new(), &body))
 }
 
-pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let p = state.principal(&headers).await?;
+pub async fn me(Caller(p): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(respond(
         StatusCode::OK,
         &headers,
@@ -116,13 +118,12 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     ))
 }
 
-pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let principal = state.principal(&headers).await?;
-    let Some(project) = principal.project.clone() else {
-        return Err(ApiError::forbidden(
-            "an admin token does not sync; enroll a device as an M&E officer or enumerator",
-        ));
-    };
+pub async fn sync(
+    State(state): State<AppState>,
+    ProjectDevice { principal, project }: ProjectDevice,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     // Ops stay raw JSON text until the exchange has bounded each one.
     let request: SyncRequest<Box<serde_json::value::RawValue>> = state.json_body(&headers, body).await?;
     let limits = state.limits.exchange;
@@ -167,8 +168,11 @@ pub async fn sync(State(state): State<AppState>, headers: HeaderMap, body: Body)
     Ok(respond(StatusCode::OK, &headers, &response))
 }
 
-pub async fn list_projects(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let principal = state.principal(&headers).await?;
+pub async fn list_projects(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let projects = match (principal.role, principal.project) {
         (Role::Admin, _) => state.blocking(|data| Ok(data.accounts.projects()?)).await?,
         (_, Some(project)) => vec![project],
@@ -186,11 +190,10 @@ pub struct CreateProject {
 
 pub async fn create_project(
     State(state): State<AppState>,
+    Admin: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let principal = state.principal(&headers).await?;
-    require_admin(&principal)?;
     let request: CreateProject = state.json_body(&headers, body).await?;
     let project = state
         .blocking(move |data| {
@@ -211,11 +214,10 @@ pub struct AddUser {
 
 pub async fn add_user(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { principal, project }: Manager,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let request: AddUser = state.json_body(&headers, body).await?;
     // M&E officers add enumerators; only admins add officers and admins.
     if request.role != Role::Enumerator {
@@ -245,11 +247,10 @@ pub struct IssueEnrollment {
 
 pub async fn issue_enrollment(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { principal, project }: Manager,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (principal, project) = state.managing(&headers, &slug).await?;
     let request: IssueEnrollment = state.json_body(&headers, body).await?;
     let (code, expires_at) = state
         .blocking(move |data| {
@@ -275,20 +276,19 @@ pub async fn issue_enrollment(
 
 pub async fn list_devices(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let devices: Vec<DeviceInfo> = state.blocking(move |data| Ok(data.accounts.devices(&project)?)).await?;
     Ok(respond(StatusCode::OK, &headers, &devices))
 }
 
 pub async fn revoke_device(
     State(state): State<AppState>,
-    Path((slug, device)): Path<(String, String)>,
+    Manager { project, .. }: Manager,
+    Path((_, device)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let device: i64 = device
         .parse()
         .map_err(|_| ApiError::bad_request("the device id in the path must be a number"))?;
@@ -305,10 +305,9 @@ pub async fn revoke_device(
 
 pub async fn list_forms(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Member { project, .. }: Member,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.in_project(&headers, &slug).await?;
     let forms = state
         .blocking(move |data| {
             let forms = data.store(&project)?.forms().map_err(ApiError::internal)?;
@@ -347,11 +346,10 @@ fn disposition_file_name(value: &str) -> Option<String> {
 
 pub async fn publish_form(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -384,10 +382,9 @@ pub async fn publish_form(
 
 pub async fn review_flags(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    Manager { project, .. }: Manager,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_, project) = state.managing(&headers, &slug).await?;
     let flags: Vec<ReviewFlag> = state
         .blocking(move |data| Ok(data.accounts.review_flags(&project)?))
         .await?;

@@ -61,10 +61,53 @@ impl Running {
         s
     }
 
+    /// Logs `username` in to the dashboard with `password` (set first, as
+    /// `mpaka admin set-password` does); returns the session's `Cookie`
+    /// header value.
+    pub fn dashboard_session(&self, username: &str, password: &str) -> String {
+        self.data.accounts.set_password(None, username, password).unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = format!("http://{}/login", self.addr);
+        let page = client.get(&url).send().unwrap();
+        let pre = page.headers()[reqwest::header::SET_COOKIE].to_str().unwrap();
+        let pre = pre.split(';').next().unwrap().to_owned();
+        let csrf = csrf_of(&page.text().unwrap());
+        let response = client
+            .post(&url)
+            .header(reqwest::header::COOKIE, pre)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("username={username}&password={password}&csrf={csrf}"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 303, "logged in");
+        let session = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.starts_with("mpaka_session="))
+            .unwrap();
+        session.split(';').next().unwrap().to_owned()
+    }
+
     /// Stops the server; it must be gone within `within`.
     pub fn stop(mut self, within: Duration) {
         let _ = self.stop.take().unwrap().send(());
         let result = self.done.recv_timeout(within).expect("graceful shutdown finishes");
         result.unwrap();
     }
+}
+
+/// The CSRF token of the first form on a dashboard page.
+pub fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
 }

@@ -1,9 +1,9 @@
 //! Bar charts as inline SVG: drawn on the server, readable without
 //! scripts, each with a text alternative and each bar with its value.
+//! Built with maud like the pages, so labels and series names (which come
+//! from forms and answers) are escaped like any other value.
 
-use std::fmt::Write;
-
-use super::html::esc;
+use maud::{Markup, html};
 
 /// One bar: a label and its segments (series name, value).
 pub struct Bar {
@@ -16,91 +16,105 @@ pub struct Bar {
 /// Colours of series, in order (colour-blind safe, Okabe–Ito).
 const COLOURS: [&str; 6] = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"];
 
+/// Label column, bar area, row and value column sizes.
+const LABEL_W: f64 = 230.0;
+const BAR_W: f64 = 190.0;
+const ROW_H: f64 = 24.0;
+const VALUE_W: f64 = 50.0;
+
+/// A row laid out: where its label, segments and total go.
+struct Row<'a> {
+    bar: &'a Bar,
+    /// Top of the row.
+    y: f64,
+    /// Baseline of its texts.
+    text_y: f64,
+    /// Each segment: left edge, width, colour, series, value.
+    segments: Vec<(f64, f64, &'static str, &'a str, f64)>,
+    /// Right end of the last segment.
+    end: f64,
+}
+
 /// A horizontal stacked bar chart. `format` writes a value for people
 /// (counts, or a share as a percentage); `max` fixes the scale (e.g. 1.0
 /// for shares), else the longest bar fills the width.
-pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f64) -> String) -> String {
+pub fn bars(id: &str, title: &str, bars: &[Bar], max: Option<f64>, format: fn(f64) -> String) -> Markup {
     if bars.is_empty() {
-        return format!(
-            "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption><p class=\"empty\">No data yet.</p></figure>",
-            esc(title)
-        );
+        return html! {
+            figure class="chart" id=(id) {
+                figcaption { (title) }
+                p class="empty" { "No data yet." }
+            }
+        };
     }
-    let series: Vec<String> = {
-        let mut s: Vec<String> = Vec::new();
-        for b in bars {
-            for (name, _) in &b.segments {
-                if !s.contains(name) {
-                    s.push(name.clone());
-                }
+    let mut series: Vec<&str> = Vec::new();
+    for b in bars {
+        for (name, _) in &b.segments {
+            if !series.contains(&name.as_str()) {
+                series.push(name);
             }
         }
-        s
-    };
+    }
     let total = |b: &Bar| b.segments.iter().map(|(_, v)| *v).sum::<f64>();
     let scale_max = max
         .unwrap_or_else(|| bars.iter().map(total).fold(0.0, f64::max))
         .max(f64::MIN_POSITIVE);
-    let (label_w, bar_w, row_h, value_w) = (230.0, 190.0, 24.0, 50.0);
-    let width = label_w + bar_w + value_w;
-    let height = row_h * bars.len() as f64 + 4.0;
-    let mut svg = format!(
-        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-labelledby=\"{id}-title\" class=\"bars\">\
-         <title id=\"{id}-title\">{}</title>",
-        esc(title)
-    );
-    for (i, b) in bars.iter().enumerate() {
-        let y = i as f64 * row_h + 2.0;
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"label\">{}</text>",
-            label_w - 6.0,
-            y + row_h * 0.65,
-            esc(&short(&b.label))
-        );
-        let mut x = label_w;
-        for (name, value) in &b.segments {
-            let w = (value / scale_max * bar_w).max(0.0);
-            let colour = COLOURS[series.iter().position(|s| s == name).unwrap_or(0) % COLOURS.len()];
-            let _ = write!(
-                svg,
-                "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{colour}\" \
-                 data-series=\"{}\" data-value=\"{value}\"><title>{}: {} {}</title></rect>",
-                row_h - 6.0,
-                esc(name),
-                esc(&b.label),
-                esc(name),
-                format(*value)
-            );
-            x += w;
+    let rows: Vec<Row<'_>> = bars
+        .iter()
+        .enumerate()
+        .map(|(i, bar)| {
+            let y = i as f64 * ROW_H + 2.0;
+            let mut x = LABEL_W;
+            let segments = bar
+                .segments
+                .iter()
+                .map(|(name, value)| {
+                    let w = (value / scale_max * BAR_W).max(0.0);
+                    let colour = COLOURS[series.iter().position(|s| s == name).unwrap_or(0) % COLOURS.len()];
+                    let segment = (x, w, colour, name.as_str(), *value);
+                    x += w;
+                    segment
+                })
+                .collect();
+            Row {
+                bar,
+                y,
+                text_y: y + ROW_H * 0.65,
+                segments,
+                end: x,
+            }
+        })
+        .collect();
+    let width = LABEL_W + BAR_W + VALUE_W;
+    let height = ROW_H * bars.len() as f64 + 4.0;
+    let title_id = format!("{id}-title");
+    let legend = series.len() > 1 || series.first().is_some_and(|s| !s.is_empty());
+    html! {
+        figure class="chart" id=(id) {
+            figcaption { (title) }
+            @if legend {
+                ul class="legend" {
+                    @for (i, s) in series.iter().enumerate() {
+                        // A class, not a style attribute: the CSP allows no inline style.
+                        li { span class={ "s" (i % COLOURS.len()) } {} (s) }
+                    }
+                }
+            }
+            svg viewBox={ "0 0 " (width) " " (height) } role="img" aria-labelledby=(title_id) class="bars" {
+                title id=(title_id) { (title) }
+                @for row in &rows {
+                    text x=(LABEL_W - 6.0) y=(row.text_y) text-anchor="end" class="label" { (short(&row.bar.label)) }
+                    @for &(x, w, colour, name, value) in &row.segments {
+                        rect class="bar" x=(format!("{x:.1}")) y=(format!("{:.1}", row.y)) width=(format!("{w:.1}"))
+                            height=(format!("{:.1}", ROW_H - 6.0)) fill=(colour) data-series=(name) data-value=(value) {
+                            title { (row.bar.label) ": " (name) " " (format(value)) }
+                        }
+                    }
+                    text x=(format!("{:.1}", row.end + 4.0)) y=(row.text_y) class="value" { (format(total(row.bar))) }
+                }
+            }
         }
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" class=\"value\">{}</text>",
-            x + 4.0,
-            y + row_h * 0.65,
-            format(total(b))
-        );
     }
-    svg.push_str("</svg>");
-    let mut legend = String::new();
-    if series.len() > 1 || series.first().is_some_and(|s| !s.is_empty()) {
-        legend.push_str("<ul class=\"legend\">");
-        for (i, s) in series.iter().enumerate() {
-            // A class, not a style attribute: the CSP allows no inline style.
-            let _ = write!(
-                legend,
-                "<li><span class=\"s{}\"></span>{}</li>",
-                i % COLOURS.len(),
-                esc(s)
-            );
-        }
-        legend.push_str("</ul>");
-    }
-    format!(
-        "<figure class=\"chart\" id=\"{id}\"><figcaption>{}</figcaption>{legend}{svg}</figure>",
-        esc(title)
-    )
 }
 
 /// A label cut to what the label column holds (the bar's tooltip keeps
@@ -145,11 +159,34 @@ mod tests {
             ],
             None,
             count,
-        );
+        )
+        .into_string();
         assert!(svg.contains("Attendance &lt;by topic&gt;"));
         assert_eq!(svg.matches("class=\"bar\"").count(), 3);
         assert!(svg.contains("width=\"142.5\""), "30 of 40 fills three quarters of 190");
         assert!(svg.contains(">40</text>") && svg.contains(">20</text>"));
-        assert!(bars("e", "Empty", &[], None, count).contains("No data yet"));
+        assert!(
+            bars("e", "Empty", &[], None, count)
+                .into_string()
+                .contains("No data yet")
+        );
+    }
+
+    #[test]
+    fn labels_and_series_from_the_data_are_escaped() {
+        let svg = bars(
+            "t",
+            "t",
+            &[Bar {
+                label: "<script>\"x\"".into(),
+                segments: vec![("<b>\"s\"".into(), 1.0)],
+            }],
+            None,
+            count,
+        )
+        .into_string();
+        assert!(!svg.contains("<script>") && !svg.contains("<b>"));
+        assert!(svg.contains("data-series=\"&lt;b&gt;&quot;s&quot;\""));
+        assert!(svg.contains("<title>&lt;script&gt;&quot;x&quot;: &lt;b&gt;&quot;s&quot; 1</title>"));
     }
 }

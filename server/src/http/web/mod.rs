@@ -14,27 +14,30 @@
 //!   dashboard;
 //! - pages are `no-store`, framed by nobody, and may load nothing but
 //!   their own stylesheet (Content-Security-Policy).
+//!
+//! These checks are not calls a handler could forget: handlers take their
+//! session, project and form fields as extractors (`session`), which make
+//! them in a fixed order before the handler runs. Pages are built with
+//! maud (`layout`, `charts`, one module per page under `pages`), which
+//! escapes every interpolated value by default.
 
 mod charts;
-mod html;
+mod layout;
 mod pages;
+mod session;
 
-use axum::extract::{FromRequest, Request};
+use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use super::body::{Unread, deadline_passed};
+use self::pages::{devices, exports, forms, home, login, overview, review};
 use super::{ApiError, AppState};
-use crate::accounts::{Principal, Project};
-use crate::server::now_ms;
 
 /// The session cookie.
 const SESSION_COOKIE: &str = "mpaka_session";
@@ -44,26 +47,26 @@ const LOGIN_COOKIE: &str = "mpaka_login";
 /// The dashboard's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(home::home))
         .route(
             "/login",
-            get(pages::login_page)
-                .post(pages::login)
+            get(login::login_page)
+                .post(login::login)
                 .layer(axum::extract::DefaultBodyLimit::max(super::UNAUTHENTICATED_BODY_BYTES)),
         )
-        .route("/logout", post(pages::logout))
-        .route("/static/app.css", get(pages::stylesheet))
-        .route("/p/{project}", get(pages::overview))
-        .route("/p/{project}/devices", get(pages::devices))
-        .route("/p/{project}/devices/{device}/revoke", post(pages::revoke))
-        .route("/p/{project}/enrollments", post(pages::enroll))
-        .route("/p/{project}/review", get(pages::review))
-        .route("/p/{project}/conflicts/{conflict}/resolve", post(pages::resolve))
-        .route("/p/{project}/traders/merge", post(pages::merge))
-        .route("/p/{project}/duplicates/distinct", post(pages::distinct))
-        .route("/p/{project}/exports", get(pages::exports))
-        .route("/p/{project}/exports/{file}", get(pages::download))
-        .route("/p/{project}/forms", get(pages::forms).post(pages::publish))
+        .route("/logout", post(login::logout))
+        .route("/static/app.css", get(layout::stylesheet))
+        .route("/p/{project}", get(overview::overview))
+        .route("/p/{project}/devices", get(devices::devices))
+        .route("/p/{project}/devices/{device}/revoke", post(devices::revoke))
+        .route("/p/{project}/enrollments", post(devices::enroll))
+        .route("/p/{project}/review", get(review::review))
+        .route("/p/{project}/conflicts/{conflict}/resolve", post(review::resolve))
+        .route("/p/{project}/traders/merge", post(review::merge))
+        .route("/p/{project}/duplicates/distinct", post(review::distinct))
+        .route("/p/{project}/exports", get(exports::exports))
+        .route("/p/{project}/exports/{file}", get(exports::download))
+        .route("/p/{project}/forms", get(forms::forms).post(forms::publish))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -113,10 +116,10 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
             WebError::Login => Redirect::to("/login").into_response(),
-            WebError::Page(status, message) => (status, html::error_page(status, &message)).into_response(),
+            WebError::Page(status, message) => (status, layout::error_page(status, &message)).into_response(),
             WebError::RateLimited(message, seconds) => {
                 let status = StatusCode::TOO_MANY_REQUESTS;
-                let mut response = (status, html::error_page(status, &message)).into_response();
+                let mut response = (status, layout::error_page(status, &message)).into_response();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -184,114 +187,6 @@ fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
         ));
     }
     Ok(())
-}
-
-/// A logged-in admin or M&E officer, with their session secret (for the
-/// CSRF tokens of the forms on the page).
-pub struct Session {
-    /// Who.
-    pub principal: Principal,
-    /// The cookie's secret.
-    pub secret: String,
-}
-
-impl Session {
-    /// The CSRF token forms on this session's pages carry.
-    pub fn csrf(&self) -> String {
-        csrf_token(&self.secret)
-    }
-}
-
-impl AppState {
-    /// The logged-in user, rate-limited like any client.
-    async fn session(&self, headers: &HeaderMap) -> Result<Session, WebError> {
-        let secret = cookie(headers, SESSION_COOKIE).ok_or(WebError::Login)?;
-        let lookup = secret.clone();
-        let principal = self
-            .blocking(move |data| Ok(data.accounts.web_session(&lookup, now_ms() as i64)?))
-            .await?
-            .ok_or(WebError::Login)?;
-        self.requests.check(principal.device_id)?;
-        Ok(Session { principal, secret })
-    }
-
-    /// The session and the project in the path, if the user may manage it.
-    async fn web_project(&self, headers: &HeaderMap, slug: &str) -> Result<(Session, Project), WebError> {
-        let session = self.session(headers).await?;
-        let slug = slug.to_owned();
-        let project = self.blocking(move |data| Ok(data.accounts.project(&slug)?)).await;
-        match project {
-            Ok(project) if session.principal.in_project(&project) && session.principal.role.manages() => {
-                Ok((session, project))
-            }
-            _ => Err(WebError::Page(
-                StatusCode::FORBIDDEN,
-                "you have no access to that project".into(),
-            )),
-        }
-    }
-
-    /// For a form post: the origin checked, the session and project found,
-    /// and only then the form read (so a post without a session never
-    /// makes the server wait for or hold its body) and its CSRF token
-    /// checked.
-    async fn web_post<T: DeserializeOwned>(
-        &self,
-        headers: &HeaderMap,
-        slug: &str,
-        body: Unread,
-    ) -> Result<(Session, Project, T), WebError> {
-        same_origin(headers)?;
-        let (session, project) = self.web_project(headers, slug).await?;
-        let fields = session.form(body).await?;
-        Ok((session, project, fields))
-    }
-}
-
-/// A dashboard form's fields, with the CSRF token every form carries.
-#[derive(Deserialize)]
-struct Posted<T> {
-    csrf: String,
-    #[serde(flatten)]
-    fields: T,
-}
-
-impl Session {
-    /// A form posted from this session's page: read, then its CSRF token
-    /// checked.
-    async fn form<T: DeserializeOwned>(&self, body: Unread) -> Result<T, WebError> {
-        let posted: Posted<T> = read_form(body).await?;
-        self.check_csrf(&posted.csrf)?;
-        Ok(posted.fields)
-    }
-
-    /// Refuses a form whose CSRF token is not this session's.
-    fn check_csrf(&self, given: &str) -> Result<(), WebError> {
-        if csrf_ok(&self.secret, given) {
-            return Ok(());
-        }
-        Err(WebError::Page(
-            StatusCode::FORBIDDEN,
-            "this form has expired or did not come from this dashboard; reload the page and try again".into(),
-        ))
-    }
-}
-
-/// Reads an `application/x-www-form-urlencoded` body.
-async fn read_form<T: DeserializeOwned>(Unread(request): Unread) -> Result<T, WebError> {
-    Form::<T>::from_request(request, &())
-        .await
-        .map(|Form(fields)| fields)
-        .map_err(|e| match deadline_passed(&e) {
-            Some(seconds) => WebError::Page(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the form did not arrive within {seconds} s; try again"),
-            ),
-            None => WebError::Page(
-                StatusCode::BAD_REQUEST,
-                format!("the form is incomplete: {}", e.body_text()),
-            ),
-        })
 }
 
 #[cfg(test)]
