@@ -4,7 +4,7 @@
 //! libsqlite3-sys compiles SQLCipher itself and knows only OpenSSL and
 //! CommonCrypto, so the provider switch reaches it through its environment
 //! (`LIBSQLITE3_FLAGS=-DSQLCIPHER_CRYPTO_LIBTOMCRYPT`, with the libtomcrypt
-//! headers as `OPENSSL_INCLUDE_DIR`). `scripts/mobile-lib` sets all of it.
+//! headers as `OPENSSL_INCLUDE_DIR`). `scripts/cargo-tomcrypt` sets all of it.
 //! A build that turned the feature on but left the environment unset would
 //! quietly link OpenSSL instead, so this script stops it with the reason.
 
@@ -27,7 +27,7 @@ mod tomcrypt {
             panic!(
                 "the `encryption-tomcrypt` feature needs SQLCipher compiled with libtomcrypt, and \
                  libsqlite3-sys learns that only from its environment: build through \
-                 `scripts/mobile-lib` (or set LIBSQLITE3_FLAGS=-DSQLCIPHER_CRYPTO_LIBTOMCRYPT, \
+                 `scripts/cargo-tomcrypt` (or set LIBSQLITE3_FLAGS=-DSQLCIPHER_CRYPTO_LIBTOMCRYPT, \
                  OPENSSL_INCLUDE_DIR=<sqlcipher-src>/sqlcipher/libtomcrypt/headers and \
                  OPENSSL_LIB_DIR=<a folder holding an empty libcrypto.a> as it does)"
             );

@@ -24,7 +24,7 @@ use mpaka_core::form::Environment;
 use mpaka_core::hlc::HlcState;
 use mpaka_core::sample::{self, trader_interview};
 use mpaka_core::{Attendee, Collection, Durability, EntityId, Fields, NodeId, Op, OpId, Store, StoreOptions};
-use mpaka_server::server::{DataDir, FIRST_PROJECT};
+use mpaka_server::server::{AppService, FIRST_PROJECT};
 use serde_json::{Value, json};
 
 const BATCH: usize = 5_000;
@@ -90,7 +90,7 @@ fn fields(v: Value) -> Fields {
 /// surveys (and, for `extra_ops`, more ops of every kind up to that many).
 /// Returns the ops written.
 fn project(dir: &Path, interviews: usize, target_ops: usize) -> usize {
-    let data = DataDir::open(dir).unwrap();
+    let data = AppService::open(dir).unwrap();
     data.first_start(chrono::Utc::now().timestamp_millis() as u64).unwrap();
     let project = data.accounts.project(FIRST_PROJECT).unwrap();
     drop(data);
@@ -353,7 +353,7 @@ fn dashboard() {
         started.elapsed().as_secs_f64()
     );
     {
-        let accounts = DataDir::open(&data).unwrap();
+        let accounts = AppService::open(&data).unwrap();
         accounts
             .accounts
             .set_password(None, "admin", "a long bench pass phrase")

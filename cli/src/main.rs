@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use mpaka_server::server::{DataDir, Limits, shutdown_signal};
+use mpaka_server::server::{AppService, Limits, shutdown_signal};
 
 mod commands;
 
@@ -118,10 +118,10 @@ impl StorageArgs {
         }
     }
 
-    fn open(&self) -> Result<DataDir, Box<dyn std::error::Error>> {
+    fn open(&self) -> Result<AppService, Box<dyn std::error::Error>> {
         Ok(match self.database_url()? {
-            Some(url) => DataDir::connect(&url, self.database_connections)?,
-            None => DataDir::open_with_key(&self.data_dir, mpaka_server::server::store_key_from_env()?)?,
+            Some(url) => AppService::connect(&url, self.database_connections)?,
+            None => AppService::open_with_key(&self.data_dir, mpaka_server::server::store_key_from_env()?)?,
         })
     }
 

@@ -10,18 +10,21 @@
 //! calls block and are safe from any thread.
 #![allow(unsafe_code)] // uniffi's generated scaffolding is `extern "C"` code; none is written here
 
+mod codes;
 mod error;
 mod records;
 mod session;
 mod store;
 mod sync;
 
+pub use codes::{RefusalCode, Role, SubmissionStatus};
 pub use error::MpakaError;
 pub use records::{Attendance, Attendee, AwarenessSession, ConflictRecord, FormInfo, RejectedEdit, Submission, Trader};
 pub use session::{AnswerProblem, ChoiceOption, MpakaFormSession, Prompt, SessionContext};
 pub use store::MpakaStore;
 pub use sync::{
-    Enrollment, MpakaSyncClient, Refusal, SyncCancel, SyncListener, SyncOptions, SyncProgress, SyncSummary,
+    Enrollment, HttpClient, HttpError, HttpHeader, HttpRequest, HttpResponse, MpakaSyncClient, Refusal, SyncCancel,
+    SyncListener, SyncOptions, SyncProgress, SyncSummary,
 };
 
 uniffi::setup_scaffolding!();

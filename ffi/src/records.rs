@@ -3,12 +3,12 @@
 //! only give the values types in Kotlin, Swift and Python.
 
 use mpaka_core::schema::SubmissionFields;
-use mpaka_core::schema::names::submission as submission_field;
 use mpaka_core::{Collection, Entity, EntityId, Fields};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::codes::{RefusalCode, SubmissionStatus};
 use crate::error::{MpakaError, invalid};
 
 /// A registered trader.
@@ -132,8 +132,8 @@ pub struct Submission {
     pub form_version: String,
     /// The enumerator.
     pub enumerator: String,
-    /// `draft` or `complete`.
-    pub status: String,
+    /// Draft or complete.
+    pub status: SubmissionStatus,
     /// The trader interviewed, if registered.
     pub trader_id: Option<String>,
     /// When the interview started (device clock, RFC 3339).
@@ -187,8 +187,8 @@ pub struct RejectedEdit {
     pub collection: String,
     /// Its entity.
     pub entity_id: String,
-    /// `clock_ahead`, `invalid_answers`, `unknown_form`, ...
-    pub code: String,
+    /// Why, for the app.
+    pub code: RefusalCode,
     /// The server's reason, for a person.
     pub reason: String,
 }
@@ -228,7 +228,9 @@ pub(crate) fn submission(entity: &Entity) -> Submission {
         form_id: owned(fields.form_id()).unwrap_or_default(),
         form_version: owned(fields.form_version()).unwrap_or_default(),
         enumerator: owned(fields.enumerator()).unwrap_or_default(),
-        status: owned(entity.get(submission_field::STATUS).and_then(Value::as_str)).unwrap_or_default(),
+        // The schema admits no other code; a status unset or unknown is
+        // not finished.
+        status: fields.status().map_or(SubmissionStatus::Draft, SubmissionStatus::from),
         trader_id: owned(fields.trader_id()),
         started_at: owned(fields.started_at()),
         ended_at: owned(fields.ended_at()),

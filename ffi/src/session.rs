@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mpaka_core::form::{AnswerError, Environment, FormSession};
 use mpaka_core::Store;
+use mpaka_core::form::{AnswerError, Environment, FormSession};
 use serde_json::Value;
 
 use crate::error::{MpakaError, invalid};

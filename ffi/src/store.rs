@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use mpaka_core::{Attendee as CoreAttendee, Collection, EntityId, Query, Store, StoreKey, StoreOptions};
 use mpaka_core::schema::names::attendance as attendance_field;
+use mpaka_core::{Attendee as CoreAttendee, Collection, EntityId, Query, Store, StoreKey, StoreOptions};
 use serde_json::Value;
 
 use crate::error::{MpakaError, invalid};
@@ -200,7 +200,7 @@ impl MpakaStore {
                 op_id: r.op.id.to_string(),
                 collection: collection_name(r.op.collection),
                 entity_id: r.op.entity.to_string(),
-                code: r.rejection.code.as_str().into(),
+                code: r.rejection.code.into(),
                 reason: r.rejection.reason,
             })
             .collect())

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use mpaka_core::sync::{CancelToken, Progress, SyncClient, SyncConfig};
+use mpaka_core::sync::{self as core_sync, CancelToken, Progress, SyncClient, SyncConfig};
 
+use crate::codes::{RefusalCode, Role};
 use crate::error::MpakaError;
 use crate::store::MpakaStore;
 
@@ -65,8 +66,8 @@ impl SyncCancel {
 pub struct Refusal {
     /// The op.
     pub op_id: String,
-    /// `clock_ahead`, `invalid_answers`, `unknown_form`, ...
-    pub code: String,
+    /// Why, for the app.
+    pub code: RefusalCode,
     /// For a person.
     pub reason: String,
 }
@@ -108,8 +109,8 @@ pub struct Enrollment {
     pub project: String,
     /// The user.
     pub username: String,
-    /// `enumerator` or `me_officer`.
-    pub role: String,
+    /// What the user may do.
+    pub role: Role,
 }
 
 /// How a phone syncs; `None` fields keep the defaults.
@@ -124,6 +125,108 @@ pub struct SyncOptions {
     pub request_timeout_seconds: Option<u32>,
 }
 
+/// One HTTP header.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpHeader {
+    /// Its name (compare without case).
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// A request for the app's HTTP stack to send: always a POST.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpRequest {
+    /// The full URL.
+    pub url: String,
+    /// The headers to send as given (one holds the device token: never log
+    /// them). They ask for gzip: do not decompress the answer yourself.
+    pub headers: Vec<HttpHeader>,
+    /// The body, already compressed when a header says so.
+    pub body: Vec<u8>,
+}
+
+/// What the server answered, whatever the status.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers received (`Content-Encoding` among them).
+    pub headers: Vec<HttpHeader>,
+    /// The body as received, still gzipped.
+    pub body: Vec<u8>,
+}
+
+/// Why the app's HTTP stack got no answer. mpaka retries each kind with
+/// backoff, then reports `Network`.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum HttpError {
+    /// No connection: no network, DNS, refused, TLS.
+    #[error("could not connect: {reason}")]
+    Connect {
+        /// For a person (no URL query, no header).
+        reason: String,
+    },
+    /// The request or the answer took too long.
+    #[error("timed out: {reason}")]
+    Timeout {
+        /// For a person.
+        reason: String,
+    },
+    /// The connection dropped on the way.
+    #[error("the connection dropped: {reason}")]
+    Dropped {
+        /// For a person.
+        reason: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for HttpError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        // The app's code threw something else: retried like a dropped
+        // connection, and told.
+        HttpError::Dropped {
+            reason: format!("the app's HTTP client failed: {}", e.reason),
+        }
+    }
+}
+
+/// The app's HTTP stack (OkHttp on Android, URLSession on iOS, anything in
+/// Python), for [`MpakaSyncClient::with_http`]. Time out on your own (a
+/// minute per request suits 2G); follow no redirect to another host.
+/// Called on the thread that runs `sync`.
+#[uniffi::export(with_foreign)]
+pub trait HttpClient: Send + Sync {
+    /// Sends one POST and returns the answer, whatever its status.
+    fn post(&self, request: HttpRequest) -> Result<HttpResponse, HttpError>;
+}
+
+/// An app's [`HttpClient`] as the core's transport.
+struct AppHttp(Arc<dyn HttpClient>);
+
+impl core_sync::HttpTransport for AppHttp {
+    fn post(&self, request: core_sync::HttpRequest) -> Result<core_sync::HttpResponse, core_sync::TransportError> {
+        let to_app = |(name, value): (String, String)| HttpHeader { name, value };
+        let answer = self
+            .0
+            .post(HttpRequest {
+                url: request.url,
+                headers: request.headers.into_iter().map(to_app).collect(),
+                body: request.body,
+            })
+            .map_err(|e| match e {
+                HttpError::Connect { reason } => core_sync::TransportError::Connect { reason },
+                HttpError::Timeout { reason } => core_sync::TransportError::Timeout { reason },
+                HttpError::Dropped { reason } => core_sync::TransportError::Dropped { reason },
+            })?;
+        Ok(core_sync::HttpResponse {
+            status: answer.status,
+            headers: answer.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            body: answer.body,
+        })
+    }
+}
+
 /// The phone's connection to its server: enrollment and sync. One per
 /// server; safe to share between threads.
 #[derive(Debug, uniffi::Object)]
@@ -132,25 +235,33 @@ pub struct MpakaSyncClient {
     server_url: String,
 }
 
+// A block of its own: uniffi's export does not see `cfg` on one item.
+#[cfg(feature = "bundled-http")]
 #[uniffi::export]
 impl MpakaSyncClient {
-    /// A client for the server at `server_url` (`https://...`).
+    /// A client for the server at `server_url` (`https://...`), on the
+    /// library's own HTTP stack (rustls with its bundled root certificates).
     #[uniffi::constructor]
     pub fn new(server_url: String, options: Option<SyncOptions>) -> Result<Arc<Self>, MpakaError> {
-        let options = options.unwrap_or_default();
-        let defaults = SyncConfig::default();
-        let config = SyncConfig {
-            batch_bytes: options
-                .batch_kib
-                .map_or(defaults.batch_bytes, |k| k.max(1) as usize * 1024),
-            max_retries: options.max_retries.unwrap_or(defaults.max_retries),
-            request_timeout: options.request_timeout_seconds.map_or(defaults.request_timeout, |s| {
-                std::time::Duration::from_secs(u64::from(s.max(1)))
-            }),
-            ..defaults
-        };
         Ok(Arc::new(MpakaSyncClient {
-            client: SyncClient::new(config)?,
+            client: SyncClient::new(config(options))?,
+            server_url,
+        }))
+    }
+}
+
+#[uniffi::export]
+impl MpakaSyncClient {
+    /// A client for the server at `server_url` on the app's HTTP stack
+    /// (`options`' timeout is then the app's to apply).
+    #[uniffi::constructor]
+    pub fn with_http(
+        server_url: String,
+        options: Option<SyncOptions>,
+        http: Arc<dyn HttpClient>,
+    ) -> Result<Arc<Self>, MpakaError> {
+        Ok(Arc::new(MpakaSyncClient {
+            client: SyncClient::with_transport(Arc::new(AppHttp(http)), config(options)),
             server_url,
         }))
     }
@@ -160,11 +271,17 @@ impl MpakaSyncClient {
         let e = self
             .client
             .enroll(&store.store, &self.server_url, &code, &device_name)?;
+        let role = Role::from_code(&e.role).ok_or_else(|| MpakaError::Internal {
+            reason: format!(
+                "the server enrolled this device with a role this library does not know: `{}`",
+                e.role
+            ),
+        })?;
         Ok(Enrollment {
             token: e.token,
             project: e.project,
             username: e.username,
-            role: e.role,
+            role,
         })
     }
 
@@ -194,7 +311,7 @@ impl MpakaSyncClient {
                 .into_iter()
                 .map(|r| Refusal {
                     op_id: r.op.to_string(),
-                    code: r.code.as_str().into(),
+                    code: r.code.into(),
                     reason: r.reason,
                 })
                 .collect(),
@@ -206,5 +323,21 @@ impl MpakaSyncClient {
             bytes_received: report.bytes_received,
             requests: report.requests,
         })
+    }
+}
+
+/// The core's config from the app's options (defaults where unset).
+fn config(options: Option<SyncOptions>) -> SyncConfig {
+    let options = options.unwrap_or_default();
+    let defaults = SyncConfig::default();
+    SyncConfig {
+        batch_bytes: options
+            .batch_kib
+            .map_or(defaults.batch_bytes, |k| k.max(1) as usize * 1024),
+        max_retries: options.max_retries.unwrap_or(defaults.max_retries),
+        request_timeout: options.request_timeout_seconds.map_or(defaults.request_timeout, |s| {
+            std::time::Duration::from_secs(u64::from(s.max(1)))
+        }),
+        ..defaults
     }
 }

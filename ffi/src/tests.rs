@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use mpaka_core::Collection;
 
 use super::*;
@@ -87,7 +89,7 @@ fn what_would_have_panicked_is_a_typed_error() {
         },
     );
     assert!(matches!(missing, Err(MpakaError::NotFound { .. })));
-    let client = MpakaSyncClient::new("ftp://nowhere".into(), None).unwrap();
+    let client = MpakaSyncClient::with_http("ftp://nowhere".into(), None, Arc::new(NoNetwork)).unwrap();
     let url = client.sync(store.clone(), "t".into(), None, None);
     assert!(matches!(url, Err(MpakaError::InvalidInput { .. })));
     let attendance = store.register_attendance(
@@ -204,4 +206,31 @@ fn a_merged_duplicate_is_listed_as_the_trader_it_was_merged_into() {
         .unwrap();
     let after = store.get_trader(gone.id.clone()).unwrap().unwrap();
     assert_eq!(after.merged_into.as_deref(), Some(survivor.as_str()));
+}
+
+/// An app's HTTP stack with no network.
+struct NoNetwork;
+
+impl HttpClient for NoNetwork {
+    fn post(&self, _: HttpRequest) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Connect {
+            reason: "airplane mode".into(),
+        })
+    }
+}
+
+#[test]
+fn an_apps_http_failures_are_retried_then_told_as_network() {
+    let (_dir, store) = store();
+    store.save_trader(trader()).unwrap();
+    let options = SyncOptions {
+        max_retries: Some(1),
+        ..SyncOptions::default()
+    };
+    let client =
+        MpakaSyncClient::with_http("https://mpaka.example.org".into(), Some(options), Arc::new(NoNetwork)).unwrap();
+    let err = client.sync(store.clone(), "t".into(), None, None).unwrap_err();
+    assert!(matches!(err, MpakaError::Network { .. }), "{err}");
+    assert!(err.to_string().contains("airplane mode"), "{err}");
+    assert_eq!(store.pending_count().unwrap(), 1, "nothing is lost");
 }

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use mpaka_core::schema::names::trader;
 use mpaka_core::hlc::HlcState;
 use mpaka_core::registry::{self, MERGED_INTO};
+use mpaka_core::schema::names::trader;
 use mpaka_core::{Collection, EntityId, Fields, NodeId, Op, OpId};
 use serde::Serialize;
 use serde_json::Value;

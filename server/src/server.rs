@@ -36,7 +36,7 @@ pub const FIRST_PROJECT: &str = "rusizi-bukavu";
 pub enum ServerError {
     /// The data folder cannot be used.
     #[error("data folder {path}: {source}")]
-    DataDir {
+    AppService {
         /// The folder.
         path: PathBuf,
         /// Why.
@@ -247,9 +247,13 @@ impl Default for Limits {
     }
 }
 
-/// The server's data: accounts and the project logs.
+/// The application service behind every request and every `mpaka`
+/// command: the accounts, each project's op log (SQLite files in the data
+/// folder or a PostgreSQL database), this process as the writer of M&E
+/// officers' changes, and the indicators cache. (It was `DataDir`: it is
+/// more than a folder.)
 #[derive(Debug)]
-pub struct DataDir {
+pub struct AppService {
     /// Accounts database.
     pub accounts: Accounts,
     projects: Projects,
@@ -275,10 +279,10 @@ enum Projects {
     Postgres(Postgres),
 }
 
-impl DataDir {
+impl AppService {
     /// Opens (creating if needed) the data folder: SQLite files, in clear.
-    pub fn open(dir: &Path) -> Result<DataDir, ServerError> {
-        DataDir::open_with_key(dir, None)
+    pub fn open(dir: &Path) -> Result<AppService, ServerError> {
+        AppService::open_with_key(dir, None)
     }
 
     /// Opens (creating if needed) the data folder, its databases encrypted
@@ -288,8 +292,8 @@ impl DataDir {
     /// Refused when `server.sqlite` is lost while project stores exist
     /// ([`ServerError::AccountsLost`]): only a folder without stores is a
     /// first start.
-    pub fn open_with_key(dir: &Path, key: Option<StoreKey>) -> Result<DataDir, ServerError> {
-        let io = |source| ServerError::DataDir {
+    pub fn open_with_key(dir: &Path, key: Option<StoreKey>) -> Result<AppService, ServerError> {
+        let io = |source| ServerError::AppService {
             path: dir.to_owned(),
             source,
         };
@@ -312,7 +316,7 @@ impl DataDir {
         }
         create_private_file(&accounts_path).map_err(io)?;
         let accounts = Accounts::on_sqlite(open_accounts(&accounts_path, key.as_ref())?)?;
-        Ok(DataDir {
+        Ok(AppService {
             accounts,
             projects: Projects::Files {
                 dir: dir.to_owned(),
@@ -329,9 +333,9 @@ impl DataDir {
     /// `connections` pooled connections, bringing its schema up to date.
     /// Fails at once with the cause (refused, authentication, malformed
     /// URL; see [`ConnectError`]) rather than after the pool's timeout.
-    pub fn connect(url: &str, connections: u32) -> Result<DataDir, ServerError> {
+    pub fn connect(url: &str, connections: u32) -> Result<AppService, ServerError> {
         let db = Postgres::connect(url, connections)?;
-        Ok(DataDir {
+        Ok(AppService {
             accounts: Accounts::on_postgres(db.pool()),
             projects: Projects::Postgres(db),
             author: Author::new(),
@@ -350,7 +354,7 @@ impl DataDir {
                     return Ok(store.clone());
                 }
                 let path = store_path(dir, project);
-                create_private_file(&path).map_err(|source| ServerError::DataDir {
+                create_private_file(&path).map_err(|source| ServerError::AppService {
                     path: path.clone(),
                     source,
                 })?;
@@ -916,7 +920,7 @@ pub fn now_ms() -> u64 {
 /// cut, and the server acknowledges it again). Slow or idle clients are cut off and
 /// connections capped as `limits` say (see [`crate::http::serve`]).
 pub async fn serve(
-    data: Arc<DataDir>,
+    data: Arc<AppService>,
     limits: Limits,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -964,8 +968,8 @@ mod tests {
     }
 
     /// A data folder after first start, with a trader of that name written.
-    fn data_with_trader(dir: &Path, key: Option<StoreKey>, name: &str) -> (DataDir, Project) {
-        let data = DataDir::open_with_key(dir, key).unwrap();
+    fn data_with_trader(dir: &Path, key: Option<StoreKey>, name: &str) -> (AppService, Project) {
+        let data = AppService::open_with_key(dir, key).unwrap();
         data.first_start(now_ms()).unwrap();
         let project = data.accounts.project(FIRST_PROJECT).unwrap();
         let mut fields = mpaka_core::sample::trader(1);
@@ -975,7 +979,7 @@ mod tests {
     }
 
     /// A new trader record, written by the server.
-    fn write_trader(data: &DataDir, project: &Project, fields: mpaka_core::Fields) {
+    fn write_trader(data: &AppService, project: &Project, fields: mpaka_core::Fields) {
         let log = data.store(project).unwrap();
         data.author
             .write(
@@ -1018,7 +1022,7 @@ mod tests {
         chmod(&dir.join("projects"), 0o755);
         chmod(&files[0], 0o644);
         chmod(&files[3], 0o664);
-        let _data = DataDir::open(&dir).unwrap();
+        let _data = AppService::open(&dir).unwrap();
         assert_eq!(
             [
                 mode(&dir),
@@ -1036,7 +1040,7 @@ mod tests {
         let key = parse_store_key(&"5a".repeat(32), "test").unwrap();
         if !sqlcipher_linked() {
             // A build without SQLCipher refuses the key, creating nothing.
-            let refused = DataDir::open_with_key(dir.path(), Some(key)).unwrap_err();
+            let refused = AppService::open_with_key(dir.path(), Some(key)).unwrap_err();
             assert!(matches!(refused, ServerError::EncryptionUnavailable));
             assert!(refused.to_string().contains("--features encryption"));
             assert!(!dir.path().join("server.sqlite").exists());
@@ -1060,7 +1064,7 @@ mod tests {
         }
         drop(data);
         // It reopens with the key, and passes the start-up checks.
-        let data = DataDir::open_with_key(dir.path(), Some(key)).unwrap();
+        let data = AppService::open_with_key(dir.path(), Some(key)).unwrap();
         data.check_ready().unwrap();
         assert!(data.accounts.user(Some(&project), "amina").is_ok());
         let mut names = Vec::new();
@@ -1073,14 +1077,14 @@ mod tests {
         assert_eq!(names, [serde_json::json!(name)]);
         drop(data);
         // Without it, or with another, it does not, and says why.
-        let without = DataDir::open(dir.path()).unwrap_err();
+        let without = AppService::open(dir.path()).unwrap_err();
         assert!(
             matches!(without, ServerError::Unreadable { keyed: false, .. }),
             "{without}"
         );
         assert!(without.to_string().contains("MPAKA_STORE_KEY_FILE"));
         let other = parse_store_key(&"a5".repeat(32), "test").unwrap();
-        let wrong = DataDir::open_with_key(dir.path(), Some(other)).unwrap_err();
+        let wrong = AppService::open_with_key(dir.path(), Some(other)).unwrap_err();
         assert!(matches!(wrong, ServerError::Unreadable { keyed: true, .. }), "{wrong}");
     }
 
@@ -1112,7 +1116,7 @@ mod tests {
             if lost == "missing" {
                 std::fs::remove_file(&accounts).unwrap();
             }
-            let refused = DataDir::open(dir.path()).unwrap_err();
+            let refused = AppService::open(dir.path()).unwrap_err();
             assert!(
                 matches!(refused, ServerError::AccountsLost { stores: 1, .. }),
                 "{lost}: {refused}"
@@ -1122,7 +1126,7 @@ mod tests {
         }
         // A folder without stores is a first start.
         std::fs::remove_dir_all(dir.path().join("projects")).unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
+        let data = AppService::open(dir.path()).unwrap();
         assert!(data.first_start(now_ms()).unwrap().is_some());
     }
 
@@ -1178,7 +1182,7 @@ mod tests {
             apply(&store_of(dir.path()));
             let before = std::fs::read(store_of(dir.path())).ok();
             // The admin commands still open the folder; serving is refused.
-            let data = DataDir::open(dir.path()).unwrap();
+            let data = AppService::open(dir.path()).unwrap();
             let refused = data.check_ready().unwrap_err();
             let message = refused.to_string();
             assert!(
@@ -1239,7 +1243,7 @@ mod tests {
                             "the test runs without write access"
                         );
                     }
-                    DataDir::open(&copy).and_then(|data| data.check_ready())
+                    AppService::open(&copy).and_then(|data| data.check_ready())
                 }
             })
             .join()
@@ -1268,7 +1272,7 @@ mod tests {
     #[test]
     fn pages_get_cached_indicators_at_once_and_fresh_ones_soon_after() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
+        let data = AppService::open(dir.path()).unwrap();
         data.first_start(now_ms()).unwrap();
         let project = data.accounts.project(FIRST_PROJECT).unwrap();
         let (first, head) = data.indicators_for_page(&project).unwrap();
@@ -1294,7 +1298,7 @@ mod tests {
     #[test]
     fn a_group_judged_distinct_people_is_listed_again_only_when_it_grows() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path()).unwrap();
+        let data = AppService::open(dir.path()).unwrap();
         data.first_start(now_ms()).unwrap();
         let project = data.accounts.project(FIRST_PROJECT).unwrap();
         let log = data.store(&project).unwrap();

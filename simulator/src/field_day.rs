@@ -20,7 +20,7 @@ use mpaka_core::{
 use serde_json::{Value, json};
 
 use crate::faulty_link::{Faults, FaultyProxy};
-use mpaka_server::server::{DataDir, Limits, now_ms};
+use mpaka_server::server::{AppService, Limits, now_ms};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -229,7 +229,7 @@ pub struct LocalServer {
     /// Its admin token.
     pub admin_token: String,
     /// Its data.
-    pub data: Arc<DataDir>,
+    pub data: Arc<AppService>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -240,7 +240,7 @@ impl LocalServer {
     pub fn start(limits: Limits) -> Result<LocalServer, SimError> {
         let setup = |e: &dyn std::fmt::Display| SimError::Setup(e.to_string());
         let dir = tempfile::tempdir().map_err(|e| setup(&e))?;
-        let data = Arc::new(DataDir::open(&dir.path().join("mpaka-data")).map_err(|e| setup(&e))?);
+        let data = Arc::new(AppService::open(&dir.path().join("mpaka-data")).map_err(|e| setup(&e))?);
         let first = data
             .first_start(now_ms())
             .map_err(|e| setup(&e))?

@@ -17,7 +17,7 @@ use mpaka_core::answers::{self, INSTANCE_ID_KEY};
 use mpaka_core::form::{Environment, FormSession};
 use mpaka_core::{Collection, EntityId, Fields, Op, Query, Store, StoreOptions};
 use mpaka_server::accounts::Role;
-use mpaka_server::server::DataDir;
+use mpaka_server::server::AppService;
 use mpaka_tests::server::{PROJECT, TestServer, mpaka_bin};
 use serde_json::{Map, Value, json};
 
@@ -474,7 +474,7 @@ fn mpaka_serve_on_a_data_folder_of_146a44d_exports_its_instances_and_merges_a_co
     // and an admin. Then the store goes in its place.
     let data_dir = dir.path().join("mpaka-data");
     let token = {
-        let data = DataDir::open(&data_dir).unwrap();
+        let data = AppService::open(&data_dir).unwrap();
         let project = data
             .accounts
             .create_project(PROJECT, "Rusizi II / Bukavu small-scale traders", now_ms())
@@ -613,7 +613,7 @@ fn a_postgres_database_of_146a44d_exports_its_instances_and_merges_a_correction(
 
     // `mpaka serve` on it; an admin token issued as `mpaka admin` would.
     let token = {
-        let data = DataDir::connect(&db.url, 2).unwrap();
+        let data = AppService::connect(&db.url, 2).unwrap();
         data.accounts
             .issue_api_token(None, "admin", now_ms())
             .unwrap()

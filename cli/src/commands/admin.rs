@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use mpaka_server::accounts::Role;
-use mpaka_server::server::{DataDir, enrollment_qr_text, now_ms};
+use mpaka_server::server::{AppService, enrollment_qr_text, now_ms};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -82,7 +82,7 @@ pub enum AdminCommand {
     },
 }
 
-pub fn run(data: &DataDir, command: AdminCommand) -> Result<String, Box<dyn std::error::Error>> {
+pub fn run(data: &AppService, command: AdminCommand) -> Result<String, Box<dyn std::error::Error>> {
     let now = now_ms() as i64;
     let accounts = &data.accounts;
     Ok(match command {

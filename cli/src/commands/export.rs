@@ -10,7 +10,7 @@ use mpaka_server::export::csv::{CsvSink, Open};
 use mpaka_server::export::jsonl::JsonlSink;
 use mpaka_server::export::xlsx::XlsxSink;
 use mpaka_server::export::{self, ExportOptions, ExportSummary, Table};
-use mpaka_server::server::{DataDir, create_private_dir, narrow, open_private};
+use mpaka_server::server::{AppService, create_private_dir, narrow, open_private};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -49,7 +49,7 @@ pub struct ExportArgs {
     include_drafts: bool,
 }
 
-pub fn run(data: &DataDir, args: ExportArgs) -> Result<String, Box<dyn std::error::Error>> {
+pub fn run(data: &AppService, args: ExportArgs) -> Result<String, Box<dyn std::error::Error>> {
     let project = data.accounts.project(&args.project)?;
     let options = ExportOptions {
         language: args.language,

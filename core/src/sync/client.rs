@@ -100,7 +100,9 @@ pub struct SyncClient {
 
 impl std::fmt::Debug for SyncClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncClient").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SyncClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -371,9 +373,18 @@ mod tests {
 
     #[test]
     fn server_urls_are_http_or_https_with_a_host() {
-        assert_eq!(base_url("https://mpaka.example.org/").unwrap(), "https://mpaka.example.org");
+        assert_eq!(
+            base_url("https://mpaka.example.org/").unwrap(),
+            "https://mpaka.example.org"
+        );
         assert_eq!(base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        for bad in ["ftp://nowhere", "mpaka.example.org", "https://", "https://:80", "https://a b"] {
+        for bad in [
+            "ftp://nowhere",
+            "mpaka.example.org",
+            "https://",
+            "https://:80",
+            "https://a b",
+        ] {
             assert!(base_url(bad).is_err(), "{bad}");
         }
     }

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 pub use self::client::{CancelToken, Enrollment, SyncClient, SyncConfig, SyncProgress};
 #[cfg(feature = "sync")]
 pub use self::reqwest_transport::ReqwestTransport;
-pub use self::transport::{HttpRequest, HttpResponse, HttpTransport, TransportError};
 pub use self::session::{Progress, ProtocolError, SyncError, SyncReport, SyncSession};
+pub use self::transport::{HttpRequest, HttpResponse, HttpTransport, TransportError};
 pub use self::wire::{WireError, gunzip_limited, gzip};
 use crate::form::FormDefinition;
 use crate::op::{Op, OpId};

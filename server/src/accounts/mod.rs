@@ -244,7 +244,7 @@ impl Accounts {
 
     /// The accounts in SQLite connection `conn`, set up (schema created or
     /// upgraded): for a connection already given its SQLCipher key
-    /// (`DataDir::open_with_key`).
+    /// (`AppService::open_with_key`).
     pub fn on_sqlite(conn: rusqlite::Connection) -> Result<Accounts, AccountError> {
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;

@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 pub use self::error::ApiError;
 use self::limit::{KnownAddresses, RateLimiter};
 pub use self::serve::serve;
-use crate::server::{DataDir, Limits};
+use crate::server::{AppService, Limits};
 
 /// A request body, read once the caller is authenticated.
 type Body = body::Unread;
@@ -51,7 +51,7 @@ const KNOWN_ADDRESS_DAYS: u64 = 30;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    data: Arc<DataDir>,
+    data: Arc<AppService>,
     limits: Limits,
     requests: Arc<RateLimiter>,
     enroll_failures: Arc<RateLimiter<std::net::IpAddr>>,
@@ -74,7 +74,7 @@ pub struct AppState {
 }
 
 /// The application: routes, body limit, request log.
-pub fn router(data: Arc<DataDir>, limits: Limits) -> Router {
+pub fn router(data: Arc<AppService>, limits: Limits) -> Router {
     let state = AppState {
         data,
         limits,
@@ -173,7 +173,7 @@ impl AppState {
     /// Runs blocking database work.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&DataDir) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&AppService) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let data = self.data.clone();
         tokio::task::spawn_blocking(move || f(&data)).await?

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::{DataDir, Limits, now_ms};
+use crate::server::{AppService, Limits, now_ms};
 
 /// A server running on its own runtime thread until dropped.
 pub struct Running {
@@ -15,7 +15,7 @@ pub struct Running {
     /// The admin's API token.
     pub admin: String,
     /// The data folder.
-    pub data: Arc<DataDir>,
+    pub data: Arc<AppService>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::mpsc::Receiver<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -25,7 +25,7 @@ impl Running {
     /// Starts on a fresh data folder (first start done) on a free port.
     pub fn start(limits: Limits) -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(&dir.path().join("data")).unwrap();
+        let data = AppService::open(&dir.path().join("data")).unwrap();
         let admin = data.first_start(now_ms()).unwrap().unwrap().token.expose().to_owned();
         let data = Arc::new(data);
         let served = data.clone();

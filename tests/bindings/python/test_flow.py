@@ -56,7 +56,7 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
         mpaka.MpakaStore.open(str(tmp_path / "amina.mpaka"), os.urandom(32))
 
     amina_enrolled = client(mpaka, server).enroll(amina, server.enrollment_code("amina", "enumerator"), "Tecno Spark")
-    assert amina_enrolled.role == "enumerator" and amina_enrolled.project == "rusizi-bukavu"
+    assert amina_enrolled.role == mpaka.Role.ENUMERATOR and amina_enrolled.project == "rusizi-bukavu"
     with pytest.raises(mpaka.MpakaError.Forbidden):
         client(mpaka, server).enroll(officer, "WRONG-CODE-0000", "x")
     officer_enrolled = client(mpaka, server).enroll(officer, server.enrollment_code("me01", "me_officer"), "Office laptop")
@@ -116,7 +116,7 @@ def test_field_day_through_the_bindings(mpaka, server, tmp_path):
     assert [c.name for c in prompts["paid_fees"].choices] == ["yes", "no"]
     assert interview.finalize() == []
     submission = amina.get_submission(interview.submission_id())
-    assert submission.status == "complete" and submission.trader_id == trader_id
+    assert submission.status == mpaka.SubmissionStatus.COMPLETE and submission.trader_id == trader_id
     saved = json.loads(submission.answers_json)
     assert saved["fee_amount_rwf"] == 500
     assert str(saved["total_value_rwf"]) in ("30000", "30000.0"), saved["total_value_rwf"]

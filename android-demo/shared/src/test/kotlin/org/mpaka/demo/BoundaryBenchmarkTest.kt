@@ -7,6 +7,7 @@ import kotlin.test.assertTrue
 import org.mpaka.core.MpakaFormSession
 import org.mpaka.core.MpakaStore
 import org.mpaka.core.SessionContext
+import org.mpaka.core.SubmissionStatus
 import org.mpaka.core.MpakaSyncClient
 import org.mpaka.core.SyncOptions
 
@@ -71,7 +72,7 @@ class BoundaryBenchmarkTest {
             store = MpakaStore.open(path, key)
             val one = store.getSubmission(someId)
             val took = System.nanoTime() - start
-            assertEquals("complete", one?.status)
+            assertEquals(SubmissionStatus.COMPLETE, one?.status)
             store.close()
             took
         }

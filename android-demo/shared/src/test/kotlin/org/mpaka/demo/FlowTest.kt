@@ -14,6 +14,7 @@ import org.mpaka.core.MpakaException
 import org.mpaka.core.MpakaFormSession
 import org.mpaka.core.MpakaStore
 import org.mpaka.core.SessionContext
+import org.mpaka.core.SubmissionStatus
 import org.mpaka.core.SyncCancel
 import org.mpaka.core.SyncListener
 import org.mpaka.core.SyncProgress
@@ -86,7 +87,7 @@ class FlowTest {
         assertFailsWith<MpakaException.InvalidInput> { session.setAnswer("no_such_question", emptyList(), "1") }
         state = model.finalize()
         assertTrue(state.saved, "finalized: ${state.problems}")
-        assertEquals("complete", amina.getSubmission(session.submissionId())!!.status)
+        assertEquals(SubmissionStatus.COMPLETE, amina.getSubmission(session.submissionId())!!.status)
 
         assertIs<SyncOutcome.Done>(runSync(client(server), amina, aminaToken))
         assertIs<SyncOutcome.Done>(runSync(client(server), officer, officerToken))

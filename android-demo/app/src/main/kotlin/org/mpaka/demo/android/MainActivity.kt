@@ -80,7 +80,7 @@ fun EnrollScreen(app: App, done: () -> Unit) {
             launch {
                 try {
                     val e = io { MpakaSyncClient(url.trim(), null).enroll(app.store, code.trim(), Build.MODEL) }
-                    app.saveEnrollment(DeviceEnrollment(url.trim(), e.token, e.username, e.role))
+                    app.saveEnrollment(DeviceEnrollment(url.trim(), e.token, e.username, e.role.name))
                     SyncWorker.enqueue(context) // the forms arrive with the first sync
                     done()
                 } catch (e: MpakaException) {
