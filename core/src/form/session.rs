@@ -190,19 +190,14 @@ impl FormSession {
     /// started on (which the store must hold: a phone receives the forms
     /// of its project by sync).
     pub fn resume_draft(env: Environment, store: &Store, id: EntityId) -> Result<FormSession, SessionError> {
-        let entity = store
-            .get(Collection::Submissions, id)?
-            .ok_or(crate::Error::UnknownEntity {
-                collection: "submissions",
-                id: id.to_string(),
-            })?;
+        let entity = saved_submission(store, id)?;
         let fields = crate::schema::SubmissionFields::of(&entity.state);
         let (form_id, version) = fields.form().unwrap_or_default();
         let form = store.form(form_id, version)?.ok_or_else(|| SessionError::FormNotHeld {
             form_id: form_id.to_owned(),
             version: version.to_owned(),
         })?;
-        FormSession::resume(Arc::new(form), env, store, id)
+        FormSession::resume_entity(Arc::new(form), env, entity)
     }
 
     /// Resumes submission `id` of `form` from `store`.
@@ -212,12 +207,16 @@ impl FormSession {
         store: &Store,
         id: EntityId,
     ) -> Result<FormSession, SessionError> {
-        let entity = store
-            .get(Collection::Submissions, id)?
-            .ok_or(crate::Error::UnknownEntity {
-                collection: "submissions",
-                id: id.to_string(),
-            })?;
+        FormSession::resume_entity(form, env, saved_submission(store, id)?)
+    }
+
+    /// Resumes the submission `entity` holds, of `form`.
+    fn resume_entity(
+        form: Arc<FormDefinition>,
+        env: Environment,
+        entity: crate::Entity,
+    ) -> Result<FormSession, SessionError> {
+        let id = entity.id;
         let found = entity.get(field::FORM_ID).and_then(Value::as_str).unwrap_or_default();
         if found != form.form_id {
             return Err(SessionError::OtherForm {
@@ -813,4 +812,14 @@ fn close_gap<V>(map: &mut FastMap<Slot, V>, inside: &dyn Fn(&Slot) -> bool, leve
             }
         }
     }
+}
+
+/// The submission `id` as `store` holds it.
+fn saved_submission(store: &Store, id: EntityId) -> Result<crate::Entity, SessionError> {
+    Ok(store
+        .get(Collection::Submissions, id)?
+        .ok_or(crate::Error::UnknownEntity {
+            collection: "submissions",
+            id: id.to_string(),
+        })?)
 }

@@ -120,15 +120,24 @@ pub(crate) fn merge(
             ConflictWrite::Record(conflict) => insert_conflict(tx, conflict)?,
         }
     }
+    // Traders whose name or phone changed, for the search index's queue.
+    let reindexed: std::collections::HashSet<EntityId> = appended
+        .iter()
+        .filter(|a| super::search::touches_index(a.op))
+        .map(|a| a.op.entity)
+        .collect();
     for entity in &entities {
-        write_entity(tx, entity, !pending)?;
+        let rowid = write_entity(tx, entity, !pending)?;
+        if entity.collection == Collection::Traders && reindexed.contains(&entity.id) {
+            super::search::queue(tx, rowid)?;
+        }
     }
     Ok((report, latest))
 }
 
-/// Writes one changed entity back; `remote` batches keep a sole creator's
-/// entity compacted.
-fn write_entity(tx: &Transaction<'_>, entity: &PlannedEntity<'_, Row>, remote: bool) -> Result<()> {
+/// Writes one changed entity back, returning its rowid; `remote` batches
+/// keep a sole creator's entity compacted.
+fn write_entity(tx: &Transaction<'_>, entity: &PlannedEntity<'_, Row>, remote: bool) -> Result<i64> {
     let (doc, stamps) = entity.merged.to_columns()?;
     let keys = index_keys(entity.collection, entity.merged.fields());
     let [key1, key2] = &keys;
@@ -167,7 +176,10 @@ fn write_entity(tx: &Transaction<'_>, entity: &PlannedEntity<'_, Row>, remote: b
                 entity.id.0.as_bytes()
             ])?,
     };
-    Ok(())
+    Ok(match &entity.row {
+        Some((rowid, _)) => *rowid,
+        None => tx.last_insert_rowid(),
+    })
 }
 
 /// Appends `op` to the log, with its fields unless stored compacted.

@@ -387,6 +387,9 @@ fn rebuild_entity(tx: &Transaction<'_>, collection: Collection, id: EntityId) ->
         history.push(whole(tx, op_from_row(row, 0)?)?);
     }
     drop(rows);
+    if collection == Collection::Traders {
+        super::search::queue_trader(tx, id)?;
+    }
     if history.is_empty() {
         tx.prepare_cached("DELETE FROM entities WHERE collection = ?1 AND id = ?2")?
             .execute(params![collection.code(), id.0.as_bytes()])?;

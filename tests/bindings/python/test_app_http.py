@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from records import trader
 
 
 def urllib_client(mpaka):
@@ -38,19 +39,7 @@ def urllib_client(mpaka):
 
 
 def registered(mpaka, name, phone):
-    return mpaka.Trader(
-        id="",
-        full_name=name,
-        sex="female",
-        year_of_birth=None,
-        age_band="25_34",
-        nationality="CD",
-        phone=phone,
-        main_goods=["fish"],
-        border_post="rusizi_1",
-        consent_given=True,
-        consent_at=None,
-    )
+    return trader(mpaka, name, phone, year_of_birth=None, age_band="25_34", main_goods=["fish"], border_post="rusizi_1")
 
 
 def test_a_phone_syncs_through_the_apps_http_stack(mpaka, server, tmp_path):

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from records import trader
 
 
 def context(mpaka, username):
@@ -30,22 +31,6 @@ def make_listener(mpaka):
             self.seen.append(progress)
 
     return Recorder()
-
-
-def trader(mpaka, name, phone):
-    return mpaka.Trader(
-        id="",
-        full_name=name,
-        sex="female",
-        year_of_birth=1990,
-        age_band=None,
-        nationality="CD",
-        phone=phone,
-        main_goods=["beans"],
-        border_post="rusizi_2",
-        consent_given=True,
-        consent_at=None,
-    )
 
 
 def test_field_day_through_the_bindings(mpaka, server, tmp_path):

@@ -5,17 +5,26 @@
 -- `phone`, with SQLite's trigram tokenizer: any three or more letters of a
 -- name, accents ignored ("Josee" finds "Josée"), or any three or more
 -- digits of a phone ("3456" finds "+250 788 123 456") are looked up in the
--- index. Its rowid is the trader's rowid in `entities`; triggers keep it
--- in step with every write of a trader (collection code 1, schema.rs), so
--- no write path can forget it.
+-- index. Its rowid is the trader's rowid in `entities`.
+--
+-- Indexing a trader costs tens of microseconds, too much for every write
+-- of a sync that pulls a registry (or for a server, which never searches
+-- this way). So the store's write paths (store/batch.rs, store/clock.rs)
+-- only queue a trader whose name or phone an op wrote
+-- (`trader_search_stale`), and a search first indexes what is queued, in
+-- one transaction (`Store::refresh_trader_search`). Not triggers: a
+-- trigger on `entities`, even one that does nothing for other
+-- collections, slowed every remote batch by a fifth (docs/benchmarks.md).
 CREATE VIRTUAL TABLE trader_search USING fts5(
     name,
     phone,
     tokenize = 'trigram remove_diacritics 1'
 );
 
--- What the index holds of each trader, defined once for the triggers and
--- the backfill below.
+-- Traders written since the index was last brought up to date.
+CREATE TABLE trader_search_stale (entity_rowid INTEGER PRIMARY KEY);
+
+-- What the index holds of each trader (collection code 1, schema/mod.rs).
 CREATE VIEW trader_search_source AS
 SELECT rowid AS entity_rowid,
        json_extract(doc, '$.full_name') AS name,
@@ -23,20 +32,4 @@ SELECT rowid AS entity_rowid,
            ' ', ''), '-', ''), '+', ''), '(', ''), ')', '') AS phone
 FROM entities WHERE collection = 1;
 
-CREATE TRIGGER trader_search_insert AFTER INSERT ON entities WHEN new.collection = 1 BEGIN
-    INSERT INTO trader_search (rowid, name, phone)
-    SELECT entity_rowid, name, phone FROM trader_search_source WHERE entity_rowid = new.rowid;
-END;
-
-CREATE TRIGGER trader_search_update AFTER UPDATE OF doc ON entities WHEN new.collection = 1 BEGIN
-    DELETE FROM trader_search WHERE rowid = old.rowid;
-    INSERT INTO trader_search (rowid, name, phone)
-    SELECT entity_rowid, name, phone FROM trader_search_source WHERE entity_rowid = new.rowid;
-END;
-
-CREATE TRIGGER trader_search_delete AFTER DELETE ON entities WHEN old.collection = 1 BEGIN
-    DELETE FROM trader_search WHERE rowid = old.rowid;
-END;
-
-INSERT INTO trader_search (rowid, name, phone)
-SELECT entity_rowid, name, phone FROM trader_search_source;
+INSERT INTO trader_search_stale (entity_rowid) SELECT rowid FROM entities WHERE collection = 1;
