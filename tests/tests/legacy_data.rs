@@ -496,7 +496,7 @@ fn mpaka_serve_on_a_data_folder_of_146a44d_exports_its_instances_and_merges_a_co
     server.admin_token = token;
     correct_through_the_server(&server, &legacy, dir.path());
     assert_eq!(server.terminate().code(), Some(0), "{}", server.log());
-    assert_eq!(user_version(&store_path), 5);
+    assert_eq!(user_version(&store_path), mpaka_core::store::SCHEMA_VERSION);
 
     // `mpaka export` on the data folder: the same goods table.
     let mut expected = goods_of(&legacy);
