@@ -75,6 +75,14 @@ impl MpakaStore {
             .collect()
     }
 
+    /// Indexes for `search_traders` the traders written since the last
+    /// search; returns how many. A search does it by itself: call this
+    /// after a sync that pulled many traders, on a background thread, so
+    /// the next search on screen is instant.
+    pub fn refresh_trader_search(&self) -> Result<u32, MpakaError> {
+        Ok(u32::try_from(self.store.refresh_trader_search()?).unwrap_or(u32::MAX))
+    }
+
     /// Opens an awareness session (empty `id`) or updates one.
     pub fn save_session(&self, session: AwarenessSession) -> Result<String, MpakaError> {
         self.save(Collection::AwarenessSessions, &session.id, &session)

@@ -48,6 +48,8 @@ fn traders_round_trip_and_are_found_by_name_or_phone() {
             ..trader()
         }
     );
+    assert_eq!(store.refresh_trader_search().unwrap(), 1, "the new trader is indexed");
+    assert_eq!(store.refresh_trader_search().unwrap(), 0, "and only once");
     assert_eq!(store.search_traders("claudine".into(), 10).unwrap().len(), 1);
     assert_eq!(store.search_traders("+243970111222".into(), 10).unwrap()[0].id, id);
     assert!(store.search_traders("nobody".into(), 10).unwrap().is_empty());

@@ -322,7 +322,10 @@ def run_javarosa(classes, form, sets, scratch):
 def run_mpaka(form, answers, scratch, k):
     path = scratch / f"answers-{k}.json"
     path.write_text(json.dumps(answers), encoding="utf-8")
-    run = subprocess.run([MPAKA, "form", "validate", str(form.path), str(path)], capture_output=True, text=True)
+    # The harness's zone (UTC+2, a POSIX TZ rule: no tzdata needed), so
+    # today() is the same date on both sides whatever the hour.
+    env = {**os.environ, "TZ": "CAT-2"}
+    run = subprocess.run([MPAKA, "form", "validate", str(form.path), str(path)], capture_output=True, text=True, env=env)
     assert run.returncode in (0, 1), f"{form.path.name}: mpaka form validate failed: {run.stderr}"
     return json.loads(run.stdout)
 
