@@ -299,10 +299,9 @@ where
     let mut conflict_writes = Vec::new();
     let mut entities: HashMap<(Collection, EntityId), Planning<'o, Rd::Row>> = HashMap::new();
     let mut order: Vec<(Collection, EntityId)> = Vec::new();
-    // This batch's ops, for resent ops within it and for histories: the
-    // log holds them only once the plan is executed.
+    // This batch's ops, for resent ops within it: the log holds them only
+    // once the plan is executed.
     let mut held_here: HashMap<OpId, HeldOp> = HashMap::new();
-    let mut batch_ops: HashMap<(Collection, EntityId), Vec<&'o Op>> = HashMap::new();
     let mut latest: Option<Hlc> = None;
 
     for op in ops {
@@ -342,7 +341,6 @@ where
             // No earlier op, so no conflict and nothing to resolve.
             entity.created_by = Some((op, appended.len()));
             appended.push(Appended { op, sole_writer: true });
-            batch_ops.entry(key).or_default().push(op);
             continue;
         }
         appended.push(Appended { op, sole_writer: false });
@@ -355,8 +353,14 @@ where
             entity.compacted = false;
         }
         let found = if entity.state.needs_history(op) {
+            // The log's ops, and this batch's before it (the rare path: a
+            // scan of the batch costs less than keeping a list per entity).
             let mut history = reads.history(op.collection, op.entity)?;
-            history.extend(batch_ops.get(&key).into_iter().flatten().map(|o| (*o).clone()));
+            let earlier = appended
+                .iter()
+                .map(|a| a.op)
+                .filter(|o| (o.collection, o.entity) == key);
+            history.extend(earlier.cloned());
             conflicts_with_history(op, &history)
         } else {
             Vec::new()
@@ -368,7 +372,6 @@ where
         }
         report.conflicts += found.len();
         conflict_writes.extend(found.into_iter().map(|c| ConflictWrite::Record(Box::new(c))));
-        batch_ops.entry(key).or_default().push(op);
     }
 
     let entities = order
